@@ -1,0 +1,219 @@
+/* broker: connection set-up (several hosts, optional TLS) and error decoding. */
+#include "broker.h"
+
+#include <amqp_ssl_socket.h>
+#include <amqp_tcp_socket.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include "log.h"
+
+int64_t payq_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void payq_amqp_reply_text(amqp_rpc_reply_t r, char *buf, size_t len)
+{
+    switch (r.reply_type) {
+    case AMQP_RESPONSE_NORMAL:
+        snprintf(buf, len, "ok");
+        return;
+    case AMQP_RESPONSE_NONE:
+        snprintf(buf, len, "missing RPC reply type");
+        return;
+    case AMQP_RESPONSE_LIBRARY_EXCEPTION:
+        snprintf(buf, len, "%s", amqp_error_string2(r.library_error));
+        return;
+    case AMQP_RESPONSE_SERVER_EXCEPTION:
+        break;
+    }
+    if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
+        const amqp_connection_close_t *m = r.reply.decoded;
+        snprintf(buf, len, "server connection error %u: %.*s", m->reply_code,
+                 (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+    } else if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+        const amqp_channel_close_t *m = r.reply.decoded;
+        snprintf(buf, len, "server channel error %u: %.*s", m->reply_code,
+                 (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+    } else {
+        snprintf(buf, len, "unknown server error, method id 0x%08X", r.reply.id);
+    }
+}
+
+int payq_amqp_check_reply(amqp_rpc_reply_t r, const char *what)
+{
+    if (r.reply_type == AMQP_RESPONSE_NORMAL)
+        return 0;
+    char text[256];
+    payq_amqp_reply_text(r, text, sizeof text);
+    struct payq_log_rec rec;
+    payq_log_begin(&rec, PAYQ_LOG_ERROR, "amqp_error");
+    payq_log_str(&rec, "op", what);
+    payq_log_str(&rec, "error", text);
+    payq_log_end(&rec);
+    return -1;
+}
+
+int payq_amqp_check_status(int status, const char *what)
+{
+    if (status >= 0)
+        return 0;
+    struct payq_log_rec rec;
+    payq_log_begin(&rec, PAYQ_LOG_ERROR, "amqp_error");
+    payq_log_str(&rec, "op", what);
+    payq_log_str(&rec, "error", amqp_error_string2(status));
+    payq_log_end(&rec);
+    return -1;
+}
+
+static void log_connect_failure(const char *url, const char *why)
+{
+    char shown[512];
+    payq_log_redact(url, shown, sizeof shown);
+    struct payq_log_rec rec;
+    payq_log_begin(&rec, PAYQ_LOG_WARN, "amqp_connect_failed");
+    payq_log_str(&rec, "url", shown);
+    payq_log_str(&rec, "error", why);
+    payq_log_end(&rec);
+}
+
+static amqp_socket_t *make_socket(amqp_connection_state_t conn, const struct amqp_connection_info *ci,
+                                  const struct payq_tls_config *tls, const char **why)
+{
+    if (!ci->ssl) {
+        amqp_socket_t *s = amqp_tcp_socket_new(conn);
+        if (!s)
+            *why = "could not create TCP socket";
+        return s;
+    }
+    amqp_socket_t *s = amqp_ssl_socket_new(conn);
+    if (!s) {
+        *why = "could not create TLS socket";
+        return NULL;
+    }
+    bool verify = !tls || tls->verify_peer;
+    amqp_ssl_socket_set_verify_peer(s, verify);
+    amqp_ssl_socket_set_verify_hostname(s, verify);
+    if (tls && tls->ca_file[0] && amqp_ssl_socket_set_cacert(s, tls->ca_file) != AMQP_STATUS_OK) {
+        *why = "could not load TLS CA file";
+        return NULL;
+    }
+    if (tls && tls->cert_file[0] &&
+        amqp_ssl_socket_set_key(s, tls->cert_file, tls->key_file) != AMQP_STATUS_OK) {
+        *why = "could not load TLS client certificate or key";
+        return NULL;
+    }
+    return s;
+}
+
+/* One attempt at one URL. Returns an open, logged-in connection or NULL. */
+static amqp_connection_state_t try_url(const struct payq_amqp_target *t, const char *url)
+{
+    char *copy = strdup(url);
+    struct amqp_connection_info ci;
+    amqp_default_connection_info(&ci);
+    if (!copy || amqp_parse_url(copy, &ci) != AMQP_STATUS_OK) {
+        log_connect_failure(url, "invalid AMQP URL");
+        free(copy);
+        return NULL;
+    }
+    const char *why = NULL;
+    amqp_connection_state_t conn = amqp_new_connection();
+    amqp_socket_t *sock = make_socket(conn, &ci, t->tls, &why);
+    if (!sock)
+        goto fail;
+    struct timeval tv = {t->connect_timeout_ms / 1000, (t->connect_timeout_ms % 1000) * 1000};
+    int st = amqp_socket_open_noblock(sock, ci.host, ci.port, &tv);
+    if (st != AMQP_STATUS_OK) {
+        why = amqp_error_string2(st);
+        goto fail;
+    }
+    amqp_table_entry_t props[1];
+    props[0].key = amqp_cstring_bytes("connection_name");
+    props[0].value.kind = AMQP_FIELD_KIND_UTF8;
+    props[0].value.value.bytes = amqp_cstring_bytes(t->conn_name ? t->conn_name : "payq");
+    amqp_table_t client_props = {1, props};
+    amqp_rpc_reply_t r = amqp_login_with_properties(conn, ci.vhost, 0, 131072, t->heartbeat_s,
+                                                    &client_props, AMQP_SASL_METHOD_PLAIN,
+                                                    ci.user, ci.password);
+    if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+        static char text[256];
+        payq_amqp_reply_text(r, text, sizeof text);
+        why = text;
+        goto fail;
+    }
+    /* A synchronous call never waits forever on a broker that stopped
+     * answering: the caller reconnects instead. */
+    struct timeval rpc_tv = {30, 0};
+    amqp_set_rpc_timeout(conn, &rpc_tv);
+    free(copy);
+    return conn;
+fail:
+    log_connect_failure(url, why ? why : "unknown error");
+    amqp_destroy_connection(conn);
+    free(copy);
+    return NULL;
+}
+
+int payq_amqp_connect(const struct payq_amqp_target *t, unsigned *cursor,
+                      amqp_connection_state_t *out)
+{
+    char *list = strdup(t->urls);
+    if (!list)
+        return -1;
+    char *urls[32];
+    unsigned n = 0;
+    for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok && n < 32;
+         tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ')
+            tok++;
+        if (*tok)
+            urls[n++] = tok;
+    }
+    int rc = -1;
+    for (unsigned i = 0; i < n; i++) {
+        unsigned idx = (*cursor + i) % n;
+        amqp_connection_state_t conn = try_url(t, urls[idx]);
+        if (conn) {
+            *cursor = idx;
+            *out = conn;
+            rc = 0;
+            break;
+        }
+    }
+    if (n == 0)
+        payq_log(PAYQ_LOG_ERROR, "amqp_connect_failed", "no AMQP URL configured");
+    free(list);
+    return rc;
+}
+
+void payq_amqp_close(amqp_connection_state_t conn)
+{
+    if (!conn)
+        return;
+    amqp_connection_close(conn, AMQP_REPLY_SUCCESS);
+    amqp_destroy_connection(conn);
+}
+
+int payq_amqp_channel_open(amqp_connection_state_t conn, amqp_channel_t ch)
+{
+    amqp_channel_open(conn, ch);
+    return payq_amqp_check_reply(amqp_get_rpc_reply(conn), "channel.open");
+}
+
+const amqp_field_value_t *payq_amqp_header(const amqp_table_t *headers, const char *key)
+{
+    size_t klen = strlen(key);
+    for (int i = 0; i < headers->num_entries; i++) {
+        const amqp_table_entry_t *e = &headers->entries[i];
+        if (e->key.len == klen && memcmp(e->key.bytes, key, klen) == 0)
+            return &e->value;
+    }
+    return NULL;
+}

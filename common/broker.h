@@ -1,0 +1,66 @@
+/* broker: connecting to RabbitMQ with librabbitmq-c 0.11, and turning its two
+ * error channels (int status codes and amqp_rpc_reply_t) into log lines.
+ *
+ * The URL setting is a comma-separated list of amqp:// or amqps:// URLs (the
+ * nodes of a cluster, or an HAProxy in front of them); payq_amqp_connect
+ * tries them in order starting after the node that worked last time, so a
+ * reconnect after a node failure moves on. amqps:// uses the TLS options of
+ * the config (CA, client certificate, peer verification). */
+#ifndef PAYQ_BROKER_H
+#define PAYQ_BROKER_H
+
+#include <amqp.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+
+#define PAYQ_EXCHANGE_INGRESS "payq.ingress"
+#define PAYQ_EXCHANGE_DLX "payq.dlx"
+#define PAYQ_QUEUE_TRANSFERS "payq.transfers"
+#define PAYQ_QUEUE_DEAD "payq.dead"
+#define PAYQ_STREAM_AUDIT "payq.audit"
+#define PAYQ_HEADER_DEAD_REASON "x-payq-reason"
+#define PAYQ_HEADER_DEAD_FIELD "x-payq-field"
+
+struct payq_amqp_target {
+    const char *urls;                  /* comma-separated list, see above */
+    const struct payq_tls_config *tls; /* used for amqps:// URLs */
+    int heartbeat_s;
+    int connect_timeout_ms;
+    const char *conn_name; /* shown in the management UI, e.g. "payq-worker" */
+};
+
+/* Opens a connection and logs in, trying each URL once. On success *out is
+ * an open connection the caller closes with payq_amqp_close(). *cursor
+ * remembers which URL to try first next time (start it at 0). Logs each
+ * failure (password redacted); returns 0 or -1. */
+int payq_amqp_connect(const struct payq_amqp_target *t, unsigned *cursor,
+                      amqp_connection_state_t *out) __attribute__((warn_unused_result));
+
+/* Closes the channel-less connection politely if possible and destroys it.
+ * Safe on NULL. */
+void payq_amqp_close(amqp_connection_state_t conn);
+
+/* Opens channel ch; returns 0 or -1 (logged). */
+int payq_amqp_channel_open(amqp_connection_state_t conn, amqp_channel_t ch)
+    __attribute__((warn_unused_result));
+
+/* Checks the reply of the last synchronous call; returns 0 when NORMAL,
+ * otherwise logs `what` with the decoded library or server error and
+ * returns -1. */
+int payq_amqp_check_reply(amqp_rpc_reply_t r, const char *what);
+
+/* Formats a reply as text into buf (for error messages and HTTP bodies). */
+void payq_amqp_reply_text(amqp_rpc_reply_t r, char *buf, size_t len);
+
+/* Checks an int status from librabbitmq-c; logs and returns -1 if < 0. */
+int payq_amqp_check_status(int status, const char *what);
+
+/* Milliseconds since the epoch / for AMQP timestamps (seconds). */
+int64_t payq_now_ms(void);
+
+/* Looks up a header in a table; returns NULL if absent. */
+const amqp_field_value_t *payq_amqp_header(const amqp_table_t *headers, const char *key);
+
+#endif

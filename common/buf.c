@@ -1,0 +1,95 @@
+/* buf: growable NUL-terminated byte buffer. */
+#include "buf.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void reserve(struct payq_buf *b, size_t extra)
+{
+    size_t need = b->len + extra + 1;
+    if (need <= b->cap)
+        return;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < need)
+        cap *= 2;
+    char *p = realloc(b->data, cap);
+    if (!p) {
+        fputs("{\"level\":\"fatal\",\"event\":\"out_of_memory\"}\n", stderr);
+        abort();
+    }
+    b->data = p;
+    b->cap = cap;
+}
+
+void payq_buf_append(struct payq_buf *b, const void *data, size_t len)
+{
+    reserve(b, len);
+    if (len)
+        memcpy(b->data + b->len, data, len);
+    b->len += len;
+    b->data[b->len] = '\0';
+}
+
+void payq_buf_puts(struct payq_buf *b, const char *s)
+{
+    payq_buf_append(b, s, strlen(s));
+}
+
+void payq_buf_putc(struct payq_buf *b, char c)
+{
+    payq_buf_append(b, &c, 1);
+}
+
+void payq_buf_printf(struct payq_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    reserve(b, (size_t)n);
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+void payq_buf_json_str(struct payq_buf *b, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    payq_buf_putc(b, '"');
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        switch (*p) {
+        case '"': payq_buf_puts(b, "\\\""); break;
+        case '\\': payq_buf_puts(b, "\\\\"); break;
+        case '\n': payq_buf_puts(b, "\\n"); break;
+        case '\r': payq_buf_puts(b, "\\r"); break;
+        case '\t': payq_buf_puts(b, "\\t"); break;
+        default:
+            if (*p < 0x20) {
+                char esc[6] = {'\\', 'u', '0', '0', hex[*p >> 4], hex[*p & 15]};
+                payq_buf_append(b, esc, 6);
+            } else {
+                payq_buf_putc(b, (char)*p);
+            }
+        }
+    }
+    payq_buf_putc(b, '"');
+}
+
+void payq_buf_reset(struct payq_buf *b)
+{
+    b->len = 0;
+    if (b->data)
+        b->data[0] = '\0';
+}
+
+void payq_buf_free(struct payq_buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}

@@ -1,0 +1,77 @@
+/* pg: libpq connection set-up and SQLSTATE classification. */
+#include "pg.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+
+PGconn *payq_pg_connect(const char *conninfo, const char *app)
+{
+    const char *keys[] = {"dbname", "application_name", NULL};
+    const char *vals[] = {conninfo, app, NULL};
+    /* expand_dbname=1: the conninfo string supplies everything else. */
+    PGconn *conn = PQconnectdbParams(keys, vals, 1);
+    if (conn && PQstatus(conn) == CONNECTION_OK)
+        return conn;
+    char shown[1024];
+    payq_log_redact(conninfo, shown, sizeof shown);
+    struct payq_log_rec r;
+    payq_log_begin(&r, PAYQ_LOG_WARN, "pg_connect_failed");
+    payq_log_str(&r, "conninfo", shown);
+    const char *msg = conn ? PQerrorMessage(conn) : "out of memory";
+    size_t n = strlen(msg);
+    while (n && msg[n - 1] == '\n')
+        n--;
+    payq_log_strn(&r, "error", msg, n);
+    payq_log_end(&r);
+    PQfinish(conn);
+    return NULL;
+}
+
+enum payq_pg_fault payq_pg_classify(const char *st)
+{
+    if (!st || !*st)
+        return PAYQ_PG_RECONNECT;
+    if (strcmp(st, "40001") == 0 || strcmp(st, "40P01") == 0)
+        return PAYQ_PG_RETRY;
+    /* 08: connection exceptions; 57P0x: admin shutdown, crash shutdown,
+     * cannot connect now; 25006: read-only transaction (we reached a node
+     * that was demoted); 57014: statement timeout (cancelled: retry fresh). */
+    if (strncmp(st, "08", 2) == 0 || strncmp(st, "57P", 3) == 0 || strcmp(st, "25006") == 0 ||
+        strcmp(st, "57014") == 0)
+        return PAYQ_PG_RECONNECT;
+    return PAYQ_PG_FATAL;
+}
+
+enum payq_pg_fault payq_pg_check(PGconn *conn, PGresult *res, ExecStatusType expect,
+                                 const char *what)
+{
+    if (res && PQresultStatus(res) == expect)
+        return PAYQ_PG_OK;
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    enum payq_pg_fault f = payq_pg_classify(state);
+    if (f == PAYQ_PG_FATAL && PQstatus(conn) != CONNECTION_OK)
+        f = PAYQ_PG_RECONNECT;
+    const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(conn);
+    if (!msg || !*msg)
+        msg = PQerrorMessage(conn);
+    size_t n = strlen(msg);
+    while (n && msg[n - 1] == '\n')
+        n--;
+    struct payq_log_rec r;
+    payq_log_begin(&r, f == PAYQ_PG_FATAL ? PAYQ_LOG_ERROR : PAYQ_LOG_WARN, "pg_error");
+    payq_log_str(&r, "op", what);
+    payq_log_str(&r, "sqlstate", state ? state : "");
+    payq_log_strn(&r, "error", msg, n);
+    payq_log_end(&r);
+    return f;
+}
+
+enum payq_pg_fault payq_pg_exec(PGconn *conn, const char *sql, const char *what)
+{
+    PGresult *res = PQexec(conn, sql);
+    enum payq_pg_fault f = payq_pg_check(conn, res, PGRES_COMMAND_OK, what);
+    PQclear(res);
+    return f;
+}

@@ -1,0 +1,35 @@
+/* pg: PostgreSQL connection helpers over libpq. Conninfos may name several
+ * hosts (host=a,b port=p1,p2 target_session_attrs=read-write): libpq finds
+ * the primary, which is how a failover becomes a reconnect. Errors are
+ * classified by SQLSTATE so callers know whether to retry the transaction,
+ * reconnect, or give up. */
+#ifndef PAYQ_PG_H
+#define PAYQ_PG_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+
+enum payq_pg_fault {
+    PAYQ_PG_OK = 0,
+    PAYQ_PG_RETRY,     /* serialization failure or deadlock: rerun the transaction */
+    PAYQ_PG_RECONNECT, /* connection lost, read-only after failover, shutting down */
+    PAYQ_PG_FATAL,     /* a bug or a constraint: retrying will not help */
+};
+
+/* Connects; on failure logs (password redacted) and returns NULL. The
+ * caller frees with PQfinish. application_name is set to app. */
+PGconn *payq_pg_connect(const char *conninfo, const char *app);
+
+/* Checks res for the expected status; on mismatch logs `what` with the
+ * SQLSTATE and message. Always leaves res to the caller (PQclear). Returns
+ * PAYQ_PG_OK or the fault class. */
+enum payq_pg_fault payq_pg_check(PGconn *conn, PGresult *res, ExecStatusType expect,
+                                 const char *what);
+
+/* Runs a parameterless command (BEGIN, COMMIT, SET ...), clears the result. */
+enum payq_pg_fault payq_pg_exec(PGconn *conn, const char *sql, const char *what);
+
+/* Classifies an SQLSTATE (NULL = no state: treated as a lost connection). */
+enum payq_pg_fault payq_pg_classify(const char *sqlstate);
+
+#endif

@@ -1,0 +1,130 @@
+/* test_common: the small shared modules: strmap, pgarray, buf JSON
+ * escaping, log redaction and account masking, metrics rendering. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "buf.h"
+#include "log.h"
+#include "metrics.h"
+#include "pgarray.h"
+#include "strmap.h"
+
+static void test_strmap(void **state)
+{
+    (void)state;
+    struct payq_strmap m = {0};
+    static char keys[5000][16];
+    payq_strmap_reset(&m, 4);
+    for (size_t i = 0; i < 5000; i++) {
+        snprintf(keys[i], sizeof keys[i], "acct-%zu", i);
+        payq_strmap_put(&m, keys[i], i);
+    }
+    assert_int_equal(m.n, 5000);
+    size_t v = 0;
+    for (size_t i = 0; i < 5000; i++) {
+        assert_true(payq_strmap_get(&m, keys[i], &v));
+        assert_int_equal(v, i);
+    }
+    assert_false(payq_strmap_get(&m, "acct-5000", &v));
+    payq_strmap_put(&m, keys[7], 99);
+    assert_true(payq_strmap_get(&m, "acct-7", &v));
+    assert_int_equal(v, 99);
+    assert_int_equal(m.n, 5000);
+    payq_strmap_reset(&m, 10);
+    assert_false(payq_strmap_get(&m, "acct-7", &v));
+    payq_strmap_free(&m);
+}
+
+static void test_pgarray_quoting(void **state)
+{
+    (void)state;
+    struct payq_buf b = PAYQ_BUF_INIT;
+    payq_pgarr_begin(&b);
+    payq_pgarr_str(&b, "a");
+    payq_pgarr_str(&b, NULL);
+    payq_pgarr_str(&b, "say \"hi\" \\ {x,y}");
+    payq_pgarr_str(&b, "");
+    payq_pgarr_int(&b, -42);
+    payq_pgarr_end(&b);
+    assert_string_equal(b.data, "{\"a\",NULL,\"say \\\"hi\\\" \\\\ {x,y}\",\"\",-42}");
+    payq_pgarr_begin(&b);
+    payq_pgarr_end(&b);
+    assert_string_equal(b.data, "{}");
+    payq_buf_free(&b);
+}
+
+static void test_buf_json(void **state)
+{
+    (void)state;
+    struct payq_buf b = PAYQ_BUF_INIT;
+    payq_buf_json_str(&b, "a\"b\\c\n\x01");
+    assert_string_equal(b.data, "\"a\\\"b\\\\c\\n\\u0001\"");
+    payq_buf_reset(&b);
+    payq_buf_printf(&b, "%d-%s", 7, "x");
+    assert_string_equal(b.data, "7-x");
+    payq_buf_free(&b);
+}
+
+static void test_redact(void **state)
+{
+    (void)state;
+    char out[256];
+    payq_log_redact("host=a port=1 user=w password=s3cret dbname=payq", out, sizeof out);
+    assert_string_equal(out, "host=a port=1 user=w password=*** dbname=payq");
+    payq_log_redact("amqp://payq:s3cret@127.0.0.1:17672/payq", out, sizeof out);
+    assert_string_equal(out, "amqp://payq:***@127.0.0.1:17672/payq");
+    assert_null(strstr(out, "s3cret"));
+}
+
+static void test_account_masking(void **state)
+{
+    (void)state;
+    struct payq_log_rec r;
+    payq_log_init("test", PAYQ_LOG_DEBUG);
+    payq_log_begin(&r, PAYQ_LOG_INFO, "x");
+    payq_log_account(&r, "account", "DE89370400440532013000");
+    payq_log_account(&r, "short", "abc");
+    assert_non_null(strstr(r.line, "\"account\":\"...3000\""));
+    assert_null(strstr(r.line, "DE8937"));
+    assert_non_null(strstr(r.line, "\"short\":\"...\""));
+}
+
+static void test_metrics_render(void **state)
+{
+    (void)state;
+    struct payq_metrics *m = payq_metrics_new();
+    struct payq_counter *a = payq_metrics_counter(m, "t_total", "k=\"a\"", "help");
+    struct payq_counter *b = payq_metrics_counter(m, "t_total", "k=\"b\"", "help");
+    static const double bounds[] = {1, 10};
+    struct payq_histogram *h = payq_metrics_histogram(m, "lat_ms", "latency", bounds, 2);
+    payq_counter_add(a, 3);
+    payq_counter_add(b, 1);
+    payq_histogram_observe(h, 0.5);
+    payq_histogram_observe(h, 5);
+    payq_histogram_observe(h, 50);
+    struct payq_buf out = PAYQ_BUF_INIT;
+    payq_metrics_render(m, &out);
+    assert_non_null(strstr(out.data, "# TYPE t_total counter\nt_total{k=\"a\"} 3\nt_total{k=\"b\"} 1\n"));
+    assert_non_null(strstr(out.data, "lat_ms_bucket{le=\"1\"} 1\n"));
+    assert_non_null(strstr(out.data, "lat_ms_bucket{le=\"10\"} 2\n"));
+    assert_non_null(strstr(out.data, "lat_ms_bucket{le=\"+Inf\"} 3\n"));
+    assert_non_null(strstr(out.data, "lat_ms_count 3\n"));
+    payq_buf_free(&out);
+    payq_metrics_free(m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_strmap),         cmocka_unit_test(test_pgarray_quoting),
+        cmocka_unit_test(test_buf_json),       cmocka_unit_test(test_redact),
+        cmocka_unit_test(test_account_masking), cmocka_unit_test(test_metrics_render),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

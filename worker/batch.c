@@ -1,0 +1,103 @@
+/* batch: owning storage for one batch of deliveries, and their decoding. */
+#include "batch.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct wmsg *payq_wbatch_add(struct wbatch *b, uint64_t tag, bool redelivered, int delivery_count,
+                             int64_t timestamp_s, const char *routing_key, size_t rk_len,
+                             const void *body, size_t len)
+{
+    if (b->n == b->cap) {
+        b->cap = b->cap ? b->cap * 2 : 256;
+        b->msgs = realloc(b->msgs, b->cap * sizeof *b->msgs);
+        if (!b->msgs)
+            abort();
+    }
+    struct wmsg *m = &b->msgs[b->n++];
+    memset(m, 0, sizeof *m);
+    m->delivery_tag = tag;
+    m->redelivered = redelivered;
+    m->delivery_count = delivery_count;
+    m->timestamp_s = timestamp_s;
+    if (rk_len >= sizeof m->routing_key)
+        rk_len = sizeof m->routing_key - 1;
+    memcpy(m->routing_key, routing_key, rk_len);
+    m->routing_key[rk_len] = '\0';
+    m->body = malloc(len ? len : 1);
+    if (!m->body)
+        abort();
+    memcpy(m->body, body, len);
+    m->body_len = len;
+    m->kind = WMSG_INVALID;
+    return m;
+}
+
+/* A transfer without business_date is booked on the UTC date of its AMQP
+ * timestamp; the reconciler applies the same rule to the audit stream. */
+static void effective_date(struct wmsg *m)
+{
+    if (m->u.transfer.business_date[0]) {
+        memcpy(m->business_date, m->u.transfer.business_date, sizeof m->business_date);
+        return;
+    }
+    time_t t = (time_t)m->timestamp_s;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(m->business_date, sizeof m->business_date, "%Y-%m-%d", &tm);
+}
+
+static void decode_one(struct wmsg *m)
+{
+    enum payq_msg_kind kind;
+    memset(&m->err, 0, sizeof m->err);
+    if (payq_msg_kind_from_routing_key(m->routing_key, strlen(m->routing_key), &kind) != 0 ||
+        kind == PAYQ_MSG_BATCH) {
+        m->kind = WMSG_INVALID;
+        strcpy(m->err.field, "");
+        snprintf(m->err.reason, sizeof m->err.reason, "unexpected routing key \"%.32s\"",
+                 m->routing_key);
+    } else if (kind == PAYQ_MSG_TRANSFER) {
+        if (payq_msg_decode_transfer(m->body, m->body_len, &m->u.transfer, &m->err) == 0) {
+            m->kind = WMSG_TRANSFER;
+            payq_transfer_hash(&m->u.transfer, m->hash);
+            effective_date(m);
+            return;
+        }
+        m->kind = WMSG_INVALID;
+    } else {
+        if (payq_msg_decode_account(m->body, m->body_len, &m->u.account, &m->err) == 0) {
+            m->kind = WMSG_ACCOUNT;
+            return;
+        }
+        m->kind = WMSG_INVALID;
+    }
+    payq_sha256(m->body, m->body_len, m->hash);
+}
+
+void payq_wbatch_decode(struct wbatch *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        decode_one(&b->msgs[i]);
+}
+
+void payq_wbatch_clear(struct wbatch *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        struct wmsg *m = &b->msgs[i];
+        if (m->kind == WMSG_TRANSFER)
+            payq_transfer_clear(&m->u.transfer);
+        free(m->body);
+    }
+    b->n = 0;
+}
+
+void payq_wbatch_free(struct wbatch *b)
+{
+    payq_wbatch_clear(b);
+    free(b->msgs);
+    b->msgs = NULL;
+    b->cap = 0;
+}

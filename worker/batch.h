@@ -1,0 +1,66 @@
+/* batch: the messages one worker transaction applies, in delivery order,
+ * with what became of each. The consumer fills it, the decoder classifies
+ * each message, the ledger decides outcomes, and the batch is reset (its
+ * memory kept) before the next one. */
+#ifndef PAYQ_WORKER_BATCH_H
+#define PAYQ_WORKER_BATCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "message.h"
+
+enum wmsg_kind {
+    WMSG_TRANSFER,
+    WMSG_ACCOUNT,
+    WMSG_INVALID, /* dead-lettered with err */
+};
+
+/* What the ledger did with a message. */
+enum wmsg_outcome {
+    WOUT_NONE = 0,
+    WOUT_POSTED,
+    WOUT_REJECTED,   /* a ledger row with a reason */
+    WOUT_DUPLICATE,  /* same id, same payload: no effect */
+    WOUT_CONFLICT,   /* same id, other payload: recorded in payq.conflicts */
+    WOUT_OPENED,     /* account created */
+    WOUT_DEAD,       /* undecodable: payq.dead + payq.dead_letters */
+};
+
+struct wmsg {
+    uint64_t delivery_tag;
+    bool redelivered;
+    int delivery_count; /* x-delivery-count (quorum queues), 0 if absent */
+    int64_t timestamp_s; /* AMQP timestamp, or arrival time when absent */
+    char routing_key[32];
+    char *body; /* owned by the batch */
+    size_t body_len;
+    enum wmsg_kind kind;
+    union {
+        struct payq_transfer transfer;
+        struct payq_account_msg account;
+    } u;
+    struct payq_msg_error err;
+    uint8_t hash[32]; /* transfer: canonical payload hash; invalid: body hash */
+    char business_date[11]; /* effective date of a transfer */
+    enum wmsg_outcome outcome;
+    const char *reason; /* static string for rejections and conflicts */
+};
+
+struct wbatch {
+    struct wmsg *msgs;
+    size_t n, cap;
+};
+
+/* Appends a delivery; copies body. Aborts on OOM. */
+struct wmsg *payq_wbatch_add(struct wbatch *b, uint64_t tag, bool redelivered, int delivery_count,
+                             int64_t timestamp_s, const char *routing_key, size_t rk_len,
+                             const void *body, size_t len);
+/* Decodes every message (sets kind, u, err, hash, business_date). */
+void payq_wbatch_decode(struct wbatch *b);
+/* Frees the messages' memory and empties the batch, keeping the array. */
+void payq_wbatch_clear(struct wbatch *b);
+void payq_wbatch_free(struct wbatch *b);
+
+#endif

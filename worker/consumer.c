@@ -1,0 +1,198 @@
+/* consumer: batches of deliveries from payq.transfers. */
+#include "consumer.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "log.h"
+
+#define CONSUME_CHANNEL 1
+#define CONSUMER_TAG_MAX 128
+
+struct payq_consumer {
+    struct payq_amqp_target target;
+    unsigned cursor;
+    int prefetch;
+    amqp_connection_state_t conn;
+    char tag[CONSUMER_TAG_MAX];
+};
+
+static void drop(struct payq_consumer *c)
+{
+    if (c->conn)
+        amqp_destroy_connection(c->conn);
+    c->conn = NULL;
+}
+
+static int start(struct payq_consumer *c)
+{
+    drop(c);
+    if (payq_amqp_connect(&c->target, &c->cursor, &c->conn) != 0)
+        return -1;
+    if (payq_amqp_channel_open(c->conn, CONSUME_CHANNEL) != 0)
+        goto fail;
+    amqp_basic_qos(c->conn, CONSUME_CHANNEL, 0, (uint16_t)c->prefetch, 0);
+    if (payq_amqp_check_reply(amqp_get_rpc_reply(c->conn), "basic.qos") != 0)
+        goto fail;
+    amqp_basic_consume_ok_t *ok =
+        amqp_basic_consume(c->conn, CONSUME_CHANNEL, amqp_cstring_bytes(PAYQ_QUEUE_TRANSFERS),
+                           amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
+    if (payq_amqp_check_reply(amqp_get_rpc_reply(c->conn), "basic.consume") != 0 || !ok)
+        goto fail;
+    size_t n = ok->consumer_tag.len < CONSUMER_TAG_MAX - 1 ? ok->consumer_tag.len
+                                                           : CONSUMER_TAG_MAX - 1;
+    memcpy(c->tag, ok->consumer_tag.bytes, n);
+    c->tag[n] = '\0';
+    return 0;
+fail:
+    drop(c);
+    return -1;
+}
+
+int payq_consumer_open(const struct payq_amqp_target *t, int prefetch, struct payq_consumer **out)
+{
+    *out = NULL;
+    struct payq_consumer *c = calloc(1, sizeof *c);
+    if (!c)
+        return -1;
+    c->target = *t;
+    c->prefetch = prefetch > 65535 ? 65535 : prefetch;
+    if (start(c) != 0) {
+        free(c);
+        return -1;
+    }
+    *out = c;
+    return 0;
+}
+
+void payq_consumer_free(struct payq_consumer *c)
+{
+    if (!c)
+        return;
+    if (c->conn)
+        payq_amqp_close(c->conn);
+    free(c);
+}
+
+int payq_consumer_reconnect(struct payq_consumer *c)
+{
+    return start(c);
+}
+
+static int delivery_count(const amqp_basic_properties_t *p)
+{
+    if (!(p->_flags & AMQP_BASIC_HEADERS_FLAG))
+        return 0;
+    const amqp_field_value_t *v = payq_amqp_header(&p->headers, "x-delivery-count");
+    if (!v)
+        return 0;
+    switch (v->kind) {
+    case AMQP_FIELD_KIND_I64: return (int)v->value.i64;
+    case AMQP_FIELD_KIND_U64: return (int)v->value.u64;
+    case AMQP_FIELD_KIND_I32: return v->value.i32;
+    case AMQP_FIELD_KIND_U32: return (int)v->value.u32;
+    case AMQP_FIELD_KIND_I16: return v->value.i16;
+    case AMQP_FIELD_KIND_U16: return v->value.u16;
+    case AMQP_FIELD_KIND_I8: return v->value.i8;
+    case AMQP_FIELD_KIND_U8: return v->value.u8;
+    default: return 0;
+    }
+}
+
+static void take(struct wbatch *b, const amqp_envelope_t *e)
+{
+    const amqp_basic_properties_t *p = &e->message.properties;
+    int64_t ts = (p->_flags & AMQP_BASIC_TIMESTAMP_FLAG) ? (int64_t)p->timestamp
+                                                         : payq_now_ms() / 1000;
+    payq_wbatch_add(b, e->delivery_tag, e->redelivered != 0, delivery_count(p), ts,
+                    e->routing_key.bytes, e->routing_key.len, e->message.body.bytes,
+                    e->message.body.len);
+}
+
+/* A frame other than a delivery arrived: a broker-side close or cancel means
+ * the connection is finished; anything else is ignored. */
+static int handle_other_frame(struct payq_consumer *c)
+{
+    amqp_frame_t f;
+    int st = amqp_simple_wait_frame(c->conn, &f);
+    if (st != AMQP_STATUS_OK)
+        return payq_amqp_check_status(st, "read frame");
+    if (f.frame_type != AMQP_FRAME_METHOD)
+        return 0;
+    switch (f.payload.method.id) {
+    case AMQP_CHANNEL_CLOSE_METHOD:
+    case AMQP_CONNECTION_CLOSE_METHOD: {
+        amqp_rpc_reply_t r = {.reply_type = AMQP_RESPONSE_SERVER_EXCEPTION,
+                              .reply = f.payload.method};
+        return payq_amqp_check_reply(r, "consume");
+    }
+    case AMQP_BASIC_CANCEL_METHOD:
+        payq_log(PAYQ_LOG_WARN, "consumer_cancelled", "the broker cancelled the consumer");
+        return -1;
+    default:
+        return 0;
+    }
+}
+
+/* One delivery within timeout_ms: 1 taken, 0 timed out, -1 failed. */
+static int next(struct payq_consumer *c, struct wbatch *b, int timeout_ms)
+{
+    amqp_maybe_release_buffers(c->conn);
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    amqp_envelope_t e;
+    amqp_rpc_reply_t r = amqp_consume_message(c->conn, &e, &tv, 0);
+    if (r.reply_type == AMQP_RESPONSE_NORMAL) {
+        take(b, &e);
+        amqp_destroy_envelope(&e);
+        return 1;
+    }
+    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_TIMEOUT)
+        return 0;
+    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+        r.library_error == AMQP_STATUS_UNEXPECTED_STATE)
+        return handle_other_frame(c) == 0 ? 0 : -1;
+    payq_amqp_check_reply(r, "basic.consume");
+    return -1;
+}
+
+int payq_consumer_collect(struct payq_consumer *c, struct wbatch *b, int max, int batch_wait_ms,
+                          int first_wait_ms)
+{
+    if (!c->conn)
+        return -1;
+    int r = next(c, b, first_wait_ms);
+    if (r <= 0)
+        return r < 0 ? (drop(c), -1) : 0;
+    int64_t deadline = payq_now_ms() + batch_wait_ms;
+    while ((int)b->n < max) {
+        /* Take what is already buffered without waiting; only then wait out
+         * what remains of batch_wait_ms. */
+        int64_t left = deadline - payq_now_ms();
+        int wait = left > 0 ? (int)left : 0;
+        if (!amqp_data_in_buffer(c->conn) && !amqp_frames_enqueued(c->conn) && wait == 0)
+            break;
+        r = next(c, b, wait);
+        if (r < 0) {
+            drop(c);
+            return -1;
+        }
+        if (r == 0 && wait == 0)
+            break;
+        if (r == 0 && payq_now_ms() >= deadline)
+            break;
+    }
+    return 0;
+}
+
+int payq_consumer_ack_upto(struct payq_consumer *c, uint64_t tag)
+{
+    if (!c->conn)
+        return -1;
+    int st = amqp_basic_ack(c->conn, CONSUME_CHANNEL, tag, 1);
+    if (payq_amqp_check_status(st, "basic.ack") != 0) {
+        drop(c);
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,35 @@
+/* consumer: competing consumer on payq.transfers with manual acks and a
+ * prefetch of at least one batch. It hands out deliveries in batches and
+ * acks a whole batch at once (multiple=true) only after the ledger
+ * committed it. Deliveries of a lost connection are simply dropped: the
+ * broker redelivers them and the ledger treats them as the no-ops they are. */
+#ifndef PAYQ_WORKER_CONSUMER_H
+#define PAYQ_WORKER_CONSUMER_H
+
+#include <stdint.h>
+
+#include "broker.h"
+#include "batch.h"
+
+struct payq_consumer;
+
+/* Connects and starts consuming. The target's strings must outlive the
+ * consumer. Returns 0 and *out, or -1 (logged). */
+int payq_consumer_open(const struct payq_amqp_target *t, int prefetch, struct payq_consumer **out)
+    __attribute__((warn_unused_result));
+void payq_consumer_free(struct payq_consumer *c); /* closes; safe on NULL */
+
+/* Drops the connection and consumes again on a new one. */
+int payq_consumer_reconnect(struct payq_consumer *c) __attribute__((warn_unused_result));
+
+/* Appends up to max deliveries to b: waits up to first_wait_ms for the first,
+ * then at most batch_wait_ms for the rest. Returns 0 (b may be empty) or -1
+ * if the connection failed (the batch must then be discarded unacked). */
+int payq_consumer_collect(struct payq_consumer *c, struct wbatch *b, int max, int batch_wait_ms,
+                          int first_wait_ms) __attribute__((warn_unused_result));
+
+/* Acks every delivery up to and including tag. Returns 0 or -1. */
+int payq_consumer_ack_upto(struct payq_consumer *c, uint64_t tag)
+    __attribute__((warn_unused_result));
+
+#endif

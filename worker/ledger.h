@@ -1,0 +1,33 @@
+/* ledger: applies a batch of decoded messages to PostgreSQL in one
+ * transaction with a handful of set-based statements:
+ *   1. open new accounts (INSERT ... ON CONFLICT DO NOTHING, sorted by id)
+ *   2. lock every account the batch touches, in id order (no deadlocks), and
+ *      read balances: one row lock per account per batch, not per transfer,
+ *      so a hot merchant account costs one lock per thousand transfers
+ *   3. read which transfer ids already exist, with their fingerprints
+ *   4. decide every outcome in memory, in delivery order, on running balances
+ *   5. insert ledger rows, move balances by aggregated deltas, record
+ *      conflicts and dead letters, COMMIT.
+ * Because every effect is keyed by transfer id, a retried batch (after a
+ * lost connection, an unknown COMMIT outcome, a failover or a redelivery) has
+ * no further effect. */
+#ifndef PAYQ_WORKER_LEDGER_H
+#define PAYQ_WORKER_LEDGER_H
+
+#include <stddef.h>
+
+#include "batch.h"
+#include "pg.h"
+
+struct payq_ledger;
+
+struct payq_ledger *payq_ledger_new(void);
+void payq_ledger_free(struct payq_ledger *l); /* safe on NULL */
+
+/* Applies msgs[0..n) (pointers into a batch) in one transaction on conn and
+ * sets each message's outcome. Returns PAYQ_PG_OK after COMMIT, or the fault
+ * class after rolling back (outcomes are then meaningless). */
+enum payq_pg_fault payq_ledger_apply(struct payq_ledger *l, PGconn *conn, struct wmsg **msgs,
+                                     size_t n);
+
+#endif

@@ -1,0 +1,358 @@
+/* payq-worker: drains payq.transfers into the ledger. Each loop takes a
+ * batch of deliveries, applies it in one PostgreSQL transaction, routes
+ * undecodable messages to payq.dead (confirmed), and only then acks the
+ * batch. Start as many as you like, anywhere: they compete for messages. */
+#include <getopt.h>
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "broker.h"
+#include "batch.h"
+#include "config.h"
+#include "consumer.h"
+#include "ledger.h"
+#include "log.h"
+#include "pg.h"
+#include "publisher.h"
+#include "signals.h"
+#include "wmetrics.h"
+
+struct worker {
+    struct payq_config cfg;
+    struct payq_amqp_target target;
+    struct payq_consumer *consumer;
+    struct payq_publisher *dead_pub;
+    unsigned dead_failed; /* dead letters nacked or returned since the last flush */
+    PGconn *pg;
+    struct payq_ledger *ledger;
+    struct wbatch batch;
+    struct wmsg **normal, **suspect;
+    size_t ptr_cap;
+    struct payq_wmetrics m;
+    struct MHD_Daemon *mhd;
+    int exit_when_idle_ms; /* 0 = run until signalled */
+};
+
+static void usage(FILE *f)
+{
+    fputs("usage: payq-worker [--config FILE] [--metrics-listen HOST:PORT]\n"
+          "                   [--exit-when-idle MS] [--help]\n"
+          "Consumes payq.transfers and applies batches to the ledger.\n"
+          "  --config FILE            configuration (default config/payq.yaml)\n"
+          "  --metrics-listen H:P     serve Prometheus metrics at http://H:P/metrics\n"
+          "  --exit-when-idle MS      exit 0 once no message arrived for MS milliseconds\n"
+          "Environment: PAYQ_AMQP_URL, PAYQ_PG_CONNINFO override the config.\n",
+          f);
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static int next_backoff(int cur, int max)
+{
+    int n = cur * 2;
+    return n > max ? max : n;
+}
+
+/* Connects to the read-write PostgreSQL node, retrying with backoff. */
+static void ensure_pg(struct worker *w)
+{
+    int backoff = 50;
+    while (!w->pg) {
+        w->pg = payq_pg_connect(w->cfg.pg.conninfo, "payq-worker");
+        if (w->pg) {
+            char sql[96];
+            snprintf(sql, sizeof sql, "SET statement_timeout = %d", w->cfg.pg.statement_timeout_ms);
+            if (payq_pg_exec(w->pg, sql, "set statement_timeout") != PAYQ_PG_OK) {
+                PQfinish(w->pg);
+                w->pg = NULL;
+            } else {
+                break;
+            }
+        }
+        payq_counter_add(w->m.pg_reconnects, 1);
+        sleep_ms(backoff);
+        backoff = next_backoff(backoff, w->cfg.worker.reconnect_max_ms);
+    }
+}
+
+/* Applies msgs in one transaction, retrying through deadlocks, lost
+ * connections and failovers until it commits or fails for a reason a retry
+ * cannot fix. */
+static enum payq_pg_fault commit_with_retry(struct worker *w, struct wmsg **msgs, size_t n)
+{
+    int backoff = 20;
+    for (;;) {
+        ensure_pg(w);
+        for (size_t i = 0; i < n; i++) {
+            msgs[i]->outcome = WOUT_NONE;
+            msgs[i]->reason = NULL;
+        }
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        enum payq_pg_fault f = payq_ledger_apply(w->ledger, w->pg, msgs, n);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        if (f == PAYQ_PG_OK) {
+            payq_histogram_observe(w->m.commit_ms, (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+                                                       (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+            return f;
+        }
+        if (f == PAYQ_PG_FATAL)
+            return f;
+        payq_counter_add(w->m.retries, 1);
+        if (f == PAYQ_PG_RECONNECT) {
+            PQfinish(w->pg);
+            w->pg = NULL;
+        }
+        sleep_ms(backoff);
+        backoff = next_backoff(backoff, w->cfg.worker.reconnect_max_ms);
+    }
+}
+
+/* A message the ledger refuses even on its own (a bug or a value the
+ * database cannot store) becomes a dead letter rather than blocking the
+ * queue. Returns 0, or -1 if even the dead-letter record failed. */
+static int commit_alone(struct worker *w, struct wmsg *m)
+{
+    if (commit_with_retry(w, &m, 1) == PAYQ_PG_OK)
+        return 0;
+    if (m->kind == WMSG_TRANSFER)
+        payq_transfer_clear(&m->u.transfer);
+    m->kind = WMSG_INVALID;
+    snprintf(m->err.field, sizeof m->err.field, "%s", "");
+    snprintf(m->err.reason, sizeof m->err.reason, "%s", "refused by the ledger (see worker log)");
+    payq_sha256(m->body, m->body_len, m->hash);
+    return commit_with_retry(w, &m, 1) == PAYQ_PG_OK ? 0 : -1;
+}
+
+static void on_dead_settle(void *ctx, uint64_t seq, bool ok, const char *why)
+{
+    struct worker *w = ctx;
+    (void)seq;
+    if (!ok) {
+        w->dead_failed++;
+        payq_log(PAYQ_LOG_ERROR, "dead_letter_refused", "%s", why ? why : "unknown");
+    }
+}
+
+/* Publishes every dead letter of the batch to payq.dlx and waits for the
+ * broker's confirms, reconnecting and republishing until they are safe. */
+static int publish_dead(struct worker *w)
+{
+    int backoff = 50;
+    for (int attempt = 0; attempt < 50; attempt++) {
+        if (!w->dead_pub && payq_publisher_new(&w->target, 1000, on_dead_settle, w,
+                                               &w->dead_pub) != 0) {
+            sleep_ms(backoff);
+            backoff = next_backoff(backoff, w->cfg.worker.reconnect_max_ms);
+            continue;
+        }
+        w->dead_failed = 0;
+        bool ok = true;
+        for (size_t i = 0; i < w->batch.n && ok; i++) {
+            struct wmsg *m = &w->batch.msgs[i];
+            if (m->outcome != WOUT_DEAD)
+                continue;
+            char id[PAYQ_ID_MAX + 1];
+            struct payq_publish_props props = {
+                .message_id = payq_msg_peek_id(m->body, m->body_len, id) ? id : NULL,
+                .timestamp_s = m->timestamp_s,
+                .reason_header = m->err.reason,
+                .field_header = m->err.field,
+            };
+            ok = payq_publisher_publish(w->dead_pub, PAYQ_EXCHANGE_DLX, m->routing_key, m->body,
+                                        m->body_len, &props) != 0;
+        }
+        if (ok && payq_publisher_flush(w->dead_pub, 10000) == 0 && w->dead_failed == 0)
+            return 0;
+        if (payq_publisher_reconnect(w->dead_pub) != 0) {
+            payq_publisher_free(w->dead_pub);
+            w->dead_pub = NULL;
+        }
+        sleep_ms(backoff);
+        backoff = next_backoff(backoff, w->cfg.worker.reconnect_max_ms);
+    }
+    return -1;
+}
+
+static void ensure_ptr_cap(struct worker *w, size_t n)
+{
+    if (n <= w->ptr_cap)
+        return;
+    w->ptr_cap = n * 2;
+    w->normal = realloc(w->normal, w->ptr_cap * sizeof *w->normal);
+    w->suspect = realloc(w->suspect, w->ptr_cap * sizeof *w->suspect);
+    if (!w->normal || !w->suspect)
+        abort();
+}
+
+static void log_batch(const struct worker *w, size_t nn, size_t ns)
+{
+    if (!payq_log_enabled(PAYQ_LOG_DEBUG))
+        return;
+    struct payq_log_rec r;
+    payq_log_begin(&r, PAYQ_LOG_DEBUG, "batch_committed");
+    payq_log_int(&r, "size", (long long)w->batch.n);
+    payq_log_int(&r, "batched", (long long)nn);
+    payq_log_int(&r, "solo", (long long)ns);
+    payq_log_end(&r);
+}
+
+/* Applies the collected batch and acks it. Messages that the broker has
+ * delivered several times already may be what crashed a worker: they are
+ * applied one per transaction after the rest, so one poison message cannot
+ * take a whole batch down with it again and again. Returns 0 when acked, -1
+ * when the AMQP side failed (the batch will be redelivered). */
+static int process_batch(struct worker *w)
+{
+    struct wbatch *b = &w->batch;
+    payq_wbatch_decode(b);
+    ensure_ptr_cap(w, b->n);
+    size_t nn = 0, ns = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        struct wmsg *m = &b->msgs[i];
+        if (m->delivery_count >= w->cfg.worker.solo_after_deliveries)
+            w->suspect[ns++] = m;
+        else
+            w->normal[nn++] = m;
+    }
+    if (nn > 0 && commit_with_retry(w, w->normal, nn) != PAYQ_PG_OK) {
+        /* Something in the batch is refused by the database: find it. */
+        payq_log(PAYQ_LOG_WARN, "batch_split", "applying %zu messages one at a time", nn);
+        for (size_t i = 0; i < nn; i++)
+            w->suspect[ns++] = w->normal[i];
+        nn = 0;
+    }
+    for (size_t i = 0; i < ns; i++) {
+        if (commit_alone(w, w->suspect[i]) != 0)
+            return -1; /* leave it unacked; the delivery limit will dead-letter it */
+    }
+    bool any_dead = false;
+    for (size_t i = 0; i < b->n; i++)
+        any_dead |= b->msgs[i].outcome == WOUT_DEAD;
+    if (any_dead && publish_dead(w) != 0)
+        return -1;
+    if (payq_consumer_ack_upto(w->consumer, b->msgs[b->n - 1].delivery_tag) != 0)
+        return -1;
+    payq_wmetrics_count(&w->m, w->normal, nn);
+    payq_wmetrics_count(&w->m, w->suspect, ns);
+    payq_counter_add(w->m.batches, 1);
+    payq_histogram_observe(w->m.batch_size, (double)b->n);
+    log_batch(w, nn, ns);
+    return 0;
+}
+
+static void reconnect_consumer(struct worker *w)
+{
+    int backoff = 100;
+    payq_counter_add(w->m.amqp_reconnects, 1);
+    while (payq_consumer_reconnect(w->consumer) != 0) {
+        if (payq_signals_stop_requested())
+            return;
+        sleep_ms(backoff);
+        backoff = next_backoff(backoff, w->cfg.worker.reconnect_max_ms);
+    }
+    payq_log(PAYQ_LOG_INFO, "amqp_reconnected", "consuming again");
+}
+
+static int run(struct worker *w)
+{
+    int64_t idle_since = payq_now_ms();
+    while (!payq_signals_stop_requested()) {
+        payq_wbatch_clear(&w->batch);
+        if (payq_consumer_collect(w->consumer, &w->batch, w->cfg.worker.batch_max,
+                                  w->cfg.worker.batch_wait_ms, 250) != 0) {
+            reconnect_consumer(w);
+            continue;
+        }
+        if (w->batch.n == 0) {
+            if (w->exit_when_idle_ms && payq_now_ms() - idle_since >= w->exit_when_idle_ms)
+                break;
+            continue;
+        }
+        if (process_batch(w) != 0)
+            reconnect_consumer(w);
+        idle_since = payq_now_ms();
+    }
+    payq_wbatch_clear(&w->batch);
+    return 0;
+}
+
+static int parse_args(struct worker *w, int argc, char **argv)
+{
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"metrics-listen", required_argument, NULL, 'm'},
+                                         {"exit-when-idle", required_argument, NULL, 'i'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *config = "config/payq.yaml";
+    const char *metrics = NULL;
+    int c;
+    while ((c = getopt_long(argc, argv, "c:m:i:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': config = optarg; break;
+        case 'm': metrics = optarg; break;
+        case 'i': w->exit_when_idle_ms = atoi(optarg); break;
+        case 'h': usage(stdout); exit(0);
+        default: usage(stderr); return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "payq-worker: unexpected argument \"%s\"\n", argv[optind]);
+        return -1;
+    }
+    char err[512];
+    if (access(config, R_OK) != 0 && strcmp(config, "config/payq.yaml") == 0)
+        config = NULL; /* the default file is optional; an explicit one is not */
+    if (payq_config_load(&w->cfg, config, err, sizeof err) != 0) {
+        fprintf(stderr, "payq-worker: %s\n", err);
+        return -1;
+    }
+    if (metrics)
+        snprintf(w->cfg.worker.metrics_listen, sizeof w->cfg.worker.metrics_listen, "%s", metrics);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static struct worker w;
+    payq_log_init("worker", PAYQ_LOG_INFO);
+    if (parse_args(&w, argc, argv) != 0)
+        return 2;
+    enum payq_log_level lvl;
+    if (payq_log_level_parse(w.cfg.log.level, &lvl) == 0)
+        payq_log_set_level(lvl);
+    payq_signals_install();
+    payq_wmetrics_init(&w.m);
+    w.target = (struct payq_amqp_target){w.cfg.amqp.url, &w.cfg.amqp.tls, w.cfg.amqp.heartbeat_s,
+                                         w.cfg.amqp.connect_timeout_ms, "payq-worker"};
+    int rc = 1;
+    if (w.cfg.worker.metrics_listen[0] &&
+        payq_metrics_serve(w.m.reg, w.cfg.worker.metrics_listen, &w.mhd) != 0)
+        goto out;
+    if (payq_consumer_open(&w.target, w.cfg.worker.prefetch, &w.consumer) != 0)
+        goto out;
+    w.ledger = payq_ledger_new();
+    payq_log(PAYQ_LOG_INFO, "worker_started", "batch_max=%d batch_wait_ms=%d prefetch=%d",
+             w.cfg.worker.batch_max, w.cfg.worker.batch_wait_ms, w.cfg.worker.prefetch);
+    rc = run(&w);
+    payq_log(PAYQ_LOG_INFO, "worker_stopped", "graceful stop complete");
+out:
+    payq_consumer_free(w.consumer);
+    payq_publisher_free(w.dead_pub);
+    PQfinish(w.pg);
+    payq_ledger_free(w.ledger);
+    payq_wbatch_free(&w.batch);
+    free(w.normal);
+    free(w.suspect);
+    payq_metrics_stop(w.mhd);
+    payq_wmetrics_free(&w.m);
+    return rc;
+}

@@ -1,0 +1,21 @@
+/* wmetrics: the worker's Prometheus series (see README "Observability"). */
+#ifndef PAYQ_WORKER_WMETRICS_H
+#define PAYQ_WORKER_WMETRICS_H
+
+#include "batch.h"
+#include "metrics.h"
+
+struct payq_wmetrics {
+    struct payq_metrics *reg;
+    struct payq_counter *posted, *duplicate, *conflict, *opened, *account_dup, *dead;
+    struct payq_counter *rejected[5]; /* by reason, see REJECT_REASONS */
+    struct payq_counter *batches, *redelivered, *amqp_reconnects, *pg_reconnects, *retries;
+    struct payq_histogram *batch_size, *commit_ms;
+};
+
+void payq_wmetrics_init(struct payq_wmetrics *m);
+void payq_wmetrics_free(struct payq_wmetrics *m);
+/* Counts the outcomes of committed messages. */
+void payq_wmetrics_count(struct payq_wmetrics *m, struct wmsg **msgs, size_t n);
+
+#endif
