@@ -15,7 +15,8 @@
 
 /* Parses a transfer amount: ^[1-9][0-9]{0,17}$ (1 .. PAYQ_MONEY_AMOUNT_MAX).
  * s need not be NUL-terminated. Returns 0, or -1 with *why set to a static
- * reason ("must be a string of digits", "must not have leading zeros",
+ * reason ("must be a string of digits (minor units)",
+ * "must not have leading zeros",
  * "must be at least 1", "must have at most 18 digits"). */
 int payq_money_parse_amount(const char *s, size_t len, int64_t *out, const char **why)
     __attribute__((warn_unused_result));
