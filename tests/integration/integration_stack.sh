@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# integration_stack: checks the stack that `scripts/stack up` built: the
+# synchronous standby, the RabbitMQ topology of schemas/topology.json, the
+# ledger's role privileges and append-only trigger, and that a second `up` is
+# quick and `status` healthy. Needs the stack up; PAYQ_SOURCE_DIR = repo root.
+set -uo pipefail
+export LC_ALL=C
+# The real psql, not Debian's perl wrapper (0.1 s less per connection).
+[ -x /usr/lib/postgresql/15/bin/psql ] && PATH=/usr/lib/postgresql/15/bin:$PATH
+src=${PAYQ_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
+stack=$src/scripts/stack
+env_out=$("$stack" env) || { echo "FAIL: scripts/stack env"; exit 1; }
+eval "$env_out"
+
+pass=0 fail=0
+ok() { pass=$((pass + 1)); echo "ok   - $1"; }
+bad() { fail=$((fail + 1)); echo "FAIL - $1${2:+: $2}"; }
+# check NAME EXPECTED ACTUAL
+check() { if [ "$3" = "$2" ]; then ok "$1"; else bad "$1" "expected '$2', got '$3'"; fi; }
+q() { local c=$1; shift; PGCONNECT_TIMEOUT=5 psql "$c" -X -q -At -v ON_ERROR_STOP=1 "$@" 2>&1; }
+# denied NAME CONNINFO SQL PATTERN: the statement must fail with an error matching PATTERN.
+denied() {
+    local out rc
+    out=$(q "$2" -c "$3")
+    rc=$?
+    if [ "$rc" != 0 ] && grep -qiE "$4" <<<"$out"; then ok "$1"; else bad "$1" "rc=$rc, output: $out"; fi
+}
+api() { curl -sS --max-time 10 "$PAYQ_AMQP_MGMT_URL/api/$1"; }
+
+# --- PostgreSQL replication
+standby_name=$(q "$PAYQ_PG_STANDBY" -c "SELECT current_setting('cluster_name')")
+check "primary: standby ${standby_name#payq-} is streaming and sync" "${standby_name#payq-}|streaming|sync" \
+    "$(q "$PAYQ_PG_PRIMARY" -c "SELECT application_name, state, sync_state FROM pg_stat_replication")"
+check "primary is not in recovery" f "$(q "$PAYQ_PG_PRIMARY" -c 'SELECT pg_is_in_recovery()')"
+check "standby is in recovery" t "$(q "$PAYQ_PG_STANDBY" -c 'SELECT pg_is_in_recovery()')"
+check "PAYQ_PG_CONNINFO reaches the primary as payq_worker" "payq_worker|f" \
+    "$(q "$PAYQ_PG_CONNINFO" -c 'SELECT current_user, pg_is_in_recovery()')"
+check "PAYQ_PG_READ_CONNINFO prefers the standby" "payq_reader|t" \
+    "$(q "$PAYQ_PG_READ_CONNINFO" -c 'SELECT current_user, pg_is_in_recovery()')"
+
+# --- RabbitMQ topology (management API)
+queues=$(api queues/payq) || queues='[]'
+qj() { jq -c --arg n "$1" ".[] | select(.name == \$n) | $2" <<<"$queues" 2>/dev/null; }
+check "payq.transfers is a quorum queue" '"quorum"' "$(qj payq.transfers .type)"
+check "payq.transfers has delivery-limit and DLX payq.dlx" '[true,"payq.dlx"]' \
+    "$(qj payq.transfers '[(.arguments["x-delivery-limit"] | type == "number"), .arguments["x-dead-letter-exchange"]]')"
+check "payq.dead is a quorum queue" '"quorum"' "$(qj payq.dead .type)"
+check "payq.audit is a stream" '"stream"' "$(qj payq.audit .type)"
+check "exchange payq.ingress is a durable topic" '["topic",true]' \
+    "$(api exchanges/payq/payq.ingress | jq -c '[.type, .durable]' 2>/dev/null)"
+check "exchange payq.dlx is a fanout" '"fanout"' "$(api exchanges/payq/payq.dlx | jq -c .type 2>/dev/null)"
+bindings=$(api bindings/payq | jq -c '[.[] | select(.source != "") | "\(.source)>\(.destination):\(.routing_key)"] | sort' 2>/dev/null)
+check "bindings" '["payq.dlx>payq.dead:","payq.ingress>payq.audit:#","payq.ingress>payq.transfers:account","payq.ingress>payq.transfers:transfer"]' "$bindings"
+check "app user payq may use vhost payq" '[".*",".*",".*"]' \
+    "$(api permissions/payq/payq | jq -c '[.configure, .write, .read]' 2>/dev/null)"
+
+# --- ledger privileges
+worker=$PAYQ_PG_CONNINFO
+# On the primary: a standby would refuse any INSERT as read-only, privileges or not.
+reader=${PAYQ_PG_READ_CONNINFO/target_session_attrs=prefer-standby/target_session_attrs=read-write}
+recon=$PAYQ_PG_RECON_CONNINFO
+denied "payq_worker cannot DELETE transfers" "$worker" "DELETE FROM payq.transfers" 'permission denied'
+denied "payq_worker cannot UPDATE transfers" "$worker" "UPDATE payq.transfers SET amount = amount" 'permission denied'
+denied "payq_reader cannot INSERT accounts" "$reader" \
+    "INSERT INTO payq.accounts (id, currency) VALUES ('it-reader', 'EUR')" 'permission denied'
+denied "payq_reader cannot INSERT transfers" "$reader" \
+    "INSERT INTO payq.transfers (id, debit_account, credit_account, amount, currency, business_date, status,
+     payload_sha256) VALUES ('it-reader', 'x', 'y', 1, 'EUR', current_date, 'posted', sha256('x'))" 'permission denied'
+denied "payq_recon cannot SELECT transfers" "$recon" "SELECT count(*) FROM payq.transfers" 'permission denied'
+# The append-only trigger fires per row: insert one and delete it in a
+# transaction that never commits (the ledger stays untouched).
+row="INSERT INTO payq.transfers (id, debit_account, credit_account, amount, currency,
+       business_date, status, payload_sha256)
+     VALUES ('it-append-only-$$', 'x', 'y', 1, 'EUR', current_date, 'posted', sha256('x'))"
+out=$(q "$PAYQ_PG_PRIMARY" -c "BEGIN" -c "$row" -c "DELETE FROM payq.transfers WHERE id = 'it-append-only-$$'")
+if grep -q 'append-only' <<<"$out"; then ok "superuser DELETE on transfers fails (append-only trigger)"
+else bad "superuser DELETE on transfers fails (append-only trigger)" "$out"; fi
+out=$(q "$PAYQ_PG_PRIMARY" -c "BEGIN" -c "$row" -c "UPDATE payq.transfers SET amount = 2 WHERE id = 'it-append-only-$$'")
+if grep -q 'append-only' <<<"$out"; then ok "superuser UPDATE on transfers fails (append-only trigger)"
+else bad "superuser UPDATE on transfers fails (append-only trigger)" "$out"; fi
+check "no test row left in transfers" 0 \
+    "$(q "$PAYQ_PG_PRIMARY" -c "SELECT count(*) FROM payq.transfers WHERE id LIKE 'it-append-only-%'")"
+
+# --- secrets and idempotent up
+check "secrets.env is mode 600" 600 "$(stat -c %a "$PAYQ_RUN_DIR/secrets.env")"
+check "PAYQ_API_TOKEN_SHA256 is the token's sha256" "$PAYQ_API_TOKEN_SHA256" \
+    "$(printf '%s' "$PAYQ_API_TOKEN" | sha256sum | cut -d' ' -f1)"
+t0=${EPOCHREALTIME/./}
+if out=$("$stack" up 2>&1); then
+    ms=$(( (${EPOCHREALTIME/./} - t0) / 1000 ))
+    if [ "$ms" -lt 10000 ]; then ok "second scripts/stack up succeeds quickly (${ms} ms)"
+    else bad "second scripts/stack up succeeds quickly" "took ${ms} ms"; fi
+else
+    bad "second scripts/stack up succeeds" "$out"
+fi
+if out=$("$stack" status 2>&1); then ok "scripts/stack status exits 0"; else bad "scripts/stack status exits 0" "rc=$?: $out"; fi
+
+echo "integration_stack: $pass passed, $fail failed"
+[ "$fail" = 0 ]
