@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# chaos_worker_failover: `scripts/stack failover` (kill -9 the primary,
+# promote the standby) in the middle of a run with 2 workers. The workers
+# reconnect through the multi-host conninfo and retry their batches; then
+# every id is on the promoted primary exactly once and the balances equal
+# the model.
+source "$(dirname "$0")/lib/common.sh"
+P=cf$RUN_ID
+N=60000
+
+gen_accounts "$P" 100 | "$BIN/payq-rawpub" >/dev/null || fail "open accounts"
+gen_transfers "$P" "$N" 100 23 >"$TMP/transfers"
+split -n l/10 "$TMP/transfers" "$TMP/chunk."
+(
+    for c in "$TMP"/chunk.*; do
+        "$BIN/payq-rawpub" <"$c" >/dev/null || exit 1
+        sleep 0.5
+    done
+) &
+publisher=$!
+start_worker
+w1=$LAST_PID
+start_worker
+w2=$LAST_PID
+sleep 2
+before=$(q "SELECT count(*) FROM payq.transfers WHERE id LIKE '$P-t-%'")
+echo "rows before failover: $before"
+"$SRC/scripts/stack" failover >"$TMP/failover.log" 2>&1
+check "scripts/stack failover succeeded" "0" "$?"
+eval "$("$SRC/scripts/stack" env)"
+wait "$publisher"
+check "publisher succeeded" "0" "$?"
+deadline=$((SECONDS + 300))
+while [ $SECONDS -lt $deadline ]; do
+    [ "$(q "SELECT count(*) FROM payq.transfers WHERE id LIKE '$P-t-%'")" = "$N" ] && break
+    sleep 1
+done
+kill -TERM "$w1" "$w2"
+wait "$w1"; r1=$?
+wait "$w2"; r2=$?
+check "workers stop gracefully after the failover" "0 0" "$r1 $r2"
+check "queried node is the promoted primary" "f" "$(q "SELECT pg_is_in_recovery()")"
+check_ledger "$P" "$TMP/transfers"
+grep -q '"event":"pg_error"\|pg_connect_failed' "$TMP"/worker-*.log && ok "workers saw the failover and retried" ||
+    echo "note: no worker saw the failover (it happened between batches)"
+finish

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# chaos_worker_kill: while 3 workers drain 200,000 transfers, kill -9 a
+# random worker every ~1.5 s and start a new one (at least 10 kills). Then
+# every id is in the ledger exactly once, the posted sum and every balance
+# equal the model, and debits equal credits.
+source "$(dirname "$0")/lib/common.sh"
+P=ck$RUN_ID
+N=${CHAOS_TRANSFERS:-200000}
+KILLS_MIN=10
+
+gen_accounts "$P" 200 | "$BIN/payq-rawpub" >/dev/null || fail "open accounts"
+gen_transfers "$P" "$N" 200 11 >"$TMP/transfers"
+split -n l/20 "$TMP/transfers" "$TMP/chunk."
+
+# Publish in 20 chunks with pauses so the run outlasts the kills.
+(
+    for c in "$TMP"/chunk.*; do
+        "$BIN/payq-rawpub" <"$c" >/dev/null || { echo "publish failed" >&2; exit 1; }
+        sleep 0.7
+    done
+) &
+publisher=$!
+
+workers=()
+for i in 1 2 3; do
+    "$BIN/payq-worker" 2>>"$TMP/workers.log" &
+    workers+=($!)
+done
+
+kills=0
+deadline=$((SECONDS + 600))
+while [ $SECONDS -lt $deadline ]; do
+    sleep 1.$((RANDOM % 10))
+    victim=$((RANDOM % 3))
+    kill -9 "${workers[$victim]}" 2>/dev/null && kills=$((kills + 1))
+    wait "${workers[$victim]}" 2>/dev/null
+    "$BIN/payq-worker" 2>>"$TMP/workers.log" &
+    workers[$victim]=$!
+    if [ $kills -ge $KILLS_MIN ] && ! kill -0 "$publisher" 2>/dev/null; then
+        break
+    fi
+done
+wait "$publisher"
+check "publisher succeeded" "0" "$?"
+echo "killed workers $kills times"
+[ $kills -ge $KILLS_MIN ] && ok "at least $KILLS_MIN kills ($kills)" || fail "only $kills kills"
+
+# Let the survivors drain, then stop them gracefully.
+deadline=$((SECONDS + 300))
+while [ $SECONDS -lt $deadline ]; do
+    n=$(q "SELECT count(*) FROM payq.transfers WHERE id LIKE '$P-t-%'")
+    [ "$n" = "$N" ] && break
+    sleep 1
+done
+for w in "${workers[@]}"; do kill -TERM "$w" 2>/dev/null; done
+for w in "${workers[@]}"; do wait "$w"; done
+check_ledger "$P" "$TMP/transfers"
+check "redeliveries caused no conflicts" "0" "$(q "SELECT count(*) FROM payq.conflicts WHERE entity_id LIKE '$P-%'")"
+check "no worker logged an error-level problem other than lost connections" "0" \
+    "$(grep '"level":"error"' "$TMP/workers.log" | grep -vc 'amqp\|pg_connect\|connection' )"
+finish

@@ -1,0 +1,118 @@
+# Shared helpers for the bash integration tests. Source it; it loads the
+# stack's environment and gives check/ok/fail counters and a few queries.
+set -uo pipefail
+SRC=${PAYQ_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)}
+BIN=${PAYQ_BUILD_DIR:-$SRC/build}
+eval "$("$SRC/scripts/stack" env)"
+TEST_NAME=${TEST_NAME:-$(basename "$0" .sh)}
+RUN_ID=${RUN_ID:-$(date +%s)$RANDOM}
+TMP=$(mktemp -d)
+PASSED=0
+FAILED=0
+BG_PIDS=()
+
+cleanup_common() {
+    for p in "${BG_PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+    rm -rf "$TMP"
+}
+trap cleanup_common EXIT
+
+ok() { PASSED=$((PASSED + 1)); echo "ok   - $*"; }
+fail() { FAILED=$((FAILED + 1)); echo "FAIL - $*"; }
+# check DESCRIPTION EXPECTED ACTUAL
+check() {
+    if [ "$2" == "$3" ]; then ok "$1"; else fail "$1: expected [$2], got [$3]"; fi
+}
+finish() {
+    echo "$TEST_NAME: $PASSED passed, $FAILED failed"
+    [ "$FAILED" -eq 0 ]
+    exit $?
+}
+
+# psql on the current primary as superuser, unaligned, tuples only.
+q() { psql "$PAYQ_PG_PRIMARY" -X -qAt -v ON_ERROR_STOP=1 -c "$1"; }
+
+# Live ready+unacked count of a queue.
+queue_depth() {
+    "$PAYQ_RABBITMQCTL" list_queues -q -p payq name messages 2>/dev/null |
+        awk -v n="$1" '$1 == n { print $2 }'
+}
+
+# Waits until a queue is empty (up to $2 seconds, default 120).
+wait_queue_empty() {
+    local deadline=$((SECONDS + ${2:-120}))
+    while [ $SECONDS -lt $deadline ]; do
+        [ "$(queue_depth "$1")" = "0" ] && return 0
+        sleep 1
+    done
+    return 1
+}
+
+# Starts a worker in the background with extra args; its pid is appended to
+# BG_PIDS and left in LAST_PID (call it directly, not in $(...), so the
+# bookkeeping stays in this shell). Logs go to $TMP/worker-N.log.
+start_worker() {
+    local n=${#BG_PIDS[@]}
+    "$BIN/payq-worker" "$@" >/dev/null 2>>"$TMP/worker-$n.log" &
+    LAST_PID=$!
+    BG_PIDS+=($LAST_PID)
+}
+
+# gen_accounts PREFIX N [FLAGS_JSON]: account messages for PREFIX-acct-1..N (EUR).
+gen_accounts() {
+    local flags=${3:-}
+    awk -v p="$1" -v n="$2" -v f="$flags" 'BEGIN {
+        for (i = 1; i <= n; i++) {
+            if (f != "") printf "account\t{\"id\":\"%s-acct-%d\",\"currency\":\"EUR\",\"flags\":%s}\n", p, i, f
+            else printf "account\t{\"id\":\"%s-acct-%d\",\"currency\":\"EUR\"}\n", p, i
+        } }'
+}
+
+# gen_transfers PREFIX N ACCOUNTS SEED: N transfers between distinct random
+# accounts of PREFIX, amounts 1..100000 minor units, ids PREFIX-t-1..N.
+gen_transfers() {
+    awk -v p="$1" -v n="$2" -v a="$3" -v seed="$4" 'BEGIN {
+        srand(seed)
+        for (i = 1; i <= n; i++) {
+            d = int(rand() * a) + 1; c = int(rand() * (a - 1)) + 1; if (c >= d) c++
+            amt = int(rand() * 100000) + 1
+            printf "transfer\t{\"id\":\"%s-t-%d\",\"debit_account\":\"%s-acct-%d\",\"credit_account\":\"%s-acct-%d\",\"amount\":\"%d\",\"currency\":\"EUR\",\"batch_id\":\"%s-b\"}\n", p, i, p, d, p, c, amt, p
+        } }'
+}
+
+# model_balances FILE: "account debits credits" lines, sorted, assuming
+# every transfer in FILE posts (unrestricted accounts).
+model_balances() {
+    sed 's/.*"id":"[^"]*","debit_account":"\([^"]*\)","credit_account":"\([^"]*\)","amount":"\([0-9]*\)".*/\1 \2 \3/' "$1" |
+        awk '{ d[$1] += $3; c[$2] += $3; seen[$1] = 1; seen[$2] = 1 }
+             END { for (k in seen) printf "%s %.0f %.0f\n", k, d[k] + 0, c[k] + 0 }' | LC_ALL=C sort
+}
+
+ledger_balances() {
+    q "SELECT id, debits_posted, credits_posted FROM payq.accounts WHERE id LIKE '$1-acct-%'
+       AND (debits_posted > 0 OR credits_posted > 0)" | tr '|' ' ' | LC_ALL=C sort
+}
+
+# check_ledger PREFIX TRANSFERS_FILE: every id exactly once, posted sum and
+# every balance equal to the model, debits = credits.
+check_ledger() {
+    local p=$1 file=$2
+    local n_expect sum_expect
+    n_expect=$(grep -c '^transfer' "$file")
+    sum_expect=$(sed 's/.*"amount":"\([0-9]*\)".*/\1/' "$file" | awk '{ s += $1 } END { printf "%.0f", s }')
+    check "$p: every transfer id exactly once" "$n_expect" \
+        "$(q "SELECT count(*) FROM payq.transfers WHERE id LIKE '$p-t-%'")"
+    check "$p: all posted" "$n_expect" \
+        "$(q "SELECT count(*) FROM payq.transfers WHERE id LIKE '$p-t-%' AND status = 'posted'")"
+    check "$p: sum of posted amounts equals the model" "$sum_expect" \
+        "$(q "SELECT coalesce(sum(amount), 0) FROM payq.transfers WHERE id LIKE '$p-t-%' AND status = 'posted'")"
+    model_balances "$file" >"$TMP/model.$p"
+    ledger_balances "$p" >"$TMP/ledger.$p"
+    if diff -q "$TMP/model.$p" "$TMP/ledger.$p" >/dev/null; then
+        ok "$p: every account balance equals the model ($(wc -l <"$TMP/model.$p") accounts)"
+    else
+        fail "$p: balances differ from the model: $(diff "$TMP/model.$p" "$TMP/ledger.$p" | head -5 | tr '\n' ' ')"
+    fi
+    check "$p: sum of debits equals sum of credits" "t" \
+        "$(q "SELECT sum(debits_posted) = sum(credits_posted) FROM payq.accounts WHERE id LIKE '$p-acct-%'")"
+}
