@@ -22,6 +22,9 @@
 #define PAYQ_STREAM_AUDIT "payq.audit"
 #define PAYQ_HEADER_DEAD_REASON "x-payq-reason"
 #define PAYQ_HEADER_DEAD_FIELD "x-payq-field"
+/* Intake time in milliseconds since the epoch: the AMQP timestamp property
+ * has only second resolution, too coarse for intake-to-commit latency. */
+#define PAYQ_HEADER_PUBLISHED_MS "x-payq-published-ms"
 
 struct payq_amqp_target {
     const char *urls;                  /* comma-separated list, see above */

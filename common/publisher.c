@@ -216,14 +216,18 @@ uint64_t payq_publisher_publish(struct payq_publisher *p, const char *exchange,
     bp.content_type = amqp_cstring_bytes(props && props->content_type ? props->content_type
                                                                       : "application/json");
     bp.delivery_mode = 2;
-    bp.timestamp = (uint64_t)(props && props->timestamp_s ? props->timestamp_s
-                                                          : payq_now_ms() / 1000);
+    /* The header is the timestamp property at millisecond resolution. */
+    int64_t now_ms = props && props->timestamp_s ? props->timestamp_s * 1000 : payq_now_ms();
+    bp.timestamp = (uint64_t)(now_ms / 1000);
     if (props && props->message_id) {
         bp._flags |= AMQP_BASIC_MESSAGE_ID_FLAG;
         bp.message_id = amqp_cstring_bytes(props->message_id);
     }
-    amqp_table_entry_t hdr[2];
+    amqp_table_entry_t hdr[3];
     int nh = 0;
+    hdr[nh].key = amqp_cstring_bytes(PAYQ_HEADER_PUBLISHED_MS);
+    hdr[nh].value.kind = AMQP_FIELD_KIND_I64;
+    hdr[nh++].value.value.i64 = now_ms;
     if (props && props->reason_header) {
         hdr[nh].key = amqp_cstring_bytes(PAYQ_HEADER_DEAD_REASON);
         hdr[nh].value.kind = AMQP_FIELD_KIND_UTF8;
@@ -234,11 +238,9 @@ uint64_t payq_publisher_publish(struct payq_publisher *p, const char *exchange,
         hdr[nh].value.kind = AMQP_FIELD_KIND_UTF8;
         hdr[nh++].value.value.bytes = amqp_cstring_bytes(props->field_header);
     }
-    if (nh) {
-        bp._flags |= AMQP_BASIC_HEADERS_FLAG;
-        bp.headers.num_entries = nh;
-        bp.headers.entries = hdr;
-    }
+    bp._flags |= AMQP_BASIC_HEADERS_FLAG;
+    bp.headers.num_entries = nh;
+    bp.headers.entries = hdr;
     amqp_bytes_t b = {len, (void *)body};
     int st = amqp_basic_publish(p->conn, PUB_CHANNEL, amqp_cstring_bytes(exchange),
                                 amqp_cstring_bytes(routing_key), 1, 0, &bp, b);

@@ -7,7 +7,8 @@
 #include <time.h>
 
 struct wmsg *payq_wbatch_add(struct wbatch *b, uint64_t tag, bool redelivered, int delivery_count,
-                             int64_t timestamp_s, const char *routing_key, size_t rk_len,
+                             int64_t timestamp_s, int64_t published_ms,
+                             const char *routing_key, size_t rk_len,
                              const void *body, size_t len)
 {
     if (b->n == b->cap) {
@@ -22,6 +23,7 @@ struct wmsg *payq_wbatch_add(struct wbatch *b, uint64_t tag, bool redelivered, i
     m->redelivered = redelivered;
     m->delivery_count = delivery_count;
     m->timestamp_s = timestamp_s;
+    m->published_ms = published_ms ? published_ms : timestamp_s * 1000;
     if (rk_len >= sizeof m->routing_key)
         rk_len = sizeof m->routing_key - 1;
     memcpy(m->routing_key, routing_key, rk_len);

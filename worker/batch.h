@@ -33,6 +33,7 @@ struct wmsg {
     bool redelivered;
     int delivery_count; /* x-delivery-count (quorum queues), 0 if absent */
     int64_t timestamp_s; /* AMQP timestamp, or arrival time when absent */
+    int64_t published_ms; /* x-payq-published-ms, else timestamp_s * 1000 */
     char routing_key[32];
     char *body; /* owned by the batch */
     size_t body_len;
@@ -55,7 +56,8 @@ struct wbatch {
 
 /* Appends a delivery; copies body. Aborts on OOM. */
 struct wmsg *payq_wbatch_add(struct wbatch *b, uint64_t tag, bool redelivered, int delivery_count,
-                             int64_t timestamp_s, const char *routing_key, size_t rk_len,
+                             int64_t timestamp_s, int64_t published_ms,
+                             const char *routing_key, size_t rk_len,
                              const void *body, size_t len);
 /* Decodes every message (sets kind, u, err, hash, business_date). */
 void payq_wbatch_decode(struct wbatch *b);

@@ -80,18 +80,19 @@ int payq_consumer_reconnect(struct payq_consumer *c)
     return start(c);
 }
 
-static int delivery_count(const amqp_basic_properties_t *p)
+/* An integer header of any width, or 0 when absent or not an integer. */
+static int64_t int_header(const amqp_basic_properties_t *p, const char *key)
 {
     if (!(p->_flags & AMQP_BASIC_HEADERS_FLAG))
         return 0;
-    const amqp_field_value_t *v = payq_amqp_header(&p->headers, "x-delivery-count");
+    const amqp_field_value_t *v = payq_amqp_header(&p->headers, key);
     if (!v)
         return 0;
     switch (v->kind) {
-    case AMQP_FIELD_KIND_I64: return (int)v->value.i64;
-    case AMQP_FIELD_KIND_U64: return (int)v->value.u64;
+    case AMQP_FIELD_KIND_I64: return v->value.i64;
+    case AMQP_FIELD_KIND_U64: return (int64_t)v->value.u64;
     case AMQP_FIELD_KIND_I32: return v->value.i32;
-    case AMQP_FIELD_KIND_U32: return (int)v->value.u32;
+    case AMQP_FIELD_KIND_U32: return v->value.u32;
     case AMQP_FIELD_KIND_I16: return v->value.i16;
     case AMQP_FIELD_KIND_U16: return v->value.u16;
     case AMQP_FIELD_KIND_I8: return v->value.i8;
@@ -105,8 +106,9 @@ static void take(struct wbatch *b, const amqp_envelope_t *e)
     const amqp_basic_properties_t *p = &e->message.properties;
     int64_t ts = (p->_flags & AMQP_BASIC_TIMESTAMP_FLAG) ? (int64_t)p->timestamp
                                                          : payq_now_ms() / 1000;
-    payq_wbatch_add(b, e->delivery_tag, e->redelivered != 0, delivery_count(p), ts,
-                    e->routing_key.bytes, e->routing_key.len, e->message.body.bytes,
+    int64_t dc = int_header(p, "x-delivery-count");
+    payq_wbatch_add(b, e->delivery_tag, e->redelivered != 0, dc > 1000 ? 1000 : (int)dc, ts,
+                    int_header(p, PAYQ_HEADER_PUBLISHED_MS), e->routing_key.bytes, e->routing_key.len, e->message.body.bytes,
                     e->message.body.len);
 }
 

@@ -403,7 +403,7 @@ static void add_row(struct payq_ledger *l, const struct wmsg *m)
     payq_pgarr_str(&l->col[COL_STATUS], m->outcome == WOUT_POSTED ? "posted" : "rejected");
     payq_pgarr_str(&l->col[COL_REASON], m->outcome == WOUT_POSTED ? NULL : m->reason);
     payq_pgarr_str(&l->col[COL_HASH], hex);
-    payq_pgarr_int(&l->col[COL_TS], m->timestamp_s);
+    payq_pgarr_int(&l->col[COL_TS], m->published_ms);
     l->nrows++;
 }
 
@@ -433,7 +433,8 @@ static enum payq_pg_fault insert_transfers(struct payq_ledger *l, PGconn *conn, 
         "currency, business_date, reference, metadata, status, reason, payload_sha256, "
         "published_at) "
         "SELECT id, batch_id, debit, credit, amount, currency, bdate::date, reference, "
-        "meta::jsonb, status, reason, decode(hash, 'hex'), to_timestamp(ts) "
+        "meta::jsonb, status, reason, decode(hash, 'hex'), "
+        "'epoch'::timestamptz + ts * interval '1 millisecond' "
         "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], "
         "$7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[]) "
         "AS v(id, batch_id, debit, credit, amount, currency, bdate, reference, meta, status, "

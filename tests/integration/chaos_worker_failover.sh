@@ -9,6 +9,8 @@ P=cf$RUN_ID
 N=60000
 
 gen_accounts "$P" 100 | "$BIN/payq-rawpub" >/dev/null || fail "open accounts"
+# Accounts first: competing consumers give no order between messages.
+"$BIN/payq-worker" --exit-when-idle 1000 2>>"$TMP/w0.log"
 gen_transfers "$P" "$N" 100 23 >"$TMP/transfers"
 split -n l/10 "$TMP/transfers" "$TMP/chunk."
 (

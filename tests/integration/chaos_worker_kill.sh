@@ -9,6 +9,8 @@ N=${CHAOS_TRANSFERS:-200000}
 KILLS_MIN=10
 
 gen_accounts "$P" 200 | "$BIN/payq-rawpub" >/dev/null || fail "open accounts"
+# Accounts first: competing consumers give no order between messages.
+"$BIN/payq-worker" --exit-when-idle 1000 2>>"$TMP/w0.log"
 gen_transfers "$P" "$N" 200 11 >"$TMP/transfers"
 split -n l/20 "$TMP/transfers" "$TMP/chunk."
 
