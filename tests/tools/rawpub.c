@@ -4,11 +4,13 @@
  *   ROUTING_KEY <TAB> BODY        or        ROUTING_KEY <TAB> @FILE
  * (@FILE sends the file's bytes as the body, for binary fixtures).
  * Options: --window N (default 500), --timestamp S (AMQP timestamp; default
- * now), --exchange NAME. Prints "published N" on stdout; exit 0 only when
+ * now), --exchange NAME, --rate N (at most N messages per second, for the
+ * benchmark's half-load latency run; default unlimited). Prints "published N" on stdout; exit 0 only when
  * every message was confirmed. PAYQ_AMQP_URL names the broker. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "buf.h"
 #include "log.h"
@@ -47,6 +49,7 @@ int main(int argc, char **argv)
 {
     int window = 500;
     int64_t ts = 0;
+    double rate = 0;
     const char *exchange = PAYQ_EXCHANGE_INGRESS;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--window") == 0)
@@ -55,6 +58,8 @@ int main(int argc, char **argv)
             ts = atoll(argv[i + 1]);
         else if (strcmp(argv[i], "--exchange") == 0)
             exchange = argv[i + 1];
+        else if (strcmp(argv[i], "--rate") == 0)
+            rate = atof(argv[i + 1]);
     }
     const char *url = getenv("PAYQ_AMQP_URL");
     if (!url) {
@@ -72,6 +77,7 @@ int main(int argc, char **argv)
     unsigned long n = 0;
     int rc = 0;
     struct payq_buf file = PAYQ_BUF_INIT;
+    int64_t start_ms = payq_now_ms();
     while ((len = getline(&line, &cap, stdin)) > 0) {
         if (line[len - 1] == '\n')
             line[--len] = '\0';
@@ -88,6 +94,19 @@ int main(int argc, char **argv)
             }
             body = file.data ? file.data : "";
             blen = file.len;
+        }
+        if (rate > 0) {
+            /* Pace against the start time so pauses do not accumulate drift. */
+            int64_t due = start_ms + (int64_t)((double)n * 1000.0 / rate);
+            int64_t wait = due - payq_now_ms();
+            if (wait > 0) {
+                if (payq_publisher_poll(p) < 0) {
+                    rc = 1;
+                    break;
+                }
+                struct timespec sl = {wait / 1000, (long)(wait % 1000) * 1000000L};
+                nanosleep(&sl, NULL);
+            }
         }
         struct payq_publish_props props = {.timestamp_s = ts};
         if (payq_publisher_publish(p, exchange, line, body, blen, &props) == 0) {
