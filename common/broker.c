@@ -124,6 +124,8 @@ static amqp_connection_state_t try_url(const struct payq_amqp_target *t, const c
         return NULL;
     }
     const char *why = NULL;
+    /* Per call, not static: the producer's HTTP threads connect at once. */
+    char text[256];
     amqp_connection_state_t conn = amqp_new_connection();
     amqp_socket_t *sock = make_socket(conn, &ci, t->tls, &why);
     if (!sock)
@@ -143,7 +145,6 @@ static amqp_connection_state_t try_url(const struct payq_amqp_target *t, const c
                                                     &client_props, AMQP_SASL_METHOD_PLAIN,
                                                     ci.user, ci.password);
     if (r.reply_type != AMQP_RESPONSE_NORMAL) {
-        static char text[256];
         payq_amqp_reply_text(r, text, sizeof text);
         why = text;
         goto fail;

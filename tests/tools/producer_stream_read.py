@@ -7,8 +7,12 @@ library only: python3-pika is not among the packages scripts/setup installs.
 
 usage: producer_stream_read.py AMQP_URL [--queue payq.audit] [--idle-ms 3000]
                                [--expect N]
-Stops after --expect messages, or when none arrived for --idle-ms. Exit 0, or
-1 on a protocol or connection error."""
+       producer_stream_read.py AMQP_URL --depth QUEUE
+Stops after --expect messages, or when none arrived for --idle-ms. --depth
+prints a queue's ready-message count from a passive queue.declare, which is
+live (rabbitmqctl and the management API report quorum queue depths from
+statistics that lag by seconds). Exit 0, or 1 on a protocol or connection
+error."""
 import argparse
 import socket
 import struct
@@ -103,7 +107,7 @@ def message_id(header):
     """The message_id property of a content header payload ('' if absent)."""
     flags, = struct.unpack('>H', header[12:14])
     i = 14
-    for bit in range(15, 7, -1):  # content-type .. message-id, in wire order
+    for bit in range(15, 6, -1):  # content-type .. message-id, in wire order
         if not flags & (1 << bit):
             continue
         if bit in (15, 14, 10, 9, 8, 7):  # shortstr properties
@@ -124,8 +128,15 @@ def main():
     ap.add_argument('--queue', default='payq.audit')
     ap.add_argument('--idle-ms', type=int, default=3000)
     ap.add_argument('--expect', type=int, default=0)
+    ap.add_argument('--depth')
     a = ap.parse_args()
     c = open_channel(a.url, a.idle_ms / 1000.0)
+    if a.depth:
+        c.send_method(1, 50, 10, struct.pack('>H', 0) + shortstr(a.depth) + b'\x01' + longstr(b''))
+        ok = c.expect(50, 11)
+        count, = struct.unpack('>I', ok[1 + ok[0]:5 + ok[0]])
+        print(count)
+        return 0
     c.send_method(1, 60, 10, struct.pack('>IHB', 0, 1000, 0))  # basic.qos: acks are credit
     c.expect(60, 11)
     args = shortstr('x-stream-offset') + b'S' + longstr(b'first')

@@ -1,0 +1,64 @@
+/* http: what the HTTP server's pieces share. The app is built once by
+ * http_server.c and read by every pool thread; each pool thread owns its
+ * own broker outbox and read-only database connection (http_thread.c),
+ * created on first use and reconnected lazily, so handlers never share a
+ * connection and never lock on the request path. A handler fills a reply;
+ * the server turns it into the MHD response. */
+#ifndef PAYQ_HTTP_H
+#define PAYQ_HTTP_H
+
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "broker.h"
+#include "buf.h"
+#include "config.h"
+#include "http_metrics.h"
+#include "outbox.h"
+
+struct payq_http_thread;
+
+struct payq_http_app {
+    const struct payq_config *cfg;
+    struct payq_amqp_target target;
+    struct payq_http_metrics metrics;
+    unsigned char tokens[PAYQ_CONFIG_MAX_TOKENS][32]; /* accepted SHA-256 digests */
+    size_t ntokens;
+    pthread_mutex_t threads_lock; /* guards threads */
+    struct payq_http_thread *threads;
+};
+
+struct payq_http_thread {
+    struct payq_outbox *outbox; /* NULL until first needed */
+    PGconn *pg;                 /* NULL until first needed or after a failure */
+    struct payq_http_thread *next;
+};
+
+struct payq_http_reply {
+    int status;
+    struct payq_buf body;     /* JSON unless content_type says otherwise */
+    const char *content_type; /* NULL = application/json */
+    char allow[64];           /* Allow header for 405 ("" = none) */
+    bool www_authenticate;    /* WWW-Authenticate: Bearer (401) */
+};
+
+/* The calling pool thread's resources, created on first use and
+ * registered with app so payq_http_threads_free can release them after the
+ * daemon has stopped. Aborts on out-of-memory. */
+struct payq_http_thread *payq_http_thread_get(struct payq_http_app *app);
+void payq_http_threads_free(struct payq_http_app *app);
+
+/* The thread's read-only PostgreSQL connection, (re)connecting if needed;
+ * NULL when the database cannot be reached (logged). */
+PGconn *payq_http_thread_pg(struct payq_http_app *app, struct payq_http_thread *th);
+/* Drops the thread's connection after a failure so the next use reconnects. */
+void payq_http_thread_pg_drop(struct payq_http_thread *th);
+
+/* Replies: set status and a JSON body {"error":error,"detail":detail}
+ * (detail may be NULL). */
+void payq_http_reply_error(struct payq_http_reply *rep, int status, const char *error,
+                           const char *detail);
+
+#endif

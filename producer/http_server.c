@@ -1,0 +1,312 @@
+/* http_server: libmicrohttpd glue: request life cycle, early refusals,
+ * dispatch, responses, graceful stop. */
+#include "http_server.h"
+
+#include <ctype.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "http.h"
+#include "http_auth.h"
+#include "http_ops.h"
+#include "http_routes.h"
+#include "http_transfers.h"
+#include "log.h"
+#include "message.h"
+#include "signals.h"
+
+/* Seconds an idle connection is kept open. */
+#define HTTP_IDLE_TIMEOUT_S 60
+
+struct request {
+    struct payq_route_match m;
+    char param[PAYQ_ID_MAX + 2]; /* copied: longer than an id is invalid anyway */
+    size_t param_len;
+    struct payq_buf body;
+    bool too_large;
+    struct payq_http_reply rep; /* status 0 until decided */
+    bool queued;                /* a response was queued: ignore the rest */
+    int64_t started_ns;
+};
+
+static _Atomic long g_in_flight;
+static _Atomic bool g_stopping;
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* "application/json", any case, optionally followed by parameters. */
+static bool is_json_type(const char *ct)
+{
+    static const char want[] = "application/json";
+    if (!ct)
+        return false;
+    while (*ct == ' ')
+        ct++;
+    if (strncasecmp(ct, want, sizeof want - 1) != 0)
+        return false;
+    ct += sizeof want - 1;
+    while (*ct == ' ')
+        ct++;
+    return *ct == '\0' || *ct == ';';
+}
+
+static void reply_too_large(struct payq_http_app *app, struct request *rq)
+{
+    char detail[96];
+    snprintf(detail, sizeof detail, "the body must be at most %d bytes",
+             app->cfg->producer.max_request_bytes);
+    payq_http_reply_error(&rq->rep, 413, "request body too large", detail);
+}
+
+/* Decides what can be decided from the request line and headers alone.
+ * Returns true when rq->rep holds the answer. */
+static bool early_answer(struct payq_http_app *app, struct request *rq, struct MHD_Connection *conn,
+                         const char *url, const char *method)
+{
+    payq_route_match(method, url, &rq->m);
+    if (rq->m.status == PAYQ_ROUTE_STATUS_UNMATCHED) {
+        payq_http_reply_error(&rq->rep, 404, "not found", "no such route");
+        return true;
+    }
+    if (rq->m.status == PAYQ_ROUTE_STATUS_BAD_METHOD) {
+        payq_http_reply_error(&rq->rep, 405, "method not allowed", rq->m.allow);
+        snprintf(rq->rep.allow, sizeof rq->rep.allow, "%s", rq->m.allow);
+        return true;
+    }
+    const struct payq_route *r = rq->m.route;
+    rq->param_len = rq->m.param_len < sizeof rq->param - 1 ? rq->m.param_len : sizeof rq->param - 1;
+    if (rq->m.param)
+        memcpy(rq->param, rq->m.param, rq->param_len);
+    rq->m.param = NULL; /* points into MHD's buffer: use rq->param */
+    if (r->needs_token &&
+        !payq_http_auth_check(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"),
+                              (const unsigned char(*)[32])app->tokens, app->ntokens)) {
+        payq_http_reply_error(&rq->rep, 401, "unauthorized",
+                              "send Authorization: Bearer <token> with a valid API token");
+        rq->rep.www_authenticate = true;
+        return true;
+    }
+    if (!r->json_body)
+        return false;
+    if (!is_json_type(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type"))) {
+        payq_http_reply_error(&rq->rep, 415, "unsupported media type",
+                              "the body must be sent as Content-Type: application/json");
+        return true;
+    }
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+    if (cl && strtoull(cl, NULL, 10) > (unsigned long long)app->cfg->producer.max_request_bytes) {
+        reply_too_large(app, rq);
+        return true;
+    }
+    return false;
+}
+
+static void dispatch(struct payq_http_app *app, struct request *rq)
+{
+    if (rq->too_large) {
+        reply_too_large(app, rq);
+        return;
+    }
+    switch (rq->m.route->id) {
+    case PAYQ_ROUTE_POST_TRANSFERS:
+        payq_http_post_transfers(app, rq->body.data ? rq->body.data : "", rq->body.len, &rq->rep);
+        break;
+    case PAYQ_ROUTE_GET_TRANSFER:
+        payq_http_get_transfer(app, rq->param, rq->param_len, &rq->rep);
+        break;
+    case PAYQ_ROUTE_HEALTHZ:
+        payq_http_healthz(app, &rq->rep);
+        break;
+    case PAYQ_ROUTE_READYZ:
+        payq_http_readyz(app, &rq->rep);
+        break;
+    case PAYQ_ROUTE_METRICS:
+        payq_http_metrics_page(app, &rq->rep);
+        break;
+    }
+}
+
+/* Queues rq->rep as the response, counts it, and checks it against the
+ * route table so the table (and the OpenAPI document held to it) stays
+ * true. */
+static enum MHD_Result respond(struct payq_http_app *app, struct MHD_Connection *conn,
+                               struct request *rq)
+{
+    struct payq_http_reply *rep = &rq->rep;
+    if (!payq_route_answers(rq->m.route, rep->status))
+        payq_log(PAYQ_LOG_ERROR, "undeclared_status", "%s answered %d, not in the route table",
+                 rq->m.path ? rq->m.path : "unmatched", rep->status);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        rep->body.len, rep->body.data ? rep->body.data : (char *)"", MHD_RESPMEM_MUST_COPY);
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            rep->content_type ? rep->content_type : "application/json");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (rep->allow[0])
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, rep->allow);
+    if (rep->www_authenticate)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"payq\"");
+    if (atomic_load(&g_stopping))
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    enum MHD_Result ret = MHD_queue_response(conn, (unsigned)rep->status, resp);
+    MHD_destroy_response(resp);
+    rq->queued = true;
+    double secs = (double)(mono_ns() - rq->started_ns) / 1e9;
+    payq_http_metrics_request(&app->metrics, rq->m.path, rep->status, secs);
+    return ret;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+    struct payq_http_app *app = cls;
+    struct request *rq = *con_cls;
+    (void)version;
+    if (!rq) {
+        rq = calloc(1, sizeof *rq);
+        if (!rq)
+            return MHD_NO;
+        rq->started_ns = mono_ns();
+        *con_cls = rq;
+        atomic_fetch_add(&g_in_flight, 1);
+        /* Refusals go out before any body is read. */
+        if (early_answer(app, rq, conn, url, method))
+            return respond(app, conn, rq);
+        return MHD_YES;
+    }
+    if (rq->queued) {
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        size_t max = (size_t)app->cfg->producer.max_request_bytes;
+        /* Counted while it arrives: a body without Content-Length (chunked)
+         * is held to the same limit, and dropped once over it. */
+        if (!rq->too_large && rq->m.route->json_body) {
+            if (rq->body.len + *upload_data_size > max) {
+                rq->too_large = true;
+                payq_buf_free(&rq->body);
+            } else {
+                payq_buf_append(&rq->body, upload_data, *upload_data_size);
+            }
+        }
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    dispatch(app, rq);
+    return respond(app, conn, rq);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    struct request *rq = *con_cls;
+    if (!rq)
+        return;
+    payq_buf_free(&rq->body);
+    payq_buf_free(&rq->rep.body);
+    free(rq);
+    *con_cls = NULL;
+    atomic_fetch_sub(&g_in_flight, 1);
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && isspace((unsigned char)msg[n - 1]))
+        msg[--n] = '\0';
+    payq_log(PAYQ_LOG_WARN, "http_library", "%s", msg);
+}
+
+static struct MHD_Daemon *start(struct payq_http_app *app, const char *listen)
+{
+    struct sockaddr_in addr;
+    if (payq_parse_listen(listen, &addr) != 0) {
+        payq_log(PAYQ_LOG_ERROR, "http_start_failed", "invalid listen address \"%s\"", listen);
+        return NULL;
+    }
+    struct MHD_Daemon *d = MHD_start_daemon(
+        MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG, ntohs(addr.sin_port), NULL,
+        NULL, on_request, app, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)app->cfg->producer.http_threads, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)HTTP_IDLE_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+        MHD_OPTION_END);
+    if (!d)
+        payq_log(PAYQ_LOG_ERROR, "http_start_failed", "could not listen on %s", listen);
+    return d;
+}
+
+/* Stops accepting, waits for the requests in flight, stops the daemon. */
+static void stop(struct MHD_Daemon *d)
+{
+    atomic_store(&g_stopping, true);
+    MHD_socket fd = MHD_quiesce_daemon(d);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+    payq_log(PAYQ_LOG_INFO, "http_stopping", "%ld requests in flight", atomic_load(&g_in_flight));
+    int64_t deadline = mono_ns() + (int64_t)PAYQ_HTTP_DRAIN_S * 1000000000;
+    while (atomic_load(&g_in_flight) > 0 && mono_ns() < deadline) {
+        struct timespec ts = {0, 20 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    MHD_stop_daemon(d);
+}
+
+int payq_http_serve(const struct payq_config *cfg, const char *listen)
+{
+    struct payq_http_app app;
+    memset(&app, 0, sizeof app);
+    app.cfg = cfg;
+    app.target = (struct payq_amqp_target){
+        .urls = cfg->amqp.url,
+        .tls = &cfg->amqp.tls,
+        .heartbeat_s = cfg->amqp.heartbeat_s,
+        .connect_timeout_ms = cfg->amqp.connect_timeout_ms,
+        .conn_name = "payq-producer serve",
+    };
+    app.ntokens = payq_http_auth_load(cfg, app.tokens);
+    pthread_mutex_init(&app.threads_lock, NULL);
+    payq_http_metrics_init(&app.metrics);
+    struct MHD_Daemon *d = start(&app, listen);
+    int rc = 1;
+    if (d) {
+        struct payq_log_rec r;
+        payq_log_begin(&r, PAYQ_LOG_INFO, "http_listening");
+        payq_log_str(&r, "listen", listen);
+        payq_log_int(&r, "threads", cfg->producer.http_threads);
+        payq_log_end(&r);
+        while (!payq_signals_stop_requested()) {
+            struct timespec ts = {0, 100 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+        stop(d);
+        payq_log(PAYQ_LOG_INFO, "http_stopped", "stopped after a signal");
+        rc = 0;
+    }
+    payq_http_threads_free(&app);
+    payq_http_metrics_free(&app.metrics);
+    pthread_mutex_destroy(&app.threads_lock);
+    return rc;
+}

@@ -1,0 +1,90 @@
+/* http_thread: per-pool-thread broker and database connections. */
+#include "http.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "log.h"
+#include "pg.h"
+
+/* How long a request keeps trying to reach the broker, and how long it
+ * waits without any confirm, before it answers 503. */
+#define HTTP_RETRY_MS 2000
+#define HTTP_STALL_MS 10000
+
+static _Thread_local struct payq_http_thread *t_self;
+
+struct payq_http_thread *payq_http_thread_get(struct payq_http_app *app)
+{
+    if (t_self)
+        return t_self;
+    struct payq_http_thread *th = calloc(1, sizeof *th);
+    /* A request never waits inside the publisher for window space (that
+     * wait has no time limit): the window covers the largest request, and
+     * every wait goes through payq_outbox_wait and its stall limit. */
+    int window = app->cfg->producer.confirm_window;
+    if (window < app->cfg->producer.max_batch_items)
+        window = app->cfg->producer.max_batch_items;
+    struct payq_outbox_opts oo = {
+        .target = &app->target,
+        .window = window,
+        .retry_ms = HTTP_RETRY_MS,
+        .stall_ms = HTTP_STALL_MS,
+    };
+    if (th)
+        th->outbox = payq_outbox_new(&oo);
+    if (!th || !th->outbox) {
+        fputs("{\"level\":\"fatal\",\"event\":\"out_of_memory\"}\n", stderr);
+        abort();
+    }
+    pthread_mutex_lock(&app->threads_lock);
+    th->next = app->threads;
+    app->threads = th;
+    pthread_mutex_unlock(&app->threads_lock);
+    t_self = th;
+    return th;
+}
+
+void payq_http_threads_free(struct payq_http_app *app)
+{
+    pthread_mutex_lock(&app->threads_lock);
+    struct payq_http_thread *th = app->threads;
+    app->threads = NULL;
+    pthread_mutex_unlock(&app->threads_lock);
+    while (th) {
+        struct payq_http_thread *next = th->next;
+        payq_outbox_free(th->outbox);
+        PQfinish(th->pg);
+        free(th);
+        th = next;
+    }
+}
+
+PGconn *payq_http_thread_pg(struct payq_http_app *app, struct payq_http_thread *th)
+{
+    if (th->pg && PQstatus(th->pg) == CONNECTION_OK)
+        return th->pg;
+    payq_http_thread_pg_drop(th);
+    PGconn *pg = payq_pg_connect(app->cfg->pg.read_conninfo, "payq-producer");
+    if (!pg)
+        return NULL;
+    char ms[16];
+    snprintf(ms, sizeof ms, "%d", app->cfg->pg.statement_timeout_ms);
+    const char *params[1] = {ms};
+    PGresult *res = PQexecParams(pg, "SELECT set_config('statement_timeout', $1, false)", 1, NULL,
+                                 params, NULL, NULL, 0);
+    enum payq_pg_fault f = payq_pg_check(pg, res, PGRES_TUPLES_OK, "set statement_timeout");
+    PQclear(res);
+    if (f != PAYQ_PG_OK) {
+        PQfinish(pg);
+        return NULL;
+    }
+    th->pg = pg;
+    return pg;
+}
+
+void payq_http_thread_pg_drop(struct payq_http_thread *th)
+{
+    PQfinish(th->pg);
+    th->pg = NULL;
+}

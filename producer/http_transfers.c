@@ -1,0 +1,214 @@
+/* http_transfers: validate-all-then-publish for POST, ledger read for GET. */
+#include "http_transfers.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json_items.h"
+#include "json_scan.h"
+#include "ledger_lookup.h"
+#include "log.h"
+#include "message.h"
+#include "strmap.h"
+
+/* One valid item: its canonical text is canon[off..off+len). */
+struct item {
+    char id[PAYQ_ID_MAX + 1];
+    size_t off, len;
+    bool repeat; /* identical to an earlier item: not published again */
+};
+
+struct post {
+    struct payq_http_app *app;
+    struct payq_json_item *raw;
+    struct item *items;
+    long n;
+    struct payq_buf canon;
+    struct payq_buf errors; /* JSON array elements, comma-separated */
+    size_t nerrors;
+    struct payq_strmap ids;
+};
+
+static void add_error(struct post *p, long index, const char *field, const char *reason)
+{
+    payq_buf_printf(&p->errors, "%s{\"index\":%ld,\"field\":", p->nerrors ? "," : "", index);
+    payq_buf_json_str(&p->errors, field);
+    payq_buf_puts(&p->errors, ",\"reason\":");
+    payq_buf_json_str(&p->errors, reason);
+    payq_buf_putc(&p->errors, '}');
+    p->nerrors++;
+}
+
+/* Validates item i. Returns 0 (valid or a schema problem recorded for the
+ * 422), or -1 when the item is not even JSON (rep is then a 400). */
+static int check_item(struct post *p, long i, const char *body, struct payq_http_reply *rep)
+{
+    const char *raw = body + p->raw[i].off;
+    size_t len = p->raw[i].len;
+    struct payq_msg_error err;
+    /* The scan reports syntax errors with an empty field, limits (depth,
+     * number length) with the path of the value: the first make the body
+     * not JSON (400), the second are schema problems like any other (422). */
+    if (payq_json_scan_check(raw, len, &err) != 0 && err.field[0] == '\0') {
+        char detail[sizeof err.reason + 32];
+        snprintf(detail, sizeof detail, "item %ld: %s", i, err.reason);
+        payq_http_reply_error(rep, 400, "the body is not valid JSON", detail);
+        return -1;
+    }
+    struct payq_transfer t;
+    if (payq_msg_decode_transfer(raw, len, &t, &err) != 0) {
+        add_error(p, i, err.field, err.reason);
+        return 0;
+    }
+    struct item *it = &p->items[i];
+    memcpy(it->id, t.id, sizeof it->id);
+    it->off = p->canon.len;
+    payq_msg_encode_transfer(&t, &p->canon);
+    it->len = p->canon.len - it->off;
+    payq_transfer_clear(&t);
+    size_t j;
+    if (!payq_strmap_get(&p->ids, it->id, &j)) {
+        payq_strmap_put(&p->ids, it->id, (size_t)i);
+        return 0;
+    }
+    const struct item *first = &p->items[j];
+    if (first->len == it->len &&
+        memcmp(p->canon.data + first->off, p->canon.data + it->off, it->len) == 0) {
+        it->repeat = true;
+        return 0;
+    }
+    char why[64];
+    snprintf(why, sizeof why, "repeats the id of item %zu with different content", j);
+    add_error(p, i, "id", why);
+    return 0;
+}
+
+/* Publishes every valid item and waits for the broker's confirms. Returns
+ * 0, or -1 with rep set to the 503. */
+static int publish_items(struct post *p, struct payq_http_reply *rep)
+{
+    struct payq_http_thread *th = payq_http_thread_get(p->app);
+    struct payq_outbox_stats before, after;
+    payq_outbox_stats(th->outbox, &before);
+    int rc = 0;
+    for (long i = 0; rc == 0 && i < p->n; i++) {
+        const struct item *it = &p->items[i];
+        if (!it->repeat)
+            rc = payq_outbox_send(th->outbox, "transfer", it->id, p->canon.data + it->off, it->len);
+    }
+    if (rc == 0)
+        rc = payq_outbox_wait(th->outbox);
+    if (rc != 0) {
+        char detail[512];
+        snprintf(detail, sizeof detail,
+                 "%s; no transfer of this request was accepted (some may still be booked): "
+                 "retry the request, ids make retries safe",
+                 payq_outbox_error(th->outbox));
+        payq_http_reply_error(rep, 503, "the broker is unavailable", detail);
+        payq_outbox_reset(th->outbox);
+    }
+    payq_outbox_stats(th->outbox, &after);
+    payq_http_metrics_outbox(&p->app->metrics, &before, &after);
+    return rc;
+}
+
+static void reply_accepted(struct post *p, struct payq_http_reply *rep)
+{
+    rep->status = 202;
+    payq_buf_reset(&rep->body);
+    payq_buf_puts(&rep->body, "{\"accepted\":[");
+    bool first = true;
+    for (long i = 0; i < p->n; i++) {
+        if (p->items[i].repeat)
+            continue;
+        if (!first)
+            payq_buf_putc(&rep->body, ',');
+        payq_buf_json_str(&rep->body, p->items[i].id);
+        first = false;
+    }
+    payq_buf_puts(&rep->body, "]}");
+}
+
+/* Splits the body; on failure sets the 400 and returns -1. */
+static int split(struct post *p, const char *body, size_t len, struct payq_http_reply *rep)
+{
+    size_t max = (size_t)p->app->cfg->producer.max_batch_items;
+    const char *why;
+    bool is_array;
+    p->raw = malloc(max * sizeof *p->raw);
+    if (!p->raw)
+        abort();
+    p->n = payq_json_items_split(body, len, max, p->raw, &is_array, &why);
+    if (p->n > 0)
+        return 0;
+    char detail[128];
+    snprintf(detail, sizeof detail, "send one transfer object or an array of 1 to %zu", max);
+    payq_http_reply_error(rep, 400, why, detail);
+    return -1;
+}
+
+void payq_http_post_transfers(struct payq_http_app *app, const char *body, size_t len,
+                              struct payq_http_reply *rep)
+{
+    struct post p;
+    memset(&p, 0, sizeof p);
+    p.app = app;
+    if (split(&p, body, len, rep) != 0)
+        goto out;
+    p.items = calloc((size_t)p.n, sizeof *p.items);
+    if (!p.items)
+        abort();
+    payq_strmap_reset(&p.ids, (size_t)p.n);
+    for (long i = 0; i < p.n; i++)
+        if (check_item(&p, i, body, rep) != 0)
+            goto out;
+    if (p.nerrors) {
+        rep->status = 422;
+        payq_buf_reset(&rep->body);
+        payq_buf_puts(&rep->body, "{\"errors\":[");
+        payq_buf_append(&rep->body, p.errors.data, p.errors.len);
+        payq_buf_puts(&rep->body, "]}");
+        goto out;
+    }
+    if (publish_items(&p, rep) == 0)
+        reply_accepted(&p, rep);
+out:
+    payq_strmap_free(&p.ids);
+    payq_buf_free(&p.canon);
+    payq_buf_free(&p.errors);
+    free(p.items);
+    free(p.raw);
+}
+
+void payq_http_get_transfer(struct payq_http_app *app, const char *id, size_t id_len,
+                            struct payq_http_reply *rep)
+{
+    char key[PAYQ_ID_MAX + 1];
+    if (!payq_msg_valid_id(id, id_len)) {
+        payq_http_reply_error(rep, 400, "invalid id",
+                              "an id is 1 to 64 characters of A-Z a-z 0-9 . _ : -");
+        return;
+    }
+    memcpy(key, id, id_len);
+    key[id_len] = '\0';
+    struct payq_http_thread *th = payq_http_thread_get(app);
+    enum payq_lookup r = PAYQ_LOOKUP_FAILED;
+    /* One retry on a fresh connection: the old one may predate a failover. */
+    for (int attempt = 0; attempt < 2 && r == PAYQ_LOOKUP_FAILED; attempt++) {
+        PGconn *pg = payq_http_thread_pg(app, th);
+        if (!pg)
+            break;
+        payq_buf_reset(&rep->body);
+        r = payq_ledger_lookup(pg, key, &rep->body);
+        if (r == PAYQ_LOOKUP_FAILED || r == PAYQ_LOOKUP_ERROR)
+            payq_http_thread_pg_drop(th);
+    }
+    if (r == PAYQ_LOOKUP_FOUND)
+        rep->status = 200;
+    else if (r == PAYQ_LOOKUP_NOT_FOUND)
+        payq_http_reply_error(rep, 404, "not found", "not in the ledger; it may still be queued");
+    else
+        payq_http_reply_error(rep, 503, "the ledger is unavailable",
+                              "the database could not be read; try again later");
+}

@@ -1,0 +1,29 @@
+/* http_transfers: the handlers behind the transfer routes.
+ *
+ * POST /v1/transfers takes one transfer object or an array of up to
+ * producer.max_batch_items. The body is split into raw items
+ * (producer/json_items.h) and each goes through payq_msg_decode_transfer,
+ * the same strict decoder the worker uses. Nothing is published unless
+ * every item is valid; then each canonical encoding is published (routing
+ * key "transfer", message_id = id) and 202 is answered only once the broker
+ * has confirmed all of them. An id repeated with identical content is
+ * published once and listed once; with different content it is a 422.
+ * Transfers are published as sent: no batch id or business date is
+ * stamped (the worker books a missing business date on the UTC day of the
+ * message's timestamp).
+ *
+ * GET /v1/transfers/{id} reads the outcome from the ledger. */
+#ifndef PAYQ_HTTP_TRANSFERS_H
+#define PAYQ_HTTP_TRANSFERS_H
+
+#include <stddef.h>
+
+#include "http.h"
+
+void payq_http_post_transfers(struct payq_http_app *app, const char *body, size_t len,
+                              struct payq_http_reply *rep);
+
+void payq_http_get_transfer(struct payq_http_app *app, const char *id, size_t id_len,
+                            struct payq_http_reply *rep);
+
+#endif

@@ -1,0 +1,306 @@
+/* outbox: a ring of unconfirmed messages over common/publisher. */
+#include "outbox.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "message.h"
+#include "publisher.h"
+#include "signals.h"
+
+#define BACKOFF_FIRST_MS 100
+#define BACKOFF_MAX_MS 5000
+
+enum entry_state { ENTRY_PENDING = 0, ENTRY_DONE, ENTRY_REFUSED };
+
+struct entry {
+    char *body; /* owned */
+    size_t len;
+    const char *rk;
+    char id[PAYQ_ID_MAX + 1];
+    int64_t ts;   /* AMQP timestamp, kept when republished */
+    uint64_t seq; /* on the current connection; 0 = not published on it */
+    enum entry_state state;
+};
+
+struct payq_outbox {
+    struct payq_outbox_opts opts;
+    struct payq_publisher *pub;
+    bool connected;
+    /* Entries live at absolute numbers [head, tail), stored at
+     * ring[n & (cap - 1)]; head only moves past confirmed entries. */
+    struct entry *ring;
+    uint64_t cap, head, tail;
+    /* seqmap[seq & (seqcap - 1)] = absolute number of the entry published
+     * with that seq; the publisher never has more than window unsettled. */
+    uint64_t *seqmap;
+    uint64_t seqcap;
+    struct payq_outbox_stats st;
+    bool failed;
+    char error[384];
+};
+
+static struct entry *at(struct payq_outbox *o, uint64_t n)
+{
+    return &o->ring[n & (o->cap - 1)];
+}
+
+static void fail(struct payq_outbox *o, const char *fmt, const char *arg)
+{
+    if (o->failed)
+        return; /* keep the first reason */
+    o->failed = true;
+    snprintf(o->error, sizeof o->error, fmt, arg);
+}
+
+/* Frees confirmed entries at the head. */
+static void trim(struct payq_outbox *o)
+{
+    while (o->head < o->tail && at(o, o->head)->state == ENTRY_DONE) {
+        struct entry *e = at(o, o->head++);
+        free(e->body);
+        e->body = NULL;
+    }
+}
+
+static void on_settle(void *ctx, uint64_t seq, bool ok, const char *why)
+{
+    struct payq_outbox *o = ctx;
+    uint64_t n = o->seqmap[seq & (o->seqcap - 1)];
+    if (n < o->head || n >= o->tail)
+        return;
+    struct entry *e = at(o, n);
+    if (e->seq != seq || e->state != ENTRY_PENDING)
+        return;
+    if (ok) {
+        e->state = ENTRY_DONE;
+        o->st.confirmed++;
+        trim(o);
+        return;
+    }
+    e->state = ENTRY_REFUSED;
+    o->st.refused++;
+    char what[PAYQ_ID_MAX + 200];
+    snprintf(what, sizeof what, "message %s %s", e->id, why ? why : "refused by the broker");
+    fail(o, "%s", what);
+    payq_log(PAYQ_LOG_ERROR, "publish_refused", "%s", what);
+}
+
+struct payq_outbox *payq_outbox_new(const struct payq_outbox_opts *opts)
+{
+    struct payq_outbox *o = calloc(1, sizeof *o);
+    if (!o)
+        return NULL;
+    o->opts = *opts;
+    if (o->opts.window < 1)
+        o->opts.window = 1;
+    o->seqcap = 1;
+    while (o->seqcap < 2 * (uint64_t)o->opts.window)
+        o->seqcap *= 2;
+    o->cap = o->seqcap;
+    o->seqmap = calloc(o->seqcap, sizeof *o->seqmap);
+    o->ring = calloc(o->cap, sizeof *o->ring);
+    if (!o->seqmap || !o->ring) {
+        payq_outbox_free(o);
+        return NULL;
+    }
+    return o;
+}
+
+void payq_outbox_free(struct payq_outbox *o)
+{
+    if (!o)
+        return;
+    if (o->ring)
+        for (uint64_t n = o->head; n < o->tail; n++)
+            free(at(o, n)->body);
+    payq_publisher_free(o->pub);
+    free(o->ring);
+    free(o->seqmap);
+    free(o);
+}
+
+/* Doubles the ring, keeping absolute numbers (and so seqmap) valid. */
+static void grow(struct payq_outbox *o)
+{
+    struct entry *ring = calloc(o->cap * 2, sizeof *ring);
+    if (!ring) {
+        fputs("{\"level\":\"fatal\",\"event\":\"out_of_memory\"}\n", stderr);
+        abort();
+    }
+    for (uint64_t n = o->head; n < o->tail; n++)
+        ring[n & (o->cap * 2 - 1)] = *at(o, n);
+    free(o->ring);
+    o->ring = ring;
+    o->cap *= 2;
+}
+
+/* Publishes entry n on the current connection. Returns 0, or -1 when the
+ * connection failed (logged by the publisher). */
+static int publish_entry(struct payq_outbox *o, uint64_t n)
+{
+    struct entry *e = at(o, n);
+    struct payq_publish_props props = {.message_id = e->id, .timestamp_s = e->ts};
+    uint64_t seq =
+        payq_publisher_publish(o->pub, PAYQ_EXCHANGE_INGRESS, e->rk, e->body, e->len, &props);
+    if (seq == 0) {
+        o->connected = false;
+        return -1;
+    }
+    /* While waiting for window space the publish may have settled (and
+     * trimmed) other entries, never this pending one, and only send() moves
+     * the ring: e is still valid. */
+    e->seq = seq;
+    o->seqmap[seq & (o->seqcap - 1)] = n;
+    o->st.published++;
+    return 0;
+}
+
+static int connect_once(struct payq_outbox *o)
+{
+    int rc = o->pub ? payq_publisher_reconnect(o->pub)
+                    : payq_publisher_new(o->opts.target, o->opts.window, on_settle, o, &o->pub);
+    o->connected = rc == 0;
+    return rc;
+}
+
+/* Sleeps ms milliseconds in short steps, ticking, and stops early on a stop
+ * request when the outbox honours them. */
+static void nap(struct payq_outbox *o, int ms)
+{
+    while (ms > 0) {
+        if (o->opts.stop_on_signal && payq_signals_stop_requested())
+            return;
+        int step = ms < 100 ? ms : 100;
+        struct timespec ts = {0, step * 1000000L};
+        nanosleep(&ts, NULL);
+        ms -= step;
+        if (o->opts.tick)
+            o->opts.tick(o->opts.tick_ctx);
+    }
+}
+
+static bool stop_now(struct payq_outbox *o)
+{
+    if (o->opts.stop_on_signal && payq_signals_stop_requested()) {
+        fail(o, "%s", "interrupted by a stop signal");
+        return true;
+    }
+    return o->failed;
+}
+
+/* Reconnects with exponential backoff for up to retry_ms, then republishes
+ * every entry not yet confirmed, oldest first. Returns 0 or -1 (failed). */
+static int recover(struct payq_outbox *o)
+{
+    int64_t started = payq_now_ms();
+    int delay = BACKOFF_FIRST_MS;
+    for (;;) {
+        if (stop_now(o))
+            return -1;
+        if (connect_once(o) == 0) {
+            if (o->pub && o->st.published > 0)
+                o->st.reconnects++;
+            bool ok = true;
+            for (uint64_t n = o->head; n < o->tail; n++)
+                at(o, n)->seq = 0;
+            for (uint64_t n = o->head; ok && n < o->tail; n++)
+                if (at(o, n)->state == ENTRY_PENDING)
+                    ok = publish_entry(o, n) == 0;
+            if (ok)
+                return o->failed ? -1 : 0;
+        }
+        int64_t waited = payq_now_ms() - started;
+        if (waited >= o->opts.retry_ms) {
+            char secs[32];
+            snprintf(secs, sizeof secs, "%.1f", (double)waited / 1000.0);
+            fail(o, "the broker stayed unreachable for %s s", secs);
+            return -1;
+        }
+        payq_log(PAYQ_LOG_WARN, "broker_reconnect", "retrying in %d ms (%lld unconfirmed)", delay,
+                 (long long)(o->tail - o->head));
+        nap(o, delay);
+        delay = delay * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : delay * 2;
+    }
+}
+
+int payq_outbox_send(struct payq_outbox *o, const char *rk, const char *id, const void *body,
+                     size_t len)
+{
+    if (stop_now(o))
+        return -1;
+    if (o->tail - o->head == o->cap)
+        grow(o);
+    struct entry *e = at(o, o->tail);
+    memset(e, 0, sizeof *e);
+    e->body = malloc(len ? len : 1);
+    if (!e->body) {
+        fputs("{\"level\":\"fatal\",\"event\":\"out_of_memory\"}\n", stderr);
+        abort();
+    }
+    memcpy(e->body, body, len);
+    e->len = len;
+    e->rk = rk;
+    snprintf(e->id, sizeof e->id, "%s", id ? id : "");
+    e->ts = payq_now_ms() / 1000;
+    uint64_t n = o->tail++;
+    if (o->connected && publish_entry(o, n) == 0)
+        return o->failed ? -1 : 0;
+    return recover(o);
+}
+
+int payq_outbox_wait(struct payq_outbox *o)
+{
+    int64_t last_progress = payq_now_ms();
+    uint64_t last_confirmed = o->st.confirmed;
+    while (o->head < o->tail) {
+        if (stop_now(o))
+            return -1;
+        if (!o->connected && recover(o) != 0)
+            return -1;
+        int r = payq_publisher_flush(o->pub, 200);
+        if (o->opts.tick)
+            o->opts.tick(o->opts.tick_ctx);
+        if (r < 0) {
+            o->connected = false;
+            continue;
+        }
+        if (o->st.confirmed != last_confirmed) {
+            last_confirmed = o->st.confirmed;
+            last_progress = payq_now_ms();
+        } else if (payq_now_ms() - last_progress > o->opts.stall_ms) {
+            fail(o, "%s", "the broker did not confirm in time");
+            return -1;
+        }
+    }
+    return o->failed ? -1 : 0;
+}
+
+const char *payq_outbox_error(const struct payq_outbox *o)
+{
+    return o->error;
+}
+
+void payq_outbox_stats(const struct payq_outbox *o, struct payq_outbox_stats *out)
+{
+    *out = o->st;
+}
+
+void payq_outbox_reset(struct payq_outbox *o)
+{
+    bool in_flight = false;
+    for (uint64_t n = o->head; n < o->tail; n++) {
+        struct entry *e = at(o, n);
+        in_flight |= e->state == ENTRY_PENDING && e->seq != 0;
+        free(e->body);
+        e->body = NULL;
+    }
+    o->head = o->tail;
+    if (in_flight || o->failed)
+        o->connected = false;
+    o->failed = false;
+    o->error[0] = '\0';
+}

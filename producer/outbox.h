@@ -1,0 +1,67 @@
+/* outbox: publishing that survives a dropped broker connection. It keeps a
+ * copy of every message until the broker confirms it; when the connection
+ * fails it reconnects with backoff and republishes exactly the messages not
+ * yet confirmed (never the confirmed ones), so the count of confirmed
+ * messages stays exact. Duplicates of unconfirmed messages that had in fact
+ * reached the queue are harmless: message ids are idempotency keys.
+ *
+ * Memory is bounded by the confirm window (plus rare stragglers confirmed
+ * out of order). One outbox per thread: it is not thread-safe. All messages
+ * go to exchange payq.ingress, persistent and mandatory (common/publisher). */
+#ifndef PAYQ_OUTBOX_H
+#define PAYQ_OUTBOX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "broker.h"
+
+struct payq_outbox;
+
+struct payq_outbox_opts {
+    const struct payq_amqp_target *target; /* must outlive the outbox */
+    int window;                            /* confirm window, >= 1 */
+    int retry_ms;                          /* how long to keep reconnecting after a failure */
+    int stall_ms;            /* give up waiting when no confirm arrives for this long */
+    bool stop_on_signal;     /* give up when SIGTERM/SIGINT arrived (batch files) */
+    void (*tick)(void *ctx); /* called now and then while waiting; may be NULL */
+    void *tick_ctx;
+};
+
+struct payq_outbox_stats {
+    uint64_t published; /* basic.publish calls, republishing included */
+    uint64_t confirmed; /* distinct messages confirmed */
+    uint64_t refused;   /* nacked or returned */
+    uint64_t reconnects;
+};
+
+/* Creates an outbox; it connects lazily, on the first send. Returns NULL
+ * only on out-of-memory. Free with payq_outbox_free. */
+struct payq_outbox *payq_outbox_new(const struct payq_outbox_opts *opts);
+void payq_outbox_free(struct payq_outbox *o); /* safe on NULL */
+
+/* Publishes a copy of body with routing key rk (a string literal) and
+ * message_id id, timestamped now. May wait for confirms while the window is
+ * full and reconnect on failure. Returns 0, or -1 once the outbox has
+ * failed: a message was nacked or returned, the broker stayed unreachable
+ * for retry_ms, or a stop was requested. The reason is payq_outbox_error. */
+int payq_outbox_send(struct payq_outbox *o, const char *rk, const char *id, const void *body,
+                     size_t len) __attribute__((warn_unused_result));
+
+/* Waits until every message sent is confirmed. Returns 0 or -1 (as above,
+ * or no confirm for stall_ms). */
+int payq_outbox_wait(struct payq_outbox *o) __attribute__((warn_unused_result));
+
+/* Why the outbox failed ("" if it did not). Owned by the outbox. */
+const char *payq_outbox_error(const struct payq_outbox *o);
+
+void payq_outbox_stats(const struct payq_outbox *o, struct payq_outbox_stats *out);
+
+/* Forgets every message and any failure so the outbox can be used again
+ * (the HTTP server does this after a failed request). A connection that
+ * still had messages in flight is dropped and reopened on the next send,
+ * so a late confirm can never be mistaken for a new message's. */
+void payq_outbox_reset(struct payq_outbox *o);
+
+#endif

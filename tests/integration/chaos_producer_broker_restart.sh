@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# chaos_producer_broker_restart: `payq-producer publish` of a 200,000-line
+# file while the broker restarts in the middle (scripts/stack
+# restart-broker). The command must still exit 0 with every transfer and the
+# manifest confirmed, having reconnected and republished only what was not
+# yet confirmed; the audit stream holds every id; after a worker drains the
+# queue, each id is in the ledger exactly once.
+# Restarting the broker disturbs everyone sharing the stack: this is the one
+# test allowed to do it. Runs in a private vhost (lib/producer_common.sh).
+set -uo pipefail
+export LC_ALL=C
+TEST_NAME=chaos_producer_broker_restart
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib/common.sh"
+. "$here/lib/producer_common.sh"
+
+P=pc$RUN_ID
+V=payq-test-$P
+N=200000
+B=$P-b
+pv_create "$V" || { fail "could not create private vhost $V"; finish; }
+export PAYQ_AMQP_URL
+PAYQ_AMQP_URL=$(pv_url "$V")
+
+gen_transfers_file "$P-t" $N >"$TMP/file.jsonl"
+file_totals "$TMP/file.jsonl" >"$TMP/totals.want"
+
+"$PRODUCER" publish "$TMP/file.jsonl" --batch-id "$B" --json >"$TMP/json" 2>"$TMP/err" &
+ppid=$!
+# Restart once a good part, but not all, of the file is queued.
+restarted=no
+for i in $(seq 1 120); do
+    d=$(pv_depth "$V" payq.transfers)
+    if [ "${d:-0}" -ge $((N / 5)) ]; then
+        echo "# restarting the broker with ${d} of $N queued"
+        "$SRC/scripts/stack" restart-broker >"$TMP/restart.log" 2>&1 && restarted=yes
+        break
+    fi
+    kill -0 "$ppid" 2>/dev/null || break
+    sleep 0.3
+done
+check "broker restarted while publishing" yes "$restarted"
+[ "$restarted" = yes ] || tail -5 "$TMP/restart.log"
+wait "$ppid"
+rc=$?
+check "publish exits 0" 0 $rc
+[ $rc = 0 ] || tail -5 "$TMP/err"
+check "every transfer and the manifest confirmed" "true $N true" \
+    "$(jq -r '"\(.ok) \(.confirmed) \(.manifest_confirmed)"' "$TMP/json" 2>&1)"
+reconnects=$(jq -r .reconnects "$TMP/json" 2>/dev/null)
+[ "${reconnects:-0}" -ge 1 ] && ok "publisher reconnected ($reconnects times)" ||
+    fail "publisher never reconnected: the restart missed the publish"
+extra=$(( $(jq -r .publish_calls "$TMP/json") - N - 1 ))
+echo "# republished after the restart: $extra messages (at most the confirm window each time)"
+check "it logged the lost connection" 1 "$(grep -c -m1 '"event":"broker_reconnect"' "$TMP/err")"
+
+pv_stream "$V" >"$TMP/stream"
+check "audit stream: every id" $N \
+    "$(awk -F'\t' '$1 == "transfer" { print $2 }' "$TMP/stream" | sort -u | wc -l)"
+check "audit stream: a manifest with the count and totals" "$N $(paste -sd' ' "$TMP/totals.want")" \
+    "$(awk -F'\t' '$1 == "batch" { print $3 }' "$TMP/stream" | tail -n 1 |
+        jq -r '"\(.count) \(.totals | to_entries | map("\(.key) \(.value)") | join(" "))"' 2>&1)"
+
+pv_drain "$V"
+check "queue drained" 0 "$(pv_depth "$V" payq.transfers)"
+check "ledger: each id exactly once" "$N $N" \
+    "$(q "SELECT count(*) || ' ' || count(DISTINCT id) FROM payq.transfers WHERE id LIKE '$P-t-%'")"
+check "ledger: sums per currency equal the file's" "$(cat "$TMP/totals.want")" \
+    "$(q "SELECT currency || ' ' || sum(amount) FROM payq.transfers WHERE batch_id = '$B' GROUP BY currency ORDER BY 1")"
+check "ledger: no conflicts" 0 "$(q "SELECT count(*) FROM payq.conflicts WHERE entity_id LIKE '$P-t-%'")"
+
+finish
