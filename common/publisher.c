@@ -205,9 +205,18 @@ uint64_t payq_publisher_publish(struct payq_publisher *p, const char *exchange,
 {
     if (!p->conn)
         return 0;
+    /* A broker that stops confirming (a memory or disk alarm blocks
+     * publishers) must not stall the caller forever: after a minute the
+     * connection is treated as lost and the caller republishes. */
+    int64_t give_up = payq_now_ms() + 60000;
     while (payq_publisher_outstanding(p) >= (uint64_t)p->window) {
         if (read_one(p, 1000) < 0)
             return 0;
+        if (payq_now_ms() > give_up) {
+            payq_log(PAYQ_LOG_ERROR, "confirm_timeout", "no publisher confirm for 60 s");
+            drop_connection(p);
+            return 0;
+        }
     }
     amqp_basic_properties_t bp;
     memset(&bp, 0, sizeof bp);
