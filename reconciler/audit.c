@@ -1,0 +1,370 @@
+/* audit: the payq.audit stream reader, read up to a marker of its own. */
+#include "audit.h"
+
+#include <amqp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "broker.h"
+#include "json_scan.h"
+#include "log.h"
+#include "money.h"
+#include "publisher.h"
+#include "signals.h"
+
+#define AUDIT_CHANNEL 1
+#define AUDIT_PREFETCH 2000
+/* Acks are credit for a stream consumer: give it back well before the
+ * prefetch runs out, in few frames. */
+#define AUDIT_ACK_EVERY 500
+/* The marker is behind everything the broker already holds; while messages
+ * keep coming the read is making progress, so only silence counts. */
+#define AUDIT_IDLE_TIMEOUT_MS 120000
+#define AUDIT_CONFIRM_TIMEOUT_MS 30000
+
+struct reader {
+    const struct payq_audit_req *req;
+    const struct payq_audit_sink *sink;
+    struct payq_audit_stats *st;
+    amqp_connection_state_t conn;
+    char *err;
+    size_t errlen;
+};
+
+struct marker_fate {
+    bool ok;
+    char why[160];
+};
+
+void payq_audit_utc_date(int64_t t, char buf[11])
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    strftime(buf, 11, "%Y-%m-%d", &tm);
+}
+
+static void make_marker_id(char *buf, size_t len, const char *date)
+{
+    uint64_t r = 0;
+    if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
+        r = (uint64_t)payq_now_ms() ^ ((uint64_t)getpid() << 32);
+    snprintf(buf, len, "payq-reconciler.%s.%d.%lld.%016llx", date, (int)getpid(),
+             (long long)payq_now_ms(), (unsigned long long)r);
+}
+
+static void on_marker_settled(void *ctx, uint64_t seq, bool ok, const char *why)
+{
+    (void)seq;
+    struct marker_fate *f = ctx;
+    f->ok = ok;
+    snprintf(f->why, sizeof f->why, "%s", why ? why : "");
+}
+
+/* Publishes the marker and waits for the broker's confirm: once confirmed
+ * it is in the stream, behind everything published before it. */
+static int publish_marker(struct reader *rd)
+{
+    const struct payq_config *cfg = rd->req->cfg;
+    struct payq_amqp_target t = {cfg->amqp.url, &cfg->amqp.tls, cfg->amqp.heartbeat_s,
+                                 cfg->amqp.connect_timeout_ms, "payq-reconciler-marker"};
+    struct marker_fate fate = {0};
+    struct payq_publisher *pub = NULL;
+    if (payq_publisher_new(&t, 1, on_marker_settled, &fate, &pub) != 0) {
+        snprintf(rd->err, rd->errlen, "cannot connect to the broker to publish the marker");
+        return -1;
+    }
+    char body[256];
+    int n = snprintf(body, sizeof body, "{\"marker\":\"%s\",\"business_date\":\"%s\"}",
+                     rd->st->marker_id, rd->req->date);
+    struct payq_publish_props props = {.message_id = rd->st->marker_id};
+    int rc = -1;
+    if (payq_publisher_publish(pub, PAYQ_EXCHANGE_INGRESS, PAYQ_AUDIT_MARKER_KEY, body, (size_t)n,
+                               &props) == 0)
+        snprintf(rd->err, rd->errlen, "the connection failed while publishing the marker");
+    else if (payq_publisher_flush(pub, AUDIT_CONFIRM_TIMEOUT_MS) != 0)
+        snprintf(rd->err, rd->errlen, "the broker did not confirm the marker");
+    else if (!fate.ok)
+        snprintf(rd->err, rd->errlen, "the marker was refused (%s): is payq.audit bound to %s?",
+                 fate.why, PAYQ_EXCHANGE_INGRESS);
+    else
+        rc = 0;
+    if (rc != 0)
+        payq_log(PAYQ_LOG_ERROR, "audit_marker_failed", "%s", rd->err);
+    payq_publisher_free(pub);
+    return rc;
+}
+
+/* Subscribes to the stream from the requested offset with manual acks. */
+static int start_consumer(struct reader *rd)
+{
+    amqp_connection_state_t c = rd->conn;
+    if (payq_amqp_channel_open(c, AUDIT_CHANNEL) != 0)
+        return -1;
+    amqp_basic_qos(c, AUDIT_CHANNEL, 0, AUDIT_PREFETCH, 0);
+    if (payq_amqp_check_reply(amqp_get_rpc_reply(c), "basic.qos") != 0)
+        return -1;
+    amqp_table_entry_t arg;
+    arg.key = amqp_cstring_bytes("x-stream-offset");
+    if (rd->req->from_first) {
+        arg.value.kind = AMQP_FIELD_KIND_UTF8;
+        arg.value.value.bytes = amqp_cstring_bytes("first");
+    } else {
+        arg.value.kind = AMQP_FIELD_KIND_TIMESTAMP;
+        arg.value.value.u64 = (uint64_t)rd->req->from_s;
+    }
+    amqp_table_t args = {1, &arg};
+    amqp_basic_consume(c, AUDIT_CHANNEL, amqp_cstring_bytes(PAYQ_STREAM_AUDIT), amqp_empty_bytes, 0,
+                       0, 0, args);
+    return payq_amqp_check_reply(amqp_get_rpc_reply(c), "basic.consume payq.audit");
+}
+
+/* What can be read of a body that does not decode: the worker keys its
+ * dead letter by the body's SHA-256, and finance wants the currency and
+ * amount when they are legible. Dated like a transfer, from the body's
+ * business_date if it is a real date, else from the AMQP timestamp. */
+static void on_invalid(struct reader *rd, const amqp_envelope_t *e, int64_t ts,
+                       const struct payq_msg_error *err)
+{
+    const char *body = e->message.body.bytes, *v;
+    size_t len = e->message.body.len, n;
+    struct payq_audit_invalid inv = {.amount = -1, .err = *err};
+    char date[11] = "";
+    if (payq_json_scan_peek_string(body, len, "business_date", &v, &n) &&
+        payq_msg_valid_date(v, n)) {
+        memcpy(date, v, 10);
+        date[10] = '\0';
+    } else if (ts >= 0) {
+        payq_audit_utc_date(ts, date);
+    }
+    inv.undated = date[0] == '\0';
+    if (!inv.undated && strcmp(date, rd->req->date) != 0)
+        return;
+    payq_sha256(body, len, inv.body_hash);
+    payq_msg_peek_id(body, len, inv.id);
+    if (payq_json_scan_peek_string(body, len, "currency", &v, &n) &&
+        payq_msg_valid_currency(v, n)) {
+        memcpy(inv.currency, v, 3);
+        inv.currency[3] = '\0';
+    }
+    const char *why;
+    if (payq_json_scan_peek_string(body, len, "amount", &v, &n) &&
+        payq_money_parse_amount(v, n, &inv.amount, &why) != 0)
+        inv.amount = -1;
+    rd->st->invalid++;
+    rd->sink->invalid(rd->sink->ctx, &inv);
+}
+
+static int on_transfer(struct reader *rd, const amqp_envelope_t *e, uint64_t seq)
+{
+    const amqp_basic_properties_t *p = &e->message.properties;
+    int64_t ts = (p->_flags & AMQP_BASIC_TIMESTAMP_FLAG) ? (int64_t)p->timestamp : -1;
+    struct payq_transfer t;
+    struct payq_msg_error err;
+    if (payq_msg_decode_transfer(e->message.body.bytes, e->message.body.len, &t, &err) != 0) {
+        on_invalid(rd, e, ts, &err);
+        return 0;
+    }
+    rd->st->transfers++;
+    uint8_t hash[32];
+    payq_transfer_hash(&t, hash);
+    char date[11] = "";
+    if (t.business_date[0])
+        memcpy(date, t.business_date, sizeof date);
+    else if (ts >= 0)
+        payq_audit_utc_date(ts, date);
+    int rc = 0;
+    if (!date[0]) {
+        rd->st->undated++;
+        rc = rd->sink->undated(rd->sink->ctx, &t, hash, seq);
+    } else if (strcmp(date, rd->req->date) == 0) {
+        rd->st->kept++;
+        rc = rd->sink->transfer(rd->sink->ctx, &t, hash, seq);
+    }
+    payq_transfer_clear(&t);
+    return rc;
+}
+
+static void on_manifest(struct reader *rd, const amqp_envelope_t *e)
+{
+    struct payq_manifest m;
+    struct payq_msg_error err;
+    if (payq_msg_decode_manifest(e->message.body.bytes, e->message.body.len, &m, &err) != 0) {
+        /* Nothing else records a bad manifest (the worker never sees
+         * manifests); its batch will show up without one. */
+        rd->st->invalid_manifests++;
+        struct payq_log_rec r;
+        payq_log_begin(&r, PAYQ_LOG_WARN, "audit_invalid_manifest");
+        payq_log_str(&r, "field", err.field);
+        payq_log_str(&r, "reason", err.reason);
+        payq_log_end(&r);
+        return;
+    }
+    if (strcmp(m.business_date, rd->req->date) != 0)
+        return;
+    rd->st->manifests++;
+    rd->sink->manifest(rd->sink->ctx, &m);
+}
+
+static bool is_our_marker(const struct reader *rd, const amqp_envelope_t *e)
+{
+    const amqp_basic_properties_t *p = &e->message.properties;
+    size_t n = strlen(rd->st->marker_id);
+    return (p->_flags & AMQP_BASIC_MESSAGE_ID_FLAG) && p->message_id.len == n &&
+           memcmp(p->message_id.bytes, rd->st->marker_id, n) == 0;
+}
+
+/* Returns 1 at our marker, 0 to go on, -1 when the sink failed. */
+static int on_delivery(struct reader *rd, const amqp_envelope_t *e, uint64_t seq)
+{
+    const amqp_bytes_t rk = e->routing_key;
+    if (rk.len == strlen(PAYQ_AUDIT_MARKER_KEY) &&
+        memcmp(rk.bytes, PAYQ_AUDIT_MARKER_KEY, rk.len) == 0) {
+        if (is_our_marker(rd, e))
+            return 1;
+        rd->st->ignored++; /* another run's marker */
+        return 0;
+    }
+    enum payq_msg_kind kind;
+    if (payq_msg_kind_from_routing_key(rk.bytes, rk.len, &kind) != 0) {
+        rd->st->ignored++;
+        return 0;
+    }
+    switch (kind) {
+    case PAYQ_MSG_TRANSFER: return on_transfer(rd, e, seq) == 0 ? 0 : -1;
+    case PAYQ_MSG_BATCH: on_manifest(rd, e); return 0;
+    case PAYQ_MSG_ACCOUNT: rd->st->accounts++; return 0;
+    }
+    return 0;
+}
+
+/* A frame other than a delivery: the broker closing the channel or
+ * cancelling the consumer (stream deleted) ends the read. */
+static int on_other_frame(struct reader *rd)
+{
+    amqp_frame_t f;
+    int st = amqp_simple_wait_frame(rd->conn, &f);
+    if (payq_amqp_check_status(st, "read payq.audit") != 0) {
+        snprintf(rd->err, rd->errlen, "the connection to the broker failed while reading");
+        return -1;
+    }
+    if (f.frame_type != AMQP_FRAME_METHOD)
+        return 0;
+    switch (f.payload.method.id) {
+    case AMQP_CHANNEL_CLOSE_METHOD:
+    case AMQP_CONNECTION_CLOSE_METHOD: {
+        amqp_rpc_reply_t r = {.reply_type = AMQP_RESPONSE_SERVER_EXCEPTION,
+                              .reply = f.payload.method};
+        payq_amqp_reply_text(r, rd->err, rd->errlen);
+        payq_amqp_check_reply(r, "read payq.audit");
+        return -1;
+    }
+    case AMQP_BASIC_CANCEL_METHOD:
+        snprintf(rd->err, rd->errlen, "the broker cancelled the stream consumer");
+        payq_log(PAYQ_LOG_ERROR, "audit_cancelled", "%s", rd->err);
+        return -1;
+    default: return 0;
+    }
+}
+
+/* Waits for one delivery. Returns 1 with *e filled, 0 on a quiet second or
+ * a frame that was handled, -1 on failure (err set). */
+static int next_delivery(struct reader *rd, amqp_envelope_t *e)
+{
+    struct timeval tv = {1, 0};
+    amqp_maybe_release_buffers(rd->conn);
+    amqp_rpc_reply_t r = amqp_consume_message(rd->conn, e, &tv, 0);
+    if (r.reply_type == AMQP_RESPONSE_NORMAL)
+        return 1;
+    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_TIMEOUT)
+        return 0;
+    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+        r.library_error == AMQP_STATUS_UNEXPECTED_STATE)
+        return on_other_frame(rd) == 0 ? 0 : -1;
+    payq_amqp_reply_text(r, rd->err, rd->errlen);
+    payq_amqp_check_reply(r, "read payq.audit");
+    return -1;
+}
+
+static int read_to_marker(struct reader *rd, struct payq_progress *prog)
+{
+    int64_t last = payq_now_ms();
+    uint64_t unacked = 0;
+    for (;;) {
+        if (payq_signals_stop_requested()) {
+            snprintf(rd->err, rd->errlen, "interrupted before the marker arrived");
+            return -1;
+        }
+        amqp_envelope_t e;
+        int got = next_delivery(rd, &e);
+        if (got < 0)
+            return -1;
+        if (got == 0) {
+            if (payq_now_ms() - last <= AUDIT_IDLE_TIMEOUT_MS)
+                continue;
+            snprintf(rd->err, rd->errlen,
+                     "not read completely: the marker did not arrive "
+                     "within %d s of silence",
+                     AUDIT_IDLE_TIMEOUT_MS / 1000);
+            payq_log(PAYQ_LOG_ERROR, "audit_incomplete", "%s", rd->err);
+            return -1;
+        }
+        last = payq_now_ms();
+        uint64_t seq = rd->st->messages++;
+        int rc = on_delivery(rd, &e, seq);
+        uint64_t tag = e.delivery_tag;
+        amqp_destroy_envelope(&e);
+        if (rc < 0) {
+            snprintf(rd->err, rd->errlen, "could not keep what was read (see log)");
+            return -1;
+        }
+        if (rc > 0)
+            return 0;
+        if (++unacked >= AUDIT_ACK_EVERY) {
+            if (payq_amqp_check_status(amqp_basic_ack(rd->conn, AUDIT_CHANNEL, tag, 1),
+                                       "basic.ack payq.audit") != 0) {
+                snprintf(rd->err, rd->errlen, "the connection failed while acking");
+                return -1;
+            }
+            unacked = 0;
+        }
+        payq_progress_update(prog, rd->st->messages);
+    }
+}
+
+int payq_audit_read(const struct payq_audit_req *req, const struct payq_audit_sink *sink,
+                    struct payq_progress *prog, struct payq_audit_stats *st, char *err,
+                    size_t errlen)
+{
+    int64_t t0 = payq_now_ms();
+    memset(st, 0, sizeof *st);
+    struct reader rd = {req, sink, st, NULL, err, errlen};
+    make_marker_id(st->marker_id, sizeof st->marker_id, req->date);
+    const struct payq_config *cfg = req->cfg;
+    struct payq_amqp_target t = {cfg->amqp.url, &cfg->amqp.tls, cfg->amqp.heartbeat_s,
+                                 cfg->amqp.connect_timeout_ms, "payq-reconciler"};
+    unsigned cursor = 0;
+    /* Connect before publishing the marker: an unreachable broker should
+     * leave no marker behind. */
+    if (payq_amqp_connect(&t, &cursor, &rd.conn) != 0) {
+        snprintf(err, errlen, "cannot connect to the broker (amqp.url)");
+        return -1;
+    }
+    int rc = -1;
+    if (publish_marker(&rd) != 0)
+        goto out;
+    if (start_consumer(&rd) != 0) {
+        snprintf(err, errlen, "cannot subscribe to %s", PAYQ_STREAM_AUDIT);
+        goto out;
+    }
+    payq_progress_stage(prog, "audit stream", "messages");
+    rc = read_to_marker(&rd, prog);
+    payq_progress_done(prog);
+out:
+    payq_amqp_close(rd.conn);
+    st->read_ms = payq_now_ms() - t0;
+    return rc;
+}

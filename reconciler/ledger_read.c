@@ -1,0 +1,463 @@
+/* ledger_read: standby catch-up, the day's cursor scan, invariants, lookups. */
+#include "ledger_read.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "broker.h"
+#include "log.h"
+#include "pg.h"
+#include "pgarray.h"
+#include "signals.h"
+
+#define LEDGER_FETCH 5000
+#define LEDGER_ATTEMPTS 3
+#define LEDGER_LOOKUP_CHUNK 1000
+#define LEDGER_REPLAY_POLL_MS 20
+
+struct payq_ledger_reader {
+    PGconn *conn;
+    char err[512];
+};
+
+/* Rows of the date, in no particular order (the comparison partitions
+ * them anyway). */
+static const char SCAN_SQL[] =
+    "DECLARE payq_recon_day NO SCROLL CURSOR FOR "
+    "SELECT id, coalesce(batch_id, ''), debit_account, credit_account, amount::text, "
+    "currency, status, coalesce(reason, ''), encode(payload_sha256, 'hex') "
+    "FROM payq.transfers WHERE business_date = $1::date";
+
+/* The books, all dates, in one statement (one snapshot): per currency the
+ * accounts' debits_posted and credits_posted must sum alike (double
+ * entry), and each account's stored totals must equal the sums of its
+ * posted transfers. Only violations come back. */
+static const char INVARIANTS_SQL[] =
+    "WITH moves AS ("
+    "  SELECT v.account, v.debit, v.credit FROM payq.transfers t"
+    "  CROSS JOIN LATERAL (VALUES (t.debit_account, t.amount::numeric, 0::numeric),"
+    "                             (t.credit_account, 0::numeric, t.amount::numeric))"
+    "       AS v(account, debit, credit)"
+    "  WHERE t.status = 'posted'),"
+    " sums AS (SELECT account, sum(debit) AS debits, sum(credit) AS credits"
+    "          FROM moves GROUP BY account),"
+    " bad AS ("
+    "  SELECT 'currency'::text AS kind, a.currency::text AS key,"
+    "         sum(a.debits_posted)::numeric AS stored_debits,"
+    "         sum(a.credits_posted)::numeric AS stored_credits,"
+    "         NULL::numeric AS sum_debits, NULL::numeric AS sum_credits, true AS known"
+    "  FROM payq.accounts a GROUP BY a.currency"
+    "  HAVING sum(a.debits_posted) <> sum(a.credits_posted)"
+    "  UNION ALL"
+    "  SELECT 'account', coalesce(a.id, s.account), a.debits_posted, a.credits_posted,"
+    "         coalesce(s.debits, 0), coalesce(s.credits, 0), a.id IS NOT NULL"
+    "  FROM payq.accounts a FULL JOIN sums s ON s.account = a.id"
+    "  WHERE a.id IS NULL OR a.debits_posted <> coalesce(s.debits, 0)"
+    "     OR a.credits_posted <> coalesce(s.credits, 0))"
+    "SELECT kind, key, stored_debits::text, stored_credits::text, sum_debits::text,"
+    "       sum_credits::text, known FROM bad ORDER BY kind DESC, key";
+
+const char *payq_ledger_error(const struct payq_ledger_reader *r)
+{
+    return r->err[0] ? r->err : "unknown error";
+}
+
+/* Keeps "what: first line of the server's message" for the CLI. */
+static void keep_error(struct payq_ledger_reader *r, const char *what, const PGresult *res)
+{
+    const char *msg = res ? PQresultErrorMessage(res) : "";
+    if (!msg || !*msg)
+        msg = PQerrorMessage(r->conn);
+    size_t n = strcspn(msg, "\n");
+    snprintf(r->err, sizeof r->err, "%s: %.*s", what, (int)n, msg);
+}
+
+/* Runs one statement and checks its status; on failure logs (once, in
+ * payq_pg_check), keeps the reason and returns the fault class. On success
+ * *out (if not NULL) holds the result for the caller to clear. */
+static enum payq_pg_fault run(struct payq_ledger_reader *r, const char *sql, int nparams,
+                              const char *const *params, ExecStatusType expect, const char *what,
+                              PGresult **out)
+{
+    PGresult *res = PQexecParams(r->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    enum payq_pg_fault f = payq_pg_check(r->conn, res, expect, what);
+    if (f != PAYQ_PG_OK) {
+        keep_error(r, what, res);
+        PQclear(res);
+        return f;
+    }
+    if (out)
+        *out = res;
+    else
+        PQclear(res);
+    return PAYQ_PG_OK;
+}
+
+int payq_ledger_open(const struct payq_config *cfg, struct payq_ledger_reader **out, char *err,
+                     size_t errlen)
+{
+    *out = NULL;
+    PGconn *c = payq_pg_connect(cfg->pg.read_conninfo, "payq-reconciler");
+    if (!c) {
+        char shown[512];
+        payq_log_redact(cfg->pg.read_conninfo, shown, sizeof shown);
+        snprintf(err, errlen,
+                 "cannot connect with pg.read_conninfo \"%s\" (see the "
+                 "pg_connect_failed log line)",
+                 shown);
+        return -1;
+    }
+    struct payq_ledger_reader *r = calloc(1, sizeof *r);
+    if (!r)
+        abort();
+    r->conn = c;
+    char timeout[24];
+    snprintf(timeout, sizeof timeout, "%d", cfg->pg.statement_timeout_ms);
+    const char *p[1] = {timeout};
+    if (run(r,
+            "SELECT set_config('statement_timeout', $1, false), "
+            "set_config('default_transaction_read_only', 'on', false)",
+            1, p, PGRES_TUPLES_OK, "set up the session", NULL) != PAYQ_PG_OK) {
+        snprintf(err, errlen, "%s", r->err);
+        payq_ledger_close(r);
+        return -1;
+    }
+    *out = r;
+    return 0;
+}
+
+void payq_ledger_close(struct payq_ledger_reader *r)
+{
+    if (!r)
+        return;
+    PQfinish(r->conn);
+    free(r);
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+int payq_ledger_wait_replay(struct payq_ledger_reader *r, int timeout_ms,
+                            struct payq_ledger_stats *st)
+{
+    PGresult *res = NULL;
+    int64_t t0 = payq_now_ms();
+    snprintf(st->server, sizeof st->server, "%s:%s", PQhost(r->conn), PQport(r->conn));
+    if (run(r, "SELECT pg_is_in_recovery(), pg_last_wal_receive_lsn()::text", 0, NULL,
+            PGRES_TUPLES_OK, "check recovery", &res) != PAYQ_PG_OK)
+        return -1;
+    st->standby = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    char lsn[64];
+    snprintf(lsn, sizeof lsn, "%s", PQgetvalue(res, 0, 1));
+    bool no_lsn = PQgetisnull(res, 0, 1);
+    PQclear(res);
+    if (!st->standby)
+        return 0; /* a primary serves every commit */
+    if (no_lsn) {
+        snprintf(r->err, sizeof r->err,
+                 "the standby %s is not streaming from a primary, so "
+                 "how current it is cannot be told",
+                 st->server);
+        payq_log(PAYQ_LOG_ERROR, "ledger_standby_stale", "%s", r->err);
+        return -1;
+    }
+    const char *p[1] = {lsn};
+    for (;;) {
+        if (run(r, "SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn", 1, p, PGRES_TUPLES_OK,
+                "check replay", &res) != PAYQ_PG_OK)
+            return -1;
+        bool caught_up = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+        PQclear(res);
+        st->replay_wait_ms = payq_now_ms() - t0;
+        if (caught_up)
+            return 0;
+        if (st->replay_wait_ms > timeout_ms || payq_signals_stop_requested()) {
+            snprintf(r->err, sizeof r->err, "the standby %s did not replay up to %s within %d ms",
+                     st->server, lsn, timeout_ms);
+            payq_log(PAYQ_LOG_ERROR, "ledger_replay_timeout", "%s", r->err);
+            return -1;
+        }
+        sleep_ms(LEDGER_REPLAY_POLL_MS);
+    }
+}
+
+int payq_ledger_unhex(const char *s, uint8_t out[32])
+{
+    if (s[0] == '\\' && s[1] == 'x')
+        s += 2;
+    for (int i = 0; i < 32; i++) {
+        int v = 0;
+        for (int k = 0; k < 2; k++) {
+            char c = s[2 * i + k];
+            int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+            if (d < 0)
+                return -1;
+            v = v * 16 + d;
+        }
+        out[i] = (uint8_t)v;
+    }
+    return s[64] == '\0' ? 0 : -1;
+}
+
+/* One row of SCAN_SQL as a record; pointers stay valid while res does. */
+static int to_rec(struct payq_ledger_reader *r, PGresult *res, int i, struct payq_spill_rec *rec)
+{
+    memset(rec, 0, sizeof *rec);
+    rec->id = PQgetvalue(res, i, 0);
+    rec->batch_id = PQgetvalue(res, i, 1);
+    rec->debit = PQgetvalue(res, i, 2);
+    rec->credit = PQgetvalue(res, i, 3);
+    char *end;
+    errno = 0;
+    rec->amount = strtoll(PQgetvalue(res, i, 4), &end, 10);
+    snprintf(rec->currency, sizeof rec->currency, "%s", PQgetvalue(res, i, 5));
+    rec->status =
+        strcmp(PQgetvalue(res, i, 6), "posted") == 0 ? PAYQ_SPILL_POSTED : PAYQ_SPILL_REJECTED;
+    rec->reason = PQgetvalue(res, i, 7);
+    if (errno || *end || payq_ledger_unhex(PQgetvalue(res, i, 8), rec->hash) != 0) {
+        snprintf(r->err, sizeof r->err, "unreadable row for transfer \"%s\"", rec->id);
+        payq_log(PAYQ_LOG_ERROR, "ledger_bad_row", "%s", r->err);
+        return -1;
+    }
+    return 0;
+}
+
+/* Fetches the cursor dry. Returns 0, 1 to start over, -1 on failure. */
+static int fetch_all(struct payq_ledger_reader *r, const struct payq_ledger_sink *sink,
+                     struct payq_progress *prog, struct payq_ledger_stats *st)
+{
+    for (;;) {
+        PGresult *res = NULL;
+        char fetch[64];
+        snprintf(fetch, sizeof fetch, "FETCH FORWARD %d FROM payq_recon_day", LEDGER_FETCH);
+        enum payq_pg_fault f = run(r, fetch, 0, NULL, PGRES_TUPLES_OK, "fetch transfers", &res);
+        if (f != PAYQ_PG_OK)
+            return f == PAYQ_PG_RETRY ? 1 : -1;
+        int n = PQntuples(res);
+        for (int i = 0; i < n; i++) {
+            struct payq_spill_rec rec;
+            if (to_rec(r, res, i, &rec) != 0 || sink->row(sink->ctx, &rec) != 0) {
+                if (!r->err[0])
+                    snprintf(r->err, sizeof r->err, "could not keep the rows read (see log)");
+                PQclear(res);
+                return -1;
+            }
+        }
+        PQclear(res);
+        st->rows += (uint64_t)n;
+        payq_progress_update(prog, st->rows);
+        if (n == 0)
+            return 0;
+        if (payq_signals_stop_requested()) {
+            snprintf(r->err, sizeof r->err, "interrupted");
+            return -1;
+        }
+    }
+}
+
+/* One pass of the day's rows in one read-only transaction. */
+static int scan_once(struct payq_ledger_reader *r, const char *date,
+                     const struct payq_ledger_sink *sink, struct payq_progress *prog,
+                     struct payq_ledger_stats *st)
+{
+    const char *p[1] = {date};
+    enum payq_pg_fault f = run(r, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL,
+                               PGRES_COMMAND_OK, "begin", NULL);
+    if (f == PAYQ_PG_OK)
+        f = run(r, SCAN_SQL, 1, p, PGRES_COMMAND_OK, "declare cursor", NULL);
+    int rc = f == PAYQ_PG_OK ? fetch_all(r, sink, prog, st) : f == PAYQ_PG_RETRY ? 1 : -1;
+    if (rc == 0 && run(r, "COMMIT", 0, NULL, PGRES_COMMAND_OK, "commit", NULL) != PAYQ_PG_OK)
+        rc = -1;
+    if (rc != 0)
+        PQclear(PQexec(r->conn, "ROLLBACK")); /* best effort: the error is already logged */
+    return rc;
+}
+
+static void invariant_row(struct payq_breaks *b, PGresult *res, int i)
+{
+    const char *kind = PQgetvalue(res, i, 0), *key = PQgetvalue(res, i, 1);
+    const char *sd = PQgetvalue(res, i, 2), *sc = PQgetvalue(res, i, 3);
+    const char *td = PQgetvalue(res, i, 4), *tc = PQgetvalue(res, i, 5);
+    if (strcmp(kind, "currency") == 0) {
+        payq_breaks_add(b, PAYQ_BREAK_INVARIANT, key, NULL, "debits_vs_credits", sd, sc,
+                        "over the %s accounts the debits_posted sum to %s but the "
+                        "credits_posted to %s",
+                        key, sd, sc);
+        return;
+    }
+    if (strcmp(PQgetvalue(res, i, 6), "f") == 0) {
+        payq_breaks_add(b, PAYQ_BREAK_INVARIANT, key, NULL, "account", "an account", "none",
+                        "posted transfers move account %s (debits %s, credits %s), which does "
+                        "not exist",
+                        key, td, tc);
+        return;
+    }
+    if (strcmp(sd, td) != 0)
+        payq_breaks_add(b, PAYQ_BREAK_INVARIANT, key, NULL, "debits_posted", td, sd,
+                        "the account stores debits_posted %s but its posted transfers debit %s", sd,
+                        td);
+    if (strcmp(sc, tc) != 0)
+        payq_breaks_add(b, PAYQ_BREAK_INVARIANT, key, NULL, "credits_posted", tc, sc,
+                        "the account stores credits_posted %s but its posted transfers credit "
+                        "%s",
+                        sc, tc);
+}
+
+/* The invariants query has no side effects, so it is simply rerun after a
+ * recovery conflict. */
+static int check_invariants(struct payq_ledger_reader *r, struct payq_breaks *b)
+{
+    PGresult *res = NULL;
+    enum payq_pg_fault f = PAYQ_PG_RETRY;
+    for (int attempt = 1; attempt <= LEDGER_ATTEMPTS && f == PAYQ_PG_RETRY; attempt++)
+        f = run(r, INVARIANTS_SQL, 0, NULL, PGRES_TUPLES_OK, "check invariants", &res);
+    if (f != PAYQ_PG_OK)
+        return -1;
+    for (int i = 0; i < PQntuples(res); i++)
+        invariant_row(b, res, i);
+    PQclear(res);
+    return 0;
+}
+
+int payq_ledger_scan(struct payq_ledger_reader *r, const char *date,
+                     const struct payq_ledger_sink *sink, struct payq_breaks *breaks,
+                     struct payq_progress *prog, struct payq_ledger_stats *st)
+{
+    int64_t t0 = payq_now_ms();
+    int rc = 1;
+    payq_progress_stage(prog, "ledger", "rows");
+    for (st->attempts = 0; rc == 1 && st->attempts < LEDGER_ATTEMPTS;) {
+        if (st->attempts++ > 0) {
+            payq_log(PAYQ_LOG_WARN, "ledger_scan_restart", "attempt %d after: %s", st->attempts,
+                     r->err);
+            r->err[0] = '\0';
+            st->rows = 0;
+            if (sink->restart(sink->ctx) != 0) {
+                snprintf(r->err, sizeof r->err, "could not start the scan over (see log)");
+                return -1;
+            }
+        }
+        rc = scan_once(r, date, sink, prog, st);
+    }
+    payq_progress_done(prog);
+    if (rc == 0)
+        rc = check_invariants(r, breaks);
+    st->read_ms = payq_now_ms() - t0;
+    return rc == 0 ? 0 : -1;
+}
+
+/* Runs sql with $1 = a text array of one chunk and calls row() per row. */
+static int lookup(struct payq_ledger_reader *r, const char *sql, const char *what,
+                  const struct payq_buf *arr, void (*row)(void *ctx, PGresult *res, int i),
+                  void *ctx)
+{
+    PGresult *res = NULL;
+    const char *p[1] = {arr->data};
+    if (run(r, sql, 1, p, PGRES_TUPLES_OK, what, &res) != PAYQ_PG_OK)
+        return -1;
+    for (int i = 0; i < PQntuples(res); i++)
+        row(ctx, res, i);
+    PQclear(res);
+    return 0;
+}
+
+struct id_hits {
+    void (*transfer)(void *ctx, const char *id, const char *date, const uint8_t hash[32]);
+    void (*conflict)(void *ctx, const char *id, const uint8_t hash[32]);
+    void (*dead)(void *ctx, const uint8_t hash[32]);
+    void *ctx;
+};
+
+static void transfer_row(void *ctx, PGresult *res, int i)
+{
+    struct id_hits *h = ctx;
+    uint8_t hash[32];
+    if (payq_ledger_unhex(PQgetvalue(res, i, 2), hash) == 0)
+        h->transfer(h->ctx, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), hash);
+}
+
+static void conflict_row(void *ctx, PGresult *res, int i)
+{
+    struct id_hits *h = ctx;
+    uint8_t hash[32];
+    if (payq_ledger_unhex(PQgetvalue(res, i, 1), hash) == 0)
+        h->conflict(h->ctx, PQgetvalue(res, i, 0), hash);
+}
+
+static void dead_row(void *ctx, PGresult *res, int i)
+{
+    struct id_hits *h = ctx;
+    uint8_t hash[32];
+    if (payq_ledger_unhex(PQgetvalue(res, i, 0), hash) == 0)
+        h->dead(h->ctx, hash);
+}
+
+/* Looks ids up in chunks of LEDGER_LOOKUP_CHUNK. */
+static int lookup_ids(struct payq_ledger_reader *r, const char *sql, const char *what,
+                      const char *const *ids, size_t n,
+                      void (*row)(void *ctx, PGresult *res, int i), struct id_hits *h)
+{
+    struct payq_buf arr = PAYQ_BUF_INIT;
+    int rc = 0;
+    for (size_t at = 0; at < n && rc == 0; at += LEDGER_LOOKUP_CHUNK) {
+        payq_pgarr_begin(&arr);
+        for (size_t i = at; i < n && i < at + LEDGER_LOOKUP_CHUNK; i++)
+            payq_pgarr_str(&arr, ids[i]);
+        payq_pgarr_end(&arr);
+        rc = lookup(r, sql, what, &arr, row, h);
+    }
+    payq_buf_free(&arr);
+    return rc;
+}
+
+int payq_ledger_find_transfers(struct payq_ledger_reader *r, const char *const *ids, size_t n,
+                               void (*hit)(void *ctx, const char *id, const char *date,
+                                           const uint8_t hash[32]),
+                               void *ctx)
+{
+    struct id_hits h = {.transfer = hit, .ctx = ctx};
+    return lookup_ids(r,
+                      "SELECT id, business_date::text, encode(payload_sha256, 'hex') "
+                      "FROM payq.transfers WHERE id = ANY($1::text[])",
+                      "look up transfers", ids, n, transfer_row, &h);
+}
+
+int payq_ledger_find_conflicts(struct payq_ledger_reader *r, const char *const *ids, size_t n,
+                               void (*hit)(void *ctx, const char *id, const uint8_t hash[32]),
+                               void *ctx)
+{
+    struct id_hits h = {.conflict = hit, .ctx = ctx};
+    return lookup_ids(r,
+                      "SELECT entity_id, encode(payload_sha256, 'hex') FROM payq.conflicts "
+                      "WHERE kind = 'transfer' AND entity_id = ANY($1::text[])",
+                      "look up conflicts", ids, n, conflict_row, &h);
+}
+
+int payq_ledger_find_dead(struct payq_ledger_reader *r, const uint8_t (*hashes)[32], size_t n,
+                          void (*hit)(void *ctx, const uint8_t hash[32]), void *ctx)
+{
+    struct id_hits h = {.dead = hit, .ctx = ctx};
+    struct payq_buf arr = PAYQ_BUF_INIT;
+    int rc = 0;
+    char hex[65];
+    for (size_t at = 0; at < n && rc == 0; at += LEDGER_LOOKUP_CHUNK) {
+        payq_pgarr_begin(&arr);
+        for (size_t i = at; i < n && i < at + LEDGER_LOOKUP_CHUNK; i++) {
+            payq_hash_hex(hashes[i], hex);
+            payq_pgarr_str(&arr, hex);
+        }
+        payq_pgarr_end(&arr);
+        rc = lookup(r,
+                    "SELECT encode(body_sha256, 'hex') FROM payq.dead_letters "
+                    "WHERE body_sha256 IN (SELECT decode(h, 'hex') FROM unnest($1::text[]) h)",
+                    "look up dead letters", &arr, dead_row, &h);
+    }
+    payq_buf_free(&arr);
+    return rc;
+}

@@ -1,0 +1,86 @@
+/* ledger_read: the reconciler's read-only view of the PostgreSQL ledger,
+ * through pg.read_conninfo (role payq_reader, usually a hot standby).
+ *
+ *  - wait_replay: a standby serves what it has replayed, which may trail
+ *    what it has received; wait (bounded) until replay reaches the WAL
+ *    received when the ledger read starts, so every commit the worker had
+ *    acked by then is visible.
+ *  - scan: the day's payq.transfers rows through a server-side cursor
+ *    (bounded memory, each FETCH its own statement under statement_timeout),
+ *    handed to a sink; then the global invariants in one aggregate query.
+ *    A standby may cancel a query that conflicts with recovery (SQLSTATE
+ *    40001): the scan then starts over, a few times, after telling the sink.
+ *  - find_*: lookups by id or hash, in chunks, for the few records the
+ *    comparison could not settle from the day's rows alone.
+ * Errors are logged where detected (payq_pg_check); payq_ledger_error()
+ * gives a one-line reason for the CLI. */
+#ifndef PAYQ_RECON_LEDGER_READ_H
+#define PAYQ_RECON_LEDGER_READ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "breaks.h"
+#include "config.h"
+#include "progress.h"
+#include "spill.h"
+
+struct payq_ledger_reader;
+
+struct payq_ledger_stats {
+    bool standby;           /* the server was in recovery */
+    char server[160];       /* host:port that answered */
+    int64_t replay_wait_ms; /* time spent waiting for replay */
+    uint64_t rows;          /* transfer rows of the date */
+    int attempts;           /* scans started (more than 1 after recovery conflicts) */
+    int64_t read_ms;
+};
+
+struct payq_ledger_sink {
+    void *ctx;
+    /* One row of the date. Non-zero stops the scan (logged by the sink). */
+    int (*row)(void *ctx, const struct payq_spill_rec *r);
+    /* The scan starts over: forget every row given so far. */
+    int (*restart)(void *ctx);
+};
+
+/* Connects and sets the session up (read only, statement_timeout). On
+ * failure returns -1, *out NULL, and a one-line reason in err. */
+int payq_ledger_open(const struct payq_config *cfg, struct payq_ledger_reader **out, char *err,
+                     size_t errlen) __attribute__((warn_unused_result));
+void payq_ledger_close(struct payq_ledger_reader *r); /* safe on NULL */
+
+/* The reason of the last failure, for the CLI's one line. */
+const char *payq_ledger_error(const struct payq_ledger_reader *r);
+
+int payq_ledger_wait_replay(struct payq_ledger_reader *r, int timeout_ms,
+                            struct payq_ledger_stats *st) __attribute__((warn_unused_result));
+
+/* Scans the date's rows into the sink, then records invariant_violation
+ * breaks. Returns 0 or -1. */
+int payq_ledger_scan(struct payq_ledger_reader *r, const char *date,
+                     const struct payq_ledger_sink *sink, struct payq_breaks *breaks,
+                     struct payq_progress *prog, struct payq_ledger_stats *st)
+    __attribute__((warn_unused_result));
+
+/* Transfers with these ids, any date: calls hit for each one found. */
+int payq_ledger_find_transfers(struct payq_ledger_reader *r, const char *const *ids, size_t n,
+                               void (*hit)(void *ctx, const char *id, const char *date,
+                                           const uint8_t hash[32]),
+                               void *ctx) __attribute__((warn_unused_result));
+
+/* payq.conflicts rows of kind transfer for these ids. */
+int payq_ledger_find_conflicts(struct payq_ledger_reader *r, const char *const *ids, size_t n,
+                               void (*hit)(void *ctx, const char *id, const uint8_t hash[32]),
+                               void *ctx) __attribute__((warn_unused_result));
+
+/* payq.dead_letters rows with these body hashes. */
+int payq_ledger_find_dead(struct payq_ledger_reader *r, const uint8_t (*hashes)[32], size_t n,
+                          void (*hit)(void *ctx, const uint8_t hash[32]), void *ctx)
+    __attribute__((warn_unused_result));
+
+/* Parses 64 hex digits (an optional leading "\x" is skipped). */
+int payq_ledger_unhex(const char *s, uint8_t out[32]) __attribute__((warn_unused_result));
+
+#endif

@@ -1,0 +1,279 @@
+/* run: the stages of one reconciliation, their sinks, and the verdict. */
+#include "run.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "broker.h"
+#include "log.h"
+#include "progress.h"
+#include "report.h"
+#include "run_record.h"
+#include "spill.h"
+
+#define REPLAY_TIMEOUT_MS 60000
+
+struct run_ctx {
+    struct payq_recon_run *run;
+    struct payq_spill *spill;
+    struct payq_ledger_reader *ledger;
+    struct payq_progress prog;
+    struct payq_buf undated; /* encoded spill records of undated transfers */
+    struct payq_audit_invalid *inv;
+    size_t ninv, inv_cap;
+    bool spill_failed;
+};
+
+const char *payq_recon_result_name(enum payq_recon_result r)
+{
+    static const char *const names[] = {"balanced", "breaks", "in_flight", "failed"};
+    return r <= PAYQ_RESULT_FAILED ? names[r] : "failed";
+}
+
+/* Marks the run failed with "cannot <what>: <why>" (the CLI prints it). */
+static int fail(struct run_ctx *x, const char *what, const char *why)
+{
+    snprintf(x->run->error, sizeof x->run->error, "cannot %s: %s", what, why);
+    x->run->result = PAYQ_RESULT_FAILED;
+    return -1;
+}
+
+/* ---- audit sink ---- */
+
+static struct payq_spill_rec audit_rec(const struct payq_transfer *t, const uint8_t hash[32],
+                                       uint64_t seq)
+{
+    struct payq_spill_rec r = {
+        t->id, t->batch_id, t->debit_account, t->credit_account, "", t->amount, seq,
+        {0},   {0},         PAYQ_SPILL_NONE};
+    memcpy(r.hash, hash, 32);
+    memcpy(r.currency, t->currency, 4);
+    return r;
+}
+
+static int sink_transfer(void *ctx, const struct payq_transfer *t, const uint8_t hash[32],
+                         uint64_t seq)
+{
+    struct run_ctx *x = ctx;
+    struct payq_spill_rec r = audit_rec(t, hash, seq);
+    if (payq_spill_put(x->spill, PAYQ_SPILL_AUDIT, &r) != 0) {
+        x->spill_failed = true;
+        return -1;
+    }
+    return 0;
+}
+
+static int sink_undated(void *ctx, const struct payq_transfer *t, const uint8_t hash[32],
+                        uint64_t seq)
+{
+    struct run_ctx *x = ctx;
+    struct payq_spill_rec r = audit_rec(t, hash, seq);
+    payq_spill_encode(&x->undated, &r);
+    return 0;
+}
+
+static void sink_manifest(void *ctx, const struct payq_manifest *m)
+{
+    struct run_ctx *x = ctx;
+    payq_tally_manifest(&x->run->tally, m);
+}
+
+/* Undecodable messages are few (each is a producer's mistake): they are
+ * kept in memory until they can be looked up. */
+static void sink_invalid(void *ctx, const struct payq_audit_invalid *inv)
+{
+    struct run_ctx *x = ctx;
+    if (x->ninv == x->inv_cap) {
+        x->inv_cap = x->inv_cap ? x->inv_cap * 2 : 64;
+        x->inv = realloc(x->inv, x->inv_cap * sizeof *x->inv);
+        if (!x->inv)
+            abort();
+    }
+    x->inv[x->ninv++] = *inv;
+}
+
+/* ---- ledger sink ---- */
+
+static int sink_row(void *ctx, const struct payq_spill_rec *r)
+{
+    struct run_ctx *x = ctx;
+    if (payq_spill_put(x->spill, PAYQ_SPILL_LEDGER, r) != 0) {
+        x->spill_failed = true;
+        return -1;
+    }
+    return 0;
+}
+
+static int sink_restart(void *ctx)
+{
+    struct run_ctx *x = ctx;
+    return payq_spill_reset(x->spill, PAYQ_SPILL_LEDGER);
+}
+
+/* ---- stages ---- */
+
+static int read_audit(struct run_ctx *x)
+{
+    struct payq_recon_run *run = x->run;
+    struct payq_audit_req req = {run->cfg, run->opts->date, run->opts->from_first,
+                                 run->opts->from_s};
+    struct payq_audit_sink sink = {x, sink_transfer, sink_undated, sink_manifest, sink_invalid};
+    char why[512];
+    if (payq_audit_read(&req, &sink, &x->prog, &run->audit, why, sizeof why) != 0)
+        return fail(x, x->spill_failed ? "use the spill directory" : "read the audit stream",
+                    x->spill_failed ? "a write failed (see log)" : why);
+    if (payq_spill_flush(x->spill, PAYQ_SPILL_AUDIT) != 0)
+        return fail(x, "use the spill directory", "a write failed (see log)");
+    run->audit_read = true;
+    return 0;
+}
+
+static int read_queues(struct run_ctx *x)
+{
+    char why[512];
+    if (payq_queues_read(x->run->cfg, &x->run->queues, why, sizeof why) != 0)
+        return fail(x, "read the queue depths", why);
+    x->run->queues_read = true;
+    return 0;
+}
+
+static int read_ledger(struct run_ctx *x)
+{
+    struct payq_recon_run *run = x->run;
+    struct payq_ledger_sink sink = {x, sink_row, sink_restart};
+    if (payq_ledger_wait_replay(x->ledger, REPLAY_TIMEOUT_MS, &run->ledger) != 0 ||
+        payq_ledger_scan(x->ledger, run->opts->date, &sink, &run->breaks, &x->prog, &run->ledger) !=
+            0)
+        return fail(x, x->spill_failed ? "use the spill directory" : "read the ledger",
+                    x->spill_failed ? "a write failed (see log)" : payq_ledger_error(x->ledger));
+    if (payq_spill_flush(x->spill, PAYQ_SPILL_LEDGER) != 0)
+        return fail(x, "use the spill directory", "a write failed (see log)");
+    run->ledger_read = true;
+    return 0;
+}
+
+static int compare(struct run_ctx *x)
+{
+    struct payq_recon_run *run = x->run;
+    struct payq_compare c = {x->spill,
+                             x->ledger,
+                             &run->tally,
+                             &run->breaks,
+                             &x->prog,
+                             run->opts->date,
+                             payq_queues_pending(&run->queues),
+                             {0},
+                             ""};
+    int rc = payq_compare_undated(&c, &x->undated);
+    if (rc == 0 && (rc = payq_spill_flush(x->spill, PAYQ_SPILL_AUDIT)) != 0)
+        snprintf(c.err, sizeof c.err, "cannot write the spill files (see log)");
+    if (rc == 0)
+        rc = payq_compare_dead(&c, x->inv, x->ninv);
+    if (rc == 0)
+        rc = payq_compare_buckets(&c);
+    run->cmp = c.st;
+    run->spill_bytes = payq_spill_bytes(x->spill);
+    if (rc != 0)
+        return fail(x, "compare with the ledger", c.err);
+    payq_tally_check_batches(&run->tally, &run->breaks, run->opts->date);
+    if (payq_breaks_total(&run->breaks) > 0)
+        run->result = PAYQ_RESULT_BREAKS;
+    else if (run->breaks.count[PAYQ_BREAK_IN_FLIGHT] > 0)
+        run->result = PAYQ_RESULT_IN_FLIGHT;
+    else
+        run->result = PAYQ_RESULT_BALANCED;
+    return 0;
+}
+
+/* ---- the whole run ---- */
+
+static int prepare(struct run_ctx *x)
+{
+    struct payq_recon_run *run = x->run;
+    const struct payq_config *cfg = run->cfg;
+    char path[4200], why[512];
+    if (payq_spill_new(cfg->reconciler.spill_dir, cfg->reconciler.buckets, &x->spill) != 0)
+        return fail(x, "use the spill directory", cfg->reconciler.spill_dir);
+    const char *csv = NULL; /* only the csv report lists every break */
+    if (run->opts->format == PAYQ_REPORT_CSV)
+        csv = payq_spill_path(x->spill, "breaks.csv", path, sizeof path);
+    if (payq_breaks_init(&run->breaks, (size_t)cfg->reconciler.examples, csv) != 0)
+        return fail(x, "use the spill directory", "cannot create the list of breaks");
+    if (payq_ledger_open(cfg, &x->ledger, why, sizeof why) != 0)
+        return fail(x, "read the ledger", why);
+    return 0;
+}
+
+static void log_summary(const struct payq_recon_run *run)
+{
+    struct payq_log_rec r;
+    payq_log_begin(&r, run->result == PAYQ_RESULT_FAILED ? PAYQ_LOG_ERROR : PAYQ_LOG_INFO,
+                   "reconciliation_finished");
+    payq_log_str(&r, "date", run->opts->date);
+    payq_log_str(&r, "result", payq_recon_result_name(run->result));
+    payq_log_int(&r, "breaks", (long long)payq_breaks_total(&run->breaks));
+    payq_log_int(&r, "in_flight", (long long)run->breaks.count[PAYQ_BREAK_IN_FLIGHT]);
+    payq_log_int(&r, "audit_messages", (long long)run->audit.messages);
+    payq_log_int(&r, "ledger_rows", (long long)run->ledger.rows);
+    payq_log_num(&r, "seconds", (double)(run->finished_ms - run->started_ms) / 1000.0);
+    if (run->result == PAYQ_RESULT_FAILED)
+        payq_log_str(&r, "error", run->error);
+    payq_log_end(&r);
+}
+
+static int exit_code(const struct payq_recon_run *run)
+{
+    switch (run->result) {
+    case PAYQ_RESULT_BALANCED: return 0;
+    case PAYQ_RESULT_BREAKS:
+    case PAYQ_RESULT_IN_FLIGHT: return 1;
+    case PAYQ_RESULT_FAILED: break;
+    }
+    return 2;
+}
+
+int payq_recon_run(const struct payq_config *cfg, const struct payq_recon_opts *opts)
+{
+    static struct payq_recon_run run; /* large; one per process */
+    memset(&run, 0, sizeof run);
+    run.cfg = cfg;
+    run.opts = opts;
+    run.started_ms = payq_now_ms();
+    /* Only a comparison that ran to the end sets another verdict. */
+    run.result = PAYQ_RESULT_FAILED;
+    snprintf(run.error, sizeof run.error, "the run did not finish");
+    payq_tally_init(&run.tally);
+    struct run_ctx x = {.run = &run, .undated = PAYQ_BUF_INIT};
+    payq_progress_init(&x.prog);
+
+    struct payq_report_out out;
+    if (payq_report_open(&out, opts->out_path) != 0) {
+        fprintf(stderr, "payq-reconciler: cannot write the report to \"%s\": %s\n", opts->out_path,
+                strerror(errno));
+        return 2;
+    }
+    if (prepare(&x) == 0 && read_audit(&x) == 0 && read_queues(&x) == 0 && read_ledger(&x) == 0)
+        compare(&x);
+    payq_ledger_close(x.ledger);
+    run.finished_ms = payq_now_ms();
+    run.recorded = payq_run_record(&run) == 0;
+    int rc = exit_code(&run);
+    /* The CSV list of breaks lives in the spill directory: report first. */
+    bool written = payq_report_write(&run, &out) == 0;
+    payq_spill_free(x.spill);
+    log_summary(&run);
+    if (run.result == PAYQ_RESULT_FAILED)
+        fprintf(stderr, "payq-reconciler: %s\n", run.error);
+    else if (!written)
+        fprintf(stderr, "payq-reconciler: cannot write the report (see log)\n");
+    if (!written)
+        rc = 2; /* a verdict nobody can read is no verdict */
+    payq_breaks_free(&run.breaks);
+    payq_tally_free(&run.tally);
+    payq_buf_free(&x.undated);
+    free(x.inv);
+    return rc;
+}

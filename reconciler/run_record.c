@@ -1,0 +1,46 @@
+/* run_record: one INSERT into payq.reconciliations per run. */
+#include "run_record.h"
+
+#include <libpq-fe.h>
+#include <stdio.h>
+
+#include "buf.h"
+#include "pg.h"
+#include "report.h"
+
+static const char *table_result(enum payq_recon_result r)
+{
+    switch (r) {
+    case PAYQ_RESULT_BALANCED: return "balanced";
+    case PAYQ_RESULT_BREAKS:
+    case PAYQ_RESULT_IN_FLIGHT: return "breaks";
+    case PAYQ_RESULT_FAILED: break;
+    }
+    return "failed";
+}
+
+int payq_run_record(const struct payq_recon_run *run)
+{
+    PGconn *c = payq_pg_connect(run->cfg->pg.recon_conninfo, "payq-reconciler");
+    if (!c)
+        return -1;
+    char started[32], finished[32], breaks[24];
+    struct payq_buf counts = PAYQ_BUF_INIT;
+    payq_report_iso_time(run->started_ms, started);
+    payq_report_iso_time(run->finished_ms, finished);
+    snprintf(breaks, sizeof breaks, "%llu", (unsigned long long)payq_breaks_total(&run->breaks));
+    payq_report_counts(run, &counts);
+    const char *p[6] = {run->opts->date,           started, finished,
+                        table_result(run->result), breaks,  counts.data};
+    PGresult *res = PQexecParams(c,
+                                 "INSERT INTO payq.reconciliations (business_date, started_at, "
+                                 "finished_at, result, breaks, counts) "
+                                 "VALUES ($1::date, $2::timestamptz, $3::timestamptz, $4, "
+                                 "$5::bigint, $6::jsonb)",
+                                 6, NULL, p, NULL, NULL, 0);
+    int rc = payq_pg_check(c, res, PGRES_COMMAND_OK, "record the run") == PAYQ_PG_OK ? 0 : -1;
+    PQclear(res);
+    PQfinish(c);
+    payq_buf_free(&counts);
+    return rc;
+}
