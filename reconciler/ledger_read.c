@@ -17,6 +17,7 @@
 #define LEDGER_ATTEMPTS 3
 #define LEDGER_LOOKUP_CHUNK 1000
 #define LEDGER_REPLAY_POLL_MS 20
+#define INVARIANTS_TIMEOUT "1h"
 
 struct payq_ledger_reader {
     PGconn *conn;
@@ -309,6 +310,28 @@ static void invariant_row(struct payq_breaks *b, PGresult *res, int i)
                         sc, tc);
 }
 
+/* One try of the invariants query. It reads every posted transfer of
+ * every date (about 1 s per million rows here), so it may outlast
+ * pg.statement_timeout, which is sized for the cursor's FETCHes: it gets
+ * INVARIANTS_TIMEOUT of its own, in its own read-only transaction. */
+static enum payq_pg_fault invariants_once(struct payq_ledger_reader *r, PGresult **res)
+{
+    enum payq_pg_fault f = run(r, "BEGIN READ ONLY", 0, NULL, PGRES_COMMAND_OK, "begin", NULL);
+    if (f == PAYQ_PG_OK)
+        f = run(r, "SET LOCAL statement_timeout = '" INVARIANTS_TIMEOUT "'", 0, NULL,
+                PGRES_COMMAND_OK, "set timeout", NULL);
+    if (f == PAYQ_PG_OK)
+        f = run(r, INVARIANTS_SQL, 0, NULL, PGRES_TUPLES_OK, "check invariants", res);
+    if (f == PAYQ_PG_OK) {
+        f = run(r, "COMMIT", 0, NULL, PGRES_COMMAND_OK, "commit", NULL);
+        if (f != PAYQ_PG_OK)
+            PQclear(*res);
+    }
+    if (f != PAYQ_PG_OK)
+        PQclear(PQexec(r->conn, "ROLLBACK")); /* best effort: the error is already logged */
+    return f;
+}
+
 /* The invariants query has no side effects, so it is simply rerun after a
  * recovery conflict. */
 static int check_invariants(struct payq_ledger_reader *r, struct payq_breaks *b)
@@ -316,7 +339,7 @@ static int check_invariants(struct payq_ledger_reader *r, struct payq_breaks *b)
     PGresult *res = NULL;
     enum payq_pg_fault f = PAYQ_PG_RETRY;
     for (int attempt = 1; attempt <= LEDGER_ATTEMPTS && f == PAYQ_PG_RETRY; attempt++)
-        f = run(r, INVARIANTS_SQL, 0, NULL, PGRES_TUPLES_OK, "check invariants", &res);
+        f = invariants_once(r, &res);
     if (f != PAYQ_PG_OK)
         return -1;
     for (int i = 0; i < PQntuples(res); i++)
