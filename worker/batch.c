@@ -26,12 +26,14 @@ struct wmsg *payq_wbatch_add(struct wbatch *b, uint64_t tag, bool redelivered, i
     m->published_ms = published_ms ? published_ms : timestamp_s * 1000;
     if (rk_len >= sizeof m->routing_key)
         rk_len = sizeof m->routing_key - 1;
-    memcpy(m->routing_key, routing_key, rk_len);
+    if (rk_len) /* librabbitmq hands out NULL for empty byte strings */
+        memcpy(m->routing_key, routing_key, rk_len);
     m->routing_key[rk_len] = '\0';
     m->body = malloc(len ? len : 1);
     if (!m->body)
         abort();
-    memcpy(m->body, body, len);
+    if (len)
+        memcpy(m->body, body, len);
     m->body_len = len;
     m->kind = WMSG_INVALID;
     return m;

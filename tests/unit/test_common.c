@@ -90,6 +90,7 @@ static void test_account_masking(void **state)
     payq_log_begin(&r, PAYQ_LOG_INFO, "x");
     payq_log_account(&r, "account", "DE89370400440532013000");
     payq_log_account(&r, "short", "abc");
+    r.line[r.len] = '\0'; /* the record is not a C string until payq_log_end */
     assert_non_null(strstr(r.line, "\"account\":\"...3000\""));
     assert_null(strstr(r.line, "DE8937"));
     assert_non_null(strstr(r.line, "\"short\":\"...\""));
