@@ -15,7 +15,8 @@ set ylabel "transfers/s"
 set xrange [0.5:maxw + 0.5]
 set yrange [0:*]
 set xtics 1
-set key bottom right box opaque
+set key inside top center box opaque
+set offsets 0, 0, graph 0.45, 0   # headroom above the data for the key
 set grid
 set samples 9
 cmd = ""
@@ -50,7 +51,8 @@ set ylabel "% of transfers"
 set xrange [*:*]
 set yrange [0:100]
 set xtics auto
-set key bottom right box opaque
+unset offsets
+set key inside top left box opaque
 cmd = ""
 base = ""
 ci = 0
