@@ -226,7 +226,9 @@ uint64_t payq_publisher_publish(struct payq_publisher *p, const char *exchange,
                                                                       : "application/json");
     bp.delivery_mode = 2;
     /* The header is the timestamp property at millisecond resolution. */
-    int64_t now_ms = props && props->timestamp_s ? props->timestamp_s * 1000 : payq_now_ms();
+    int64_t now_ms = props && props->timestamp_ms   ? props->timestamp_ms
+                     : props && props->timestamp_s ? props->timestamp_s * 1000
+                                                   : payq_now_ms();
     bp.timestamp = (uint64_t)(now_ms / 1000);
     if (props && props->message_id) {
         bp._flags |= AMQP_BASIC_MESSAGE_ID_FLAG;

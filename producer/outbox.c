@@ -143,7 +143,7 @@ static void grow(struct payq_outbox *o)
 static int publish_entry(struct payq_outbox *o, uint64_t n)
 {
     struct entry *e = at(o, n);
-    struct payq_publish_props props = {.message_id = e->id, .timestamp_s = e->ts};
+    struct payq_publish_props props = {.message_id = e->id, .timestamp_ms = e->ts};
     uint64_t seq =
         payq_publisher_publish(o->pub, PAYQ_EXCHANGE_INGRESS, e->rk, e->body, e->len, &props);
     if (seq == 0) {
@@ -245,7 +245,7 @@ int payq_outbox_send(struct payq_outbox *o, const char *rk, const char *id, cons
     e->len = len;
     e->rk = rk;
     snprintf(e->id, sizeof e->id, "%s", id ? id : "");
-    e->ts = payq_now_ms() / 1000;
+    e->ts = payq_now_ms(); /* ms: published_at keeps millisecond latency */
     uint64_t n = o->tail++;
     if (o->connected && publish_entry(o, n) == 0)
         return o->failed ? -1 : 0;
