@@ -70,6 +70,7 @@ static const struct key keys[] = {
     KINT("producer.http_threads", producer.http_threads, 1, 64, 4),
     KINT("producer.max_request_bytes", producer.max_request_bytes, 1024, 67108864, 4194304),
     KINT("producer.max_batch_items", producer.max_batch_items, 1, 1000, 1000),
+    KINT("producer.pack_max", producer.pack_max, 1, 1000, 100),
     {"producer.api_tokens_sha256", KEY_TOKENS, FIELD(producer.api_tokens_sha256), 0,
      PAYQ_CONFIG_MAX_TOKENS, 0, NULL, false, NULL},
     KINT("worker.batch_max", worker.batch_max, 1, 8189, 1000),

@@ -52,6 +52,9 @@ struct payq_config {
         int http_threads;      /* producer.http_threads: 1..64, default 4 */
         int max_request_bytes; /* producer.max_request_bytes: 1024..67108864, default 4194304 */
         int max_batch_items;   /* producer.max_batch_items: 1..1000, default 1000 */
+        /* producer.pack_max: transfers per broker message, 1..1000 (PAYQ_PACK_MAX_ITEMS),
+         * default 100; 1 publishes one "transfer" message per transfer */
+        int pack_max;
         /* producer.api_tokens_sha256: list of 64-hex-char SHA-256 digests */
         char api_tokens_sha256[PAYQ_CONFIG_MAX_TOKENS][65];
         size_t n_api_tokens;

@@ -130,6 +130,7 @@ static void test_defaults_match_header(void **state)
     assert_int_equal(c.producer.http_threads, 4);
     assert_int_equal(c.producer.max_request_bytes, 4194304);
     assert_int_equal(c.producer.max_batch_items, 1000);
+    assert_int_equal(c.producer.pack_max, 100);
     assert_int_equal(c.producer.n_api_tokens, 0);
     assert_int_equal(c.worker.batch_max, 1000);
     assert_int_equal(c.worker.batch_wait_ms, 5);
@@ -192,6 +193,7 @@ static void test_payq_yaml_documents_everything(void **state)
                                           "http_threads: 4",
                                           "max_request_bytes: 4194304",
                                           "max_batch_items: 1000",
+                                          "pack_max: 100",
                                           "api_tokens_sha256: []",
                                           "batch_max: 1000",
                                           "batch_wait_ms: 5",
