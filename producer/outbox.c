@@ -19,6 +19,7 @@ enum entry_state { ENTRY_PENDING = 0, ENTRY_DONE, ENTRY_REFUSED };
 struct entry {
     char *body; /* owned */
     size_t len;
+    uint32_t items; /* transfers it carries */
     const char *rk;
     char id[PAYQ_ID_MAX + 1];
     int64_t ts;   /* AMQP timestamp, kept when republished */
@@ -34,6 +35,7 @@ struct payq_outbox {
      * ring[n & (cap - 1)]; head only moves past confirmed entries. */
     struct entry *ring;
     uint64_t cap, head, tail;
+    size_t held; /* bytes of the bodies in [head, tail) */
     /* seqmap[seq & (seqcap - 1)] = absolute number of the entry published
      * with that seq; the publisher never has more than window unsettled. */
     uint64_t *seqmap;
@@ -61,6 +63,7 @@ static void trim(struct payq_outbox *o)
 {
     while (o->head < o->tail && at(o, o->head)->state == ENTRY_DONE) {
         struct entry *e = at(o, o->head++);
+        o->held -= e->len;
         free(e->body);
         e->body = NULL;
     }
@@ -78,6 +81,7 @@ static void on_settle(void *ctx, uint64_t seq, bool ok, const char *why)
     if (ok) {
         e->state = ENTRY_DONE;
         o->st.confirmed++;
+        o->st.items += e->items;
         trim(o);
         return;
     }
@@ -227,10 +231,22 @@ static int recover(struct payq_outbox *o)
     }
 }
 
+static int settle(struct payq_outbox *o, size_t keep);
+
 int payq_outbox_send(struct payq_outbox *o, const char *rk, const char *id, const void *body,
                      size_t len)
 {
+    return payq_outbox_send_items(o, rk, id, body, len, 1);
+}
+
+int payq_outbox_send_items(struct payq_outbox *o, const char *rk, const char *id, const void *body,
+                           size_t len, uint32_t items)
+{
     if (stop_now(o))
+        return -1;
+    /* Wait for room first, so what is held stays under max_bytes. */
+    if (o->opts.max_bytes && o->held + len > o->opts.max_bytes && o->head < o->tail &&
+        settle(o, o->opts.max_bytes > len ? o->opts.max_bytes - len : 0) != 0)
         return -1;
     if (o->tail - o->head == o->cap)
         grow(o);
@@ -243,6 +259,8 @@ int payq_outbox_send(struct payq_outbox *o, const char *rk, const char *id, cons
     }
     memcpy(e->body, body, len);
     e->len = len;
+    e->items = items;
+    o->held += len;
     e->rk = rk;
     snprintf(e->id, sizeof e->id, "%s", id ? id : "");
     e->ts = payq_now_ms(); /* ms: published_at keeps millisecond latency */
@@ -252,16 +270,20 @@ int payq_outbox_send(struct payq_outbox *o, const char *rk, const char *id, cons
     return recover(o);
 }
 
-int payq_outbox_wait(struct payq_outbox *o)
+/* Waits for confirms until at most keep bytes are held (keep 0: until
+ * every message is confirmed), reconnecting as needed. 0 or -1 (failed, or
+ * no confirm for stall_ms). */
+static int settle(struct payq_outbox *o, size_t keep)
 {
     int64_t last_progress = payq_now_ms();
     uint64_t last_confirmed = o->st.confirmed;
-    while (o->head < o->tail) {
+    while (o->head < o->tail && (keep == 0 || o->held > keep)) {
         if (stop_now(o))
             return -1;
         if (!o->connected && recover(o) != 0)
             return -1;
-        int r = payq_publisher_flush(o->pub, 200);
+        /* Waiting for room needs only some confirms: look again soon. */
+        int r = payq_publisher_flush(o->pub, keep ? 10 : 200);
         if (o->opts.tick)
             o->opts.tick(o->opts.tick_ctx);
         if (r < 0) {
@@ -277,6 +299,11 @@ int payq_outbox_wait(struct payq_outbox *o)
         }
     }
     return o->failed ? -1 : 0;
+}
+
+int payq_outbox_wait(struct payq_outbox *o)
+{
+    return settle(o, 0);
 }
 
 const char *payq_outbox_error(const struct payq_outbox *o)
@@ -299,6 +326,7 @@ void payq_outbox_reset(struct payq_outbox *o)
         e->body = NULL;
     }
     o->head = o->tail;
+    o->held = 0;
     if (in_flight || o->failed)
         o->connected = false;
     o->failed = false;

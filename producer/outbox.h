@@ -6,8 +6,10 @@
  * reached the queue are harmless: message ids are idempotency keys.
  *
  * Memory is bounded by the confirm window (plus rare stragglers confirmed
- * out of order). One outbox per thread: it is not thread-safe. All messages
- * go to exchange payq.ingress, persistent and mandatory (common/publisher). */
+ * out of order) and, when max_bytes is set, by the bytes held: a window of
+ * large packs (producer/packer.h) could otherwise hold gigabytes. One
+ * outbox per thread: it is not thread-safe. All messages go to exchange
+ * payq.ingress, persistent and mandatory (common/publisher). */
 #ifndef PAYQ_OUTBOX_H
 #define PAYQ_OUTBOX_H
 
@@ -24,6 +26,7 @@ struct payq_outbox_opts {
     int window;                            /* confirm window, >= 1 */
     int retry_ms;                          /* how long to keep reconnecting after a failure */
     int stall_ms;            /* give up waiting when no confirm arrives for this long */
+    size_t max_bytes;        /* send waits for confirms while more is held; 0 = no limit */
     bool stop_on_signal;     /* give up when SIGTERM/SIGINT arrived (batch files) */
     void (*tick)(void *ctx); /* called now and then while waiting; may be NULL */
     void *tick_ctx;
@@ -32,6 +35,7 @@ struct payq_outbox_opts {
 struct payq_outbox_stats {
     uint64_t published; /* basic.publish calls, republishing included */
     uint64_t confirmed; /* distinct messages confirmed */
+    uint64_t items;     /* what those messages carried (transfers of a pack, else 1 each) */
     uint64_t refused;   /* nacked or returned */
     uint64_t reconnects;
 };
@@ -48,6 +52,11 @@ void payq_outbox_free(struct payq_outbox *o); /* safe on NULL */
  * for retry_ms, or a stop was requested. The reason is payq_outbox_error. */
 int payq_outbox_send(struct payq_outbox *o, const char *rk, const char *id, const void *body,
                      size_t len) __attribute__((warn_unused_result));
+
+/* The same for a message carrying items transfers (a pack): the stats then
+ * count items when it is confirmed. */
+int payq_outbox_send_items(struct payq_outbox *o, const char *rk, const char *id, const void *body,
+                           size_t len, uint32_t items) __attribute__((warn_unused_result));
 
 /* Waits until every message sent is confirmed. Returns 0 or -1 (as above,
  * or no confirm for stall_ms). */
