@@ -59,6 +59,8 @@ void payq_http_metrics_init(struct payq_http_metrics *m)
                                         "basic.publish calls, republishing included");
     m->confirmed = payq_metrics_counter(m->reg, "payq_producer_messages_confirmed_total", "",
                                         "messages the broker confirmed");
+    m->transfers = payq_metrics_counter(m->reg, "payq_producer_transfers_confirmed_total", "",
+                                        "transfers carried by the confirmed messages");
     m->refused = payq_metrics_counter(m->reg, "payq_producer_messages_refused_total", "",
                                       "messages the broker nacked or returned as unroutable");
     m->reconnects = payq_metrics_counter(m->reg, "payq_producer_broker_reconnects_total", "",
@@ -98,6 +100,7 @@ void payq_http_metrics_outbox(struct payq_http_metrics *m, const struct payq_out
 {
     payq_counter_add(m->published, after->published - before->published);
     payq_counter_add(m->confirmed, after->confirmed - before->confirmed);
+    payq_counter_add(m->transfers, after->items - before->items);
     payq_counter_add(m->refused, after->refused - before->refused);
     payq_counter_add(m->reconnects, after->reconnects - before->reconnects);
 }

@@ -1,6 +1,7 @@
 /* http_metrics: the producer's Prometheus series: requests by route and
  * status code (one series per answer the route table declares), messages
- * published, confirmed and refused (nacked or returned), reconnects, and a
+ * published, confirmed and refused (nacked or returned), the transfers the
+ * confirmed messages carried (a pack holds several), reconnects, and a
  * request latency histogram. Rendered by GET /metrics. */
 #ifndef PAYQ_HTTP_METRICS_H
 #define PAYQ_HTTP_METRICS_H
@@ -23,7 +24,7 @@ struct payq_http_metrics {
     size_t nrequests;
     char **labels; /* owned label strings the registry points at */
     size_t nlabels;
-    struct payq_counter *published, *confirmed, *refused, *reconnects;
+    struct payq_counter *published, *confirmed, *transfers, *refused, *reconnects;
     struct payq_histogram *latency;
 };
 

@@ -10,6 +10,7 @@
 #include "ledger_lookup.h"
 #include "log.h"
 #include "message.h"
+#include "packer.h"
 #include "strmap.h"
 
 /* One valid item: its canonical text is canon[off..off+len). */
@@ -84,19 +85,24 @@ static int check_item(struct post *p, long i, const char *body, struct payq_http
     return 0;
 }
 
-/* Publishes every valid item and waits for the broker's confirms. Returns
- * 0, or -1 with rep set to the 503. */
+/* Publishes every valid item, in packs of producer.pack_max, and waits for
+ * the broker's confirms. Returns 0, or -1 with rep set to the 503. */
 static int publish_items(struct post *p, struct payq_http_reply *rep)
 {
     struct payq_http_thread *th = payq_http_thread_get(p->app);
     struct payq_outbox_stats before, after;
+    struct payq_packer pk;
     payq_outbox_stats(th->outbox, &before);
+    payq_packer_init(&pk, th->outbox, p->app->cfg->producer.pack_max);
     int rc = 0;
     for (long i = 0; rc == 0 && i < p->n; i++) {
         const struct item *it = &p->items[i];
         if (!it->repeat)
-            rc = payq_outbox_send(th->outbox, "transfer", it->id, p->canon.data + it->off, it->len);
+            rc = payq_packer_add(&pk, it->id, p->canon.data + it->off, it->len);
     }
+    if (rc == 0)
+        rc = payq_packer_flush(&pk);
+    payq_packer_free(&pk);
     if (rc == 0)
         rc = payq_outbox_wait(th->outbox);
     if (rc != 0) {

@@ -4,10 +4,12 @@
  * producer.max_batch_items. The body is split into raw items
  * (producer/json_items.h) and each goes through payq_msg_decode_transfer,
  * the same strict decoder the worker uses. Nothing is published unless
- * every item is valid; then each canonical encoding is published (routing
- * key "transfer", message_id = id) and 202 is answered only once the broker
- * has confirmed all of them. An id repeated with identical content is
- * published once and listed once; with different content it is a 422.
+ * every item is valid; then the canonical encodings are published in packs
+ * of up to producer.pack_max (producer/packer.h: routing key "transfers",
+ * message_id = the first id; with pack_max 1 one "transfer" message each)
+ * and 202 is answered only once the broker has confirmed all of them. An
+ * id repeated with identical content is published once and listed once;
+ * with different content it is a 422.
  * Transfers are published as sent: no batch id or business date is
  * stamped (the worker books a missing business date on the UTC day of the
  * message's timestamp).

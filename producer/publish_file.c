@@ -8,11 +8,15 @@
 #include "broker.h"
 #include "money.h"
 #include "outbox.h"
+#include "packer.h"
 #include "progress.h"
 
 /* Stall limit while waiting for confirms, and how long to keep
  * reconnecting after the broker went away. */
 #define FILE_RETRY_MS 120000
+/* Most unconfirmed bytes held for republishing: a full window of 4 MiB
+ * packs would be 2 GiB. 64 MiB still keeps dozens of packs in flight. */
+#define FILE_MAX_HELD (64u * 1024 * 1024)
 
 struct run {
     const struct payq_publish_file_opts *o;
@@ -20,7 +24,10 @@ struct run {
     struct payq_batch b;
     struct payq_progress prog;
     struct payq_outbox *ob;
-    uint64_t confirmed; /* messages of the file (not the manifest) */
+    struct payq_packer pk; /* transfers only */
+    int pack_max;          /* producer.pack_max */
+    uint64_t confirmed;    /* transfers or accounts of the file confirmed */
+    uint64_t messages;     /* the broker messages that carried them (not the manifest) */
     bool manifest_confirmed;
     int64_t started_ms;
 };
@@ -35,15 +42,23 @@ static void tick(void *ctx)
     struct run *r = ctx;
     struct payq_outbox_stats st;
     payq_outbox_stats(r->ob, &st);
-    payq_progress_update(&r->prog, st.confirmed);
+    payq_progress_update(&r->prog, st.items);
 }
 
-/* Streams the file again and sends every message to publish. Returns 0
+/* Sends one rendered line: transfers through the packer, accounts one per
+ * message. 0 or -1 (the outbox failed). */
+static int send_line(struct run *r, const char *id, const struct payq_buf *body)
+{
+    if (r->o->kind == PAYQ_BATCH_TRANSFERS)
+        return payq_packer_add(&r->pk, id, body->data, body->len);
+    return payq_outbox_send(r->ob, payq_msg_kind_routing_key(PAYQ_MSG_ACCOUNT), id, body->data,
+                            body->len);
+}
+
+/* Streams the file again and sends every line to publish. Returns 0
  * once all are confirmed, -1 otherwise (the outbox says why). */
 static int publish_lines(struct run *r)
 {
-    const char *rk = payq_msg_kind_routing_key(
-        r->o->kind == PAYQ_BATCH_TRANSFERS ? PAYQ_MSG_TRANSFER : PAYQ_MSG_ACCOUNT);
     struct payq_buf body = PAYQ_BUF_INIT;
     char id[PAYQ_ID_MAX + 1];
     size_t dup_cursor = 0;
@@ -55,25 +70,28 @@ static int publish_lines(struct run *r)
 
     if (payq_lines_rewind(&r->in) != 0)
         return -1;
-    payq_progress_phase(&r->prog, "publishing", "msgs", r->b.manifest.count);
+    payq_progress_phase(&r->prog, "publishing", kind_noun(r->o->kind), r->b.manifest.count);
     while (r->in.lineno < r->b.lines && (n = payq_lines_next(&r->in, &line, &len, &too_long)) > 0) {
         int what = payq_batch_render(&r->b, &dup_cursor, r->in.lineno, line, len, &body, id);
         if (what < 0)
             goto out;
         if (what > 0)
             continue;
-        if (payq_outbox_send(r->ob, rk, id, body.data, body.len) != 0)
+        if (send_line(r, id, &body) != 0)
             goto out;
         if ((++sent & 255) == 0)
             tick(r);
     }
+    if (payq_packer_flush(&r->pk) != 0)
+        goto out;
     rc = payq_outbox_wait(r->ob);
 out:
     tick(r);
     payq_buf_free(&body);
     struct payq_outbox_stats st;
     payq_outbox_stats(r->ob, &st);
-    r->confirmed = st.confirmed;
+    r->confirmed = st.items;
+    r->messages = st.confirmed;
     return rc;
 }
 
@@ -82,8 +100,9 @@ static int publish_manifest(struct run *r)
 {
     struct payq_buf body = PAYQ_BUF_INIT;
     payq_msg_encode_manifest(&r->b.manifest, &body);
-    int rc = payq_outbox_send(r->ob, payq_msg_kind_routing_key(PAYQ_MSG_BATCH),
-                              r->b.manifest.batch_id, body.data, body.len);
+    /* It carries no transfer: 0 items keeps the progress count exact. */
+    int rc = payq_outbox_send_items(r->ob, payq_msg_kind_routing_key(PAYQ_MSG_BATCH),
+                                    r->b.manifest.batch_id, body.data, body.len, 0);
     if (rc == 0)
         rc = payq_outbox_wait(r->ob);
     payq_buf_free(&body);
@@ -113,10 +132,12 @@ static void print_json(const struct run *r, bool ok, const char *error)
     json_ascii(&j, r->o->path);
     payq_buf_printf(&j,
                     ",\"lines\":%llu,\"errors\":%llu,\"count\":%lld,\"duplicates\":%llu,"
-                    "\"confirmed\":%llu",
+                    "\"confirmed\":%llu,\"messages\":%llu",
                     (unsigned long long)r->b.lines, (unsigned long long)r->b.errors,
                     (long long)m->count, (unsigned long long)r->b.duplicates,
-                    (unsigned long long)r->confirmed);
+                    (unsigned long long)r->confirmed, (unsigned long long)r->messages);
+    if (r->o->kind == PAYQ_BATCH_TRANSFERS)
+        payq_buf_printf(&j, ",\"pack_max\":%u", (unsigned)r->pack_max);
     if (r->o->kind == PAYQ_BATCH_TRANSFERS && r->b.errors == 0) {
         payq_buf_printf(&j,
                         ",\"batch_id\":\"%s\",\"batch_id_generated\":%s,"
@@ -162,7 +183,9 @@ static void print_human(const struct run *r)
             printf("  total %s %s\n", m->totals[i].currency,
                    payq_money_format(m->totals[i].sum, num));
     }
-    printf("elapsed %.2f s, %.0f msgs/s\n", secs, secs > 0 ? (double)r->confirmed / secs : 0.0);
+    printf("elapsed %.2f s, %.0f %s/s in %llu broker message%s\n", secs,
+           secs > 0 ? (double)r->confirmed / secs : 0.0, kind_noun(r->o->kind),
+           (unsigned long long)r->messages, r->messages == 1 ? "" : "s");
 }
 
 /* Pass 2 and the manifest; prints the outcome. Returns the exit code. */
@@ -180,6 +203,7 @@ static int publish_all(const struct payq_config *cfg, struct run *r)
         .window = cfg->producer.confirm_window,
         .retry_ms = FILE_RETRY_MS,
         .stall_ms = FILE_RETRY_MS,
+        .max_bytes = FILE_MAX_HELD,
         .stop_on_signal = true,
         .tick = tick,
         .tick_ctx = r,
@@ -187,6 +211,7 @@ static int publish_all(const struct payq_config *cfg, struct run *r)
     r->ob = payq_outbox_new(&oo);
     if (!r->ob)
         return 3;
+    payq_packer_init(&r->pk, r->ob, r->pack_max);
     int rc = publish_lines(r);
     if (rc == 0 && r->o->kind == PAYQ_BATCH_TRANSFERS)
         rc = publish_manifest(r);
@@ -205,6 +230,7 @@ static int publish_all(const struct payq_config *cfg, struct run *r)
         print_json(r, rc == 0, err);
     else if (r->o->output == PAYQ_OUTPUT_HUMAN && rc == 0)
         print_human(r);
+    payq_packer_free(&r->pk);
     payq_outbox_free(r->ob);
     return rc == 0 ? 0 : 3;
 }
@@ -215,6 +241,7 @@ int payq_publish_file(const struct payq_config *cfg, const struct payq_publish_f
     memset(&r, 0, sizeof r);
     r.o = o;
     r.started_ms = payq_now_ms();
+    r.pack_max = cfg->producer.pack_max;
     payq_progress_init(&r.prog, o->output == PAYQ_OUTPUT_HUMAN && isatty(STDERR_FILENO));
     if (payq_lines_open(&r.in, o->path, PAYQ_MSG_MAX_BODY) != 0)
         return 1;
