@@ -3,8 +3,9 @@
 # file while the broker restarts in the middle (scripts/stack
 # restart-broker). The command must still exit 0 with every transfer and the
 # manifest confirmed, having reconnected and republished only what was not
-# yet confirmed; the audit stream holds every id; after a worker drains the
-# queue, each id is in the ledger exactly once.
+# yet confirmed (whole packs of producer.pack_max transfers); the audit
+# stream holds every id; after a worker drains the queue, each id is in the
+# ledger exactly once.
 # Restarting the broker disturbs everyone sharing the stack: this is the one
 # test allowed to do it. Runs in a private vhost (lib/producer_common.sh).
 set -uo pipefail
@@ -17,6 +18,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 P=pc$RUN_ID
 V=payq-test-$P
 N=200000
+M=$(ceil_div $N "$PACK") # broker messages: packs of the default pack_max
 B=$P-b
 pv_create "$V" || { fail "could not create private vhost $V"; finish; }
 export PAYQ_AMQP_URL
@@ -31,8 +33,8 @@ ppid=$!
 restarted=no
 for i in $(seq 1 120); do
     d=$(pv_depth "$V" payq.transfers)
-    if [ "${d:-0}" -ge $((N / 5)) ]; then
-        echo "# restarting the broker with ${d} of $N queued"
+    if [ "${d:-0}" -ge $((M / 5)) ]; then
+        echo "# restarting the broker with ${d} of $M packs queued"
         "$SRC/scripts/stack" restart-broker >"$TMP/restart.log" 2>&1 && restarted=yes
         break
     fi
@@ -45,18 +47,18 @@ wait "$ppid"
 rc=$?
 check "publish exits 0" 0 $rc
 [ $rc = 0 ] || tail -5 "$TMP/err"
-check "every transfer and the manifest confirmed" "true $N true" \
-    "$(jq -r '"\(.ok) \(.confirmed) \(.manifest_confirmed)"' "$TMP/json" 2>&1)"
+check "every transfer, in $M packs, and the manifest confirmed" "true $N $M true" \
+    "$(jq -r '"\(.ok) \(.confirmed) \(.messages) \(.manifest_confirmed)"' "$TMP/json" 2>&1)"
 reconnects=$(jq -r .reconnects "$TMP/json" 2>/dev/null)
 [ "${reconnects:-0}" -ge 1 ] && ok "publisher reconnected ($reconnects times)" ||
     fail "publisher never reconnected: the restart missed the publish"
-extra=$(( $(jq -r .publish_calls "$TMP/json") - N - 1 ))
-echo "# republished after the restart: $extra messages (at most the confirm window each time)"
+extra=$(( $(jq -r .publish_calls "$TMP/json") - M - 1 ))
+echo "# republished after the restart: $extra packs (at most the confirm window each time)"
 check "it logged the lost connection" 1 "$(grep -c -m1 '"event":"broker_reconnect"' "$TMP/err")"
 
-pv_stream "$V" >"$TMP/stream"
+pv_stream_items "$V" >"$TMP/stream"
 check "audit stream: every id" $N \
-    "$(awk -F'\t' '$1 == "transfer" { print $2 }' "$TMP/stream" | sort -u | wc -l)"
+    "$(awk -F'\t' '$1 == "transfers" { print $3 }' "$TMP/stream" | cut -d'"' -f4 | sort -u | wc -l)"
 check "audit stream: a manifest with the count and totals" "$N $(paste -sd' ' "$TMP/totals.want")" \
     "$(awk -F'\t' '$1 == "batch" { print $3 }' "$TMP/stream" | tail -n 1 |
         jq -r '"\(.count) \(.totals | to_entries | map("\(.key) \(.value)") | join(" "))"' 2>&1)"

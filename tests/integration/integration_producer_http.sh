@@ -3,9 +3,12 @@
 # and ledger. Provokes every status code of the API (202 400 401 404 405 413
 # 415 422 503, GET 200 and 404) and checks each answer's JSON body and
 # headers; a transfer accepted with 202 is in the ledger after the worker
-# drains; 422 publishes nothing; 8 concurrent clients posting 50 requests of
-# 20 transfers each lose nothing (every id in the ledger exactly once);
-# SIGTERM lets a request in flight finish and exits 0.
+# drains; 422 publishes nothing; a request goes out in packs of
+# producer.pack_max (100 transfers with pack_max 40: 3 "transfers" messages
+# of 40/40/20 canonical lines; pack_max 1: one "transfer" message each);
+# 8 concurrent clients posting 50 requests of 20 transfers each lose nothing
+# (every id in the ledger exactly once); SIGTERM lets a request in flight
+# finish and exits 0.
 # Runs in a private vhost (see lib/producer_common.sh) so counts are exact.
 set -uo pipefail
 export LC_ALL=C
@@ -121,7 +124,7 @@ expect "three transfers" 202 POST "$BASE/v1/transfers" -H "$AUTH" -H "$JSON" \
     --data "[$(tr1 "$P-ok1" 100),$(tr1 "$P-ok2" 200),$(tr1 "$P-ok1" 100)]"
 check "three transfers: accepted ids (repeat listed once)" "[\"$P-ok1\",\"$P-ok2\"]" \
     "$(jq -c .accepted "$TMP/body")"
-check "three transfers: two messages queued" $((d0 + 2)) "$(depth)"
+check "three transfers: one pack queued (pack_max $PACK)" $((d0 + 1)) "$(depth)"
 expect "one transfer object" 202 POST "$BASE/v1/transfers" -H "$AUTH" -H "$JSON; charset=utf-8" \
     --data "$(tr1 "$P-ok3" 300)"
 check "one transfer object: accepted" "[\"$P-ok3\"]" "$(jq -c .accepted "$TMP/body")"
@@ -146,8 +149,10 @@ got=$(req GET "$BASE/metrics")
 check "metrics: 200 text/plain" "200 text/plain; version=0.0.4" "$got $(hdr content-type)"
 check "metrics: 202 answers counted" 2 \
     "$(awk '/^payq_producer_http_requests_total\{route="\/v1\/transfers",code="202"\}/ { print $2 }' "$TMP/body")"
-check "metrics: confirmed messages counted" 3 \
+check "metrics: confirmed messages counted (two packs)" 2 \
     "$(awk '/^payq_producer_messages_confirmed_total / { print $2 }' "$TMP/body")"
+check "metrics: the transfers they carried counted" 3 \
+    "$(awk '/^payq_producer_transfers_confirmed_total / { print $2 }' "$TMP/body")"
 check "metrics: latency histogram" 1 "$(grep -c '^payq_producer_http_request_duration_seconds_count ' "$TMP/body")"
 
 # ---- 503: a second server whose broker and database are unreachable
@@ -166,6 +171,51 @@ expect "dead database: GET" 503 GET "http://127.0.0.1:$PORT2/v1/transfers/$P-ok1
 kill -TERM "$DPID"
 wait "$DPID"
 check "second server: SIGTERM exits 0" 0 $?
+
+# ---- packing: servers with pack_max 40 and 1, each in a vhost of its own
+pack_server() { # NAME PACK_MAX: starts it and sets PK_BASE, PK_PID, PK_V
+    PK_V=$V-$1
+    pv_create "$PK_V" || fail "could not create vhost $PK_V"
+    printf 'producer:\n  max_batch_items: 100\n  pack_max: %s\n' "$2" >"$TMP/$1.yaml"
+    local port
+    port=$(free_port $((PORT + 10)))
+    env PAYQ_AMQP_URL="$(pv_url "$PK_V")" "$PRODUCER" serve --listen "127.0.0.1:$port" \
+        --config "$TMP/$1.yaml" >/dev/null 2>>"$TMP/$1.log" &
+    PK_PID=$!
+    BG_PIDS+=("$PK_PID")
+    PK_BASE=http://127.0.0.1:$port
+    wait_http "$PK_BASE/healthz" || fail "server $1 did not start: $(tail -3 "$TMP/$1.log")"
+}
+for i in $(seq 1 100); do tr1 "$P-pk-$i" "$i"; echo; done >"$TMP/pk.lines"
+sed 's/$/,/' "$TMP/pk.lines" | paste -sd '' | sed 's/^/[/; s/,$/]/' >"$TMP/pk.json"
+pack_server p40 40
+expect "pack_max 40: 100 transfers" 202 POST "$PK_BASE/v1/transfers" -H "$AUTH" -H "$JSON" \
+    --data-binary @"$TMP/pk.json"
+check "pack_max 40: all 100 accepted" 100 "$(jq '.accepted | length' "$TMP/body")"
+check "pack_max 40: 3 messages queued" 3 "$(pv_depth "$PK_V" payq.transfers)"
+pv_stream_items "$PK_V" 3 >"$TMP/p40.stream"
+check "pack_max 40: \"transfers\" packs of 40/40/20 lines, message_id the first id" \
+    "transfers $P-pk-1 40|transfers $P-pk-41 40|transfers $P-pk-81 20" \
+    "$(awk -F'\t' '{ n[$4]++; h[$4] = $1 " " $2 } END { for (i = 1; i in n; i++) print h[i], n[i] }' \
+        "$TMP/p40.stream" | paste -sd'|')"
+# Transfers are published as sent: canonical bodies equal the items here.
+check "pack_max 40: the lines are the items' canonical bodies, in order" "" \
+    "$(awk -F'\t' '{ print $3 }' "$TMP/p40.stream" | diff - "$TMP/pk.lines")"
+kill -TERM "$PK_PID"; wait "$PK_PID"
+check "pack_max 40: server exits 0" 0 $?
+pv_drain "$PK_V"
+check "pack_max 40: the worker booked all 100" "100 5050" \
+    "$(q "SELECT count(*) || ' ' || sum(amount) FROM payq.transfers WHERE id LIKE '$P-pk-%'")"
+
+pack_server p1 1
+expect "pack_max 1: 3 transfers" 202 POST "$PK_BASE/v1/transfers" -H "$AUTH" -H "$JSON" \
+    --data "[$(tr1 "$P-one1" 1),$(tr1 "$P-one2" 2),$(tr1 "$P-one3" 3)]"
+check "pack_max 1: 3 messages queued" 3 "$(pv_depth "$PK_V" payq.transfers)"
+check "pack_max 1: one \"transfer\" message per transfer, message_id its id" \
+    "transfer $P-one1 $(tr1 "$P-one1" 1)|transfer $P-one2 $(tr1 "$P-one2" 2)|transfer $P-one3 $(tr1 "$P-one3" 3)" \
+    "$(pv_stream_items "$PK_V" 3 | cut -f1-3 | tr '\t' ' ' | paste -sd'|')"
+kill -TERM "$PK_PID"; wait "$PK_PID"
+check "pack_max 1: server exits 0" 0 $?
 
 # ---- 8 concurrent clients x 50 requests x 20 transfers
 mkdir -p "$TMP/c"
@@ -195,6 +245,7 @@ wait_clients() { local p; for p in $(jobs -p); do [ "$p" = "$SPID" ] || wait "$p
 wait_clients
 t1=${EPOCHREALTIME/./}
 check "8 clients: 400 requests answered 202" "400" "$(cat "$TMP"/c/codes.* | grep -c '^202$')"
+check "8 clients: one pack per request queued" 400 "$(depth)"
 echo "# 8 clients: 400 requests of 20 transfers in $(( (t1 - t0) / 1000 )) ms: $(( 400 * 1000000 / (t1 - t0) )) requests/s, $(( 8000 * 1000000 / (t1 - t0) )) transfers/s"
 pv_drain "$V"
 check "8 clients: every id in the ledger exactly once" "8000 8000" \

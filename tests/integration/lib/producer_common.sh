@@ -73,6 +73,31 @@ pv_stream() {
     /usr/bin/python3 "$STREAM_READ" "$(pv_url "$1")" --idle-ms 3000 ${2:+--expect "$2"}
 }
 
+# pv_stream_items NAME [EXPECT]: pv_stream with packs unfolded, one line per
+# transfer (or other message): ROUTING_KEY<TAB>MESSAGE_ID<TAB>LINE<TAB>MSGNO,
+# MSGNO numbering the stream's messages from 1. The reader prints a body as
+# it is, so a pack's second and later lines arrive bare; they carry no tab
+# (JSON escapes tabs in strings), which tells them from a message's first.
+pv_stream_items() {
+    pv_stream "$@" | awk -F'\t' -v OFS='\t' '
+        index($0, "\t") { rk = $1; id = $2; n++; print rk, id, substr($0, length(rk) + length(id) + 3), n; next }
+        { print rk, id, $0, n }'
+}
+
+# pv_peek NAME QUEUE COUNT: the first COUNT messages of a queue, read through
+# the management API and requeued: ROUTING_KEY<TAB>MESSAGE_ID<TAB>LINES.
+pv_peek() {
+    pv_api POST "queues/$1/$2/get" \
+        --data "{\"count\":$3,\"ackmode\":\"ack_requeue_true\",\"encoding\":\"auto\"}" |
+        jq -r '.[] | [.routing_key, .properties.message_id, (.payload | split("\n") | length)] | @tsv'
+}
+
+# The default producer.pack_max (transfers per broker message).
+PACK=$(awk '$1 == "pack_max:" { print $2 }' "$SRC/config/payq.yaml")
+
+# ceil_div A B
+ceil_div() { echo $((($1 + $2 - 1) / $2)); }
+
 # pv_drain NAME: runs a worker on the vhost until it has been idle for 3 s.
 pv_drain() {
     (cd "$SRC" && PAYQ_AMQP_URL=$(pv_url "$1") timeout 300 "$BIN/payq-worker" \
