@@ -22,7 +22,7 @@
 #define FLAG_DEBITS "debits_must_not_exceed_credits"
 #define FLAG_CREDITS "credits_must_not_exceed_debits"
 
-static const char *const routing_keys[] = {"transfer", "account", "batch"};
+static const char *const routing_keys[] = {"transfer", "account", "batch", "transfers"};
 
 int payq_msg_kind_from_routing_key(const char *rk, size_t len, enum payq_msg_kind *out)
 {

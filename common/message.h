@@ -34,6 +34,7 @@ enum payq_msg_kind {
     PAYQ_MSG_TRANSFER = 0, /* routing key "transfer" */
     PAYQ_MSG_ACCOUNT,      /* routing key "account" */
     PAYQ_MSG_BATCH,        /* routing key "batch" (manifests) */
+    PAYQ_MSG_PACK,         /* routing key "transfers": JSON Lines of transfers (pack.h) */
 };
 
 struct payq_msg_error {

@@ -88,6 +88,8 @@ static int decode(enum payq_msg_kind kind, const void *body, size_t len, union d
         return payq_msg_decode_account(body, len, &out->a, err);
     case PAYQ_MSG_BATCH:
         return payq_msg_decode_manifest(body, len, &out->m, err);
+    case PAYQ_MSG_PACK: /* framing only: tests/unit/test_pack.c */
+        break;
     }
     return -1;
 }
@@ -578,12 +580,14 @@ static void test_routing_keys(void **state)
     assert_int_equal(k, PAYQ_MSG_ACCOUNT);
     assert_int_equal(payq_msg_kind_from_routing_key("batch", 5, &k), 0);
     assert_int_equal(k, PAYQ_MSG_BATCH);
-    assert_int_equal(payq_msg_kind_from_routing_key("transfers", 9, &k), -1);
+    assert_int_equal(payq_msg_kind_from_routing_key("transfers", 9, &k), 0);
+    assert_int_equal(k, PAYQ_MSG_PACK);
+    assert_int_equal(payq_msg_kind_from_routing_key("transfers.", 10, &k), -1);
     assert_int_equal(payq_msg_kind_from_routing_key("transfer", 7, &k), -1);
     assert_int_equal(payq_msg_kind_from_routing_key("Batch", 5, &k), -1);
     assert_int_equal(payq_msg_kind_from_routing_key("", 0, &k), -1);
     assert_int_equal(payq_msg_kind_from_routing_key(NULL, 0, &k), -1);
-    for (int i = PAYQ_MSG_TRANSFER; i <= PAYQ_MSG_BATCH; i++) {
+    for (int i = PAYQ_MSG_TRANSFER; i <= PAYQ_MSG_PACK; i++) {
         const char *rk = payq_msg_kind_routing_key((enum payq_msg_kind)i);
         assert_non_null(rk);
         assert_int_equal(payq_msg_kind_from_routing_key(rk, strlen(rk), &k), 0);
