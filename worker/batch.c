@@ -6,10 +6,10 @@
 #include <string.h>
 #include <time.h>
 
-struct wmsg *payq_wbatch_add(struct wbatch *b, uint64_t tag, bool redelivered, int delivery_count,
-                             int64_t timestamp_s, int64_t published_ms,
-                             const char *routing_key, size_t rk_len,
-                             const void *body, size_t len)
+#include "pack.h"
+
+static struct wmsg *add_one(struct wbatch *b, const struct wdelivery *d, const char *routing_key,
+                            size_t rk_len, const void *body, size_t len)
 {
     if (b->n == b->cap) {
         b->cap = b->cap ? b->cap * 2 : 256;
@@ -19,11 +19,11 @@ struct wmsg *payq_wbatch_add(struct wbatch *b, uint64_t tag, bool redelivered, i
     }
     struct wmsg *m = &b->msgs[b->n++];
     memset(m, 0, sizeof *m);
-    m->delivery_tag = tag;
-    m->redelivered = redelivered;
-    m->delivery_count = delivery_count;
-    m->timestamp_s = timestamp_s;
-    m->published_ms = published_ms ? published_ms : timestamp_s * 1000;
+    m->delivery_tag = d->tag;
+    m->redelivered = d->redelivered;
+    m->delivery_count = d->delivery_count;
+    m->timestamp_s = d->timestamp_s;
+    m->published_ms = d->published_ms ? d->published_ms : d->timestamp_s * 1000;
     if (rk_len >= sizeof m->routing_key)
         rk_len = sizeof m->routing_key - 1;
     if (rk_len) /* librabbitmq hands out NULL for empty byte strings */
@@ -37,6 +37,30 @@ struct wmsg *payq_wbatch_add(struct wbatch *b, uint64_t tag, bool redelivered, i
     m->body_len = len;
     m->kind = WMSG_INVALID;
     return m;
+}
+
+static bool is_pack(const char *rk, size_t len)
+{
+    return rk && len == strlen(PAYQ_PACK_ROUTING_KEY) && memcmp(rk, PAYQ_PACK_ROUTING_KEY, len) == 0;
+}
+
+size_t payq_wbatch_add(struct wbatch *b, const struct wdelivery *d, const char *routing_key,
+                       size_t rk_len, const void *body, size_t len)
+{
+    struct payq_msg_error err;
+    if (!is_pack(routing_key, rk_len) || payq_pack_check(body, len, &err) == 0) {
+        add_one(b, d, routing_key, rk_len, body, len);
+        return 1;
+    }
+    static const char rk_transfer[] = "transfer";
+    struct payq_pack_iter it = payq_pack_iter(body, len);
+    const char *line;
+    size_t n, added = 0;
+    while (payq_pack_next(&it, &line, &n)) {
+        add_one(b, d, rk_transfer, sizeof rk_transfer - 1, line, n);
+        added++;
+    }
+    return added;
 }
 
 /* A transfer without business_date is booked on the UTC date of its AMQP
@@ -63,6 +87,10 @@ static void decode_one(struct wmsg *m)
         strcpy(m->err.field, "");
         snprintf(m->err.reason, sizeof m->err.reason, "unexpected routing key \"%.32s\"",
                  m->routing_key);
+    } else if (kind == PAYQ_MSG_PACK) {
+        /* Only a badly framed pack is still whole here: say why. */
+        (void)payq_pack_check(m->body, m->body_len, &m->err);
+        m->kind = WMSG_INVALID;
     } else if (kind == PAYQ_MSG_TRANSFER) {
         if (payq_msg_decode_transfer(m->body, m->body_len, &m->u.transfer, &m->err) == 0) {
             m->kind = WMSG_TRANSFER;

@@ -54,11 +54,23 @@ struct wbatch {
     size_t n, cap;
 };
 
-/* Appends a delivery; copies body. Aborts on OOM. */
-struct wmsg *payq_wbatch_add(struct wbatch *b, uint64_t tag, bool redelivered, int delivery_count,
-                             int64_t timestamp_s, int64_t published_ms,
-                             const char *routing_key, size_t rk_len,
-                             const void *body, size_t len);
+/* What the broker said about one delivery; shared by every message a pack
+ * carries. */
+struct wdelivery {
+    uint64_t tag;
+    bool redelivered;
+    int delivery_count; /* x-delivery-count, 0 if absent */
+    int64_t timestamp_s;  /* AMQP timestamp, or arrival time when absent */
+    int64_t published_ms; /* x-payq-published-ms, 0 if absent */
+};
+
+/* Appends a delivery, copying its body. A well-framed pack (routing key
+ * "transfers") becomes one "transfer" message per line, each with the
+ * delivery's properties; a badly framed pack stays one message and is
+ * dead-lettered whole by the decoder. Returns the number of messages added.
+ * Aborts on OOM. */
+size_t payq_wbatch_add(struct wbatch *b, const struct wdelivery *d, const char *routing_key,
+                       size_t rk_len, const void *body, size_t len);
 /* Decodes every message (sets kind, u, err, hash, business_date). */
 void payq_wbatch_decode(struct wbatch *b);
 /* Frees the messages' memory and empties the batch, keeping the array. */

@@ -104,11 +104,16 @@ static int64_t int_header(const amqp_basic_properties_t *p, const char *key)
 static void take(struct wbatch *b, const amqp_envelope_t *e)
 {
     const amqp_basic_properties_t *p = &e->message.properties;
-    int64_t ts = (p->_flags & AMQP_BASIC_TIMESTAMP_FLAG) ? (int64_t)p->timestamp
-                                                         : payq_now_ms() / 1000;
     int64_t dc = int_header(p, "x-delivery-count");
-    payq_wbatch_add(b, e->delivery_tag, e->redelivered != 0, dc > 1000 ? 1000 : (int)dc, ts,
-                    int_header(p, PAYQ_HEADER_PUBLISHED_MS), e->routing_key.bytes, e->routing_key.len, e->message.body.bytes,
+    struct wdelivery d = {
+        .tag = e->delivery_tag,
+        .redelivered = e->redelivered != 0,
+        .delivery_count = dc > 1000 ? 1000 : (int)dc,
+        .timestamp_s = (p->_flags & AMQP_BASIC_TIMESTAMP_FLAG) ? (int64_t)p->timestamp
+                                                               : payq_now_ms() / 1000,
+        .published_ms = int_header(p, PAYQ_HEADER_PUBLISHED_MS),
+    };
+    payq_wbatch_add(b, &d, e->routing_key.bytes, e->routing_key.len, e->message.body.bytes,
                     e->message.body.len);
 }
 
