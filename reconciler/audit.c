@@ -12,6 +12,7 @@
 #include "json_scan.h"
 #include "log.h"
 #include "money.h"
+#include "pack.h"
 #include "publisher.h"
 #include "signals.h"
 
@@ -126,11 +127,11 @@ static int start_consumer(struct reader *rd)
  * dead letter by the body's SHA-256, and finance wants the currency and
  * amount when they are legible. Dated like a transfer, from the body's
  * business_date if it is a real date, else from the AMQP timestamp. */
-static void on_invalid(struct reader *rd, const amqp_envelope_t *e, int64_t ts,
+static void on_invalid(struct reader *rd, const char *body, size_t len, int64_t ts,
                        const struct payq_msg_error *err)
 {
-    const char *body = e->message.body.bytes, *v;
-    size_t len = e->message.body.len, n;
+    const char *v;
+    size_t n;
     struct payq_audit_invalid inv = {.amount = -1, .err = *err};
     char date[11] = "";
     if (payq_json_scan_peek_string(body, len, "business_date", &v, &n) &&
@@ -158,14 +159,12 @@ static void on_invalid(struct reader *rd, const amqp_envelope_t *e, int64_t ts,
     rd->sink->invalid(rd->sink->ctx, &inv);
 }
 
-static int on_transfer(struct reader *rd, const amqp_envelope_t *e, uint64_t seq)
+static int on_transfer(struct reader *rd, const char *body, size_t len, int64_t ts, uint64_t seq)
 {
-    const amqp_basic_properties_t *p = &e->message.properties;
-    int64_t ts = (p->_flags & AMQP_BASIC_TIMESTAMP_FLAG) ? (int64_t)p->timestamp : -1;
     struct payq_transfer t;
     struct payq_msg_error err;
-    if (payq_msg_decode_transfer(e->message.body.bytes, e->message.body.len, &t, &err) != 0) {
-        on_invalid(rd, e, ts, &err);
+    if (payq_msg_decode_transfer(body, len, &t, &err) != 0) {
+        on_invalid(rd, body, len, ts, &err);
         return 0;
     }
     rd->st->transfers++;
@@ -186,6 +185,35 @@ static int on_transfer(struct reader *rd, const amqp_envelope_t *e, uint64_t seq
     }
     payq_transfer_clear(&t);
     return rc;
+}
+
+static int64_t amqp_timestamp(const amqp_envelope_t *e)
+{
+    const amqp_basic_properties_t *p = &e->message.properties;
+    return (p->_flags & AMQP_BASIC_TIMESTAMP_FLAG) ? (int64_t)p->timestamp : -1;
+}
+
+/* Each line of a pack counts as a transfer message of its own, as the
+ * worker applies it; a badly framed pack is one invalid message, as the
+ * worker dead-letters it whole. */
+static int on_pack(struct reader *rd, const amqp_envelope_t *e, uint64_t seq)
+{
+    const char *body = e->message.body.bytes;
+    size_t len = e->message.body.len;
+    int64_t ts = amqp_timestamp(e);
+    struct payq_msg_error err;
+    if (payq_pack_check(body, len, &err) == 0) {
+        on_invalid(rd, body, len, ts, &err);
+        return 0;
+    }
+    rd->st->packs++;
+    struct payq_pack_iter it = payq_pack_iter(body, len);
+    const char *line;
+    size_t n;
+    while (payq_pack_next(&it, &line, &n))
+        if (on_transfer(rd, line, n, ts, seq) != 0)
+            return -1;
+    return 0;
 }
 
 static void on_manifest(struct reader *rd, const amqp_envelope_t *e)
@@ -234,7 +262,10 @@ static int on_delivery(struct reader *rd, const amqp_envelope_t *e, uint64_t seq
         return 0;
     }
     switch (kind) {
-    case PAYQ_MSG_TRANSFER: return on_transfer(rd, e, seq) == 0 ? 0 : -1;
+    case PAYQ_MSG_TRANSFER:
+        return on_transfer(rd, e->message.body.bytes, e->message.body.len, amqp_timestamp(e),
+                           seq) == 0 ? 0 : -1;
+    case PAYQ_MSG_PACK: return on_pack(rd, e, seq) == 0 ? 0 : -1;
     case PAYQ_MSG_BATCH: on_manifest(rd, e); return 0;
     case PAYQ_MSG_ACCOUNT: rd->st->accounts++; return 0;
     }

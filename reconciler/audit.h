@@ -58,7 +58,8 @@ struct payq_audit_req {
 
 struct payq_audit_stats {
     uint64_t messages;  /* deliveries read, marker included */
-    uint64_t transfers; /* valid transfer messages, any date */
+    uint64_t packs;     /* well-framed packs (their lines count below) */
+    uint64_t transfers; /* valid transfer messages (or pack lines), any date */
     uint64_t kept;      /* of those, of the requested date */
     uint64_t undated;
     uint64_t invalid;   /* undecodable transfer messages of the date (or undated) */

@@ -63,6 +63,7 @@ void payq_report_counts(const struct payq_recon_run *run, struct payq_buf *b)
     payq_buf_putc(b, '{');
     j_str(b, "result", payq_recon_result_name(run->result), false);
     j_u64(b, "audit_messages", a->messages, true);
+    j_u64(b, "audit_packs", a->packs, true);
     j_u64(b, "audit_transfers_of_date", c->audit_records, true);
     j_u64(b, "audit_distinct_transfers", c->audit_ids, true);
     j_u64(b, "audit_duplicates", c->duplicates, true);
