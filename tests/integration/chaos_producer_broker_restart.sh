@@ -18,7 +18,12 @@ here=$(cd "$(dirname "$0")" && pwd)
 P=pc$RUN_ID
 V=payq-test-$P
 N=200000
-M=$(ceil_div $N "$PACK") # broker messages: packs of the default pack_max
+# Small packs: at the default pack_max the whole file is confirmed in about
+# two seconds, before a restart could land in the middle; packs of 5 keep it
+# publishing for several seconds while still exercising republished packs.
+PACK=5
+printf 'producer:\n  pack_max: %s\n' "$PACK" >"$TMP/producer.yaml"
+M=$(ceil_div $N "$PACK") # broker messages
 B=$P-b
 pv_create "$V" || { fail "could not create private vhost $V"; finish; }
 export PAYQ_AMQP_URL
@@ -27,7 +32,8 @@ PAYQ_AMQP_URL=$(pv_url "$V")
 gen_transfers_file "$P-t" $N >"$TMP/file.jsonl"
 file_totals "$TMP/file.jsonl" >"$TMP/totals.want"
 
-"$PRODUCER" publish "$TMP/file.jsonl" --batch-id "$B" --json >"$TMP/json" 2>"$TMP/err" &
+"$PRODUCER" publish "$TMP/file.jsonl" --config "$TMP/producer.yaml" --batch-id "$B" --json \
+    >"$TMP/json" 2>"$TMP/err" &
 ppid=$!
 # Restart once a good part, but not all, of the file is queued.
 restarted=no
