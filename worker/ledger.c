@@ -175,37 +175,103 @@ out:
     return f;
 }
 
-/* Step 2: locks and reads every account the batch names, in id order. */
-static enum payq_pg_fault lock_accounts(struct payq_ledger *l, PGconn *conn)
+/* Runs sql with the ids of the accounts that pass keep() as $1 (a text
+ * array, in id order) and hands each row to take(). No matching account:
+ * nothing runs. */
+static enum payq_pg_fault for_accounts(struct payq_ledger *l, PGconn *conn, const char *sql,
+                                       bool (*keep)(const struct acct *), const char *what,
+                                       void (*take)(struct acct *, PGresult *, int))
 {
-    if (l->nacct == 0)
-        return PAYQ_PG_OK;
+    size_t k = 0;
     payq_pgarr_begin(&l->tmp);
-    for (size_t i = 0; i < l->nacct; i++)
+    for (size_t i = 0; i < l->nacct; i++) {
+        if (!keep(&l->accts[i]))
+            continue;
         payq_pgarr_str(&l->tmp, l->accts[i].id);
+        k++;
+    }
     payq_pgarr_end(&l->tmp);
+    if (k == 0)
+        return PAYQ_PG_OK;
     const char *p[1] = {l->tmp.data};
     PGresult *res = NULL;
-    enum payq_pg_fault f =
-        run(conn,
-            "SELECT id, currency, flags, debits_posted, credits_posted FROM payq.accounts "
-            "WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE",
-            1, p, PGRES_TUPLES_OK, "lock accounts", &res);
+    enum payq_pg_fault f = run(conn, sql, 1, p, PGRES_TUPLES_OK, what, &res);
     if (f != PAYQ_PG_OK)
         return f;
-    for (int r = 0; r < PQntuples(res); r++) {
+    for (int r = 0; take && r < PQntuples(res); r++) {
         size_t i;
-        if (!payq_strmap_get(&l->acct_idx, PQgetvalue(res, r, 0), &i))
-            continue;
-        struct acct *a = &l->accts[i];
-        a->in_db = true;
-        snprintf(a->currency, sizeof a->currency, "%s", PQgetvalue(res, r, 1));
-        a->flags = (unsigned)strtoul(PQgetvalue(res, r, 2), NULL, 10);
-        a->debits = strtoll(PQgetvalue(res, r, 3), NULL, 10);
-        a->credits = strtoll(PQgetvalue(res, r, 4), NULL, 10);
+        if (payq_strmap_get(&l->acct_idx, PQgetvalue(res, r, 0), &i))
+            take(&l->accts[i], res, r);
     }
     PQclear(res);
     return PAYQ_PG_OK;
+}
+
+static bool any_account(const struct acct *a)
+{
+    (void)a;
+    return true;
+}
+
+static bool restricted(const struct acct *a)
+{
+    return a->in_db && a->flags != 0;
+}
+
+/* Unrestricted accounts whose balances move: restricted ones are locked
+ * already. */
+static bool moving_unrestricted(const struct acct *a)
+{
+    return a->flags == 0 && (a->dd != 0 || a->dc != 0);
+}
+
+static void take_account(struct acct *a, PGresult *res, int r)
+{
+    a->in_db = true;
+    snprintf(a->currency, sizeof a->currency, "%s", PQgetvalue(res, r, 1));
+    a->flags = (unsigned)strtoul(PQgetvalue(res, r, 2), NULL, 10);
+    a->debits = strtoll(PQgetvalue(res, r, 3), NULL, 10);
+    a->credits = strtoll(PQgetvalue(res, r, 4), NULL, 10);
+}
+
+static void take_balances(struct acct *a, PGresult *res, int r)
+{
+    a->debits = strtoll(PQgetvalue(res, r, 1), NULL, 10);
+    a->credits = strtoll(PQgetvalue(res, r, 2), NULL, 10);
+}
+
+/* Step 2: reads every account the batch names, without locking: currency and
+ * flags never change, and only restricted accounts (a balance rule) need
+ * exact balances now. Those are locked, in id order, and read again. The
+ * others are locked only at step 5b, so a second worker touching the same
+ * accounts waits for the end of this batch's balance update, not for the
+ * whole batch. Overflow on an unrestricted account read here without a lock
+ * is still refused: the bigint column raises, the batch is split and the
+ * transfer, alone, is rejected on a fresh balance. */
+static enum payq_pg_fault read_accounts(struct payq_ledger *l, PGconn *conn)
+{
+    enum payq_pg_fault f = for_accounts(
+        l, conn,
+        "SELECT id, currency, flags, debits_posted, credits_posted FROM payq.accounts "
+        "WHERE id = ANY($1::text[])",
+        any_account, "read accounts", take_account);
+    if (f != PAYQ_PG_OK)
+        return f;
+    return for_accounts(l, conn,
+                        "SELECT id, debits_posted, credits_posted FROM payq.accounts "
+                        "WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE",
+                        restricted, "lock restricted accounts", take_balances);
+}
+
+/* Step 5b, first half: every lock in id order, so two workers never wait on
+ * each other in a cycle (restricted accounts, locked at step 2, are never
+ * waited for by a worker at this step: it already holds its own). */
+static enum payq_pg_fault lock_moving(struct payq_ledger *l, PGconn *conn)
+{
+    return for_accounts(l, conn,
+                        "SELECT id FROM payq.accounts WHERE id = ANY($1::text[]) "
+                        "ORDER BY id FOR UPDATE",
+                        moving_unrestricted, "lock accounts", NULL);
 }
 
 /* Step 3: which transfer ids already exist. *res keeps the strings alive. */
@@ -620,12 +686,12 @@ enum payq_pg_fault payq_ledger_apply(struct payq_ledger *l, PGconn *conn, struct
     if (f != PAYQ_PG_OK)
         return f;
     if ((f = open_accounts(l, conn, msgs, n)) != PAYQ_PG_OK ||
-        (f = lock_accounts(l, conn)) != PAYQ_PG_OK ||
+        (f = read_accounts(l, conn)) != PAYQ_PG_OK ||
         (f = read_existing(l, conn, msgs, n, &existing)) != PAYQ_PG_OK)
         goto fail;
     simulate(l, msgs, n);
     if ((f = insert_transfers(l, conn, msgs, n)) != PAYQ_PG_OK ||
-        (f = update_balances(l, conn)) != PAYQ_PG_OK ||
+        (f = lock_moving(l, conn)) != PAYQ_PG_OK || (f = update_balances(l, conn)) != PAYQ_PG_OK ||
         (f = insert_conflicts(l, conn, msgs, n)) != PAYQ_PG_OK ||
         (f = insert_dead(l, conn, msgs, n)) != PAYQ_PG_OK)
         goto fail;

@@ -1,13 +1,16 @@
 /* ledger: applies a batch of decoded messages to PostgreSQL in one
  * transaction with a handful of set-based statements:
  *   1. open new accounts (INSERT ... ON CONFLICT DO NOTHING, sorted by id)
- *   2. lock every account the batch touches, in id order (no deadlocks), and
- *      read balances: one row lock per account per batch, not per transfer,
- *      so a hot merchant account costs one lock per thousand transfers
+ *   2. read every account the batch touches; lock the restricted ones (those
+ *      with a balance rule) in id order and read their balances again
  *   3. read which transfer ids already exist, with their fingerprints
  *   4. decide every outcome in memory, in delivery order, on running balances
- *   5. insert ledger rows, move balances by aggregated deltas, record
- *      conflicts and dead letters, COMMIT.
+ *   5. insert ledger rows; lock the other accounts whose balances move, in id
+ *      order (no deadlocks), and move balances by aggregated deltas; record
+ *      conflicts and dead letters; COMMIT.
+ * One row lock per account per batch, not per transfer: a hot merchant
+ * account costs one lock per thousand transfers, held only from step 5's
+ * balance update to COMMIT, so a second worker overlaps the rest.
  * Because every effect is keyed by transfer id, a retried batch (after a
  * lost connection, an unknown COMMIT outcome, a failover or a redelivery) has
  * no further effect. */
