@@ -96,11 +96,13 @@ dead_sql() { # BODY: 1 once the worker has dead-lettered it
 }
 apply "$TMP/ts" "SELECT ($(dead_sql "not json at all $P")) +
     (SELECT count(*) FROM payq.transfers WHERE id = '$P-ts-1')" 2 --timestamp "$D0_NOON"
-pub <"$TMP/day0" # a publisher retry first: identical copies are no breaks
+# Packs of 7 (routing key "transfers"): lines cross batch boundaries and the
+# undecodable line sits inside a pack, dead-lettered alone.
+pub --pack 7 <"$TMP/day0" # a publisher retry first: identical copies are no breaks
 PUBLISHED=$((PUBLISHED + $(grep -c '^transfer.*"amount":"[0-9]*"' "$TMP/day0")))
 apply "$TMP/day0" "SELECT ($(dead_sql "$(grep "$P-dead-1" "$TMP/day0" | cut -f2)")) +
     (SELECT count(*) FROM payq.transfers WHERE business_date = '$D0' AND id LIKE '$P-%')" \
-    "$(($(wc -l <"$MODEL") + 1))"
+    "$(($(wc -l <"$MODEL") + 1))" --pack 7
 recon "$D0"
 J=$TMP/$D0.json
 if [ "$(foreign "$J")" = 0 ]; then
@@ -126,6 +128,8 @@ model_totals() { # CURRENCY -> the JSON totals object the report must hold
 check "clean day: totals of $CUR equal the model" "$(model_totals "$CUR" 1)" "$(jq -cS ".totals.$CUR" "$J")"
 check "clean day: totals of $CUR2 equal the model" "$(model_totals "$CUR2" 0)" "$(jq -cS ".totals.$CUR2" "$J")"
 check "clean day: unreadable body dead-lettered under ???" 1 "$(jq '.totals["???"].dead_lettered.count' "$J")"
+check "clean day: the stream carried both copies of the day in packs" true \
+    "$(jq --argjson n $(( 2 * ( ($(grep -c '^transfer' "$TMP/day0") + 6) / 7 ) )) '.counts.audit_packs >= $n' "$J")"
 check "clean day: identical copies dropped" "$((PUBLISHED - $(wc -l <"$MODEL")))" \
     "$(jq .counts.audit_duplicates "$J")"
 check "clean day: three batches, each matching its manifest" "3" \
