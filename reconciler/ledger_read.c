@@ -21,6 +21,9 @@
 
 struct payq_ledger_reader {
     PGconn *conn;
+    /* A second session running the invariants query from the start of the
+     * run (see payq_ledger_open), or NULL. */
+    PGconn *inv_conn;
     char err[512];
 };
 
@@ -97,6 +100,59 @@ static enum payq_pg_fault run(struct payq_ledger_reader *r, const char *sql, int
     return PAYQ_PG_OK;
 }
 
+/* The invariants query reads the whole ledger, every date: its time grows
+ * with history, not with the day. Sent on a session of its own as the run
+ * starts, it runs on the database while the stream is read and the day is
+ * scanned and compared, instead of after them. The books balance in every
+ * committed snapshot, so an earlier snapshot checks the same invariants.
+ * Returns the session with the query in flight, or NULL (then it runs at
+ * the end on the main session, as before). */
+static PGconn *start_invariants(const struct payq_config *cfg)
+{
+    PGconn *c = payq_pg_connect(cfg->pg.read_conninfo, "payq-reconciler-invariants");
+    if (!c)
+        return NULL;
+    if (!PQsendQuery(c, "BEGIN READ ONLY; SET LOCAL statement_timeout = '" INVARIANTS_TIMEOUT
+                        "'; ")) {
+        PQfinish(c);
+        return NULL;
+    }
+    /* BEGIN and SET come back at once; the query is then left running. */
+    PGresult *res;
+    bool ok = true;
+    while ((res = PQgetResult(c)) != NULL) {
+        ok &= PQresultStatus(res) == PGRES_COMMAND_OK;
+        PQclear(res);
+    }
+    if (!ok || !PQsendQuery(c, INVARIANTS_SQL)) {
+        PQfinish(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* The result of start_invariants' query, or NULL when it failed (a
+ * recovery conflict on the standby, a lost connection): the caller then runs
+ * it again synchronously. */
+static PGresult *collect_invariants(struct payq_ledger_reader *r)
+{
+    if (!r->inv_conn)
+        return NULL;
+    PGresult *res, *got = NULL;
+    while ((res = PQgetResult(r->inv_conn)) != NULL) {
+        if (!got && PQresultStatus(res) == PGRES_TUPLES_OK) {
+            got = res;
+            continue;
+        }
+        if (PQresultStatus(res) != PGRES_TUPLES_OK)
+            payq_pg_check(r->inv_conn, res, PGRES_TUPLES_OK, "check invariants (concurrently)");
+        PQclear(res);
+    }
+    PQfinish(r->inv_conn);
+    r->inv_conn = NULL;
+    return got;
+}
+
 int payq_ledger_open(const struct payq_config *cfg, struct payq_ledger_reader **out, char *err,
                      size_t errlen)
 {
@@ -126,6 +182,7 @@ int payq_ledger_open(const struct payq_config *cfg, struct payq_ledger_reader **
         payq_ledger_close(r);
         return -1;
     }
+    r->inv_conn = start_invariants(cfg);
     *out = r;
     return 0;
 }
@@ -134,6 +191,7 @@ void payq_ledger_close(struct payq_ledger_reader *r)
 {
     if (!r)
         return;
+    PQfinish(r->inv_conn);
     PQfinish(r->conn);
     free(r);
 }
@@ -336,8 +394,8 @@ static enum payq_pg_fault invariants_once(struct payq_ledger_reader *r, PGresult
  * recovery conflict. */
 static int check_invariants(struct payq_ledger_reader *r, struct payq_breaks *b)
 {
-    PGresult *res = NULL;
-    enum payq_pg_fault f = PAYQ_PG_RETRY;
+    PGresult *res = collect_invariants(r);
+    enum payq_pg_fault f = res ? PAYQ_PG_OK : PAYQ_PG_RETRY;
     for (int attempt = 1; attempt <= LEDGER_ATTEMPTS && f == PAYQ_PG_RETRY; attempt++)
         f = invariants_once(r, &res);
     if (f != PAYQ_PG_OK)
