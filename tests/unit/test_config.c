@@ -132,9 +132,9 @@ static void test_defaults_match_header(void **state)
     assert_int_equal(c.producer.max_batch_items, 1000);
     assert_int_equal(c.producer.pack_max, 100);
     assert_int_equal(c.producer.n_api_tokens, 0);
-    assert_int_equal(c.worker.batch_max, 1000);
+    assert_int_equal(c.worker.batch_max, 4000);
     assert_int_equal(c.worker.batch_wait_ms, 5);
-    assert_int_equal(c.worker.prefetch, 2000);
+    assert_int_equal(c.worker.prefetch, 4000);
     assert_int_equal(c.worker.solo_after_deliveries, 3);
     assert_int_equal(c.worker.reconnect_max_ms, 5000);
     assert_string_equal(c.worker.metrics_listen, "");
@@ -195,9 +195,9 @@ static void test_payq_yaml_documents_everything(void **state)
                                           "max_batch_items: 1000",
                                           "pack_max: 100",
                                           "api_tokens_sha256: []",
-                                          "batch_max: 1000",
+                                          "batch_max: 4000",
                                           "batch_wait_ms: 5",
-                                          "prefetch: 2000",
+                                          "prefetch: 4000",
                                           "solo_after_deliveries: 3",
                                           "reconnect_max_ms: 5000",
                                           "metrics_listen: \"\"",
@@ -314,7 +314,7 @@ static void test_edges_accepted(void **state)
     (void)state;
     /* Empty sections and lists set nothing, or an empty list. */
     load_ok(&c, "worker:\nlog: ~\nproducer:\n  api_tokens_sha256:\n");
-    assert_int_equal(c.worker.batch_max, 1000);
+    assert_int_equal(c.worker.batch_max, 4000);
     assert_int_equal(c.producer.n_api_tokens, 0);
 
     /* Bounds are inclusive at both ends. */
@@ -522,7 +522,7 @@ static void test_env_overrides(void **state)
     memset(&c, 0, sizeof c);
     assert_int_equal(payq_config_load(&c, NULL, err, sizeof err), 0);
     assert_string_equal(c.log.level, "warn");
-    assert_int_equal(c.worker.batch_max, 1000);
+    assert_int_equal(c.worker.batch_max, 4000);
     clear_env(NULL);
 
     /* An empty variable counts as unset. */
