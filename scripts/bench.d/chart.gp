@@ -1,7 +1,7 @@
 # scripts/bench.d/chart.gp: the chart of scripts/bench (gnuplot 5.4, terminal png:
 # gnuplot-nox has no cairo). Set with -e: outfile, dir (data files), skews
 # (words), textbooks (one e2e rate per skew, 0 if unknown), ceiling (0 if
-# unknown), runs (words: <skew>-<W>w and <skew>-<W>w-half), maxw, subtitle.
+# unknown), ceiling1 (the ceiling with one message per transfer; optional), runs (words: <skew>-<W>w and <skew>-<W>w-half), maxw, subtitle.
 # Data: dir/tput-<skew>.dat "workers e2e_tps"; dir/cdf-<run>.dat "ms fraction".
 set terminal png size 1500,600 font ",10" noenhanced
 # (the gd png terminal draws no dashes: markers tell the lines apart)
@@ -11,12 +11,16 @@ set multiplot layout 1,2 title "payq benchmark: ".subtitle
 # ---- throughput against workers
 set title "End-to-end throughput (publish start to last commit)"
 set xlabel "workers"
-set ylabel "transfers/s"
+set ylabel "transfers/s (log scale)"
+if (!exists("ceiling1")) ceiling1 = 0
 set xrange [0.5:maxw + 0.5]
-set yrange [0:*]
+# Log scale: the textbook worker, payq and the packed broker ceiling are
+# three orders of magnitude apart.
+set logscale y
+top = (ceiling > 0 ? ceiling : 100000) * 3
+set yrange [50:top]
 set xtics 1
-set key inside top center box opaque
-set offsets 0, 0, graph 0.45, 0   # headroom above the data for the key
+set key below box
 set grid
 set samples 9
 cmd = ""
@@ -26,6 +30,9 @@ do for [i = 1:words(skews)] {
 }
 if (ceiling > 0) {
     cmd = cmd . sprintf("%f with linespoints lw 2 pt 5 ps 1.2 lc rgb 'black' title sprintf('broker ceiling (ackdrain) %%.0f/s', %f), ", ceiling, ceiling)
+}
+if (ceiling1 > 0) {
+    cmd = cmd . sprintf("%f with linespoints lw 2 pt 4 ps 1.2 lc rgb 'gray40' title sprintf('broker ceiling, one message per transfer %%.0f/s', %f), ", ceiling1, ceiling1)
 }
 do for [i = 1:words(skews)] {
     t = real(word(textbooks, i))
@@ -43,6 +50,7 @@ if (strlen(cmd) > 2) {
 }
 
 # ---- latency distribution
+unset logscale y
 set title "Intake-to-commit latency, CDF (lines: full load; lines with circles: about half load)"
 set samples 100
 set logscale x
