@@ -824,6 +824,17 @@ void payq_hash_hex(const uint8_t hash[32], char hex[65])
     hex[64] = '\0';
 }
 
+int payq_hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 /* id is set to "" when no valid id is found. Never uses cJSON: the body is
  * untrusted and already known to be bad. */
 bool payq_msg_peek_id(const void *body, size_t len, char *id)

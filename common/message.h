@@ -102,6 +102,8 @@ void payq_msg_encode_manifest(const struct payq_manifest *m, struct payq_buf *ou
 void payq_transfer_hash(const struct payq_transfer *t, uint8_t out[32]);
 /* Lowercase hex of a 32-byte hash into hex (65 bytes). */
 void payq_hash_hex(const uint8_t hash[32], char hex[65]);
+/* Value of one hex digit (either case), or -1. */
+int payq_hex_digit(char c);
 /* SHA-256 of arbitrary bytes (dead-lettered bodies are recorded by it). */
 void payq_sha256(const void *data, size_t len, uint8_t out[32]);
 

@@ -9,17 +9,6 @@
 #include "log.h"
 #include "message.h"
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 size_t payq_http_auth_load(const struct payq_config *cfg, unsigned char out[][32])
 {
     size_t n = 0;
@@ -27,7 +16,7 @@ size_t payq_http_auth_load(const struct payq_config *cfg, unsigned char out[][32
         const char *hex = cfg->producer.api_tokens_sha256[i];
         bool ok = strlen(hex) == 64;
         for (size_t k = 0; ok && k < 32; k++) {
-            int hi = hexval(hex[2 * k]), lo = hexval(hex[2 * k + 1]);
+            int hi = payq_hex_digit(hex[2 * k]), lo = payq_hex_digit(hex[2 * k + 1]);
             ok = hi >= 0 && lo >= 0;
             out[n][k] = (unsigned char)(hi << 4 | lo);
         }

@@ -14,6 +14,7 @@
 
 #include "buf.h"
 #include "log.h"
+#include "message.h"
 
 #define MGMT_MAX_RESPONSE (4u << 20)
 
@@ -43,25 +44,14 @@ void payq_mgmt_base64(const unsigned char *src, size_t len, char *dst)
     dst[o] = '\0';
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Copies src[0..n) into dst[cap] decoding %XX (userinfo may be encoded). */
 static int pct_decode(const char *src, size_t n, char *dst, size_t cap)
 {
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
         char c = src[i];
-        if (c == '%' && i + 2 < n && hexval(src[i + 1]) >= 0 && hexval(src[i + 2]) >= 0) {
-            c = (char)(hexval(src[i + 1]) * 16 + hexval(src[i + 2]));
+        if (c == '%' && i + 2 < n && payq_hex_digit(src[i + 1]) >= 0 && payq_hex_digit(src[i + 2]) >= 0) {
+            c = (char)(payq_hex_digit(src[i + 1]) * 16 + payq_hex_digit(src[i + 2]));
             i += 2;
         }
         if (o + 1 >= cap)
