@@ -218,3 +218,25 @@ const amqp_field_value_t *payq_amqp_header(const amqp_table_t *headers, const ch
     }
     return NULL;
 }
+
+enum payq_amqp_frame payq_amqp_other_frame(amqp_connection_state_t conn, const char *what,
+                                           char *why, size_t len)
+{
+    amqp_frame_t f;
+    if (payq_amqp_check_status(amqp_simple_wait_frame(conn, &f), what) != 0)
+        return PAYQ_FRAME_FAILED;
+    if (f.frame_type != AMQP_FRAME_METHOD)
+        return PAYQ_FRAME_IGNORED;
+    switch (f.payload.method.id) {
+    case AMQP_CHANNEL_CLOSE_METHOD:
+    case AMQP_CONNECTION_CLOSE_METHOD: {
+        amqp_rpc_reply_t r = {.reply_type = AMQP_RESPONSE_SERVER_EXCEPTION,
+                              .reply = f.payload.method};
+        payq_amqp_reply_text(r, why, len);
+        payq_amqp_check_reply(r, what);
+        return PAYQ_FRAME_CLOSED;
+    }
+    case AMQP_BASIC_CANCEL_METHOD: return PAYQ_FRAME_CANCELLED;
+    default: return PAYQ_FRAME_IGNORED;
+    }
+}

@@ -60,6 +60,18 @@ void payq_amqp_reply_text(amqp_rpc_reply_t r, char *buf, size_t len);
 /* Checks an int status from librabbitmq-c; logs and returns -1 if < 0. */
 int payq_amqp_check_status(int status, const char *what);
 
+/* What a consumer's non-delivery frame meant (after amqp_consume_message
+ * said AMQP_STATUS_UNEXPECTED_STATE). */
+enum payq_amqp_frame {
+    PAYQ_FRAME_IGNORED = 0, /* heartbeat-like or unrelated: keep reading */
+    PAYQ_FRAME_FAILED,      /* reading failed (logged) */
+    PAYQ_FRAME_CLOSED,      /* the broker closed the channel or connection (logged) */
+    PAYQ_FRAME_CANCELLED,   /* the broker cancelled the consumer */
+};
+/* Reads that frame. For CLOSED, the server's reason goes into why[len]. */
+enum payq_amqp_frame payq_amqp_other_frame(amqp_connection_state_t conn, const char *what,
+                                           char *why, size_t len);
+
 /* Milliseconds since the epoch / for AMQP timestamps (seconds). */
 int64_t payq_now_ms(void);
 

@@ -276,29 +276,18 @@ static int on_delivery(struct reader *rd, const amqp_envelope_t *e, uint64_t seq
  * cancelling the consumer (stream deleted) ends the read. */
 static int on_other_frame(struct reader *rd)
 {
-    amqp_frame_t f;
-    int st = amqp_simple_wait_frame(rd->conn, &f);
-    if (payq_amqp_check_status(st, "read payq.audit") != 0) {
+    switch (payq_amqp_other_frame(rd->conn, "read payq.audit", rd->err, rd->errlen)) {
+    case PAYQ_FRAME_IGNORED: return 0;
+    case PAYQ_FRAME_FAILED:
         snprintf(rd->err, rd->errlen, "the connection to the broker failed while reading");
         return -1;
-    }
-    if (f.frame_type != AMQP_FRAME_METHOD)
-        return 0;
-    switch (f.payload.method.id) {
-    case AMQP_CHANNEL_CLOSE_METHOD:
-    case AMQP_CONNECTION_CLOSE_METHOD: {
-        amqp_rpc_reply_t r = {.reply_type = AMQP_RESPONSE_SERVER_EXCEPTION,
-                              .reply = f.payload.method};
-        payq_amqp_reply_text(r, rd->err, rd->errlen);
-        payq_amqp_check_reply(r, "read payq.audit");
-        return -1;
-    }
-    case AMQP_BASIC_CANCEL_METHOD:
+    case PAYQ_FRAME_CANCELLED:
         snprintf(rd->err, rd->errlen, "the broker cancelled the stream consumer");
         payq_log(PAYQ_LOG_ERROR, "audit_cancelled", "%s", rd->err);
         return -1;
-    default: return 0;
+    case PAYQ_FRAME_CLOSED: break;
     }
+    return -1;
 }
 
 /* Waits for one delivery. Returns 1 with *e filled, 0 on a quiet second or

@@ -121,25 +121,16 @@ static void take(struct wbatch *b, const amqp_envelope_t *e)
  * the connection is finished; anything else is ignored. */
 static int handle_other_frame(struct payq_consumer *c)
 {
-    amqp_frame_t f;
-    int st = amqp_simple_wait_frame(c->conn, &f);
-    if (st != AMQP_STATUS_OK)
-        return payq_amqp_check_status(st, "read frame");
-    if (f.frame_type != AMQP_FRAME_METHOD)
-        return 0;
-    switch (f.payload.method.id) {
-    case AMQP_CHANNEL_CLOSE_METHOD:
-    case AMQP_CONNECTION_CLOSE_METHOD: {
-        amqp_rpc_reply_t r = {.reply_type = AMQP_RESPONSE_SERVER_EXCEPTION,
-                              .reply = f.payload.method};
-        return payq_amqp_check_reply(r, "consume");
-    }
-    case AMQP_BASIC_CANCEL_METHOD:
+    char why[256];
+    switch (payq_amqp_other_frame(c->conn, "consume", why, sizeof why)) {
+    case PAYQ_FRAME_IGNORED: return 0;
+    case PAYQ_FRAME_CANCELLED:
         payq_log(PAYQ_LOG_WARN, "consumer_cancelled", "the broker cancelled the consumer");
         return -1;
-    default:
-        return 0;
+    case PAYQ_FRAME_FAILED:
+    case PAYQ_FRAME_CLOSED: break;
     }
+    return -1;
 }
 
 /* One delivery within timeout_ms: 1 taken, 0 timed out, -1 failed. */
