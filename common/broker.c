@@ -39,8 +39,8 @@ void payq_amqp_reply_text(amqp_rpc_reply_t r, char *buf, size_t len)
                  (int)m->reply_text.len, (const char *)m->reply_text.bytes);
     } else if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
         const amqp_channel_close_t *m = r.reply.decoded;
-        snprintf(buf, len, "server channel error %u: %.*s", m->reply_code,
-                 (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+        snprintf(buf, len, "server channel error %u: %.*s", m->reply_code, (int)m->reply_text.len,
+                 (const char *)m->reply_text.bytes);
     } else {
         snprintf(buf, len, "unknown server error, method id 0x%08X", r.reply.id);
     }
@@ -83,7 +83,8 @@ static void log_connect_failure(const char *url, const char *why)
     payq_log_end(&rec);
 }
 
-static amqp_socket_t *make_socket(amqp_connection_state_t conn, const struct amqp_connection_info *ci,
+static amqp_socket_t *make_socket(amqp_connection_state_t conn,
+                                  const struct amqp_connection_info *ci,
                                   const struct payq_tls_config *tls, const char **why)
 {
     if (!ci->ssl) {
@@ -141,9 +142,9 @@ static amqp_connection_state_t try_url(const struct payq_amqp_target *t, const c
     props[0].value.kind = AMQP_FIELD_KIND_UTF8;
     props[0].value.value.bytes = amqp_cstring_bytes(t->conn_name ? t->conn_name : "payq");
     amqp_table_t client_props = {1, props};
-    amqp_rpc_reply_t r = amqp_login_with_properties(conn, ci.vhost, 0, 131072, t->heartbeat_s,
-                                                    &client_props, AMQP_SASL_METHOD_PLAIN,
-                                                    ci.user, ci.password);
+    amqp_rpc_reply_t r =
+        amqp_login_with_properties(conn, ci.vhost, 0, 131072, t->heartbeat_s, &client_props,
+                                   AMQP_SASL_METHOD_PLAIN, ci.user, ci.password);
     if (r.reply_type != AMQP_RESPONSE_NORMAL) {
         payq_amqp_reply_text(r, text, sizeof text);
         why = text;
@@ -236,7 +237,9 @@ enum payq_amqp_frame payq_amqp_other_frame(amqp_connection_state_t conn, const c
         payq_amqp_check_reply(r, what);
         return PAYQ_FRAME_CLOSED;
     }
-    case AMQP_BASIC_CANCEL_METHOD: return PAYQ_FRAME_CANCELLED;
-    default: return PAYQ_FRAME_IGNORED;
+    case AMQP_BASIC_CANCEL_METHOD:
+        return PAYQ_FRAME_CANCELLED;
+    default:
+        return PAYQ_FRAME_IGNORED;
     }
 }

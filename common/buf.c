@@ -63,11 +63,21 @@ void payq_buf_json_str(struct payq_buf *b, const char *s)
     payq_buf_putc(b, '"');
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         switch (*p) {
-        case '"': payq_buf_puts(b, "\\\""); break;
-        case '\\': payq_buf_puts(b, "\\\\"); break;
-        case '\n': payq_buf_puts(b, "\\n"); break;
-        case '\r': payq_buf_puts(b, "\\r"); break;
-        case '\t': payq_buf_puts(b, "\\t"); break;
+        case '"':
+            payq_buf_puts(b, "\\\"");
+            break;
+        case '\\':
+            payq_buf_puts(b, "\\\\");
+            break;
+        case '\n':
+            payq_buf_puts(b, "\\n");
+            break;
+        case '\r':
+            payq_buf_puts(b, "\\r");
+            break;
+        case '\t':
+            payq_buf_puts(b, "\\t");
+            break;
         default:
             if (*p < 0x20) {
                 char esc[6] = {'\\', 'u', '0', '0', hex[*p >> 4], hex[*p & 15]};

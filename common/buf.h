@@ -12,7 +12,10 @@ struct payq_buf {
     size_t cap;
 };
 
-#define PAYQ_BUF_INIT {NULL, 0, 0}
+#define PAYQ_BUF_INIT                                                                              \
+    {                                                                                              \
+        NULL, 0, 0                                                                                 \
+    }
 
 /* Appending aborts the process on out-of-memory: payq treats OOM as fatal
  * rather than threading it through every caller. */

@@ -19,11 +19,11 @@
 #define PAYQ_CONFIG_STR_MAX 1024
 
 struct payq_tls_config {
-    bool enabled;                         /* default false */
-    char ca_file[PAYQ_CONFIG_STR_MAX];    /* default "" */
-    char cert_file[PAYQ_CONFIG_STR_MAX];  /* default "" */
-    char key_file[PAYQ_CONFIG_STR_MAX];   /* default "" */
-    bool verify_peer;                     /* default true */
+    bool enabled;                        /* default false */
+    char ca_file[PAYQ_CONFIG_STR_MAX];   /* default "" */
+    char cert_file[PAYQ_CONFIG_STR_MAX]; /* default "" */
+    char key_file[PAYQ_CONFIG_STR_MAX];  /* default "" */
+    bool verify_peer;                    /* default true */
 };
 
 struct payq_config {
@@ -36,15 +36,16 @@ struct payq_config {
          * from PAYQ_AMQP_URL so none live in a file */
         char url[PAYQ_CONFIG_STR_MAX];
         char mgmt_url[PAYQ_CONFIG_STR_MAX]; /* amqp.mgmt_url, default "http://127.0.0.1:17673" */
-        int heartbeat_s;         /* amqp.heartbeat_s: 0..600, default 30 */
-        int connect_timeout_ms;  /* amqp.connect_timeout_ms: 100..600000, default 5000 */
-        struct payq_tls_config tls; /* amqp.tls.* */
+        int heartbeat_s;                    /* amqp.heartbeat_s: 0..600, default 30 */
+        int connect_timeout_ms;             /* amqp.connect_timeout_ms: 100..600000, default 5000 */
+        struct payq_tls_config tls;         /* amqp.tls.* */
     } amqp;
     struct {
         char conninfo[PAYQ_CONFIG_STR_MAX];       /* pg.conninfo (read-write, workers) */
         char read_conninfo[PAYQ_CONFIG_STR_MAX];  /* pg.read_conninfo (read-only role) */
-        char recon_conninfo[PAYQ_CONFIG_STR_MAX]; /* pg.recon_conninfo (reconciliation run records) */
-        int statement_timeout_ms;                 /* pg.statement_timeout_ms: 0..3600000, default 30000 */
+        char recon_conninfo[PAYQ_CONFIG_STR_MAX]; /* pg.recon_conninfo (reconciliation run records)
+                                                   */
+        int statement_timeout_ms; /* pg.statement_timeout_ms: 0..3600000, default 30000 */
     } pg;
     struct {
         char listen[256];      /* producer.listen: HOST:PORT, default "127.0.0.1:17080" */
@@ -60,18 +61,18 @@ struct payq_config {
         size_t n_api_tokens;
     } producer;
     struct {
-        int batch_max;          /* worker.batch_max: 1..8189, default 1000 */
-        int batch_wait_ms;      /* worker.batch_wait_ms: 0..10000, default 5 */
-        int prefetch;           /* worker.prefetch: 1..65535, default 2000; must be >= batch_max */
+        int batch_max;     /* worker.batch_max: 1..8189, default 1000 */
+        int batch_wait_ms; /* worker.batch_wait_ms: 0..10000, default 5 */
+        int prefetch;      /* worker.prefetch: 1..65535, default 2000; must be >= batch_max */
         int solo_after_deliveries; /* worker.solo_after_deliveries: 1..1000, default 3 */
-        int reconnect_max_ms;   /* worker.reconnect_max_ms: 100..600000, default 5000 */
-        char metrics_listen[256]; /* worker.metrics_listen: HOST:PORT or "" (off), default "" */
+        int reconnect_max_ms;      /* worker.reconnect_max_ms: 100..600000, default 5000 */
+        char metrics_listen[256];  /* worker.metrics_listen: HOST:PORT or "" (off), default "" */
     } worker;
     struct {
-        int lookback_hours;   /* reconciler.lookback_hours: 0..720, default 24 */
+        int lookback_hours;                  /* reconciler.lookback_hours: 0..720, default 24 */
         char spill_dir[PAYQ_CONFIG_STR_MAX]; /* reconciler.spill_dir, default "/tmp" */
-        int buckets;          /* reconciler.buckets: 1..4096, default 256 */
-        int examples;         /* reconciler.examples: 1..10000, default 10 */
+        int buckets;                         /* reconciler.buckets: 1..4096, default 256 */
+        int examples;                        /* reconciler.examples: 1..10000, default 10 */
     } reconciler;
 };
 
@@ -87,9 +88,8 @@ int payq_config_load(struct payq_config *cfg, const char *path, char *err, size_
 /* Same as load but from a memory buffer (not NUL-terminated; used by tests
  * and the fuzzer); name is used in messages in place of a file name. Does
  * not apply environment overrides. */
-int payq_config_load_buffer(struct payq_config *cfg, const char *name, const void *data,
-                            size_t len, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
+int payq_config_load_buffer(struct payq_config *cfg, const char *name, const void *data, size_t len,
+                            char *err, size_t errlen) __attribute__((warn_unused_result));
 
 /* Applies PAYQ_* environment overrides (see top of file). Returns -1 with err
  * filled if an override is invalid (e.g. a token that is not 64 hex chars). */

@@ -85,8 +85,8 @@ void payq_log_begin(struct payq_log_rec *r, enum payq_log_level level, const cha
     gmtime_r(&ts.tv_sec, &tm);
     char head[64];
     int n = snprintf(head, sizeof head, "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\"",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, ts.tv_nsec / 1000000);
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     ts.tv_nsec / 1000000);
     put_raw(r, head, (size_t)n);
     put_key(r, "level");
     put_escaped(r, level_names[level], strlen(level_names[level]));

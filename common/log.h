@@ -38,7 +38,8 @@ void payq_log_begin(struct payq_log_rec *r, enum payq_log_level level, const cha
 void payq_log_str(struct payq_log_rec *r, const char *key, const char *val);
 void payq_log_strn(struct payq_log_rec *r, const char *key, const char *val, size_t len);
 void payq_log_int(struct payq_log_rec *r, const char *key, long long val);
-void payq_log_num(struct payq_log_rec *r, const char *key, double val); /* timings only, never money */
+void payq_log_num(struct payq_log_rec *r, const char *key,
+                  double val); /* timings only, never money */
 void payq_log_bool(struct payq_log_rec *r, const char *key, bool val);
 /* Logs "…" plus the last 4 characters of an account id. */
 void payq_log_account(struct payq_log_rec *r, const char *key, const char *account_id);

@@ -50,7 +50,7 @@ struct payq_transfer {
     int64_t amount; /* 1 .. PAYQ_MONEY_AMOUNT_MAX minor units */
     char currency[4];
     char batch_id[PAYQ_ID_MAX + 1];
-    char business_date[11];                          /* YYYY-MM-DD, a real date */
+    char business_date[11];                           /* YYYY-MM-DD, a real date */
     char reference[PAYQ_REFERENCE_MAX_CHARS * 4 + 1]; /* UTF-8 */
     char *metadata; /* compact JSON object text, owned; NULL when absent */
 };

@@ -74,8 +74,8 @@ struct payq_counter *payq_metrics_counter(struct payq_metrics *m, const char *na
     return &add(m, SERIES_COUNTER, name, labels, help)->u.counter;
 }
 
-struct payq_gauge *payq_metrics_gauge(struct payq_metrics *m, const char *name,
-                                      const char *labels, const char *help)
+struct payq_gauge *payq_metrics_gauge(struct payq_metrics *m, const char *name, const char *labels,
+                                      const char *help)
 {
     return &add(m, SERIES_GAUGE, name, labels, help)->u.gauge;
 }
@@ -112,8 +112,7 @@ static void render_hist(const struct series *s, struct payq_buf *out)
             payq_buf_printf(out, "%s_bucket{le=\"%g\"} %llu\n", s->name, h->bounds[i],
                             (unsigned long long)cum);
         else
-            payq_buf_printf(out, "%s_bucket{le=\"+Inf\"} %llu\n", s->name,
-                            (unsigned long long)cum);
+            payq_buf_printf(out, "%s_bucket{le=\"+Inf\"} %llu\n", s->name, (unsigned long long)cum);
     }
     uint64_t sum = atomic_load_explicit(&h->sum_micros, memory_order_relaxed);
     payq_buf_printf(out, "%s_sum %llu.%06llu\n", s->name, (unsigned long long)(sum / 1000000),
@@ -171,8 +170,8 @@ int payq_parse_listen(const char *listen, struct sockaddr_in *out)
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_size, void **req_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_size, void **req_cls)
 {
     (void)version;
     (void)upload_data;
@@ -190,9 +189,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         status = MHD_HTTP_NOT_FOUND;
         payq_buf_puts(&body, "not found\n");
     }
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(body.len, body.data ? body.data : (char *)"",
-                                        MHD_RESPMEM_MUST_COPY);
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        body.len, body.data ? body.data : (char *)"", MHD_RESPMEM_MUST_COPY);
     MHD_add_response_header(r, "Content-Type", "text/plain; version=0.0.4");
     enum MHD_Result ret = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
@@ -204,8 +202,7 @@ int payq_metrics_serve(struct payq_metrics *m, const char *listen, struct MHD_Da
 {
     struct sockaddr_in sa;
     if (payq_parse_listen(listen, &sa) != 0) {
-        payq_log(PAYQ_LOG_ERROR, "metrics_listen_invalid", "invalid listen address \"%s\"",
-                 listen);
+        payq_log(PAYQ_LOG_ERROR, "metrics_listen_invalid", "invalid listen address \"%s\"", listen);
         return -1;
     }
     *out = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,

@@ -41,8 +41,8 @@ void payq_metrics_free(struct payq_metrics *m); /* safe on NULL */
  * The returned pointer is owned by m. Abort on OOM. */
 struct payq_counter *payq_metrics_counter(struct payq_metrics *m, const char *name,
                                           const char *labels, const char *help);
-struct payq_gauge *payq_metrics_gauge(struct payq_metrics *m, const char *name,
-                                      const char *labels, const char *help);
+struct payq_gauge *payq_metrics_gauge(struct payq_metrics *m, const char *name, const char *labels,
+                                      const char *help);
 struct payq_histogram *payq_metrics_histogram(struct payq_metrics *m, const char *name,
                                               const char *help, const double *bounds,
                                               size_t nbounds);

@@ -3,8 +3,8 @@
 
 #include <stdio.h>
 
-static int parse_digits(const char *s, size_t len, size_t max_digits, bool allow_zero,
-                        int64_t *out, const char **why)
+static int parse_digits(const char *s, size_t len, size_t max_digits, bool allow_zero, int64_t *out,
+                        const char **why)
 {
     if (len == 0) {
         *why = "must not be empty";

@@ -8,7 +8,7 @@
 
 #include "buf.h"
 
-void payq_pgarr_begin(struct payq_buf *b); /* resets b and writes "{" */
+void payq_pgarr_begin(struct payq_buf *b);              /* resets b and writes "{" */
 void payq_pgarr_str(struct payq_buf *b, const char *s); /* s NULL = NULL element */
 void payq_pgarr_int(struct payq_buf *b, int64_t v);
 void payq_pgarr_end(struct payq_buf *b);

@@ -17,7 +17,7 @@ struct payq_publisher {
     int window;
     payq_settle_fn on_settle;
     void *ctx;
-    uint64_t next_seq;    /* sequence number of the next publish */
+    uint64_t next_seq;     /* sequence number of the next publish */
     uint64_t settled_upto; /* every seq <= this has been settled */
     /* Settlement state of seqs in (settled_upto, next_seq): a ring indexed by
      * seq % ring_size; 0 pending, 1 acked, 2 failed. Acks may arrive out of
@@ -220,13 +220,13 @@ uint64_t payq_publisher_publish(struct payq_publisher *p, const char *exchange,
     }
     amqp_basic_properties_t bp;
     memset(&bp, 0, sizeof bp);
-    bp._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
-                AMQP_BASIC_TIMESTAMP_FLAG;
-    bp.content_type = amqp_cstring_bytes(props && props->content_type ? props->content_type
-                                                                      : "application/json");
+    bp._flags =
+        AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_TIMESTAMP_FLAG;
+    bp.content_type =
+        amqp_cstring_bytes(props && props->content_type ? props->content_type : "application/json");
     bp.delivery_mode = 2;
     /* The header is the timestamp property at millisecond resolution. */
-    int64_t now_ms = props && props->timestamp_ms   ? props->timestamp_ms
+    int64_t now_ms = props && props->timestamp_ms  ? props->timestamp_ms
                      : props && props->timestamp_s ? props->timestamp_s * 1000
                                                    : payq_now_ms();
     bp.timestamp = (uint64_t)(now_ms / 1000);

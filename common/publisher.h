@@ -22,9 +22,9 @@ struct payq_publisher;
 typedef void (*payq_settle_fn)(void *ctx, uint64_t seq, bool ok, const char *why);
 
 struct payq_publish_props {
-    const char *message_id; /* may be NULL */
-    int64_t timestamp_s;    /* 0 = now */
-    int64_t timestamp_ms;   /* intake time in ms; wins over timestamp_s when set */
+    const char *message_id;    /* may be NULL */
+    int64_t timestamp_s;       /* 0 = now */
+    int64_t timestamp_ms;      /* intake time in ms; wins over timestamp_s when set */
     const char *reason_header; /* sets x-payq-reason when non-NULL (dead letters) */
     const char *field_header;  /* sets x-payq-field when non-NULL */
     const char *content_type;  /* NULL = application/json */

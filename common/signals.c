@@ -11,8 +11,8 @@ static void on_stop(int sig)
 {
     (void)sig;
     if (g_stop) {
-        static const char msg[] =
-            "{\"level\":\"warn\",\"event\":\"second_signal\",\"msg\":\"you insist, exiting now\"}\n";
+        static const char msg[] = "{\"level\":\"warn\",\"event\":\"second_signal\",\"msg\":\"you "
+                                  "insist, exiting now\"}\n";
         ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
         (void)w;
         _exit(130);

@@ -264,10 +264,17 @@ static int on_delivery(struct reader *rd, const amqp_envelope_t *e, uint64_t seq
     switch (kind) {
     case PAYQ_MSG_TRANSFER:
         return on_transfer(rd, e->message.body.bytes, e->message.body.len, amqp_timestamp(e),
-                           seq) == 0 ? 0 : -1;
-    case PAYQ_MSG_PACK: return on_pack(rd, e, seq) == 0 ? 0 : -1;
-    case PAYQ_MSG_BATCH: on_manifest(rd, e); return 0;
-    case PAYQ_MSG_ACCOUNT: rd->st->accounts++; return 0;
+                           seq) == 0
+                   ? 0
+                   : -1;
+    case PAYQ_MSG_PACK:
+        return on_pack(rd, e, seq) == 0 ? 0 : -1;
+    case PAYQ_MSG_BATCH:
+        on_manifest(rd, e);
+        return 0;
+    case PAYQ_MSG_ACCOUNT:
+        rd->st->accounts++;
+        return 0;
     }
     return 0;
 }
@@ -277,7 +284,8 @@ static int on_delivery(struct reader *rd, const amqp_envelope_t *e, uint64_t seq
 static int on_other_frame(struct reader *rd)
 {
     switch (payq_amqp_other_frame(rd->conn, "read payq.audit", rd->err, rd->errlen)) {
-    case PAYQ_FRAME_IGNORED: return 0;
+    case PAYQ_FRAME_IGNORED:
+        return 0;
     case PAYQ_FRAME_FAILED:
         snprintf(rd->err, rd->errlen, "the connection to the broker failed while reading");
         return -1;
@@ -285,7 +293,8 @@ static int on_other_frame(struct reader *rd)
         snprintf(rd->err, rd->errlen, "the broker cancelled the stream consumer");
         payq_log(PAYQ_LOG_ERROR, "audit_cancelled", "%s", rd->err);
         return -1;
-    case PAYQ_FRAME_CLOSED: break;
+    case PAYQ_FRAME_CLOSED:
+        break;
     }
     return -1;
 }

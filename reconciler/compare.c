@@ -368,7 +368,9 @@ static void verdict(struct payq_compare *c, const struct ws *w, const struct ide
     const struct payq_spill_rec *a = &w->pays[id->accepted].r;
     char how[96];
     switch (id->state) {
-    case ID_MATCHED: matched_verdict(c, w, id); break;
+    case ID_MATCHED:
+        matched_verdict(c, w, id);
+        break;
     case ID_ELSEWHERE:
         c->st.elsewhere++;
         if (id->npays > 1)
@@ -383,7 +385,9 @@ static void verdict(struct payq_compare *c, const struct ws *w, const struct ide
         snprintf(how, sizeof how, "id already booked on %s", id->ldate);
         conflict_breaks(c, w, id, how);
         break;
-    case ID_UNSEEN: absent_break(c, a, ""); break;
+    case ID_UNSEEN:
+        absent_break(c, a, "");
+        break;
     }
     payq_tally_audited(c->tally, a->batch_id, a->currency, a->amount);
 }

@@ -114,8 +114,8 @@ static PGconn *start_invariants(const struct payq_config *cfg)
     PGconn *c = payq_pg_connect(cfg->pg.read_conninfo, "payq-reconciler-invariants");
     if (!c)
         return NULL;
-    if (!PQsendQuery(c, "BEGIN READ ONLY; SET LOCAL statement_timeout = '" INVARIANTS_TIMEOUT
-                        "'; ")) {
+    if (!PQsendQuery(c,
+                     "BEGIN READ ONLY; SET LOCAL statement_timeout = '" INVARIANTS_TIMEOUT "'; ")) {
         PQfinish(c);
         return NULL;
     }

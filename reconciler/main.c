@@ -129,13 +129,27 @@ static int parse_args(struct cli *c, int argc, char **argv)
     int o;
     while ((o = getopt_long(argc, argv, "d:f:o:a:c:h", lo, NULL)) != -1) {
         switch (o) {
-        case 'd': c->date = optarg; break;
-        case 'f': c->format = optarg; break;
-        case 'o': c->opts.out_path = optarg; break;
-        case 'a': c->from = optarg; break;
-        case 'c': c->config = optarg; break;
-        case 'h': usage(stdout); exit(0);
-        default: usage(stderr); return -1;
+        case 'd':
+            c->date = optarg;
+            break;
+        case 'f':
+            c->format = optarg;
+            break;
+        case 'o':
+            c->opts.out_path = optarg;
+            break;
+        case 'a':
+            c->from = optarg;
+            break;
+        case 'c':
+            c->config = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            exit(0);
+        default:
+            usage(stderr);
+            return -1;
         }
     }
     if (optind < argc)

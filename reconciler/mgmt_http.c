@@ -50,7 +50,8 @@ static int pct_decode(const char *src, size_t n, char *dst, size_t cap)
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
         char c = src[i];
-        if (c == '%' && i + 2 < n && payq_hex_digit(src[i + 1]) >= 0 && payq_hex_digit(src[i + 2]) >= 0) {
+        if (c == '%' && i + 2 < n && payq_hex_digit(src[i + 1]) >= 0 &&
+            payq_hex_digit(src[i + 2]) >= 0) {
             c = (char)(payq_hex_digit(src[i + 1]) * 16 + payq_hex_digit(src[i + 2]));
             i += 2;
         }

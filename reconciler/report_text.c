@@ -122,7 +122,9 @@ static void text_verdict(const struct payq_recon_run *run, FILE *f)
         fprintf(f, "IN FLIGHT: %llu transfer(s) not applied yet; run again once %s is empty\n",
                 (unsigned long long)run->breaks.count[PAYQ_BREAK_IN_FLIGHT], PAYQ_QUEUE_TRANSFERS);
         break;
-    case PAYQ_RESULT_FAILED: fprintf(f, "FAILED: %s\n", run->error); break;
+    case PAYQ_RESULT_FAILED:
+        fprintf(f, "FAILED: %s\n", run->error);
+        break;
     }
     if (!run->recorded)
         fputs("WARNING: this run could not be recorded in payq.reconciliations (see log)\n", f);

@@ -227,10 +227,13 @@ static void log_summary(const struct payq_recon_run *run)
 static int exit_code(const struct payq_recon_run *run)
 {
     switch (run->result) {
-    case PAYQ_RESULT_BALANCED: return 0;
+    case PAYQ_RESULT_BALANCED:
+        return 0;
     case PAYQ_RESULT_BREAKS:
-    case PAYQ_RESULT_IN_FLIGHT: return 1;
-    case PAYQ_RESULT_FAILED: break;
+    case PAYQ_RESULT_IN_FLIGHT:
+        return 1;
+    case PAYQ_RESULT_FAILED:
+        break;
     }
     return 2;
 }

@@ -11,10 +11,13 @@
 static const char *table_result(enum payq_recon_result r)
 {
     switch (r) {
-    case PAYQ_RESULT_BALANCED: return "balanced";
+    case PAYQ_RESULT_BALANCED:
+        return "balanced";
     case PAYQ_RESULT_BREAKS:
-    case PAYQ_RESULT_IN_FLIGHT: return "breaks";
-    case PAYQ_RESULT_FAILED: break;
+    case PAYQ_RESULT_IN_FLIGHT:
+        return "breaks";
+    case PAYQ_RESULT_FAILED:
+        break;
     }
     return "failed";
 }

@@ -41,7 +41,8 @@ static struct wmsg *add_one(struct wbatch *b, const struct wdelivery *d, const c
 
 static bool is_pack(const char *rk, size_t len)
 {
-    return rk && len == strlen(PAYQ_PACK_ROUTING_KEY) && memcmp(rk, PAYQ_PACK_ROUTING_KEY, len) == 0;
+    return rk && len == strlen(PAYQ_PACK_ROUTING_KEY) &&
+           memcmp(rk, PAYQ_PACK_ROUTING_KEY, len) == 0;
 }
 
 size_t payq_wbatch_add(struct wbatch *b, const struct wdelivery *d, const char *routing_key,

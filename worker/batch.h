@@ -21,18 +21,18 @@ enum wmsg_kind {
 enum wmsg_outcome {
     WOUT_NONE = 0,
     WOUT_POSTED,
-    WOUT_REJECTED,   /* a ledger row with a reason */
-    WOUT_DUPLICATE,  /* same id, same payload: no effect */
-    WOUT_CONFLICT,   /* same id, other payload: recorded in payq.conflicts */
-    WOUT_OPENED,     /* account created */
-    WOUT_DEAD,       /* undecodable: payq.dead + payq.dead_letters */
+    WOUT_REJECTED,  /* a ledger row with a reason */
+    WOUT_DUPLICATE, /* same id, same payload: no effect */
+    WOUT_CONFLICT,  /* same id, other payload: recorded in payq.conflicts */
+    WOUT_OPENED,    /* account created */
+    WOUT_DEAD,      /* undecodable: payq.dead + payq.dead_letters */
 };
 
 struct wmsg {
     uint64_t delivery_tag;
     bool redelivered;
-    int delivery_count; /* x-delivery-count (quorum queues), 0 if absent */
-    int64_t timestamp_s; /* AMQP timestamp, or arrival time when absent */
+    int delivery_count;   /* x-delivery-count (quorum queues), 0 if absent */
+    int64_t timestamp_s;  /* AMQP timestamp, or arrival time when absent */
     int64_t published_ms; /* x-payq-published-ms, else timestamp_s * 1000 */
     char routing_key[32];
     char *body; /* owned by the batch */
@@ -43,7 +43,7 @@ struct wmsg {
         struct payq_account_msg account;
     } u;
     struct payq_msg_error err;
-    uint8_t hash[32]; /* transfer: canonical payload hash; invalid: body hash */
+    uint8_t hash[32];       /* transfer: canonical payload hash; invalid: body hash */
     char business_date[11]; /* effective date of a transfer */
     enum wmsg_outcome outcome;
     const char *reason; /* static string for rejections and conflicts */
@@ -59,7 +59,7 @@ struct wbatch {
 struct wdelivery {
     uint64_t tag;
     bool redelivered;
-    int delivery_count; /* x-delivery-count, 0 if absent */
+    int delivery_count;   /* x-delivery-count, 0 if absent */
     int64_t timestamp_s;  /* AMQP timestamp, or arrival time when absent */
     int64_t published_ms; /* x-payq-published-ms, 0 if absent */
 };

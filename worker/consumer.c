@@ -40,8 +40,8 @@ static int start(struct payq_consumer *c)
                            amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
     if (payq_amqp_check_reply(amqp_get_rpc_reply(c->conn), "basic.consume") != 0 || !ok)
         goto fail;
-    size_t n = ok->consumer_tag.len < CONSUMER_TAG_MAX - 1 ? ok->consumer_tag.len
-                                                           : CONSUMER_TAG_MAX - 1;
+    size_t n =
+        ok->consumer_tag.len < CONSUMER_TAG_MAX - 1 ? ok->consumer_tag.len : CONSUMER_TAG_MAX - 1;
     memcpy(c->tag, ok->consumer_tag.bytes, n);
     c->tag[n] = '\0';
     return 0;
@@ -89,15 +89,24 @@ static int64_t int_header(const amqp_basic_properties_t *p, const char *key)
     if (!v)
         return 0;
     switch (v->kind) {
-    case AMQP_FIELD_KIND_I64: return v->value.i64;
-    case AMQP_FIELD_KIND_U64: return (int64_t)v->value.u64;
-    case AMQP_FIELD_KIND_I32: return v->value.i32;
-    case AMQP_FIELD_KIND_U32: return v->value.u32;
-    case AMQP_FIELD_KIND_I16: return v->value.i16;
-    case AMQP_FIELD_KIND_U16: return v->value.u16;
-    case AMQP_FIELD_KIND_I8: return v->value.i8;
-    case AMQP_FIELD_KIND_U8: return v->value.u8;
-    default: return 0;
+    case AMQP_FIELD_KIND_I64:
+        return v->value.i64;
+    case AMQP_FIELD_KIND_U64:
+        return (int64_t)v->value.u64;
+    case AMQP_FIELD_KIND_I32:
+        return v->value.i32;
+    case AMQP_FIELD_KIND_U32:
+        return v->value.u32;
+    case AMQP_FIELD_KIND_I16:
+        return v->value.i16;
+    case AMQP_FIELD_KIND_U16:
+        return v->value.u16;
+    case AMQP_FIELD_KIND_I8:
+        return v->value.i8;
+    case AMQP_FIELD_KIND_U8:
+        return v->value.u8;
+    default:
+        return 0;
     }
 }
 
@@ -109,8 +118,8 @@ static void take(struct wbatch *b, const amqp_envelope_t *e)
         .tag = e->delivery_tag,
         .redelivered = e->redelivered != 0,
         .delivery_count = dc > 1000 ? 1000 : (int)dc,
-        .timestamp_s = (p->_flags & AMQP_BASIC_TIMESTAMP_FLAG) ? (int64_t)p->timestamp
-                                                               : payq_now_ms() / 1000,
+        .timestamp_s =
+            (p->_flags & AMQP_BASIC_TIMESTAMP_FLAG) ? (int64_t)p->timestamp : payq_now_ms() / 1000,
         .published_ms = int_header(p, PAYQ_HEADER_PUBLISHED_MS),
     };
     payq_wbatch_add(b, &d, e->routing_key.bytes, e->routing_key.len, e->message.body.bytes,
@@ -123,12 +132,14 @@ static int handle_other_frame(struct payq_consumer *c)
 {
     char why[256];
     switch (payq_amqp_other_frame(c->conn, "consume", why, sizeof why)) {
-    case PAYQ_FRAME_IGNORED: return 0;
+    case PAYQ_FRAME_IGNORED:
+        return 0;
     case PAYQ_FRAME_CANCELLED:
         payq_log(PAYQ_LOG_WARN, "consumer_cancelled", "the broker cancelled the consumer");
         return -1;
     case PAYQ_FRAME_FAILED:
-    case PAYQ_FRAME_CLOSED: break;
+    case PAYQ_FRAME_CLOSED:
+        break;
     }
     return -1;
 }

@@ -8,8 +8,8 @@
 
 #include <stdint.h>
 
-#include "broker.h"
 #include "batch.h"
+#include "broker.h"
 
 struct payq_consumer;
 

@@ -16,8 +16,8 @@
 /* An account as the batch sees it, with its running balances. */
 struct acct {
     const char *id;
-    bool in_db;        /* a row exists (before, or opened by this batch) */
-    size_t opened_at;  /* message index that opens it in this batch, or NO_INDEX */
+    bool in_db;       /* a row exists (before, or opened by this batch) */
+    size_t opened_at; /* message index that opens it in this batch, or NO_INDEX */
     char currency[4];
     unsigned flags;
     int64_t debits, credits; /* running balances */
@@ -29,17 +29,31 @@ struct existing {
     const char *hash_hex, *debit, *credit, *amount, *currency, *batch_id, *date, *reference;
 };
 
-enum { COL_ID, COL_BATCH, COL_DEBIT, COL_CREDIT, COL_AMOUNT, COL_CURRENCY, COL_DATE, COL_REF,
-       COL_META, COL_STATUS, COL_REASON, COL_HASH, COL_TS, NCOLS };
+enum {
+    COL_ID,
+    COL_BATCH,
+    COL_DEBIT,
+    COL_CREDIT,
+    COL_AMOUNT,
+    COL_CURRENCY,
+    COL_DATE,
+    COL_REF,
+    COL_META,
+    COL_STATUS,
+    COL_REASON,
+    COL_HASH,
+    COL_TS,
+    NCOLS
+};
 
 struct payq_ledger {
     struct acct *accts;
     size_t nacct, acct_cap;
-    struct payq_strmap acct_idx;  /* id -> accts index */
+    struct payq_strmap acct_idx; /* id -> accts index */
     struct existing *ex;
     size_t nex, ex_cap;
-    struct payq_strmap ex_idx;    /* id -> ex index */
-    struct payq_strmap seen;      /* id -> message index of its first new row */
+    struct payq_strmap ex_idx; /* id -> ex index */
+    struct payq_strmap seen;   /* id -> message index of its first new row */
     struct payq_buf col[NCOLS];
     struct payq_buf tmp;
     size_t nrows;
@@ -250,11 +264,11 @@ static void take_balances(struct acct *a, PGresult *res, int r)
  * transfer, alone, is rejected on a fresh balance. */
 static enum payq_pg_fault read_accounts(struct payq_ledger *l, PGconn *conn)
 {
-    enum payq_pg_fault f = for_accounts(
-        l, conn,
-        "SELECT id, currency, flags, debits_posted, credits_posted FROM payq.accounts "
-        "WHERE id = ANY($1::text[])",
-        any_account, "read accounts", take_account);
+    enum payq_pg_fault f =
+        for_accounts(l, conn,
+                     "SELECT id, currency, flags, debits_posted, credits_posted FROM payq.accounts "
+                     "WHERE id = ANY($1::text[])",
+                     any_account, "read accounts", take_account);
     if (f != PAYQ_PG_OK)
         return f;
     return for_accounts(l, conn,
@@ -371,9 +385,9 @@ static bool check_duplicate(struct payq_ledger *l, struct wmsg **msgs, struct wm
             m->outcome = WOUT_DUPLICATE;
         } else {
             m->outcome = WOUT_CONFLICT;
-            m->reason = conflict_reason(m, f->debit_account, f->credit_account, f->amount,
-                                        f->currency, f->batch_id, first->business_date,
-                                        f->reference);
+            m->reason =
+                conflict_reason(m, f->debit_account, f->credit_account, f->amount, f->currency,
+                                f->batch_id, first->business_date, f->reference);
         }
         return true;
     }

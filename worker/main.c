@@ -10,8 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "broker.h"
 #include "batch.h"
+#include "broker.h"
 #include "config.h"
 #include "consumer.h"
 #include "ledger.h"
@@ -148,8 +148,8 @@ static int publish_dead(struct worker *w)
 {
     int backoff = 50;
     for (int attempt = 0; attempt < 50; attempt++) {
-        if (!w->dead_pub && payq_publisher_new(&w->target, 1000, on_dead_settle, w,
-                                               &w->dead_pub) != 0) {
+        if (!w->dead_pub &&
+            payq_publisher_new(&w->target, 1000, on_dead_settle, w, &w->dead_pub) != 0) {
             sleep_ms(backoff);
             backoff = next_backoff(backoff, w->cfg.worker.reconnect_max_ms);
             continue;
@@ -297,11 +297,21 @@ static int parse_args(struct worker *w, int argc, char **argv)
     int c;
     while ((c = getopt_long(argc, argv, "c:m:i:h", opts, NULL)) != -1) {
         switch (c) {
-        case 'c': config = optarg; break;
-        case 'm': metrics = optarg; break;
-        case 'i': w->exit_when_idle_ms = atoi(optarg); break;
-        case 'h': usage(stdout); exit(0);
-        default: usage(stderr); return -1;
+        case 'c':
+            config = optarg;
+            break;
+        case 'm':
+            metrics = optarg;
+            break;
+        case 'i':
+            w->exit_when_idle_ms = atoi(optarg);
+            break;
+        case 'h':
+            usage(stdout);
+            exit(0);
+        default:
+            usage(stderr);
+            return -1;
         }
     }
     if (optind < argc) {

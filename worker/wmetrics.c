@@ -5,11 +5,11 @@
 
 static const char *const REJECT_REASONS[5] = {"account_not_found", "currency_mismatch",
                                               "insufficient_funds", "credit_limit", "overflow"};
-static const char *const REJECT_LABELS[5] = {
-    "status=\"rejected\",reason=\"account_not_found\"",
-    "status=\"rejected\",reason=\"currency_mismatch\"",
-    "status=\"rejected\",reason=\"insufficient_funds\"",
-    "status=\"rejected\",reason=\"credit_limit\"", "status=\"rejected\",reason=\"overflow\""};
+static const char *const REJECT_LABELS[5] = {"status=\"rejected\",reason=\"account_not_found\"",
+                                             "status=\"rejected\",reason=\"currency_mismatch\"",
+                                             "status=\"rejected\",reason=\"insufficient_funds\"",
+                                             "status=\"rejected\",reason=\"credit_limit\"",
+                                             "status=\"rejected\",reason=\"overflow\""};
 
 void payq_wmetrics_init(struct payq_wmetrics *m)
 {
@@ -25,19 +25,18 @@ void payq_wmetrics_init(struct payq_wmetrics *m)
     m->conflict = payq_metrics_counter(m->reg, tn, "status=\"id_conflict\"", th);
     m->opened = payq_metrics_counter(m->reg, "payq_worker_accounts_total", "status=\"opened\"",
                                      "Account messages by outcome");
-    m->account_dup = payq_metrics_counter(m->reg, "payq_worker_accounts_total",
-                                          "status=\"duplicate_or_conflict\"",
-                                          "Account messages by outcome");
+    m->account_dup =
+        payq_metrics_counter(m->reg, "payq_worker_accounts_total",
+                             "status=\"duplicate_or_conflict\"", "Account messages by outcome");
     m->dead = payq_metrics_counter(m->reg, "payq_worker_dead_letters_total", "",
                                    "Undecodable messages routed to payq.dead");
-    m->batches = payq_metrics_counter(m->reg, "payq_worker_batches_total", "",
-                                      "Committed batches");
+    m->batches = payq_metrics_counter(m->reg, "payq_worker_batches_total", "", "Committed batches");
     m->redelivered = payq_metrics_counter(m->reg, "payq_worker_redeliveries_total", "",
                                           "Deliveries flagged redelivered by the broker");
     m->amqp_reconnects = payq_metrics_counter(m->reg, "payq_worker_reconnects_total",
                                               "target=\"amqp\"", "Reconnects");
-    m->pg_reconnects = payq_metrics_counter(m->reg, "payq_worker_reconnects_total",
-                                            "target=\"pg\"", "Reconnects");
+    m->pg_reconnects =
+        payq_metrics_counter(m->reg, "payq_worker_reconnects_total", "target=\"pg\"", "Reconnects");
     m->retries = payq_metrics_counter(m->reg, "payq_worker_batch_retries_total", "",
                                       "Batches rolled back and retried");
     m->batch_size = payq_metrics_histogram(m->reg, "payq_worker_batch_size", "Messages per batch",
@@ -60,21 +59,28 @@ void payq_wmetrics_count(struct payq_wmetrics *m, struct wmsg **msgs, size_t n)
         if (w->redelivered)
             payq_counter_add(m->redelivered, 1);
         switch (w->outcome) {
-        case WOUT_POSTED: payq_counter_add(m->posted, 1); break;
+        case WOUT_POSTED:
+            payq_counter_add(m->posted, 1);
+            break;
         case WOUT_DUPLICATE:
             payq_counter_add(w->kind == WMSG_TRANSFER ? m->duplicate : m->account_dup, 1);
             break;
         case WOUT_CONFLICT:
             payq_counter_add(w->kind == WMSG_TRANSFER ? m->conflict : m->account_dup, 1);
             break;
-        case WOUT_OPENED: payq_counter_add(m->opened, 1); break;
-        case WOUT_DEAD: payq_counter_add(m->dead, 1); break;
+        case WOUT_OPENED:
+            payq_counter_add(m->opened, 1);
+            break;
+        case WOUT_DEAD:
+            payq_counter_add(m->dead, 1);
+            break;
         case WOUT_REJECTED:
             for (int r = 0; r < 5; r++)
                 if (strcmp(w->reason, REJECT_REASONS[r]) == 0)
                     payq_counter_add(m->rejected[r], 1);
             break;
-        case WOUT_NONE: break;
+        case WOUT_NONE:
+            break;
         }
     }
 }

@@ -111,7 +111,8 @@ static void test_metrics_render(void **state)
     payq_histogram_observe(h, 50);
     struct payq_buf out = PAYQ_BUF_INIT;
     payq_metrics_render(m, &out);
-    assert_non_null(strstr(out.data, "# TYPE t_total counter\nt_total{k=\"a\"} 3\nt_total{k=\"b\"} 1\n"));
+    assert_non_null(
+        strstr(out.data, "# TYPE t_total counter\nt_total{k=\"a\"} 3\nt_total{k=\"b\"} 1\n"));
     assert_non_null(strstr(out.data, "lat_ms_bucket{le=\"1\"} 1\n"));
     assert_non_null(strstr(out.data, "lat_ms_bucket{le=\"10\"} 2\n"));
     assert_non_null(strstr(out.data, "lat_ms_bucket{le=\"+Inf\"} 3\n"));
@@ -123,8 +124,8 @@ static void test_metrics_render(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_strmap),         cmocka_unit_test(test_pgarray_quoting),
-        cmocka_unit_test(test_buf_json),       cmocka_unit_test(test_redact),
+        cmocka_unit_test(test_strmap),          cmocka_unit_test(test_pgarray_quoting),
+        cmocka_unit_test(test_buf_json),        cmocka_unit_test(test_redact),
         cmocka_unit_test(test_account_masking), cmocka_unit_test(test_metrics_render),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -90,10 +90,8 @@ static void test_format(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_amount_bounds),
-        cmocka_unit_test(test_amount_not_nul_terminated),
-        cmocka_unit_test(test_total_bounds),
-        cmocka_unit_test(test_add_overflow),
+        cmocka_unit_test(test_amount_bounds), cmocka_unit_test(test_amount_not_nul_terminated),
+        cmocka_unit_test(test_total_bounds),  cmocka_unit_test(test_add_overflow),
         cmocka_unit_test(test_format),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
