@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# chaos_worker_failover: `scripts/stack failover` (kill -9 the primary,
-# promote the standby) in the middle of a run with 2 workers. The workers
-# reconnect through the multi-host conninfo and retry their batches; then
-# every id is on the promoted primary exactly once and the balances equal
-# the model.
+# chaos_worker_failover: `scripts/stack failover` (kill -9 the Patroni
+# leader's Patroni and postmaster; Patroni promotes the synchronous standby)
+# in the middle of a run with 2 workers. The workers reconnect through the
+# multi-host conninfo and retry their batches; then every id is on the
+# promoted primary exactly once and the balances equal the model.
 source "$(dirname "$0")/lib/common.sh"
 P=cf$RUN_ID
 N=60000
