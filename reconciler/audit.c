@@ -12,8 +12,8 @@
 #include "json_scan.h"
 #include "log.h"
 #include "money.h"
+#include "outbox.h"
 #include "pack.h"
-#include "publisher.h"
 #include "signals.h"
 
 #define AUDIT_CHANNEL 1
@@ -35,11 +35,6 @@ struct reader {
     size_t errlen;
 };
 
-struct marker_fate {
-    bool ok;
-    char why[160];
-};
-
 void payq_audit_utc_date(int64_t t, char buf[11])
 {
     time_t tt = (time_t)t;
@@ -57,14 +52,6 @@ static void make_marker_id(char *buf, size_t len, const char *date)
              (long long)payq_now_ms(), (unsigned long long)r);
 }
 
-static void on_marker_settled(void *ctx, uint64_t seq, bool ok, const char *why)
-{
-    (void)seq;
-    struct marker_fate *f = ctx;
-    f->ok = ok;
-    snprintf(f->why, sizeof f->why, "%s", why ? why : "");
-}
-
 /* Publishes the marker and waits for the broker's confirm: once confirmed
  * it is in the stream, behind everything published before it. */
 static int publish_marker(struct reader *rd)
@@ -72,30 +59,25 @@ static int publish_marker(struct reader *rd)
     const struct payq_config *cfg = rd->req->cfg;
     struct payq_amqp_target t = {cfg->amqp.url, &cfg->amqp.tls, cfg->amqp.heartbeat_s,
                                  cfg->amqp.connect_timeout_ms, "payq-reconciler-marker"};
-    struct marker_fate fate = {0};
-    struct payq_publisher *pub = NULL;
-    if (payq_publisher_new(&t, 1, on_marker_settled, &fate, &pub) != 0) {
-        snprintf(rd->err, rd->errlen, "cannot connect to the broker to publish the marker");
-        return -1;
-    }
+    struct payq_outbox_opts oo = {
+        .target = &t, .window = 1, .stall_ms = AUDIT_CONFIRM_TIMEOUT_MS, .stop_on_signal = true};
+    struct payq_outbox *ob = payq_outbox_new(&oo);
     char body[256];
     int n = snprintf(body, sizeof body, "{\"marker\":\"%s\",\"business_date\":\"%s\"}",
                      rd->st->marker_id, rd->req->date);
-    struct payq_publish_props props = {.message_id = rd->st->marker_id};
-    int rc = -1;
-    if (payq_publisher_publish(pub, PAYQ_EXCHANGE_INGRESS, PAYQ_AUDIT_MARKER_KEY, body, (size_t)n,
-                               &props) == 0)
-        snprintf(rd->err, rd->errlen, "the connection failed while publishing the marker");
-    else if (payq_publisher_flush(pub, AUDIT_CONFIRM_TIMEOUT_MS) != 0)
-        snprintf(rd->err, rd->errlen, "the broker did not confirm the marker");
-    else if (!fate.ok)
+    int rc = payq_outbox_send(ob, PAYQ_AUDIT_MARKER_KEY, rd->st->marker_id, body, (size_t)n);
+    if (rc == 0)
+        rc = payq_outbox_wait(ob);
+    struct payq_outbox_stats st;
+    payq_outbox_stats(ob, &st);
+    if (rc != 0 && st.refused > 0)
         snprintf(rd->err, rd->errlen, "the marker was refused (%s): is payq.audit bound to %s?",
-                 fate.why, PAYQ_EXCHANGE_INGRESS);
-    else
-        rc = 0;
+                 payq_outbox_error(ob), PAYQ_EXCHANGE_INGRESS);
+    else if (rc != 0)
+        snprintf(rd->err, rd->errlen, "the marker was not published: %s", payq_outbox_error(ob));
     if (rc != 0)
         payq_log(PAYQ_LOG_ERROR, "audit_marker_failed", "%s", rd->err);
-    payq_publisher_free(pub);
+    payq_outbox_free(ob);
     return rc;
 }
 

@@ -16,17 +16,21 @@
 #include "consumer.h"
 #include "ledger.h"
 #include "log.h"
+#include "outbox.h"
 #include "pg.h"
-#include "publisher.h"
 #include "signals.h"
 #include "wmetrics.h"
+
+/* Dead letters: how long to keep reconnecting, and to wait for a confirm,
+ * before leaving the batch unacked to come back later. */
+#define DEAD_RETRY_MS 30000
+#define DEAD_STALL_MS 10000
 
 struct worker {
     struct payq_config cfg;
     struct payq_amqp_target target;
     struct payq_consumer *consumer;
-    struct payq_publisher *dead_pub;
-    unsigned dead_failed; /* dead letters nacked or returned since the last flush */
+    struct payq_outbox *dead_out; /* to payq.dlx; NULL until the first dead letter */
     PGconn *pg;
     struct payq_ledger *ledger;
     struct wbatch batch;
@@ -132,54 +136,45 @@ static int commit_alone(struct worker *w, struct wmsg *m)
     return commit_with_retry(w, &m, 1) == PAYQ_PG_OK ? 0 : -1;
 }
 
-static void on_dead_settle(void *ctx, uint64_t seq, bool ok, const char *why)
-{
-    struct worker *w = ctx;
-    (void)seq;
-    if (!ok) {
-        w->dead_failed++;
-        payq_log(PAYQ_LOG_ERROR, "dead_letter_refused", "%s", why ? why : "unknown");
-    }
-}
-
 /* Publishes every dead letter of the batch to payq.dlx and waits for the
- * broker's confirms, reconnecting and republishing until they are safe. */
+ * broker's confirms; the outbox reconnects and republishes until they are
+ * safe. On failure the batch stays unacked and comes back. */
 static int publish_dead(struct worker *w)
 {
-    int backoff = 50;
-    for (int attempt = 0; attempt < 50; attempt++) {
-        if (!w->dead_pub &&
-            payq_publisher_new(&w->target, 1000, on_dead_settle, w, &w->dead_pub) != 0) {
-            sleep_ms(backoff);
-            backoff = next_backoff(backoff, w->cfg.worker.reconnect_max_ms);
-            continue;
-        }
-        w->dead_failed = 0;
-        bool ok = true;
-        for (size_t i = 0; i < w->batch.n && ok; i++) {
-            struct wmsg *m = &w->batch.msgs[i];
-            if (m->outcome != WOUT_DEAD)
-                continue;
-            char id[PAYQ_ID_MAX + 1];
-            struct payq_publish_props props = {
-                .message_id = payq_msg_peek_id(m->body, m->body_len, id) ? id : NULL,
-                .timestamp_s = m->timestamp_s,
-                .reason_header = m->err.reason,
-                .field_header = m->err.field,
-            };
-            ok = payq_publisher_publish(w->dead_pub, PAYQ_EXCHANGE_DLX, m->routing_key, m->body,
-                                        m->body_len, &props) != 0;
-        }
-        if (ok && payq_publisher_flush(w->dead_pub, 10000) == 0 && w->dead_failed == 0)
-            return 0;
-        if (payq_publisher_reconnect(w->dead_pub) != 0) {
-            payq_publisher_free(w->dead_pub);
-            w->dead_pub = NULL;
-        }
-        sleep_ms(backoff);
-        backoff = next_backoff(backoff, w->cfg.worker.reconnect_max_ms);
+    if (!w->dead_out) {
+        struct payq_outbox_opts oo = {.target = &w->target,
+                                      .exchange = PAYQ_EXCHANGE_DLX,
+                                      .window = 1000,
+                                      .retry_ms = DEAD_RETRY_MS,
+                                      .stall_ms = DEAD_STALL_MS};
+        w->dead_out = payq_outbox_new(&oo);
     }
-    return -1;
+    int rc = 0;
+    for (size_t i = 0; i < w->batch.n && rc == 0; i++) {
+        struct wmsg *m = &w->batch.msgs[i];
+        if (m->outcome != WOUT_DEAD)
+            continue;
+        char id[PAYQ_ID_MAX + 1];
+        struct payq_header hdr[] = {{PAYQ_HEADER_DEAD_REASON, m->err.reason},
+                                    {PAYQ_HEADER_DEAD_FIELD, m->err.field}};
+        struct payq_outbox_msg om = {
+            .routing_key = m->routing_key,
+            .id = payq_msg_peek_id(m->body, m->body_len, id) ? id : NULL,
+            .body = m->body,
+            .len = m->body_len,
+            .timestamp_ms = m->timestamp_s * 1000,
+            .headers = hdr,
+            .n_headers = 2,
+        };
+        rc = payq_outbox_put(w->dead_out, &om);
+    }
+    if (rc == 0)
+        rc = payq_outbox_wait(w->dead_out);
+    if (rc != 0) {
+        payq_log(PAYQ_LOG_ERROR, "dead_letter_failed", "%s", payq_outbox_error(w->dead_out));
+        payq_outbox_reset(w->dead_out);
+    }
+    return rc;
 }
 
 static void ensure_ptr_cap(struct worker *w, size_t n)
@@ -356,7 +351,7 @@ int main(int argc, char **argv)
     payq_log(PAYQ_LOG_INFO, "worker_stopped", "graceful stop complete");
 out:
     payq_consumer_free(w.consumer);
-    payq_publisher_free(w.dead_pub);
+    payq_outbox_free(w.dead_out);
     PQfinish(w.pg);
     payq_ledger_free(w.ledger);
     payq_wbatch_free(&w.batch);
