@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
 #include "message.h"
 #include "publisher.h"
@@ -209,7 +210,7 @@ static bool stop_now(struct payq_outbox *o)
  * every entry not yet confirmed, oldest first. Returns 0 or -1 (failed). */
 static int recover(struct payq_outbox *o)
 {
-    int64_t started = payq_now_ms();
+    int64_t started = payq_clock_mono_ms();
     int delay = BACKOFF_FIRST_MS;
     for (;;) {
         if (stop_now(o))
@@ -226,7 +227,7 @@ static int recover(struct payq_outbox *o)
             if (ok)
                 return o->failed ? -1 : 0;
         }
-        int64_t waited = payq_now_ms() - started;
+        int64_t waited = payq_clock_mono_ms() - started;
         if (waited >= o->opts.retry_ms) {
             char secs[32];
             snprintf(secs, sizeof secs, "%.1f", (double)waited / 1000.0);
@@ -271,8 +272,8 @@ static void copy_msg(struct entry *e, const struct payq_outbox_msg *m)
     }
     e->nh = nh;
     e->items = m->items ? m->items : 1;
-    e->ts =
-        m->timestamp_ms ? m->timestamp_ms : payq_now_ms(); /* ms: published_at keeps ms latency */
+    e->ts = m->timestamp_ms ? m->timestamp_ms
+                            : payq_clock_wall_ms(); /* ms: published_at keeps ms latency */
 }
 
 int payq_outbox_put(struct payq_outbox *o, const struct payq_outbox_msg *m)
@@ -314,7 +315,7 @@ int payq_outbox_send_items(struct payq_outbox *o, const char *rk, const char *id
  * no confirm for stall_ms). */
 static int settle(struct payq_outbox *o, size_t keep)
 {
-    int64_t last_progress = payq_now_ms();
+    int64_t last_progress = payq_clock_mono_ms();
     uint64_t last_confirmed = o->st.confirmed;
     while (o->head < o->tail && (keep == 0 || o->held > keep)) {
         if (stop_now(o))
@@ -331,8 +332,8 @@ static int settle(struct payq_outbox *o, size_t keep)
         }
         if (o->st.confirmed != last_confirmed) {
             last_confirmed = o->st.confirmed;
-            last_progress = payq_now_ms();
-        } else if (payq_now_ms() - last_progress > o->opts.stall_ms) {
+            last_progress = payq_clock_mono_ms();
+        } else if (payq_clock_mono_ms() - last_progress > o->opts.stall_ms) {
             fail(o, "%s", "the broker did not confirm in time");
             return -1;
         }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "log.h"
 
 struct payq_publisher {
@@ -171,11 +172,11 @@ uint64_t payq_publisher_publish(struct payq_publisher *p, const char *exchange,
     /* A broker that stops confirming (a memory or disk alarm blocks
      * publishers) must not stall the caller forever: after a minute the
      * connection is treated as lost and the caller republishes. */
-    int64_t give_up = payq_now_ms() + 60000;
+    int64_t give_up = payq_clock_mono_ms() + 60000;
     while (payq_publisher_outstanding(p) >= (uint64_t)p->window) {
         if (read_one(p, 1000) < 0)
             return 0;
-        if (payq_now_ms() > give_up) {
+        if (payq_clock_mono_ms() > give_up) {
             payq_log(PAYQ_LOG_ERROR, "confirm_timeout", "no publisher confirm for 60 s");
             drop_connection(p);
             return 0;
@@ -184,7 +185,7 @@ uint64_t payq_publisher_publish(struct payq_publisher *p, const char *exchange,
     /* The header is the timestamp property at millisecond resolution. */
     int64_t now_ms = props && props->timestamp_ms  ? props->timestamp_ms
                      : props && props->timestamp_s ? props->timestamp_s * 1000
-                                                   : payq_now_ms();
+                                                   : payq_clock_wall_ms();
     if (p->ops->publish(p->io, exchange, routing_key, body, len, props, now_ms) != 0) {
         drop_connection(p);
         return 0;
@@ -196,9 +197,9 @@ uint64_t payq_publisher_publish(struct payq_publisher *p, const char *exchange,
 
 int payq_publisher_flush(struct payq_publisher *p, int timeout_ms)
 {
-    int64_t deadline = payq_now_ms() + timeout_ms;
+    int64_t deadline = payq_clock_mono_ms() + timeout_ms;
     while (payq_publisher_outstanding(p) > 0) {
-        int64_t left = deadline - payq_now_ms();
+        int64_t left = deadline - payq_clock_mono_ms();
         if (left <= 0)
             return 1;
         if (read_one(p, left > 1000 ? 1000 : (int)left) < 0)

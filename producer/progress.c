@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "clock.h"
 
 #define REDRAW_MS 200
 #define BAR_WIDTH 30
@@ -26,7 +27,7 @@ void payq_progress_phase(struct payq_progress *p, const char *label, const char 
     p->done = 0;
     p->items = 0;
     p->items_unit = NULL;
-    p->started_ms = payq_now_ms();
+    p->started_ms = payq_clock_mono_ms();
     p->drawn_ms = 0;
 }
 
@@ -97,7 +98,7 @@ void payq_progress_tick(void *arg)
     struct payq_progress *p = arg;
     if (!p->enabled || !p->label)
         return;
-    int64_t now = payq_now_ms();
+    int64_t now = payq_clock_mono_ms();
     if (now - p->drawn_ms >= REDRAW_MS)
         draw(p, now);
 }

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "clock.h"
 #include "json_scan.h"
 #include "log.h"
 #include "money.h"
@@ -47,9 +48,9 @@ static void make_marker_id(char *buf, size_t len, const char *date)
 {
     uint64_t r = 0;
     if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
-        r = (uint64_t)payq_now_ms() ^ ((uint64_t)getpid() << 32);
+        r = (uint64_t)payq_clock_wall_ms() ^ ((uint64_t)getpid() << 32);
     snprintf(buf, len, "payq-reconciler.%s.%d.%lld.%016llx", date, (int)getpid(),
-             (long long)payq_now_ms(), (unsigned long long)r);
+             (long long)payq_clock_wall_ms(), (unsigned long long)r);
 }
 
 /* Publishes the marker and waits for the broker's confirm: once confirmed
@@ -302,7 +303,7 @@ static int next_delivery(struct reader *rd, amqp_envelope_t *e)
 
 static int read_to_marker(struct reader *rd, struct payq_progress *prog)
 {
-    int64_t last = payq_now_ms();
+    int64_t last = payq_clock_mono_ms();
     uint64_t unacked = 0;
     for (;;) {
         if (payq_signals_stop_requested()) {
@@ -314,7 +315,7 @@ static int read_to_marker(struct reader *rd, struct payq_progress *prog)
         if (got < 0)
             return -1;
         if (got == 0) {
-            if (payq_now_ms() - last <= AUDIT_IDLE_TIMEOUT_MS)
+            if (payq_clock_mono_ms() - last <= AUDIT_IDLE_TIMEOUT_MS)
                 continue;
             snprintf(rd->err, rd->errlen,
                      "not read completely: the marker did not arrive "
@@ -323,7 +324,7 @@ static int read_to_marker(struct reader *rd, struct payq_progress *prog)
             payq_log(PAYQ_LOG_ERROR, "audit_incomplete", "%s", rd->err);
             return -1;
         }
-        last = payq_now_ms();
+        last = payq_clock_mono_ms();
         uint64_t seq = rd->st->messages++;
         int rc = on_delivery(rd, &e, seq);
         uint64_t tag = e.delivery_tag;
@@ -350,7 +351,7 @@ int payq_audit_read(const struct payq_audit_req *req, const struct payq_audit_si
                     struct payq_progress *prog, struct payq_audit_stats *st, char *err,
                     size_t errlen)
 {
-    int64_t t0 = payq_now_ms();
+    int64_t t0 = payq_clock_mono_ms();
     memset(st, 0, sizeof *st);
     struct reader rd = {req, sink, st, NULL, err, errlen};
     make_marker_id(st->marker_id, sizeof st->marker_id, req->date);
@@ -376,6 +377,6 @@ int payq_audit_read(const struct payq_audit_req *req, const struct payq_audit_si
     payq_progress_done(prog);
 out:
     payq_amqp_close(rd.conn);
-    st->read_ms = payq_now_ms() - t0;
+    st->read_ms = payq_clock_mono_ms() - t0;
     return rc;
 }

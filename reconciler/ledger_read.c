@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "broker.h"
+#include "clock.h"
 #include "log.h"
 #include "pg.h"
 #include "pgarray.h"
@@ -208,7 +209,7 @@ int payq_ledger_wait_replay(struct payq_ledger_reader *r, int timeout_ms,
                             struct payq_ledger_stats *st)
 {
     PGresult *res = NULL;
-    int64_t t0 = payq_now_ms();
+    int64_t t0 = payq_clock_mono_ms();
     snprintf(st->server, sizeof st->server, "%s:%s", PQhost(r->conn), PQport(r->conn));
     if (run(r, "SELECT pg_is_in_recovery(), pg_last_wal_receive_lsn()::text", 0, NULL,
             PGRES_TUPLES_OK, "check recovery", &res) != PAYQ_PG_OK)
@@ -235,7 +236,7 @@ int payq_ledger_wait_replay(struct payq_ledger_reader *r, int timeout_ms,
             return -1;
         bool caught_up = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
         PQclear(res);
-        st->replay_wait_ms = payq_now_ms() - t0;
+        st->replay_wait_ms = payq_clock_mono_ms() - t0;
         if (caught_up)
             return 0;
         if (st->replay_wait_ms > timeout_ms || payq_signals_stop_requested()) {
@@ -412,7 +413,7 @@ int payq_ledger_scan(struct payq_ledger_reader *r, const char *date,
                      const struct payq_ledger_sink *sink, struct payq_breaks *breaks,
                      struct payq_progress *prog, struct payq_ledger_stats *st)
 {
-    int64_t t0 = payq_now_ms();
+    int64_t t0 = payq_clock_mono_ms();
     int rc = 1;
     payq_progress_stage(prog, "ledger", "rows");
     for (st->attempts = 0; rc == 1 && st->attempts < LEDGER_ATTEMPTS;) {
@@ -431,7 +432,7 @@ int payq_ledger_scan(struct payq_ledger_reader *r, const char *date,
     payq_progress_done(prog);
     if (rc == 0)
         rc = check_invariants(r, breaks);
-    st->read_ms = payq_now_ms() - t0;
+    st->read_ms = payq_clock_mono_ms() - t0;
     return rc == 0 ? 0 : -1;
 }
 

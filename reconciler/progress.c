@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "clock.h"
 
 #define PROGRESS_EVERY_MS 200
 
@@ -18,7 +19,7 @@ void payq_progress_stage(struct payq_progress *p, const char *stage, const char 
     payq_progress_done(p);
     p->stage = stage;
     p->unit = unit;
-    p->stage_start_ms = payq_now_ms();
+    p->stage_start_ms = payq_clock_mono_ms();
     p->last_ms = 0;
 }
 
@@ -26,7 +27,7 @@ void payq_progress_update(struct payq_progress *p, uint64_t count)
 {
     if (!p->on)
         return;
-    int64_t now = payq_now_ms();
+    int64_t now = payq_clock_mono_ms();
     if (now - p->last_ms < PROGRESS_EVERY_MS)
         return;
     p->last_ms = now;

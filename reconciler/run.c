@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "clock.h"
 #include "log.h"
 #include "progress.h"
 #include "report.h"
@@ -244,7 +245,7 @@ int payq_recon_run(const struct payq_config *cfg, const struct payq_recon_opts *
     memset(&run, 0, sizeof run);
     run.cfg = cfg;
     run.opts = opts;
-    run.started_ms = payq_now_ms();
+    run.started_ms = payq_clock_wall_ms();
     /* Only a comparison that ran to the end sets another verdict. */
     run.result = PAYQ_RESULT_FAILED;
     snprintf(run.error, sizeof run.error, "the run did not finish");
@@ -261,7 +262,7 @@ int payq_recon_run(const struct payq_config *cfg, const struct payq_recon_opts *
     if (prepare(&x) == 0 && read_audit(&x) == 0 && read_queues(&x) == 0 && read_ledger(&x) == 0)
         compare(&x);
     payq_ledger_close(x.ledger);
-    run.finished_ms = payq_now_ms();
+    run.finished_ms = payq_clock_wall_ms();
     run.recorded = payq_run_record(&run) == 0;
     int rc = exit_code(&run);
     /* The CSV list of breaks lives in the spill directory: report first. */

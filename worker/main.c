@@ -12,6 +12,7 @@
 
 #include "batch.h"
 #include "broker.h"
+#include "clock.h"
 #include "config.h"
 #include "consumer.h"
 #include "ledger.h"
@@ -259,7 +260,7 @@ static void reconnect_consumer(struct worker *w)
 
 static int run(struct worker *w)
 {
-    int64_t idle_since = payq_now_ms();
+    int64_t idle_since = payq_clock_mono_ms();
     while (!payq_signals_stop_requested()) {
         payq_wbatch_clear(&w->batch);
         if (payq_consumer_collect(w->consumer, &w->batch, w->cfg.worker.batch_max,
@@ -268,13 +269,13 @@ static int run(struct worker *w)
             continue;
         }
         if (w->batch.n == 0) {
-            if (w->exit_when_idle_ms && payq_now_ms() - idle_since >= w->exit_when_idle_ms)
+            if (w->exit_when_idle_ms && payq_clock_mono_ms() - idle_since >= w->exit_when_idle_ms)
                 break;
             continue;
         }
         if (process_batch(w) != 0)
             reconnect_consumer(w);
-        idle_since = payq_now_ms();
+        idle_since = payq_clock_mono_ms();
     }
     payq_wbatch_clear(&w->batch);
     return 0;
