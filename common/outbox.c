@@ -4,8 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "backoff.h"
 #include "clock.h"
 #include "log.h"
 #include "message.h"
@@ -181,22 +181,6 @@ static int connect_once(struct payq_outbox *o)
     return rc;
 }
 
-/* Sleeps ms milliseconds in short steps, ticking, and stops early on a stop
- * request when the outbox honours them. */
-static void nap(struct payq_outbox *o, int ms)
-{
-    while (ms > 0) {
-        if (o->opts.stop_on_signal && payq_signals_stop_requested())
-            return;
-        int step = ms < 100 ? ms : 100;
-        struct timespec ts = {0, step * 1000000L};
-        nanosleep(&ts, NULL);
-        ms -= step;
-        if (o->opts.tick)
-            o->opts.tick(o->opts.tick_ctx);
-    }
-}
-
 static bool stop_now(struct payq_outbox *o)
 {
     if (o->opts.stop_on_signal && payq_signals_stop_requested()) {
@@ -211,7 +195,10 @@ static bool stop_now(struct payq_outbox *o)
 static int recover(struct payq_outbox *o)
 {
     int64_t started = payq_clock_mono_ms();
-    int delay = BACKOFF_FIRST_MS;
+    struct payq_backoff bo;
+    payq_backoff_init(&bo, BACKOFF_FIRST_MS, BACKOFF_MAX_MS);
+    bo.tick = o->opts.tick;
+    bo.tick_ctx = o->opts.tick_ctx;
     for (;;) {
         if (stop_now(o))
             return -1;
@@ -234,10 +221,9 @@ static int recover(struct payq_outbox *o)
             fail(o, "the broker stayed unreachable for %s s", secs);
             return -1;
         }
-        payq_log(PAYQ_LOG_WARN, "broker_reconnect", "retrying in %d ms (%lld unconfirmed)", delay,
-                 (long long)(o->tail - o->head));
-        nap(o, delay);
-        delay = delay * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : delay * 2;
+        payq_log(PAYQ_LOG_WARN, "broker_reconnect", "retrying in up to %d ms (%lld unconfirmed)",
+                 bo.cur_ms, (long long)(o->tail - o->head));
+        (void)payq_backoff_sleep(&bo, o->opts.stop_on_signal ? payq_signals_stop_requested : NULL);
     }
 }
 

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backoff.h"
 #include "batch.h"
 #include "broker.h"
 #include "clock.h"
@@ -54,22 +55,11 @@ static void usage(FILE *f)
           f);
 }
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static int next_backoff(int cur, int max)
-{
-    int n = cur * 2;
-    return n > max ? max : n;
-}
-
 /* Connects to the read-write PostgreSQL node, retrying with backoff. */
 static void ensure_pg(struct worker *w)
 {
-    int backoff = 50;
+    struct payq_backoff bo;
+    payq_backoff_init(&bo, 50, w->cfg.worker.reconnect_max_ms);
     while (!w->pg) {
         w->pg = payq_pg_connect(w->cfg.pg.conninfo, "payq-worker");
         if (w->pg) {
@@ -83,8 +73,7 @@ static void ensure_pg(struct worker *w)
             }
         }
         payq_counter_add(w->m.pg_reconnects, 1);
-        sleep_ms(backoff);
-        backoff = next_backoff(backoff, w->cfg.worker.reconnect_max_ms);
+        (void)payq_backoff_sleep(&bo, NULL); /* the batch must commit or roll back first */
     }
 }
 
@@ -93,7 +82,8 @@ static void ensure_pg(struct worker *w)
  * cannot fix. */
 static enum payq_pg_fault commit_with_retry(struct worker *w, struct wmsg **msgs, size_t n)
 {
-    int backoff = 20;
+    struct payq_backoff bo;
+    payq_backoff_init(&bo, 20, w->cfg.worker.reconnect_max_ms);
     for (;;) {
         ensure_pg(w);
         for (size_t i = 0; i < n; i++) {
@@ -116,8 +106,7 @@ static enum payq_pg_fault commit_with_retry(struct worker *w, struct wmsg **msgs
             PQfinish(w->pg);
             w->pg = NULL;
         }
-        sleep_ms(backoff);
-        backoff = next_backoff(backoff, w->cfg.worker.reconnect_max_ms);
+        (void)payq_backoff_sleep(&bo, NULL); /* a stop waits for the batch's outcome */
     }
 }
 
@@ -247,14 +236,12 @@ static int process_batch(struct worker *w)
 
 static void reconnect_consumer(struct worker *w)
 {
-    int backoff = 100;
+    struct payq_backoff bo;
+    payq_backoff_init(&bo, 100, w->cfg.worker.reconnect_max_ms);
     payq_counter_add(w->m.amqp_reconnects, 1);
-    while (payq_consumer_reconnect(w->consumer) != 0) {
-        if (payq_signals_stop_requested())
+    while (payq_consumer_reconnect(w->consumer) != 0)
+        if (payq_backoff_sleep(&bo, payq_signals_stop_requested) != 0)
             return;
-        sleep_ms(backoff);
-        backoff = next_backoff(backoff, w->cfg.worker.reconnect_max_ms);
-    }
     payq_log(PAYQ_LOG_INFO, "amqp_reconnected", "consuming again");
 }
 
