@@ -372,9 +372,9 @@ int payq_audit_read(const struct payq_audit_req *req, const struct payq_audit_si
         snprintf(err, errlen, "cannot subscribe to %s", PAYQ_STREAM_AUDIT);
         goto out;
     }
-    payq_progress_stage(prog, "audit stream", "messages");
+    payq_progress_phase(prog, "audit stream", "messages", 0);
     rc = read_to_marker(&rd, prog);
-    payq_progress_done(prog);
+    payq_progress_clear(prog);
 out:
     payq_amqp_close(rd.conn);
     st->read_ms = payq_clock_mono_ms() - t0;

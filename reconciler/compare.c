@@ -412,12 +412,12 @@ int payq_compare_buckets(struct payq_compare *c)
     struct ws w;
     memset(&w, 0, sizeof w);
     int rc = 0, n = payq_spill_buckets(c->spill);
-    payq_progress_stage(c->prog, "compare", "buckets");
+    payq_progress_phase(c->prog, "compare", "buckets", (uint64_t)n);
     for (int b = 0; b < n && rc == 0; b++) {
         rc = compare_bucket(c, &w, b);
         payq_progress_update(c->prog, (uint64_t)b + 1);
     }
-    payq_progress_done(c->prog);
+    payq_progress_clear(c->prog);
     ws_free(&w);
     return rc;
 }

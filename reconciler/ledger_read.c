@@ -415,7 +415,7 @@ int payq_ledger_scan(struct payq_ledger_reader *r, const char *date,
 {
     int64_t t0 = payq_clock_mono_ms();
     int rc = 1;
-    payq_progress_stage(prog, "ledger", "rows");
+    payq_progress_phase(prog, "ledger", "rows", 0);
     for (st->attempts = 0; rc == 1 && st->attempts < LEDGER_ATTEMPTS;) {
         if (st->attempts++ > 0) {
             payq_log(PAYQ_LOG_WARN, "ledger_scan_restart", "attempt %d after: %s", st->attempts,
@@ -429,7 +429,7 @@ int payq_ledger_scan(struct payq_ledger_reader *r, const char *date,
         }
         rc = scan_once(r, date, sink, prog, st);
     }
-    payq_progress_done(prog);
+    payq_progress_clear(prog);
     if (rc == 0)
         rc = check_invariants(r, breaks);
     st->read_ms = payq_clock_mono_ms() - t0;

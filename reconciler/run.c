@@ -251,7 +251,7 @@ int payq_recon_run(const struct payq_config *cfg, const struct payq_recon_opts *
     snprintf(run.error, sizeof run.error, "the run did not finish");
     payq_tally_init(&run.tally);
     struct run_ctx x = {.run = &run, .undated = PAYQ_BUF_INIT};
-    payq_progress_init(&x.prog);
+    payq_progress_init(&x.prog, isatty(STDERR_FILENO) == 1);
 
     struct payq_report_out out;
     if (payq_report_open(&out, opts->out_path) != 0) {

@@ -5,7 +5,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "broker.h"
 #include "clock.h"
 
 #define REDRAW_MS 200
@@ -68,8 +67,10 @@ static void draw(struct payq_progress *p, int64_t now)
                          p->label, bar, (int)(done * 100 / p->total), (unsigned long long)p->done,
                          (unsigned long long)p->total, p->unit, rate, eta);
     } else {
-        n = snprintf(line, sizeof line, "\r\033[K%s %llu %s  %.0f/s", p->label,
-                     (unsigned long long)p->done, p->unit, rate);
+        char spent[32];
+        fmt_duration(spent, sizeof spent, secs);
+        n = snprintf(line, sizeof line, "\r\033[K%s %llu %s  %.0f/s  %s", p->label,
+                     (unsigned long long)p->done, p->unit, rate, spent);
     }
     if (n > (int)sizeof line - 1)
         n = (int)sizeof line - 1;
