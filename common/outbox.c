@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "backoff.h"
 #include "clock.h"
 #include "log.h"
@@ -99,11 +100,7 @@ static void on_settle(void *ctx, uint64_t seq, bool ok, const char *why)
 
 struct payq_outbox *payq_outbox_new(const struct payq_outbox_opts *opts)
 {
-    struct payq_outbox *o = calloc(1, sizeof *o);
-    if (!o) {
-        fputs("{\"level\":\"fatal\",\"event\":\"out_of_memory\"}\n", stderr);
-        abort();
-    }
+    struct payq_outbox *o = payq_xcalloc(1, sizeof *o);
     o->opts = *opts;
     if (o->opts.window < 1)
         o->opts.window = 1;
@@ -116,12 +113,8 @@ struct payq_outbox *payq_outbox_new(const struct payq_outbox_opts *opts)
     while (o->seqcap < 2 * (uint64_t)o->opts.window)
         o->seqcap *= 2;
     o->cap = o->seqcap;
-    o->seqmap = calloc(o->seqcap, sizeof *o->seqmap);
-    o->ring = calloc(o->cap, sizeof *o->ring);
-    if (!o->seqmap || !o->ring) {
-        fputs("{\"level\":\"fatal\",\"event\":\"out_of_memory\"}\n", stderr);
-        abort();
-    }
+    o->seqmap = payq_xcalloc(o->seqcap, sizeof *o->seqmap);
+    o->ring = payq_xcalloc(o->cap, sizeof *o->ring);
     return o;
 }
 
@@ -141,11 +134,7 @@ void payq_outbox_free(struct payq_outbox *o)
 /* Doubles the ring, keeping absolute numbers (and so seqmap) valid. */
 static void grow(struct payq_outbox *o)
 {
-    struct entry *ring = calloc(o->cap * 2, sizeof *ring);
-    if (!ring) {
-        fputs("{\"level\":\"fatal\",\"event\":\"out_of_memory\"}\n", stderr);
-        abort();
-    }
+    struct entry *ring = payq_xcalloc(o->cap * 2, sizeof *ring);
     for (uint64_t n = o->head; n < o->tail; n++)
         ring[n & (o->cap * 2 - 1)] = *at(o, n);
     free(o->ring);
@@ -236,11 +225,7 @@ static void copy_msg(struct entry *e, const struct payq_outbox_msg *m)
     size_t size = m->len + strlen(m->routing_key) + 1 + (m->id ? strlen(m->id) + 1 : 0);
     for (int i = 0; i < nh; i++)
         size += strlen(m->headers[i].key) + strlen(m->headers[i].value) + 2;
-    e->body = malloc(size);
-    if (!e->body) {
-        fputs("{\"level\":\"fatal\",\"event\":\"out_of_memory\"}\n", stderr);
-        abort();
-    }
+    e->body = payq_xmalloc(size);
     memcpy(e->body, m->body, m->len);
     e->len = m->len;
     char *p = e->body + m->len;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "clock.h"
 #include "log.h"
 
@@ -37,11 +38,7 @@ static void drop_connection(struct payq_publisher *p)
 struct payq_publisher *payq_publisher_new_io(const struct payq_broker_ops *ops, void *io,
                                              int window, payq_settle_fn on_settle, void *ctx)
 {
-    struct payq_publisher *p = calloc(1, sizeof *p);
-    if (!p) {
-        fputs("{\"level\":\"fatal\",\"event\":\"out_of_memory\"}\n", stderr);
-        abort();
-    }
+    struct payq_publisher *p = payq_xcalloc(1, sizeof *p);
     p->ops = ops;
     p->io = io;
     p->window = window < 1 ? 1 : window;
@@ -51,11 +48,7 @@ struct payq_publisher *payq_publisher_new_io(const struct payq_broker_ops *ops, 
     p->ring_size = 1;
     while (p->ring_size <= (uint64_t)p->window)
         p->ring_size *= 2;
-    p->ring = calloc(p->ring_size, 1);
-    if (!p->ring) {
-        fputs("{\"level\":\"fatal\",\"event\":\"out_of_memory\"}\n", stderr);
-        abort();
-    }
+    p->ring = payq_xcalloc(p->ring_size, 1);
     return p;
 }
 

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "alloc.h"
 #include "log.h"
 #include "publisher.h"
 
@@ -162,11 +163,7 @@ static const struct payq_broker_ops amqp_ops = {
 struct payq_publisher *payq_publisher_new_amqp(const struct payq_amqp_target *target, int window,
                                                payq_settle_fn on_settle, void *ctx)
 {
-    struct amqp_io *io = calloc(1, sizeof *io);
-    if (!io) {
-        fputs("{\"level\":\"fatal\",\"event\":\"out_of_memory\"}\n", stderr);
-        abort();
-    }
+    struct amqp_io *io = payq_xcalloc(1, sizeof *io);
     io->target = *target;
     return payq_publisher_new_io(&amqp_ops, io, window, on_settle, ctx);
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "alloc.h"
 #include "broker.h"
 #include "clock.h"
 #include "log.h"
@@ -170,9 +171,7 @@ int payq_ledger_open(const struct payq_config *cfg, struct payq_ledger_reader **
                  shown);
         return -1;
     }
-    struct payq_ledger_reader *r = calloc(1, sizeof *r);
-    if (!r)
-        abort();
+    struct payq_ledger_reader *r = payq_xcalloc(1, sizeof *r);
     r->conn = c;
     char timeout[24];
     snprintf(timeout, sizeof timeout, "%d", cfg->pg.statement_timeout_ms);

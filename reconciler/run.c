@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "broker.h"
 #include "clock.h"
 #include "log.h"
@@ -89,9 +90,7 @@ static void sink_invalid(void *ctx, const struct payq_audit_invalid *inv)
     struct run_ctx *x = ctx;
     if (x->ninv == x->inv_cap) {
         x->inv_cap = x->inv_cap ? x->inv_cap * 2 : 64;
-        x->inv = realloc(x->inv, x->inv_cap * sizeof *x->inv);
-        if (!x->inv)
-            abort();
+        x->inv = payq_xreallocarray(x->inv, x->inv_cap, sizeof *x->inv);
     }
     x->inv[x->ninv++] = *inv;
 }

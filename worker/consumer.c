@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "alloc.h"
 #include "clock.h"
 #include "log.h"
 
@@ -54,9 +55,7 @@ fail:
 int payq_consumer_open(const struct payq_amqp_target *t, int prefetch, struct payq_consumer **out)
 {
     *out = NULL;
-    struct payq_consumer *c = calloc(1, sizeof *c);
-    if (!c)
-        return -1;
+    struct payq_consumer *c = payq_xcalloc(1, sizeof *c);
     c->target = *t;
     c->prefetch = prefetch > 65535 ? 65535 : prefetch;
     if (start(c) != 0) {

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "backoff.h"
 #include "batch.h"
 #include "broker.h"
@@ -172,10 +173,8 @@ static void ensure_ptr_cap(struct worker *w, size_t n)
     if (n <= w->ptr_cap)
         return;
     w->ptr_cap = n * 2;
-    w->normal = realloc(w->normal, w->ptr_cap * sizeof *w->normal);
-    w->suspect = realloc(w->suspect, w->ptr_cap * sizeof *w->suspect);
-    if (!w->normal || !w->suspect)
-        abort();
+    w->normal = payq_xreallocarray(w->normal, w->ptr_cap, sizeof *w->normal);
+    w->suspect = payq_xreallocarray(w->suspect, w->ptr_cap, sizeof *w->suspect);
 }
 
 static void log_batch(const struct worker *w, size_t nn, size_t ns)
