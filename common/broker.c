@@ -9,14 +9,8 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "alloc.h"
 #include "log.h"
-
-int64_t payq_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 void payq_amqp_reply_text(amqp_rpc_reply_t r, char *buf, size_t len)
 {
@@ -116,10 +110,10 @@ static amqp_socket_t *make_socket(amqp_connection_state_t conn,
 /* One attempt at one URL. Returns an open, logged-in connection or NULL. */
 static amqp_connection_state_t try_url(const struct payq_amqp_target *t, const char *url)
 {
-    char *copy = strdup(url);
+    char *copy = payq_xstrdup(url);
     struct amqp_connection_info ci;
     amqp_default_connection_info(&ci);
-    if (!copy || amqp_parse_url(copy, &ci) != AMQP_STATUS_OK) {
+    if (amqp_parse_url(copy, &ci) != AMQP_STATUS_OK) {
         log_connect_failure(url, "invalid AMQP URL");
         free(copy);
         return NULL;
@@ -166,9 +160,7 @@ fail:
 int payq_amqp_connect(const struct payq_amqp_target *t, unsigned *cursor,
                       amqp_connection_state_t *out)
 {
-    char *list = strdup(t->urls);
-    if (!list)
-        return -1;
+    char *list = payq_xstrdup(t->urls);
     char *urls[32];
     unsigned n = 0;
     for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok && n < 32;

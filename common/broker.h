@@ -72,9 +72,6 @@ enum payq_amqp_frame {
 enum payq_amqp_frame payq_amqp_other_frame(amqp_connection_state_t conn, const char *what,
                                            char *why, size_t len);
 
-/* Milliseconds since the epoch / for AMQP timestamps (seconds). */
-int64_t payq_now_ms(void);
-
 /* Looks up a header in a table; returns NULL if absent. */
 const amqp_field_value_t *payq_amqp_header(const amqp_table_t *headers, const char *key);
 

@@ -1,5 +1,6 @@
 /* buf: growable NUL-terminated byte buffer. */
 #include "buf.h"
+#include "alloc.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -14,12 +15,7 @@ static void reserve(struct payq_buf *b, size_t extra)
     size_t cap = b->cap ? b->cap : 256;
     while (cap < need)
         cap *= 2;
-    char *p = realloc(b->data, cap);
-    if (!p) {
-        fputs("{\"level\":\"fatal\",\"event\":\"out_of_memory\"}\n", stderr);
-        abort();
-    }
-    b->data = p;
+    b->data = payq_xrealloc(b->data, cap);
     b->cap = cap;
 }
 

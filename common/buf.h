@@ -17,8 +17,8 @@ struct payq_buf {
         NULL, 0, 0                                                                                 \
     }
 
-/* Appending aborts the process on out-of-memory: payq treats OOM as fatal
- * rather than threading it through every caller. */
+/* Appending aborts the process on out-of-memory, as everything in payq
+ * does (common/alloc.h). */
 void payq_buf_append(struct payq_buf *b, const void *data, size_t len);
 void payq_buf_puts(struct payq_buf *b, const char *s);
 void payq_buf_putc(struct payq_buf *b, char c);

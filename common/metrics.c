@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "log.h"
 
 enum series_kind { SERIES_COUNTER, SERIES_GAUGE, SERIES_HISTOGRAM };
@@ -32,9 +33,7 @@ struct payq_metrics {
 
 struct payq_metrics *payq_metrics_new(void)
 {
-    struct payq_metrics *m = calloc(1, sizeof *m);
-    if (!m)
-        abort();
+    struct payq_metrics *m = payq_xcalloc(1, sizeof *m);
     return m;
 }
 
@@ -53,13 +52,9 @@ static struct series *add(struct payq_metrics *m, enum series_kind k, const char
 {
     if (m->n == m->cap) {
         m->cap = m->cap ? m->cap * 2 : 32;
-        m->all = realloc(m->all, m->cap * sizeof *m->all);
-        if (!m->all)
-            abort();
+        m->all = payq_xreallocarray(m->all, m->cap, sizeof *m->all);
     }
-    struct series *s = calloc(1, sizeof *s);
-    if (!s)
-        abort();
+    struct series *s = payq_xcalloc(1, sizeof *s);
     s->kind = k;
     s->name = name;
     s->labels = labels ? labels : "";

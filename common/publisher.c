@@ -1,19 +1,19 @@
-/* publisher: a confirm-window publisher over one connection and channel. */
+/* publisher: a confirm window and its settle ring over one broker
+ * connection (the broker calls are struct payq_broker_ops). */
 #include "publisher.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 
+#include "alloc.h"
+#include "clock.h"
 #include "log.h"
 
-#define PUB_CHANNEL 1
-
 struct payq_publisher {
-    struct payq_amqp_target target;
-    unsigned cursor;
-    amqp_connection_state_t conn;
+    const struct payq_broker_ops *ops;
+    void *io; /* owned, freed by ops->free */
+    bool connected;
     int window;
     payq_settle_fn on_settle;
     void *ctx;
@@ -30,67 +30,49 @@ struct payq_publisher {
 
 static void drop_connection(struct payq_publisher *p)
 {
-    if (p->conn)
-        amqp_destroy_connection(p->conn);
-    p->conn = NULL;
+    if (p->connected)
+        p->ops->drop(p->io);
+    p->connected = false;
 }
 
-static int open_connection(struct payq_publisher *p)
+struct payq_publisher *payq_publisher_new_io(const struct payq_broker_ops *ops, void *io,
+                                             int window, payq_settle_fn on_settle, void *ctx)
 {
-    drop_connection(p);
-    if (payq_amqp_connect(&p->target, &p->cursor, &p->conn) != 0)
-        return -1;
-    if (payq_amqp_channel_open(p->conn, PUB_CHANNEL) != 0)
-        goto fail;
-    amqp_confirm_select(p->conn, PUB_CHANNEL);
-    if (payq_amqp_check_reply(amqp_get_rpc_reply(p->conn), "confirm.select") != 0)
-        goto fail;
-    p->next_seq = 1;
-    p->settled_upto = 0;
-    p->returns_pending = 0;
-    memset(p->ring, 0, p->ring_size);
-    return 0;
-fail:
-    drop_connection(p);
-    return -1;
-}
-
-int payq_publisher_new(const struct payq_amqp_target *target, int window, payq_settle_fn on_settle,
-                       void *ctx, struct payq_publisher **out)
-{
-    *out = NULL;
-    struct payq_publisher *p = calloc(1, sizeof *p);
-    if (!p)
-        return -1;
-    p->target = *target;
+    struct payq_publisher *p = payq_xcalloc(1, sizeof *p);
+    p->ops = ops;
+    p->io = io;
     p->window = window < 1 ? 1 : window;
     p->on_settle = on_settle;
     p->ctx = ctx;
+    p->next_seq = 1;
     p->ring_size = 1;
     while (p->ring_size <= (uint64_t)p->window)
         p->ring_size *= 2;
-    p->ring = calloc(p->ring_size, 1);
-    if (!p->ring || open_connection(p) != 0) {
-        payq_publisher_free(p);
-        return -1;
-    }
-    *out = p;
-    return 0;
+    p->ring = payq_xcalloc(p->ring_size, 1);
+    return p;
 }
 
 void payq_publisher_free(struct payq_publisher *p)
 {
     if (!p)
         return;
-    if (p->conn)
-        payq_amqp_close(p->conn);
+    if (p->ops->free)
+        p->ops->free(p->io);
     free(p->ring);
     free(p);
 }
 
 int payq_publisher_reconnect(struct payq_publisher *p)
 {
-    return open_connection(p);
+    drop_connection(p);
+    p->next_seq = 1;
+    p->settled_upto = 0;
+    p->returns_pending = 0;
+    memset(p->ring, 0, p->ring_size);
+    if (p->ops->open(p->io) != 0)
+        return -1;
+    p->connected = true;
+    return 0;
 }
 
 uint64_t payq_publisher_outstanding(const struct payq_publisher *p)
@@ -124,46 +106,28 @@ static void settle(struct payq_publisher *p, uint64_t tag, bool multiple, bool o
         settle_one(p, s, ok, why);
 }
 
-/* Handles one method frame on the channel. Returns 0, or -1 if the channel
- * or connection was closed by the broker. */
-static int handle_method(struct payq_publisher *p, amqp_frame_t *f)
+/* A basic.return comes just before the ack of the same message (a single
+ * ack: the broker confirms a returned message on its own). */
+static void on_event(struct payq_publisher *p, const struct payq_broker_event *ev)
 {
-    switch (f->payload.method.id) {
-    case AMQP_BASIC_ACK_METHOD: {
-        amqp_basic_ack_t *a = f->payload.method.decoded;
-        if (p->returns_pending && !a->multiple) {
+    switch (ev->kind) {
+    case PAYQ_BROKER_ACK:
+        if (p->returns_pending && !ev->multiple) {
             p->returns_pending--;
-            settle(p, a->delivery_tag, false, false, p->return_why);
+            settle(p, ev->tag, false, false, p->return_why);
         } else {
-            settle(p, a->delivery_tag, a->multiple, true, NULL);
+            settle(p, ev->tag, ev->multiple, true, NULL);
         }
-        return 0;
-    }
-    case AMQP_BASIC_NACK_METHOD: {
-        amqp_basic_nack_t *n = f->payload.method.decoded;
-        settle(p, n->delivery_tag, n->multiple, false, "nacked by the broker");
-        return 0;
-    }
-    case AMQP_BASIC_RETURN_METHOD: {
-        amqp_basic_return_t *r = f->payload.method.decoded;
-        snprintf(p->return_why, sizeof p->return_why, "returned by the broker: %u %.*s",
-                 r->reply_code, (int)r->reply_text.len, (const char *)r->reply_text.bytes);
-        amqp_message_t msg;
-        amqp_rpc_reply_t rr = amqp_read_message(p->conn, f->channel, &msg, 0);
-        if (rr.reply_type != AMQP_RESPONSE_NORMAL)
-            return payq_amqp_check_reply(rr, "read returned message");
-        amqp_destroy_message(&msg);
+        break;
+    case PAYQ_BROKER_NACK:
+        settle(p, ev->tag, ev->multiple, false, "nacked by the broker");
+        break;
+    case PAYQ_BROKER_RETURN:
+        snprintf(p->return_why, sizeof p->return_why, "%s", ev->why);
         p->returns_pending++;
-        return 0;
-    }
-    case AMQP_CHANNEL_CLOSE_METHOD:
-    case AMQP_CONNECTION_CLOSE_METHOD: {
-        amqp_rpc_reply_t rr = {.reply_type = AMQP_RESPONSE_SERVER_EXCEPTION,
-                               .reply = f->payload.method};
-        return payq_amqp_check_reply(rr, "publish");
-    }
-    default:
-        return 0;
+        break;
+    case PAYQ_BROKER_OTHER:
+        break;
     }
 }
 
@@ -171,24 +135,17 @@ static int handle_method(struct payq_publisher *p, amqp_frame_t *f)
  * Returns 1 if a frame was handled, 0 on timeout, -1 on failure. */
 static int read_one(struct payq_publisher *p, int timeout_ms)
 {
-    if (!p->conn)
+    if (!p->connected)
         return -1;
-    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-    amqp_frame_t f;
-    int st = amqp_simple_wait_frame_noblock(p->conn, &f, &tv);
-    if (st == AMQP_STATUS_TIMEOUT)
-        return 0;
-    if (st != AMQP_STATUS_OK) {
-        payq_amqp_check_status(st, "read confirms");
+    struct payq_broker_event ev;
+    int r = p->ops->next_event(p->io, timeout_ms, &ev);
+    if (r < 0) {
         drop_connection(p);
         return -1;
     }
-    if (f.frame_type == AMQP_FRAME_METHOD && handle_method(p, &f) != 0) {
-        drop_connection(p);
-        return -1;
-    }
-    amqp_maybe_release_buffers(p->conn);
-    return 1;
+    if (r > 0)
+        on_event(p, &ev);
+    return r;
 }
 
 int payq_publisher_poll(struct payq_publisher *p)
@@ -203,60 +160,26 @@ uint64_t payq_publisher_publish(struct payq_publisher *p, const char *exchange,
                                 const char *routing_key, const void *body, size_t len,
                                 const struct payq_publish_props *props)
 {
-    if (!p->conn)
+    if (!p->connected)
         return 0;
     /* A broker that stops confirming (a memory or disk alarm blocks
      * publishers) must not stall the caller forever: after a minute the
      * connection is treated as lost and the caller republishes. */
-    int64_t give_up = payq_now_ms() + 60000;
+    int64_t give_up = payq_clock_mono_ms() + 60000;
     while (payq_publisher_outstanding(p) >= (uint64_t)p->window) {
         if (read_one(p, 1000) < 0)
             return 0;
-        if (payq_now_ms() > give_up) {
+        if (payq_clock_mono_ms() > give_up) {
             payq_log(PAYQ_LOG_ERROR, "confirm_timeout", "no publisher confirm for 60 s");
             drop_connection(p);
             return 0;
         }
     }
-    amqp_basic_properties_t bp;
-    memset(&bp, 0, sizeof bp);
-    bp._flags =
-        AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_TIMESTAMP_FLAG;
-    bp.content_type =
-        amqp_cstring_bytes(props && props->content_type ? props->content_type : "application/json");
-    bp.delivery_mode = 2;
     /* The header is the timestamp property at millisecond resolution. */
     int64_t now_ms = props && props->timestamp_ms  ? props->timestamp_ms
                      : props && props->timestamp_s ? props->timestamp_s * 1000
-                                                   : payq_now_ms();
-    bp.timestamp = (uint64_t)(now_ms / 1000);
-    if (props && props->message_id) {
-        bp._flags |= AMQP_BASIC_MESSAGE_ID_FLAG;
-        bp.message_id = amqp_cstring_bytes(props->message_id);
-    }
-    amqp_table_entry_t hdr[3];
-    int nh = 0;
-    hdr[nh].key = amqp_cstring_bytes(PAYQ_HEADER_PUBLISHED_MS);
-    hdr[nh].value.kind = AMQP_FIELD_KIND_I64;
-    hdr[nh++].value.value.i64 = now_ms;
-    if (props && props->reason_header) {
-        hdr[nh].key = amqp_cstring_bytes(PAYQ_HEADER_DEAD_REASON);
-        hdr[nh].value.kind = AMQP_FIELD_KIND_UTF8;
-        hdr[nh++].value.value.bytes = amqp_cstring_bytes(props->reason_header);
-    }
-    if (props && props->field_header) {
-        hdr[nh].key = amqp_cstring_bytes(PAYQ_HEADER_DEAD_FIELD);
-        hdr[nh].value.kind = AMQP_FIELD_KIND_UTF8;
-        hdr[nh++].value.value.bytes = amqp_cstring_bytes(props->field_header);
-    }
-    bp._flags |= AMQP_BASIC_HEADERS_FLAG;
-    bp.headers.num_entries = nh;
-    bp.headers.entries = hdr;
-    amqp_bytes_t b = {len, (void *)body};
-    int st = amqp_basic_publish(p->conn, PUB_CHANNEL, amqp_cstring_bytes(exchange),
-                                amqp_cstring_bytes(routing_key), 1, 0, &bp, b);
-    if (st != AMQP_STATUS_OK) {
-        payq_amqp_check_status(st, "basic.publish");
+                                                   : payq_clock_wall_ms();
+    if (p->ops->publish(p->io, exchange, routing_key, body, len, props, now_ms) != 0) {
         drop_connection(p);
         return 0;
     }
@@ -267,9 +190,9 @@ uint64_t payq_publisher_publish(struct payq_publisher *p, const char *exchange,
 
 int payq_publisher_flush(struct payq_publisher *p, int timeout_ms)
 {
-    int64_t deadline = payq_now_ms() + timeout_ms;
+    int64_t deadline = payq_clock_mono_ms() + timeout_ms;
     while (payq_publisher_outstanding(p) > 0) {
-        int64_t left = deadline - payq_now_ms();
+        int64_t left = deadline - payq_clock_mono_ms();
         if (left <= 0)
             return 1;
         if (read_one(p, left > 1000 ? 1000 : (int)left) < 0)

@@ -7,7 +7,11 @@
  * confirmed it, ok=false when it was nacked or returned as unroutable. After
  * a connection failure nothing unsettled can be trusted: the caller
  * reconnects and republishes everything not yet settled ok (duplicates are
- * harmless because ids are idempotency keys). */
+ * harmless because ids are idempotency keys).
+ *
+ * The publisher itself only keeps the window and the settle ring; the
+ * broker calls go through struct payq_broker_ops: librabbitmq-c in the
+ * programs (publisher_amqp.c), a fake broker in the unit tests. */
 #ifndef PAYQ_PUBLISHER_H
 #define PAYQ_PUBLISHER_H
 
@@ -21,20 +25,74 @@ struct payq_publisher;
 
 typedef void (*payq_settle_fn)(void *ctx, uint64_t seq, bool ok, const char *why);
 
-struct payq_publish_props {
-    const char *message_id;    /* may be NULL */
-    int64_t timestamp_s;       /* 0 = now */
-    int64_t timestamp_ms;      /* intake time in ms; wins over timestamp_s when set */
-    const char *reason_header; /* sets x-payq-reason when non-NULL (dead letters) */
-    const char *field_header;  /* sets x-payq-field when non-NULL */
-    const char *content_type;  /* NULL = application/json */
+/* A string header of a published message. */
+struct payq_header {
+    const char *key;
+    const char *value;
 };
 
-/* Connects (see payq_amqp_connect) and enables confirms. window >= 1. The
- * target's strings must outlive the publisher. Returns 0 or -1 (logged);
- * on -1 *out is NULL. */
+#define PAYQ_PUBLISH_MAX_HEADERS 4
+
+struct payq_publish_props {
+    const char *message_id;            /* may be NULL */
+    int64_t timestamp_s;               /* 0 = now */
+    int64_t timestamp_ms;              /* intake time in ms; wins over timestamp_s when set */
+    const struct payq_header *headers; /* n_headers string headers, besides x-payq-published-ms */
+    int n_headers;                     /* at most PAYQ_PUBLISH_MAX_HEADERS */
+    const char *content_type;          /* NULL = application/json */
+};
+
+/* What the broker said on the publishing channel. */
+enum payq_broker_event_kind {
+    PAYQ_BROKER_OTHER = 0, /* a frame that settles nothing (heartbeat, ...) */
+    PAYQ_BROKER_ACK,       /* basic.ack: tag, multiple */
+    PAYQ_BROKER_NACK,      /* basic.nack: tag, multiple */
+    PAYQ_BROKER_RETURN,    /* basic.return (its ack follows): why */
+};
+
+struct payq_broker_event {
+    enum payq_broker_event_kind kind;
+    uint64_t tag;
+    bool multiple;
+    char why[128];
+};
+
+/* The broker calls a publisher makes on its io handle. */
+struct payq_broker_ops {
+    /* Drops any connection and opens a new one with confirms enabled.
+     * 0 or -1 (logged). */
+    int (*open)(void *io);
+    /* Forgets the connection at once (after a failure). */
+    void (*drop)(void *io);
+    /* basic.publish, persistent and mandatory; published_ms is the
+     * x-payq-published-ms header. 0, or -1 (logged) when the connection
+     * failed. */
+    int (*publish)(void *io, const char *exchange, const char *routing_key, const void *body,
+                   size_t len, const struct payq_publish_props *props, int64_t published_ms);
+    /* Waits up to timeout_ms (0 = only what is buffered) for one frame.
+     * 1 with *ev filled, 0 when none came, -1 when the connection failed
+     * or the broker closed it (logged). */
+    int (*next_event)(void *io, int timeout_ms, struct payq_broker_event *ev);
+    /* Closes politely and frees io; may be NULL. */
+    void (*free)(void *io);
+};
+
+/* Connects over librabbitmq-c (see payq_amqp_connect) and enables confirms.
+ * window >= 1. The target's strings must outlive the publisher. Returns 0
+ * or -1 (logged); on -1 *out is NULL. */
 int payq_publisher_new(const struct payq_amqp_target *target, int window, payq_settle_fn on_settle,
                        void *ctx, struct payq_publisher **out) __attribute__((warn_unused_result));
+
+/* A publisher over librabbitmq-c that is not connected yet: call
+ * payq_publisher_reconnect first. Never NULL. */
+struct payq_publisher *payq_publisher_new_amqp(const struct payq_amqp_target *target, int window,
+                                               payq_settle_fn on_settle, void *ctx);
+
+/* A publisher over any broker, not connected yet. It owns io from now on
+ * (ops->free, if set, frees it with the publisher). Never NULL. */
+struct payq_publisher *payq_publisher_new_io(const struct payq_broker_ops *ops, void *io,
+                                             int window, payq_settle_fn on_settle, void *ctx);
+
 void payq_publisher_free(struct payq_publisher *p); /* safe on NULL */
 
 /* Drops the connection (if any) and connects again; sequence numbers restart

@@ -1,5 +1,6 @@
 /* strmap: linear-probing string map, FNV-1a hashed. */
 #include "strmap.h"
+#include "alloc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -16,9 +17,7 @@ uint64_t payq_strhash(const char *s)
 
 static void alloc_slots(struct payq_strmap *m, size_t cap)
 {
-    m->slots = calloc(cap, sizeof *m->slots);
-    if (!m->slots)
-        abort();
+    m->slots = payq_xcalloc(cap, sizeof *m->slots);
     m->cap = cap;
     m->n = 0;
 }

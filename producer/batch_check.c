@@ -8,6 +8,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "alloc.h"
 #include "idset.h"
 #include "money.h"
 #include "signals.h"
@@ -116,11 +117,7 @@ static void add_dup_line(struct payq_batch *b, uint64_t line)
 {
     if (b->ndup == b->dupcap) {
         b->dupcap = b->dupcap ? b->dupcap * 2 : 64;
-        b->dup_lines = realloc(b->dup_lines, b->dupcap * sizeof *b->dup_lines);
-        if (!b->dup_lines) {
-            fputs("{\"level\":\"fatal\",\"event\":\"out_of_memory\"}\n", stderr);
-            abort();
-        }
+        b->dup_lines = payq_xreallocarray(b->dup_lines, b->dupcap, sizeof *b->dup_lines);
     }
     b->dup_lines[b->ndup++] = line;
 }
@@ -258,11 +255,7 @@ static void check_init(struct check *c, struct payq_lines *in, const struct payq
                 sizeof b->manifest.batch_id, o->batch_id);
     pinned_init(&c->date, "business_date", "--business-date", "one batch is one business day",
                 b->manifest.business_date, sizeof b->manifest.business_date, o->business_date);
-    c->reread = malloc(PAYQ_MSG_MAX_BODY + 2);
-    if (!c->reread) {
-        fputs("{\"level\":\"fatal\",\"event\":\"out_of_memory\"}\n", stderr);
-        abort();
-    }
+    c->reread = payq_xmalloc(PAYQ_MSG_MAX_BODY + 2);
 }
 
 int payq_batch_check(struct payq_lines *in, const struct payq_batch_opts *o,

@@ -5,20 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "http_routes.h"
 
 static const double g_latency_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                           0.1,   0.25,   0.5,   1,    2.5,   10};
-
-static void *xrealloc(void *p, size_t n)
-{
-    p = realloc(p, n);
-    if (!p) {
-        fputs("{\"level\":\"fatal\",\"event\":\"out_of_memory\"}\n", stderr);
-        abort();
-    }
-    return p;
-}
 
 static void add_series(struct payq_http_metrics *m, const char *path, int status)
 {
@@ -29,11 +20,9 @@ static void add_series(struct payq_http_metrics *m, const char *path, int status
             return;
     char label[160];
     snprintf(label, sizeof label, "route=\"%s\",code=\"%d\"", path ? path : "unmatched", status);
-    m->labels = xrealloc(m->labels, (m->nlabels + 1) * sizeof *m->labels);
-    m->labels[m->nlabels] = strdup(label);
-    if (!m->labels[m->nlabels])
-        xrealloc(NULL, 0);
-    m->requests = xrealloc(m->requests, (m->nrequests + 1) * sizeof *m->requests);
+    m->labels = payq_xreallocarray(m->labels, m->nlabels + 1, sizeof *m->labels);
+    m->labels[m->nlabels] = payq_xstrdup(label);
+    m->requests = payq_xreallocarray(m->requests, m->nrequests + 1, sizeof *m->requests);
     m->requests[m->nrequests].path = path;
     m->requests[m->nrequests].status = status;
     m->requests[m->nrequests].counter =

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "http.h"
 #include "http_auth.h"
 #include "http_ops.h"
@@ -42,9 +43,7 @@ static _Atomic bool g_stopping;
 
 static int64_t mono_ns(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    return payq_clock_mono_ns();
 }
 
 /* "application/json", any case, optionally followed by parameters. */

@@ -1,4 +1,5 @@
 /* http_thread: per-pool-thread broker and database connections. */
+#include "alloc.h"
 #include "http.h"
 
 #include <stdio.h>
@@ -18,7 +19,7 @@ struct payq_http_thread *payq_http_thread_get(struct payq_http_app *app)
 {
     if (t_self)
         return t_self;
-    struct payq_http_thread *th = calloc(1, sizeof *th);
+    struct payq_http_thread *th = payq_xcalloc(1, sizeof *th);
     /* A request never waits inside the publisher for window space (that
      * wait has no time limit): the window covers the largest request, and
      * every wait goes through payq_outbox_wait and its stall limit. */
@@ -31,12 +32,7 @@ struct payq_http_thread *payq_http_thread_get(struct payq_http_app *app)
         .retry_ms = HTTP_RETRY_MS,
         .stall_ms = HTTP_STALL_MS,
     };
-    if (th)
-        th->outbox = payq_outbox_new(&oo);
-    if (!th || !th->outbox) {
-        fputs("{\"level\":\"fatal\",\"event\":\"out_of_memory\"}\n", stderr);
-        abort();
-    }
+    th->outbox = payq_outbox_new(&oo);
     pthread_mutex_lock(&app->threads_lock);
     th->next = app->threads;
     app->threads = th;

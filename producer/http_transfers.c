@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "json_items.h"
 #include "json_scan.h"
 #include "ledger_lookup.h"
@@ -142,9 +143,7 @@ static int split(struct post *p, const char *body, size_t len, struct payq_http_
     size_t max = (size_t)p->app->cfg->producer.max_batch_items;
     const char *why;
     bool is_array;
-    p->raw = malloc(max * sizeof *p->raw);
-    if (!p->raw)
-        abort();
+    p->raw = payq_xreallocarray(NULL, max, sizeof *p->raw);
     p->n = payq_json_items_split(body, len, max, p->raw, &is_array, &why);
     if (p->n > 0)
         return 0;
@@ -162,9 +161,7 @@ void payq_http_post_transfers(struct payq_http_app *app, const char *body, size_
     p.app = app;
     if (split(&p, body, len, rep) != 0)
         goto out;
-    p.items = calloc((size_t)p.n, sizeof *p.items);
-    if (!p.items)
-        abort();
+    p.items = payq_xcalloc((size_t)p.n, sizeof *p.items);
     payq_strmap_reset(&p.ids, (size_t)p.n);
     for (long i = 0; i < p.n; i++)
         if (check_item(&p, i, body, rep) != 0)

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "alloc.h"
 #include "strmap.h"
 
 uint32_t payq_idset_hash(const char *id)
@@ -21,11 +22,7 @@ uint32_t payq_idset_hash(const char *id)
 static void grow(struct payq_idset *s)
 {
     size_t cap = s->cap ? s->cap * 2 : 1024;
-    struct payq_idset_slot *slots = calloc(cap, sizeof *slots);
-    if (!slots) {
-        fputs("{\"level\":\"fatal\",\"event\":\"out_of_memory\"}\n", stderr);
-        abort();
-    }
+    struct payq_idset_slot *slots = payq_xcalloc(cap, sizeof *slots);
     for (size_t i = 0; i < s->cap; i++) {
         if (!s->slots[i].offset1)
             continue;

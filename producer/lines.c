@@ -1,5 +1,6 @@
 /* lines: buffered line reading over a file descriptor, with offsets. */
 #include "lines.h"
+#include "alloc.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,9 +26,7 @@ static int spool_stdin(void)
         return -1;
     }
     unlink(path);
-    char *chunk = malloc(PAYQ_LINES_BUF);
-    if (!chunk)
-        goto fail;
+    char *chunk = payq_xmalloc(PAYQ_LINES_BUF);
     for (;;) {
         ssize_t n = read(STDIN_FILENO, chunk, PAYQ_LINES_BUF);
         if (n == 0)
@@ -77,8 +76,8 @@ int payq_lines_open(struct payq_lines *r, const char *path, size_t max_line)
     struct stat st;
     if (fstat(r->fd, &st) == 0 && S_ISREG(st.st_mode))
         r->size = (uint64_t)st.st_size;
-    r->buf = malloc(PAYQ_LINES_BUF);
-    if (!r->buf || payq_lines_rewind(r) != 0) {
+    r->buf = payq_xmalloc(PAYQ_LINES_BUF);
+    if (payq_lines_rewind(r) != 0) {
         payq_lines_close(r);
         return -1;
     }

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "clock.h"
 #include "money.h"
 #include "outbox.h"
 #include "packer.h"
@@ -124,7 +125,7 @@ static void json_ascii(struct payq_buf *out, const char *s)
 static void print_json(const struct run *r, bool ok, const char *error)
 {
     const struct payq_manifest *m = &r->b.manifest;
-    double secs = (double)(payq_now_ms() - r->started_ms) / 1000.0;
+    double secs = (double)(payq_clock_mono_ms() - r->started_ms) / 1000.0;
     char num[PAYQ_MONEY_STR_MAX];
     struct payq_buf j = PAYQ_BUF_INIT;
     payq_buf_printf(&j, "{\"ok\":%s,\"kind\":\"%s\",\"file\":", ok ? "true" : "false",
@@ -169,7 +170,7 @@ static void print_json(const struct run *r, bool ok, const char *error)
 static void print_human(const struct run *r)
 {
     const struct payq_manifest *m = &r->b.manifest;
-    double secs = (double)(payq_now_ms() - r->started_ms) / 1000.0;
+    double secs = (double)(payq_clock_mono_ms() - r->started_ms) / 1000.0;
     char num[PAYQ_MONEY_STR_MAX];
     printf("published %llu %s, all confirmed", (unsigned long long)r->confirmed,
            kind_noun(r->o->kind));
@@ -240,7 +241,7 @@ int payq_publish_file(const struct payq_config *cfg, const struct payq_publish_f
     struct run r;
     memset(&r, 0, sizeof r);
     r.o = o;
-    r.started_ms = payq_now_ms();
+    r.started_ms = payq_clock_mono_ms();
     r.pack_max = cfg->producer.pack_max;
     payq_progress_init(&r.prog, o->output == PAYQ_OUTPUT_HUMAN && isatty(STDERR_FILENO));
     if (payq_lines_open(&r.in, o->path, PAYQ_MSG_MAX_BODY) != 0)

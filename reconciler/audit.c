@@ -9,11 +9,12 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "clock.h"
 #include "json_scan.h"
 #include "log.h"
 #include "money.h"
+#include "outbox.h"
 #include "pack.h"
-#include "publisher.h"
 #include "signals.h"
 
 #define AUDIT_CHANNEL 1
@@ -35,11 +36,6 @@ struct reader {
     size_t errlen;
 };
 
-struct marker_fate {
-    bool ok;
-    char why[160];
-};
-
 void payq_audit_utc_date(int64_t t, char buf[11])
 {
     time_t tt = (time_t)t;
@@ -52,17 +48,9 @@ static void make_marker_id(char *buf, size_t len, const char *date)
 {
     uint64_t r = 0;
     if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
-        r = (uint64_t)payq_now_ms() ^ ((uint64_t)getpid() << 32);
+        r = (uint64_t)payq_clock_wall_ms() ^ ((uint64_t)getpid() << 32);
     snprintf(buf, len, "payq-reconciler.%s.%d.%lld.%016llx", date, (int)getpid(),
-             (long long)payq_now_ms(), (unsigned long long)r);
-}
-
-static void on_marker_settled(void *ctx, uint64_t seq, bool ok, const char *why)
-{
-    (void)seq;
-    struct marker_fate *f = ctx;
-    f->ok = ok;
-    snprintf(f->why, sizeof f->why, "%s", why ? why : "");
+             (long long)payq_clock_wall_ms(), (unsigned long long)r);
 }
 
 /* Publishes the marker and waits for the broker's confirm: once confirmed
@@ -72,30 +60,25 @@ static int publish_marker(struct reader *rd)
     const struct payq_config *cfg = rd->req->cfg;
     struct payq_amqp_target t = {cfg->amqp.url, &cfg->amqp.tls, cfg->amqp.heartbeat_s,
                                  cfg->amqp.connect_timeout_ms, "payq-reconciler-marker"};
-    struct marker_fate fate = {0};
-    struct payq_publisher *pub = NULL;
-    if (payq_publisher_new(&t, 1, on_marker_settled, &fate, &pub) != 0) {
-        snprintf(rd->err, rd->errlen, "cannot connect to the broker to publish the marker");
-        return -1;
-    }
+    struct payq_outbox_opts oo = {
+        .target = &t, .window = 1, .stall_ms = AUDIT_CONFIRM_TIMEOUT_MS, .stop_on_signal = true};
+    struct payq_outbox *ob = payq_outbox_new(&oo);
     char body[256];
     int n = snprintf(body, sizeof body, "{\"marker\":\"%s\",\"business_date\":\"%s\"}",
                      rd->st->marker_id, rd->req->date);
-    struct payq_publish_props props = {.message_id = rd->st->marker_id};
-    int rc = -1;
-    if (payq_publisher_publish(pub, PAYQ_EXCHANGE_INGRESS, PAYQ_AUDIT_MARKER_KEY, body, (size_t)n,
-                               &props) == 0)
-        snprintf(rd->err, rd->errlen, "the connection failed while publishing the marker");
-    else if (payq_publisher_flush(pub, AUDIT_CONFIRM_TIMEOUT_MS) != 0)
-        snprintf(rd->err, rd->errlen, "the broker did not confirm the marker");
-    else if (!fate.ok)
+    int rc = payq_outbox_send(ob, PAYQ_AUDIT_MARKER_KEY, rd->st->marker_id, body, (size_t)n);
+    if (rc == 0)
+        rc = payq_outbox_wait(ob);
+    struct payq_outbox_stats st;
+    payq_outbox_stats(ob, &st);
+    if (rc != 0 && st.refused > 0)
         snprintf(rd->err, rd->errlen, "the marker was refused (%s): is payq.audit bound to %s?",
-                 fate.why, PAYQ_EXCHANGE_INGRESS);
-    else
-        rc = 0;
+                 payq_outbox_error(ob), PAYQ_EXCHANGE_INGRESS);
+    else if (rc != 0)
+        snprintf(rd->err, rd->errlen, "the marker was not published: %s", payq_outbox_error(ob));
     if (rc != 0)
         payq_log(PAYQ_LOG_ERROR, "audit_marker_failed", "%s", rd->err);
-    payq_publisher_free(pub);
+    payq_outbox_free(ob);
     return rc;
 }
 
@@ -320,7 +303,7 @@ static int next_delivery(struct reader *rd, amqp_envelope_t *e)
 
 static int read_to_marker(struct reader *rd, struct payq_progress *prog)
 {
-    int64_t last = payq_now_ms();
+    int64_t last = payq_clock_mono_ms();
     uint64_t unacked = 0;
     for (;;) {
         if (payq_signals_stop_requested()) {
@@ -332,7 +315,7 @@ static int read_to_marker(struct reader *rd, struct payq_progress *prog)
         if (got < 0)
             return -1;
         if (got == 0) {
-            if (payq_now_ms() - last <= AUDIT_IDLE_TIMEOUT_MS)
+            if (payq_clock_mono_ms() - last <= AUDIT_IDLE_TIMEOUT_MS)
                 continue;
             snprintf(rd->err, rd->errlen,
                      "not read completely: the marker did not arrive "
@@ -341,7 +324,7 @@ static int read_to_marker(struct reader *rd, struct payq_progress *prog)
             payq_log(PAYQ_LOG_ERROR, "audit_incomplete", "%s", rd->err);
             return -1;
         }
-        last = payq_now_ms();
+        last = payq_clock_mono_ms();
         uint64_t seq = rd->st->messages++;
         int rc = on_delivery(rd, &e, seq);
         uint64_t tag = e.delivery_tag;
@@ -368,7 +351,7 @@ int payq_audit_read(const struct payq_audit_req *req, const struct payq_audit_si
                     struct payq_progress *prog, struct payq_audit_stats *st, char *err,
                     size_t errlen)
 {
-    int64_t t0 = payq_now_ms();
+    int64_t t0 = payq_clock_mono_ms();
     memset(st, 0, sizeof *st);
     struct reader rd = {req, sink, st, NULL, err, errlen};
     make_marker_id(st->marker_id, sizeof st->marker_id, req->date);
@@ -389,11 +372,11 @@ int payq_audit_read(const struct payq_audit_req *req, const struct payq_audit_si
         snprintf(err, errlen, "cannot subscribe to %s", PAYQ_STREAM_AUDIT);
         goto out;
     }
-    payq_progress_stage(prog, "audit stream", "messages");
+    payq_progress_phase(prog, "audit stream", "messages", 0);
     rc = read_to_marker(&rd, prog);
-    payq_progress_done(prog);
+    payq_progress_clear(prog);
 out:
     payq_amqp_close(rd.conn);
-    st->read_ms = payq_now_ms() - t0;
+    st->read_ms = payq_clock_mono_ms() - t0;
     return rc;
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "log.h"
 
 static const char *const cat_names[PAYQ_BREAK_NCAT] = {
@@ -95,9 +96,7 @@ void payq_breaks_add(struct payq_breaks *b, enum payq_break_cat cat, const char 
     uint64_t n = b->count[cat]++;
     if (n < b->max_examples) {
         if (!b->examples[cat]) {
-            b->examples[cat] = calloc(b->max_examples, sizeof br);
-            if (!b->examples[cat])
-                abort();
+            b->examples[cat] = payq_xcalloc(b->max_examples, sizeof br);
         }
         b->examples[cat][n] = br;
     }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "money.h"
 #include "strmap.h"
 
@@ -56,9 +57,7 @@ static void *grow(void *p, size_t *cap, size_t need, size_t elem)
     size_t n = *cap ? *cap * 2 : 1024;
     while (n < need)
         n *= 2;
-    p = realloc(p, n * elem);
-    if (!p)
-        abort(); /* payq treats OOM as fatal (see buf.h) */
+    p = payq_xreallocarray(p, n, elem);
     *cap = n;
     return p;
 }
@@ -412,12 +411,12 @@ int payq_compare_buckets(struct payq_compare *c)
     struct ws w;
     memset(&w, 0, sizeof w);
     int rc = 0, n = payq_spill_buckets(c->spill);
-    payq_progress_stage(c->prog, "compare", "buckets");
+    payq_progress_phase(c->prog, "compare", "buckets", (uint64_t)n);
     for (int b = 0; b < n && rc == 0; b++) {
         rc = compare_bucket(c, &w, b);
         payq_progress_update(c->prog, (uint64_t)b + 1);
     }
-    payq_progress_done(c->prog);
+    payq_progress_clear(c->prog);
     ws_free(&w);
     return rc;
 }
@@ -477,9 +476,7 @@ int payq_compare_undated(struct payq_compare *c, const struct payq_buf *recs)
         payq_strmap_put(&u.idx, r.id, n);
         ids[n++] = r.id;
     }
-    u.state = calloc(n ? n : 1, 1);
-    if (!u.state)
-        abort();
+    u.state = payq_xcalloc(n, 1);
     if (rc == 0 && n && payq_ledger_find_transfers(c->ledger, ids, n, on_undated_found, &u) != 0) {
         snprintf(c->err, sizeof c->err, "%s", payq_ledger_error(c->ledger));
         rc = -1;
@@ -543,10 +540,8 @@ int payq_compare_dead(struct payq_compare *c, struct payq_audit_invalid *inv, si
     for (size_t i = 1; i < n; i++)
         if (memcmp(inv[i].body_hash, inv[u - 1].body_hash, 32) != 0)
             inv[u++] = inv[i];
-    uint8_t(*hashes)[32] = malloc(u * sizeof *hashes);
-    bool *found = calloc(u, sizeof *found);
-    if (!hashes || !found)
-        abort();
+    uint8_t(*hashes)[32] = payq_xreallocarray(NULL, u, sizeof *hashes);
+    bool *found = payq_xcalloc(u, sizeof *found);
     for (size_t i = 0; i < u; i++)
         memcpy(hashes[i], inv[i].body_hash, 32);
     struct dead_ctx d = {inv, u, found};

@@ -7,7 +7,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "alloc.h"
 #include "broker.h"
+#include "clock.h"
 #include "log.h"
 #include "pg.h"
 #include "pgarray.h"
@@ -169,9 +171,7 @@ int payq_ledger_open(const struct payq_config *cfg, struct payq_ledger_reader **
                  shown);
         return -1;
     }
-    struct payq_ledger_reader *r = calloc(1, sizeof *r);
-    if (!r)
-        abort();
+    struct payq_ledger_reader *r = payq_xcalloc(1, sizeof *r);
     r->conn = c;
     char timeout[24];
     snprintf(timeout, sizeof timeout, "%d", cfg->pg.statement_timeout_ms);
@@ -208,7 +208,7 @@ int payq_ledger_wait_replay(struct payq_ledger_reader *r, int timeout_ms,
                             struct payq_ledger_stats *st)
 {
     PGresult *res = NULL;
-    int64_t t0 = payq_now_ms();
+    int64_t t0 = payq_clock_mono_ms();
     snprintf(st->server, sizeof st->server, "%s:%s", PQhost(r->conn), PQport(r->conn));
     if (run(r, "SELECT pg_is_in_recovery(), pg_last_wal_receive_lsn()::text", 0, NULL,
             PGRES_TUPLES_OK, "check recovery", &res) != PAYQ_PG_OK)
@@ -235,7 +235,7 @@ int payq_ledger_wait_replay(struct payq_ledger_reader *r, int timeout_ms,
             return -1;
         bool caught_up = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
         PQclear(res);
-        st->replay_wait_ms = payq_now_ms() - t0;
+        st->replay_wait_ms = payq_clock_mono_ms() - t0;
         if (caught_up)
             return 0;
         if (st->replay_wait_ms > timeout_ms || payq_signals_stop_requested()) {
@@ -412,9 +412,9 @@ int payq_ledger_scan(struct payq_ledger_reader *r, const char *date,
                      const struct payq_ledger_sink *sink, struct payq_breaks *breaks,
                      struct payq_progress *prog, struct payq_ledger_stats *st)
 {
-    int64_t t0 = payq_now_ms();
+    int64_t t0 = payq_clock_mono_ms();
     int rc = 1;
-    payq_progress_stage(prog, "ledger", "rows");
+    payq_progress_phase(prog, "ledger", "rows", 0);
     for (st->attempts = 0; rc == 1 && st->attempts < LEDGER_ATTEMPTS;) {
         if (st->attempts++ > 0) {
             payq_log(PAYQ_LOG_WARN, "ledger_scan_restart", "attempt %d after: %s", st->attempts,
@@ -428,10 +428,10 @@ int payq_ledger_scan(struct payq_ledger_reader *r, const char *date,
         }
         rc = scan_once(r, date, sink, prog, st);
     }
-    payq_progress_done(prog);
+    payq_progress_clear(prog);
     if (rc == 0)
         rc = check_invariants(r, breaks);
-    st->read_ms = payq_now_ms() - t0;
+    st->read_ms = payq_clock_mono_ms() - t0;
     return rc == 0 ? 0 : -1;
 }
 

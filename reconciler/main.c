@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "clock.h"
 #include "config.h"
 #include "log.h"
 #include "message.h"
@@ -192,7 +193,7 @@ static int load_config(struct cli *c, struct payq_config *cfg)
  * date are published from the evening before (batches cut early) onwards. */
 static int audit_window(struct cli *c, const struct payq_config *cfg)
 {
-    int64_t now = payq_now_ms() / 1000;
+    int64_t now = payq_clock_wall_ms() / 1000;
     if (c->opts.from_first)
         return 0;
     if (!c->from) {

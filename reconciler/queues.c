@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "broker.h"
 #include "mgmt_http.h"
 
@@ -16,9 +17,7 @@
 static void vhost_of(const char *urls, char *buf, size_t len)
 {
     snprintf(buf, len, "/");
-    char *copy = strdup(urls);
-    if (!copy)
-        abort();
+    char *copy = payq_xstrdup(urls);
     char *comma = strchr(copy, ',');
     if (comma)
         *comma = '\0';

@@ -7,7 +7,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "broker.h"
+#include "clock.h"
 #include "log.h"
 #include "progress.h"
 #include "report.h"
@@ -88,9 +90,7 @@ static void sink_invalid(void *ctx, const struct payq_audit_invalid *inv)
     struct run_ctx *x = ctx;
     if (x->ninv == x->inv_cap) {
         x->inv_cap = x->inv_cap ? x->inv_cap * 2 : 64;
-        x->inv = realloc(x->inv, x->inv_cap * sizeof *x->inv);
-        if (!x->inv)
-            abort();
+        x->inv = payq_xreallocarray(x->inv, x->inv_cap, sizeof *x->inv);
     }
     x->inv[x->ninv++] = *inv;
 }
@@ -244,13 +244,13 @@ int payq_recon_run(const struct payq_config *cfg, const struct payq_recon_opts *
     memset(&run, 0, sizeof run);
     run.cfg = cfg;
     run.opts = opts;
-    run.started_ms = payq_now_ms();
+    run.started_ms = payq_clock_wall_ms();
     /* Only a comparison that ran to the end sets another verdict. */
     run.result = PAYQ_RESULT_FAILED;
     snprintf(run.error, sizeof run.error, "the run did not finish");
     payq_tally_init(&run.tally);
     struct run_ctx x = {.run = &run, .undated = PAYQ_BUF_INIT};
-    payq_progress_init(&x.prog);
+    payq_progress_init(&x.prog, isatty(STDERR_FILENO) == 1);
 
     struct payq_report_out out;
     if (payq_report_open(&out, opts->out_path) != 0) {
@@ -261,7 +261,7 @@ int payq_recon_run(const struct payq_config *cfg, const struct payq_recon_opts *
     if (prepare(&x) == 0 && read_audit(&x) == 0 && read_queues(&x) == 0 && read_ledger(&x) == 0)
         compare(&x);
     payq_ledger_close(x.ledger);
-    run.finished_ms = payq_now_ms();
+    run.finished_ms = payq_clock_wall_ms();
     run.recorded = payq_run_record(&run) == 0;
     int rc = exit_code(&run);
     /* The CSV list of breaks lives in the spill directory: report first. */

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "log.h"
 #include "strmap.h"
 
@@ -42,9 +43,7 @@ static const char side_prefix[2] = {'a', 'l'};
 int payq_spill_new(const char *parent, int buckets, struct payq_spill **out)
 {
     *out = NULL;
-    struct payq_spill *s = calloc(1, sizeof *s);
-    if (!s)
-        return -1;
+    struct payq_spill *s = payq_xcalloc(1, sizeof *s);
     s->buckets = buckets < 1 ? 1 : buckets;
     size_t per = SPILL_BUFFER_TOTAL / (size_t)s->buckets;
     s->buf_limit = per < SPILL_BUFFER_MIN   ? SPILL_BUFFER_MIN
@@ -186,9 +185,7 @@ int payq_spill_put(struct payq_spill *s, enum payq_spill_side side, const struct
     if (s->failed)
         return -1;
     if (!s->bufs[side]) {
-        s->bufs[side] = calloc((size_t)s->buckets, sizeof(struct payq_buf));
-        if (!s->bufs[side])
-            abort();
+        s->bufs[side] = payq_xcalloc((size_t)s->buckets, sizeof(struct payq_buf));
     }
     int bucket = bucket_of(s, r->id);
     struct payq_buf *b = &s->bufs[side][bucket];

@@ -1,5 +1,6 @@
 /* tally: per-currency and per-batch control totals, and the batch check. */
 #include "tally.h"
+#include "alloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,9 +13,7 @@ static void *grow_array(void *p, size_t *cap, size_t need, size_t elem)
     size_t n = *cap ? *cap * 2 : 8;
     while (n < need)
         n *= 2;
-    p = realloc(p, n * elem);
-    if (!p)
-        abort(); /* payq treats OOM as fatal (see buf.h) */
+    p = payq_xreallocarray(p, n, elem);
     memset((char *)p + *cap * elem, 0, (n - *cap) * elem);
     *cap = n;
     return p;
@@ -59,9 +58,7 @@ static struct payq_batch_tally *batch(struct payq_tally *t, const char *batch_id
         return &t->batches[i];
     t->batches = grow_array(t->batches, &t->batch_cap, t->nbatches + 1, sizeof *t->batches);
     struct payq_batch_tally *b = &t->batches[t->nbatches];
-    b->batch_id = strdup(batch_id);
-    if (!b->batch_id)
-        abort();
+    b->batch_id = payq_xstrdup(batch_id);
     /* The key is the batch's own copy: it stays put when the array moves. */
     payq_strmap_put(&t->batch_idx, b->batch_id, t->nbatches++);
     return b;
@@ -76,9 +73,7 @@ static void add_ccy_sum(struct payq_ccy_sum **sums, size_t *n, const char *ccy, 
         }
     }
     /* Batches hold one or a few currencies: grow one at a time. */
-    *sums = realloc(*sums, (*n + 1) * sizeof **sums);
-    if (!*sums)
-        abort();
+    *sums = payq_xreallocarray(*sums, *n + 1, sizeof **sums);
     snprintf((*sums)[*n].currency, sizeof(*sums)[*n].currency, "%s", ccy);
     (*sums)[*n].sum = amount;
     (*n)++;
@@ -105,9 +100,7 @@ static void add_reason(struct payq_ccy_tally *c, const char *reason, int64_t amo
             return;
         }
     }
-    c->reasons = realloc(c->reasons, (c->nreasons + 1) * sizeof *c->reasons);
-    if (!c->reasons)
-        abort();
+    c->reasons = payq_xreallocarray(c->reasons, c->nreasons + 1, sizeof *c->reasons);
     struct payq_reason_tally *r = &c->reasons[c->nreasons++];
     snprintf(r->reason, sizeof r->reason, "%s", reason);
     r->n = 1;
@@ -165,9 +158,7 @@ void payq_tally_manifest(struct payq_tally *t, const struct payq_manifest *m)
     b->m_totals = NULL;
     b->m_ntotals = m->ntotals;
     if (m->ntotals) {
-        b->m_totals = malloc(m->ntotals * sizeof *b->m_totals);
-        if (!b->m_totals)
-            abort();
+        b->m_totals = payq_xreallocarray(NULL, m->ntotals, sizeof *b->m_totals);
         memcpy(b->m_totals, m->totals, m->ntotals * sizeof *b->m_totals);
     }
 }

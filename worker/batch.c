@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "alloc.h"
 #include "pack.h"
 
 static struct wmsg *add_one(struct wbatch *b, const struct wdelivery *d, const char *routing_key,
@@ -13,9 +14,7 @@ static struct wmsg *add_one(struct wbatch *b, const struct wdelivery *d, const c
 {
     if (b->n == b->cap) {
         b->cap = b->cap ? b->cap * 2 : 256;
-        b->msgs = realloc(b->msgs, b->cap * sizeof *b->msgs);
-        if (!b->msgs)
-            abort();
+        b->msgs = payq_xreallocarray(b->msgs, b->cap, sizeof *b->msgs);
     }
     struct wmsg *m = &b->msgs[b->n++];
     memset(m, 0, sizeof *m);
@@ -29,9 +28,7 @@ static struct wmsg *add_one(struct wbatch *b, const struct wdelivery *d, const c
     if (rk_len) /* librabbitmq hands out NULL for empty byte strings */
         memcpy(m->routing_key, routing_key, rk_len);
     m->routing_key[rk_len] = '\0';
-    m->body = malloc(len ? len : 1);
-    if (!m->body)
-        abort();
+    m->body = payq_xmalloc(len);
     if (len)
         memcpy(m->body, body, len);
     m->body_len = len;

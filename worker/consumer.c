@@ -5,6 +5,8 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "alloc.h"
+#include "clock.h"
 #include "log.h"
 
 #define CONSUME_CHANNEL 1
@@ -53,9 +55,7 @@ fail:
 int payq_consumer_open(const struct payq_amqp_target *t, int prefetch, struct payq_consumer **out)
 {
     *out = NULL;
-    struct payq_consumer *c = calloc(1, sizeof *c);
-    if (!c)
-        return -1;
+    struct payq_consumer *c = payq_xcalloc(1, sizeof *c);
     c->target = *t;
     c->prefetch = prefetch > 65535 ? 65535 : prefetch;
     if (start(c) != 0) {
@@ -118,8 +118,8 @@ static void take(struct wbatch *b, const amqp_envelope_t *e)
         .tag = e->delivery_tag,
         .redelivered = e->redelivered != 0,
         .delivery_count = dc > 1000 ? 1000 : (int)dc,
-        .timestamp_s =
-            (p->_flags & AMQP_BASIC_TIMESTAMP_FLAG) ? (int64_t)p->timestamp : payq_now_ms() / 1000,
+        .timestamp_s = (p->_flags & AMQP_BASIC_TIMESTAMP_FLAG) ? (int64_t)p->timestamp
+                                                               : payq_clock_wall_ms() / 1000,
         .published_ms = int_header(p, PAYQ_HEADER_PUBLISHED_MS),
     };
     payq_wbatch_add(b, &d, e->routing_key.bytes, e->routing_key.len, e->message.body.bytes,
@@ -173,11 +173,11 @@ int payq_consumer_collect(struct payq_consumer *c, struct wbatch *b, int max, in
     int r = next(c, b, first_wait_ms);
     if (r <= 0)
         return r < 0 ? (drop(c), -1) : 0;
-    int64_t deadline = payq_now_ms() + batch_wait_ms;
+    int64_t deadline = payq_clock_mono_ms() + batch_wait_ms;
     while ((int)b->n < max) {
         /* Take what is already buffered without waiting; only then wait out
          * what remains of batch_wait_ms. */
-        int64_t left = deadline - payq_now_ms();
+        int64_t left = deadline - payq_clock_mono_ms();
         int wait = left > 0 ? (int)left : 0;
         if (!amqp_data_in_buffer(c->conn) && !amqp_frames_enqueued(c->conn) && wait == 0)
             break;
@@ -188,7 +188,7 @@ int payq_consumer_collect(struct payq_consumer *c, struct wbatch *b, int max, in
         }
         if (r == 0 && wait == 0)
             break;
-        if (r == 0 && payq_now_ms() >= deadline)
+        if (r == 0 && payq_clock_mono_ms() >= deadline)
             break;
     }
     return 0;

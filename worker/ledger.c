@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "buf.h"
 #include "log.h"
 #include "money.h"
@@ -61,10 +62,7 @@ struct payq_ledger {
 
 struct payq_ledger *payq_ledger_new(void)
 {
-    struct payq_ledger *l = calloc(1, sizeof *l);
-    if (!l)
-        abort();
-    return l;
+    return payq_xcalloc(1, sizeof(struct payq_ledger));
 }
 
 void payq_ledger_free(struct payq_ledger *l)
@@ -89,9 +87,7 @@ static struct acct *acct_get(struct payq_ledger *l, const char *id)
         return &l->accts[i];
     if (l->nacct == l->acct_cap) {
         l->acct_cap = l->acct_cap ? l->acct_cap * 2 : 256;
-        l->accts = realloc(l->accts, l->acct_cap * sizeof *l->accts);
-        if (!l->accts)
-            abort();
+        l->accts = payq_xreallocarray(l->accts, l->acct_cap, sizeof *l->accts);
     }
     struct acct *a = &l->accts[l->nacct];
     memset(a, 0, sizeof *a);
@@ -141,9 +137,7 @@ static int cmp_acct_msg(const void *a, const void *b)
 static enum payq_pg_fault open_accounts(struct payq_ledger *l, PGconn *conn, struct wmsg **msgs,
                                         size_t n)
 {
-    struct wmsg **am = malloc((n ? n : 1) * sizeof *am);
-    if (!am)
-        abort();
+    struct wmsg **am = payq_xreallocarray(NULL, n ? n : 1, sizeof *am);
     size_t na = 0;
     for (size_t i = 0; i < n; i++)
         if (msgs[i]->kind == WMSG_ACCOUNT)
@@ -315,9 +309,7 @@ static enum payq_pg_fault read_existing(struct payq_ledger *l, PGconn *conn, str
     int rows = PQntuples(*res);
     if ((size_t)rows > l->ex_cap) {
         l->ex_cap = (size_t)rows * 2;
-        l->ex = realloc(l->ex, l->ex_cap * sizeof *l->ex);
-        if (!l->ex)
-            abort();
+        l->ex = payq_xreallocarray(l->ex, l->ex_cap, sizeof *l->ex);
     }
     for (int r = 0; r < rows; r++) {
         struct existing *e = &l->ex[r];

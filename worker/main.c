@@ -10,23 +10,30 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "alloc.h"
+#include "backoff.h"
 #include "batch.h"
 #include "broker.h"
+#include "clock.h"
 #include "config.h"
 #include "consumer.h"
 #include "ledger.h"
 #include "log.h"
+#include "outbox.h"
 #include "pg.h"
-#include "publisher.h"
 #include "signals.h"
 #include "wmetrics.h"
+
+/* Dead letters: how long to keep reconnecting, and to wait for a confirm,
+ * before leaving the batch unacked to come back later. */
+#define DEAD_RETRY_MS 30000
+#define DEAD_STALL_MS 10000
 
 struct worker {
     struct payq_config cfg;
     struct payq_amqp_target target;
     struct payq_consumer *consumer;
-    struct payq_publisher *dead_pub;
-    unsigned dead_failed; /* dead letters nacked or returned since the last flush */
+    struct payq_outbox *dead_out; /* to payq.dlx; NULL until the first dead letter */
     PGconn *pg;
     struct payq_ledger *ledger;
     struct wbatch batch;
@@ -49,22 +56,11 @@ static void usage(FILE *f)
           f);
 }
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static int next_backoff(int cur, int max)
-{
-    int n = cur * 2;
-    return n > max ? max : n;
-}
-
 /* Connects to the read-write PostgreSQL node, retrying with backoff. */
 static void ensure_pg(struct worker *w)
 {
-    int backoff = 50;
+    struct payq_backoff bo;
+    payq_backoff_init(&bo, 50, w->cfg.worker.reconnect_max_ms);
     while (!w->pg) {
         w->pg = payq_pg_connect(w->cfg.pg.conninfo, "payq-worker");
         if (w->pg) {
@@ -78,8 +74,7 @@ static void ensure_pg(struct worker *w)
             }
         }
         payq_counter_add(w->m.pg_reconnects, 1);
-        sleep_ms(backoff);
-        backoff = next_backoff(backoff, w->cfg.worker.reconnect_max_ms);
+        (void)payq_backoff_sleep(&bo, NULL); /* the batch must commit or roll back first */
     }
 }
 
@@ -88,7 +83,8 @@ static void ensure_pg(struct worker *w)
  * cannot fix. */
 static enum payq_pg_fault commit_with_retry(struct worker *w, struct wmsg **msgs, size_t n)
 {
-    int backoff = 20;
+    struct payq_backoff bo;
+    payq_backoff_init(&bo, 20, w->cfg.worker.reconnect_max_ms);
     for (;;) {
         ensure_pg(w);
         for (size_t i = 0; i < n; i++) {
@@ -111,8 +107,7 @@ static enum payq_pg_fault commit_with_retry(struct worker *w, struct wmsg **msgs
             PQfinish(w->pg);
             w->pg = NULL;
         }
-        sleep_ms(backoff);
-        backoff = next_backoff(backoff, w->cfg.worker.reconnect_max_ms);
+        (void)payq_backoff_sleep(&bo, NULL); /* a stop waits for the batch's outcome */
     }
 }
 
@@ -132,54 +127,45 @@ static int commit_alone(struct worker *w, struct wmsg *m)
     return commit_with_retry(w, &m, 1) == PAYQ_PG_OK ? 0 : -1;
 }
 
-static void on_dead_settle(void *ctx, uint64_t seq, bool ok, const char *why)
-{
-    struct worker *w = ctx;
-    (void)seq;
-    if (!ok) {
-        w->dead_failed++;
-        payq_log(PAYQ_LOG_ERROR, "dead_letter_refused", "%s", why ? why : "unknown");
-    }
-}
-
 /* Publishes every dead letter of the batch to payq.dlx and waits for the
- * broker's confirms, reconnecting and republishing until they are safe. */
+ * broker's confirms; the outbox reconnects and republishes until they are
+ * safe. On failure the batch stays unacked and comes back. */
 static int publish_dead(struct worker *w)
 {
-    int backoff = 50;
-    for (int attempt = 0; attempt < 50; attempt++) {
-        if (!w->dead_pub &&
-            payq_publisher_new(&w->target, 1000, on_dead_settle, w, &w->dead_pub) != 0) {
-            sleep_ms(backoff);
-            backoff = next_backoff(backoff, w->cfg.worker.reconnect_max_ms);
-            continue;
-        }
-        w->dead_failed = 0;
-        bool ok = true;
-        for (size_t i = 0; i < w->batch.n && ok; i++) {
-            struct wmsg *m = &w->batch.msgs[i];
-            if (m->outcome != WOUT_DEAD)
-                continue;
-            char id[PAYQ_ID_MAX + 1];
-            struct payq_publish_props props = {
-                .message_id = payq_msg_peek_id(m->body, m->body_len, id) ? id : NULL,
-                .timestamp_s = m->timestamp_s,
-                .reason_header = m->err.reason,
-                .field_header = m->err.field,
-            };
-            ok = payq_publisher_publish(w->dead_pub, PAYQ_EXCHANGE_DLX, m->routing_key, m->body,
-                                        m->body_len, &props) != 0;
-        }
-        if (ok && payq_publisher_flush(w->dead_pub, 10000) == 0 && w->dead_failed == 0)
-            return 0;
-        if (payq_publisher_reconnect(w->dead_pub) != 0) {
-            payq_publisher_free(w->dead_pub);
-            w->dead_pub = NULL;
-        }
-        sleep_ms(backoff);
-        backoff = next_backoff(backoff, w->cfg.worker.reconnect_max_ms);
+    if (!w->dead_out) {
+        struct payq_outbox_opts oo = {.target = &w->target,
+                                      .exchange = PAYQ_EXCHANGE_DLX,
+                                      .window = 1000,
+                                      .retry_ms = DEAD_RETRY_MS,
+                                      .stall_ms = DEAD_STALL_MS};
+        w->dead_out = payq_outbox_new(&oo);
     }
-    return -1;
+    int rc = 0;
+    for (size_t i = 0; i < w->batch.n && rc == 0; i++) {
+        struct wmsg *m = &w->batch.msgs[i];
+        if (m->outcome != WOUT_DEAD)
+            continue;
+        char id[PAYQ_ID_MAX + 1];
+        struct payq_header hdr[] = {{PAYQ_HEADER_DEAD_REASON, m->err.reason},
+                                    {PAYQ_HEADER_DEAD_FIELD, m->err.field}};
+        struct payq_outbox_msg om = {
+            .routing_key = m->routing_key,
+            .id = payq_msg_peek_id(m->body, m->body_len, id) ? id : NULL,
+            .body = m->body,
+            .len = m->body_len,
+            .timestamp_ms = m->timestamp_s * 1000,
+            .headers = hdr,
+            .n_headers = 2,
+        };
+        rc = payq_outbox_put(w->dead_out, &om);
+    }
+    if (rc == 0)
+        rc = payq_outbox_wait(w->dead_out);
+    if (rc != 0) {
+        payq_log(PAYQ_LOG_ERROR, "dead_letter_failed", "%s", payq_outbox_error(w->dead_out));
+        payq_outbox_reset(w->dead_out);
+    }
+    return rc;
 }
 
 static void ensure_ptr_cap(struct worker *w, size_t n)
@@ -187,10 +173,8 @@ static void ensure_ptr_cap(struct worker *w, size_t n)
     if (n <= w->ptr_cap)
         return;
     w->ptr_cap = n * 2;
-    w->normal = realloc(w->normal, w->ptr_cap * sizeof *w->normal);
-    w->suspect = realloc(w->suspect, w->ptr_cap * sizeof *w->suspect);
-    if (!w->normal || !w->suspect)
-        abort();
+    w->normal = payq_xreallocarray(w->normal, w->ptr_cap, sizeof *w->normal);
+    w->suspect = payq_xreallocarray(w->suspect, w->ptr_cap, sizeof *w->suspect);
 }
 
 static void log_batch(const struct worker *w, size_t nn, size_t ns)
@@ -251,20 +235,18 @@ static int process_batch(struct worker *w)
 
 static void reconnect_consumer(struct worker *w)
 {
-    int backoff = 100;
+    struct payq_backoff bo;
+    payq_backoff_init(&bo, 100, w->cfg.worker.reconnect_max_ms);
     payq_counter_add(w->m.amqp_reconnects, 1);
-    while (payq_consumer_reconnect(w->consumer) != 0) {
-        if (payq_signals_stop_requested())
+    while (payq_consumer_reconnect(w->consumer) != 0)
+        if (payq_backoff_sleep(&bo, payq_signals_stop_requested) != 0)
             return;
-        sleep_ms(backoff);
-        backoff = next_backoff(backoff, w->cfg.worker.reconnect_max_ms);
-    }
     payq_log(PAYQ_LOG_INFO, "amqp_reconnected", "consuming again");
 }
 
 static int run(struct worker *w)
 {
-    int64_t idle_since = payq_now_ms();
+    int64_t idle_since = payq_clock_mono_ms();
     while (!payq_signals_stop_requested()) {
         payq_wbatch_clear(&w->batch);
         if (payq_consumer_collect(w->consumer, &w->batch, w->cfg.worker.batch_max,
@@ -273,13 +255,13 @@ static int run(struct worker *w)
             continue;
         }
         if (w->batch.n == 0) {
-            if (w->exit_when_idle_ms && payq_now_ms() - idle_since >= w->exit_when_idle_ms)
+            if (w->exit_when_idle_ms && payq_clock_mono_ms() - idle_since >= w->exit_when_idle_ms)
                 break;
             continue;
         }
         if (process_batch(w) != 0)
             reconnect_consumer(w);
-        idle_since = payq_now_ms();
+        idle_since = payq_clock_mono_ms();
     }
     payq_wbatch_clear(&w->batch);
     return 0;
@@ -356,7 +338,7 @@ int main(int argc, char **argv)
     payq_log(PAYQ_LOG_INFO, "worker_stopped", "graceful stop complete");
 out:
     payq_consumer_free(w.consumer);
-    payq_publisher_free(w.dead_pub);
+    payq_outbox_free(w.dead_out);
     PQfinish(w.pg);
     payq_ledger_free(w.ledger);
     payq_wbatch_free(&w.batch);

@@ -11,6 +11,7 @@
 #include <sys/time.h>
 
 #include "broker.h"
+#include "clock.h"
 #include "log.h"
 
 int main(int argc, char **argv)
@@ -43,7 +44,7 @@ int main(int argc, char **argv)
         return 1;
     long n = 0, pending = 0;
     uint64_t last_tag = 0;
-    int64_t start = 0, last = payq_now_ms();
+    int64_t start = 0, last = payq_clock_mono_ms();
     for (;;) {
         amqp_maybe_release_buffers(c);
         struct timeval tv = {0, 100000};
@@ -51,11 +52,11 @@ int main(int argc, char **argv)
         amqp_rpc_reply_t r = amqp_consume_message(c, &e, &tv, 0);
         if (r.reply_type == AMQP_RESPONSE_NORMAL) {
             if (!start)
-                start = payq_now_ms();
+                start = payq_clock_mono_ms();
             last_tag = e.delivery_tag;
             amqp_destroy_envelope(&e);
             n++;
-            last = payq_now_ms();
+            last = payq_clock_mono_ms();
             if (++pending >= batch || (expect && n >= expect)) {
                 amqp_basic_ack(c, 1, last_tag, 1);
                 pending = 0;
@@ -68,7 +69,7 @@ int main(int argc, char **argv)
             amqp_basic_ack(c, 1, last_tag, 1);
             pending = 0;
         }
-        if (payq_now_ms() - last >= idle_ms)
+        if (payq_clock_mono_ms() - last >= idle_ms)
             break;
         if (r.reply_type != AMQP_RESPONSE_LIBRARY_EXCEPTION ||
             r.library_error != AMQP_STATUS_TIMEOUT) {

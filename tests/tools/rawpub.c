@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "log.h"
 #include "publisher.h"
 
@@ -64,7 +65,7 @@ static int pace(struct pub_state *st)
     if (st->rate <= 0)
         return 0;
     int64_t due = st->start_ms + (int64_t)((double)st->paced * 1000.0 / st->rate);
-    int64_t wait = due - payq_now_ms();
+    int64_t wait = due - payq_clock_mono_ms();
     if (wait <= 0)
         return 0;
     if (payq_publisher_poll(st->p) < 0)
@@ -131,7 +132,7 @@ int main(int argc, char **argv)
     int rc = 0;
     struct payq_buf file = PAYQ_BUF_INIT, pack = PAYQ_BUF_INIT;
     unsigned long items = 0;
-    st.start_ms = payq_now_ms();
+    st.start_ms = payq_clock_mono_ms();
     while ((len = getline(&line, &cap, stdin)) > 0) {
         if (line[len - 1] == '\n')
             line[--len] = '\0';

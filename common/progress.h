@@ -1,6 +1,10 @@
-/* progress: a one-line progress bar on stderr for long batch files, redrawn
- * a few times a second, only when stderr is a terminal (so logs and CI
- * output stay clean). Shows done/total, a bar, the rate and an ETA. */
+/* progress: the one progress line of payq's command-line runs (the
+ * producer's batch files, the reconciler's stages) on stderr, redrawn a few
+ * times a second, only when the caller says stderr is a terminal (under
+ * cron, systemd or CI stderr carries the JSON log lines alone). With a
+ * known total it shows done/total, a bar, the rate and an ETA; without one
+ * the count, the rate and the time spent. Terminal display only: nothing
+ * here is logged or returned. */
 #ifndef PAYQ_PROGRESS_H
 #define PAYQ_PROGRESS_H
 
@@ -10,8 +14,8 @@
 struct payq_progress {
     bool enabled;
     bool drawn;        /* a bar is on screen and must be erased before other output */
-    const char *label; /* "validating", "publishing" */
-    const char *unit;  /* "lines", "msgs" */
+    const char *label; /* "validating", "publishing", "ledger" */
+    const char *unit;  /* "lines", "msgs", "rows" */
     uint64_t total;    /* 0 = unknown */
     uint64_t done;
     /* When the bar measures one thing (bytes) but people count another
@@ -22,9 +26,10 @@ struct payq_progress {
     int64_t drawn_ms;
 };
 
-/* enabled = isatty(2) && !quiet, decided by the caller. */
+/* enabled = isatty(STDERR_FILENO) && !quiet, decided by the caller. */
 void payq_progress_init(struct payq_progress *p, bool enabled);
-/* Starts a phase: resets the clock and counters. label and unit are literals. */
+/* Starts a phase (erasing the last one's line): resets the clock and
+ * counters. label and unit are literals; total 0 = unknown. */
 void payq_progress_phase(struct payq_progress *p, const char *label, const char *unit,
                          uint64_t total);
 /* Records progress; redraws at most every 200 ms. */

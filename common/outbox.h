@@ -8,8 +8,10 @@
  * Memory is bounded by the confirm window (plus rare stragglers confirmed
  * out of order) and, when max_bytes is set, by the bytes held: a window of
  * large packs (producer/packer.h) could otherwise hold gigabytes. One
- * outbox per thread: it is not thread-safe. All messages go to exchange
- * payq.ingress, persistent and mandatory (common/publisher). */
+ * outbox per thread: it is not thread-safe. Messages are persistent and
+ * mandatory (common/publisher), to one exchange per outbox. The producer
+ * publishes through it, the worker its dead letters, the reconciler its
+ * audit marker. */
 #ifndef PAYQ_OUTBOX_H
 #define PAYQ_OUTBOX_H
 
@@ -18,18 +20,36 @@
 #include <stdint.h>
 
 #include "broker.h"
+#include "publisher.h"
 
 struct payq_outbox;
 
 struct payq_outbox_opts {
     const struct payq_amqp_target *target; /* must outlive the outbox */
+    const char *exchange;                  /* NULL = payq.ingress; must outlive the outbox */
     int window;                            /* confirm window, >= 1 */
-    int retry_ms;                          /* how long to keep reconnecting after a failure */
+    int retry_ms;            /* how long to keep reconnecting after a failure (0: try once) */
     int stall_ms;            /* give up waiting when no confirm arrives for this long */
     size_t max_bytes;        /* send waits for confirms while more is held; 0 = no limit */
     bool stop_on_signal;     /* give up when SIGTERM/SIGINT arrived (batch files) */
     void (*tick)(void *ctx); /* called now and then while waiting; may be NULL */
     void *tick_ctx;
+    /* Another broker than librabbitmq-c to target (unit tests): the
+     * outbox's publisher owns io from payq_outbox_new on. NULL = AMQP. */
+    const struct payq_broker_ops *ops;
+    void *io;
+};
+
+/* One message; the outbox copies all of it. */
+struct payq_outbox_msg {
+    const char *routing_key;
+    const char *id; /* message_id; NULL = none */
+    const void *body;
+    size_t len;
+    uint32_t items;       /* transfers it carries (a pack), counted when confirmed; 0 = 1 */
+    int64_t timestamp_ms; /* 0 = now; kept when republished */
+    const struct payq_header *headers; /* at most PAYQ_PUBLISH_MAX_HEADERS */
+    int n_headers;
 };
 
 struct payq_outbox_stats {
@@ -40,16 +60,20 @@ struct payq_outbox_stats {
     uint64_t reconnects;
 };
 
-/* Creates an outbox; it connects lazily, on the first send. Returns NULL
- * only on out-of-memory. Free with payq_outbox_free. */
+/* Creates an outbox; it connects lazily, on the first send. Never NULL
+ * (out of memory aborts). Free with payq_outbox_free. */
 struct payq_outbox *payq_outbox_new(const struct payq_outbox_opts *opts);
 void payq_outbox_free(struct payq_outbox *o); /* safe on NULL */
 
-/* Publishes a copy of body with routing key rk (a string literal) and
- * message_id id, timestamped now. May wait for confirms while the window is
- * full and reconnect on failure. Returns 0, or -1 once the outbox has
- * failed: a message was nacked or returned, the broker stayed unreachable
- * for retry_ms, or a stop was requested. The reason is payq_outbox_error. */
+/* Publishes a copy of m. May wait for confirms while the window is full and
+ * reconnect on failure. Returns 0, or -1 once the outbox has failed: a
+ * message was nacked or returned, the broker stayed unreachable for
+ * retry_ms, or a stop was requested. The reason is payq_outbox_error. */
+int payq_outbox_put(struct payq_outbox *o, const struct payq_outbox_msg *m)
+    __attribute__((warn_unused_result));
+
+/* payq_outbox_put of body with routing key rk and message_id id,
+ * timestamped now. */
 int payq_outbox_send(struct payq_outbox *o, const char *rk, const char *id, const void *body,
                      size_t len) __attribute__((warn_unused_result));
 

@@ -4,8 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "alloc.h"
+#include "backoff.h"
+#include "clock.h"
 #include "log.h"
 #include "message.h"
 #include "publisher.h"
@@ -17,11 +19,13 @@
 enum entry_state { ENTRY_PENDING = 0, ENTRY_DONE, ENTRY_REFUSED };
 
 struct entry {
-    char *body; /* owned */
+    char *body; /* owned: the body, then the strings below */
     size_t len;
     uint32_t items; /* transfers it carries */
-    const char *rk;
-    char id[PAYQ_ID_MAX + 1];
+    const char *rk; /* in body's block, as are id and the headers */
+    const char *id; /* NULL = no message_id */
+    struct payq_header hdr[PAYQ_PUBLISH_MAX_HEADERS];
+    int nh;
     int64_t ts;   /* AMQP timestamp, kept when republished */
     uint64_t seq; /* on the current connection; 0 = not published on it */
     enum entry_state state;
@@ -88,29 +92,29 @@ static void on_settle(void *ctx, uint64_t seq, bool ok, const char *why)
     e->state = ENTRY_REFUSED;
     o->st.refused++;
     char what[PAYQ_ID_MAX + 200];
-    snprintf(what, sizeof what, "message %s %s", e->id, why ? why : "refused by the broker");
+    snprintf(what, sizeof what, "message %.*s %s", PAYQ_ID_MAX, e->id ? e->id : "",
+             why ? why : "refused by the broker");
     fail(o, "%s", what);
     payq_log(PAYQ_LOG_ERROR, "publish_refused", "%s", what);
 }
 
 struct payq_outbox *payq_outbox_new(const struct payq_outbox_opts *opts)
 {
-    struct payq_outbox *o = calloc(1, sizeof *o);
-    if (!o)
-        return NULL;
+    struct payq_outbox *o = payq_xcalloc(1, sizeof *o);
     o->opts = *opts;
     if (o->opts.window < 1)
         o->opts.window = 1;
+    if (!o->opts.exchange)
+        o->opts.exchange = PAYQ_EXCHANGE_INGRESS;
+    o->pub = o->opts.ops
+                 ? payq_publisher_new_io(o->opts.ops, o->opts.io, o->opts.window, on_settle, o)
+                 : payq_publisher_new_amqp(o->opts.target, o->opts.window, on_settle, o);
     o->seqcap = 1;
     while (o->seqcap < 2 * (uint64_t)o->opts.window)
         o->seqcap *= 2;
     o->cap = o->seqcap;
-    o->seqmap = calloc(o->seqcap, sizeof *o->seqmap);
-    o->ring = calloc(o->cap, sizeof *o->ring);
-    if (!o->seqmap || !o->ring) {
-        payq_outbox_free(o);
-        return NULL;
-    }
+    o->seqmap = payq_xcalloc(o->seqcap, sizeof *o->seqmap);
+    o->ring = payq_xcalloc(o->cap, sizeof *o->ring);
     return o;
 }
 
@@ -130,11 +134,7 @@ void payq_outbox_free(struct payq_outbox *o)
 /* Doubles the ring, keeping absolute numbers (and so seqmap) valid. */
 static void grow(struct payq_outbox *o)
 {
-    struct entry *ring = calloc(o->cap * 2, sizeof *ring);
-    if (!ring) {
-        fputs("{\"level\":\"fatal\",\"event\":\"out_of_memory\"}\n", stderr);
-        abort();
-    }
+    struct entry *ring = payq_xcalloc(o->cap * 2, sizeof *ring);
     for (uint64_t n = o->head; n < o->tail; n++)
         ring[n & (o->cap * 2 - 1)] = *at(o, n);
     free(o->ring);
@@ -147,9 +147,9 @@ static void grow(struct payq_outbox *o)
 static int publish_entry(struct payq_outbox *o, uint64_t n)
 {
     struct entry *e = at(o, n);
-    struct payq_publish_props props = {.message_id = e->id, .timestamp_ms = e->ts};
-    uint64_t seq =
-        payq_publisher_publish(o->pub, PAYQ_EXCHANGE_INGRESS, e->rk, e->body, e->len, &props);
+    struct payq_publish_props props = {
+        .message_id = e->id, .timestamp_ms = e->ts, .headers = e->hdr, .n_headers = e->nh};
+    uint64_t seq = payq_publisher_publish(o->pub, o->opts.exchange, e->rk, e->body, e->len, &props);
     if (seq == 0) {
         o->connected = false;
         return -1;
@@ -165,26 +165,9 @@ static int publish_entry(struct payq_outbox *o, uint64_t n)
 
 static int connect_once(struct payq_outbox *o)
 {
-    int rc = o->pub ? payq_publisher_reconnect(o->pub)
-                    : payq_publisher_new(o->opts.target, o->opts.window, on_settle, o, &o->pub);
+    int rc = payq_publisher_reconnect(o->pub);
     o->connected = rc == 0;
     return rc;
-}
-
-/* Sleeps ms milliseconds in short steps, ticking, and stops early on a stop
- * request when the outbox honours them. */
-static void nap(struct payq_outbox *o, int ms)
-{
-    while (ms > 0) {
-        if (o->opts.stop_on_signal && payq_signals_stop_requested())
-            return;
-        int step = ms < 100 ? ms : 100;
-        struct timespec ts = {0, step * 1000000L};
-        nanosleep(&ts, NULL);
-        ms -= step;
-        if (o->opts.tick)
-            o->opts.tick(o->opts.tick_ctx);
-    }
 }
 
 static bool stop_now(struct payq_outbox *o)
@@ -200,13 +183,16 @@ static bool stop_now(struct payq_outbox *o)
  * every entry not yet confirmed, oldest first. Returns 0 or -1 (failed). */
 static int recover(struct payq_outbox *o)
 {
-    int64_t started = payq_now_ms();
-    int delay = BACKOFF_FIRST_MS;
+    int64_t started = payq_clock_mono_ms();
+    struct payq_backoff bo;
+    payq_backoff_init(&bo, BACKOFF_FIRST_MS, BACKOFF_MAX_MS);
+    bo.tick = o->opts.tick;
+    bo.tick_ctx = o->opts.tick_ctx;
     for (;;) {
         if (stop_now(o))
             return -1;
         if (connect_once(o) == 0) {
-            if (o->pub && o->st.published > 0)
+            if (o->st.published > 0)
                 o->st.reconnects++;
             bool ok = true;
             for (uint64_t n = o->head; n < o->tail; n++)
@@ -217,21 +203,69 @@ static int recover(struct payq_outbox *o)
             if (ok)
                 return o->failed ? -1 : 0;
         }
-        int64_t waited = payq_now_ms() - started;
+        int64_t waited = payq_clock_mono_ms() - started;
         if (waited >= o->opts.retry_ms) {
             char secs[32];
             snprintf(secs, sizeof secs, "%.1f", (double)waited / 1000.0);
             fail(o, "the broker stayed unreachable for %s s", secs);
             return -1;
         }
-        payq_log(PAYQ_LOG_WARN, "broker_reconnect", "retrying in %d ms (%lld unconfirmed)", delay,
-                 (long long)(o->tail - o->head));
-        nap(o, delay);
-        delay = delay * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : delay * 2;
+        payq_log(PAYQ_LOG_WARN, "broker_reconnect", "retrying in up to %d ms (%lld unconfirmed)",
+                 bo.cur_ms, (long long)(o->tail - o->head));
+        (void)payq_backoff_sleep(&bo, o->opts.stop_on_signal ? payq_signals_stop_requested : NULL);
     }
 }
 
 static int settle(struct payq_outbox *o, size_t keep);
+
+/* Copies m into e: the body, then each string, in one block. */
+static void copy_msg(struct entry *e, const struct payq_outbox_msg *m)
+{
+    int nh = m->n_headers < PAYQ_PUBLISH_MAX_HEADERS ? m->n_headers : PAYQ_PUBLISH_MAX_HEADERS;
+    size_t size = m->len + strlen(m->routing_key) + 1 + (m->id ? strlen(m->id) + 1 : 0);
+    for (int i = 0; i < nh; i++)
+        size += strlen(m->headers[i].key) + strlen(m->headers[i].value) + 2;
+    e->body = payq_xmalloc(size);
+    memcpy(e->body, m->body, m->len);
+    e->len = m->len;
+    char *p = e->body + m->len;
+    e->rk = p;
+    p = stpcpy(p, m->routing_key) + 1;
+    if (m->id) {
+        e->id = p;
+        p = stpcpy(p, m->id) + 1;
+    }
+    for (int i = 0; i < nh; i++) {
+        e->hdr[i].key = p;
+        p = stpcpy(p, m->headers[i].key) + 1;
+        e->hdr[i].value = p;
+        p = stpcpy(p, m->headers[i].value) + 1;
+    }
+    e->nh = nh;
+    e->items = m->items ? m->items : 1;
+    e->ts = m->timestamp_ms ? m->timestamp_ms
+                            : payq_clock_wall_ms(); /* ms: published_at keeps ms latency */
+}
+
+int payq_outbox_put(struct payq_outbox *o, const struct payq_outbox_msg *m)
+{
+    if (stop_now(o))
+        return -1;
+    /* Wait for room first, so what is held stays under max_bytes. */
+    if (o->opts.max_bytes && o->held + m->len > o->opts.max_bytes && o->head < o->tail &&
+        settle(o, o->opts.max_bytes > m->len ? o->opts.max_bytes - m->len : 0) != 0)
+        return -1;
+    if (o->tail - o->head == o->cap)
+        grow(o);
+    struct entry *e = at(o, o->tail);
+    memset(e, 0, sizeof *e);
+    copy_msg(e, m);
+    o->held += e->len;
+    uint64_t n = o->tail++;
+    if (o->connected && publish_entry(o, n) == 0)
+        return o->failed ? -1 : 0;
+    return recover(o);
+}
 
 int payq_outbox_send(struct payq_outbox *o, const char *rk, const char *id, const void *body,
                      size_t len)
@@ -242,32 +276,9 @@ int payq_outbox_send(struct payq_outbox *o, const char *rk, const char *id, cons
 int payq_outbox_send_items(struct payq_outbox *o, const char *rk, const char *id, const void *body,
                            size_t len, uint32_t items)
 {
-    if (stop_now(o))
-        return -1;
-    /* Wait for room first, so what is held stays under max_bytes. */
-    if (o->opts.max_bytes && o->held + len > o->opts.max_bytes && o->head < o->tail &&
-        settle(o, o->opts.max_bytes > len ? o->opts.max_bytes - len : 0) != 0)
-        return -1;
-    if (o->tail - o->head == o->cap)
-        grow(o);
-    struct entry *e = at(o, o->tail);
-    memset(e, 0, sizeof *e);
-    e->body = malloc(len ? len : 1);
-    if (!e->body) {
-        fputs("{\"level\":\"fatal\",\"event\":\"out_of_memory\"}\n", stderr);
-        abort();
-    }
-    memcpy(e->body, body, len);
-    e->len = len;
-    e->items = items;
-    o->held += len;
-    e->rk = rk;
-    snprintf(e->id, sizeof e->id, "%s", id ? id : "");
-    e->ts = payq_now_ms(); /* ms: published_at keeps millisecond latency */
-    uint64_t n = o->tail++;
-    if (o->connected && publish_entry(o, n) == 0)
-        return o->failed ? -1 : 0;
-    return recover(o);
+    struct payq_outbox_msg m = {
+        .routing_key = rk, .id = id ? id : "", .body = body, .len = len, .items = items};
+    return payq_outbox_put(o, &m);
 }
 
 /* Waits for confirms until at most keep bytes are held (keep 0: until
@@ -275,7 +286,7 @@ int payq_outbox_send_items(struct payq_outbox *o, const char *rk, const char *id
  * no confirm for stall_ms). */
 static int settle(struct payq_outbox *o, size_t keep)
 {
-    int64_t last_progress = payq_now_ms();
+    int64_t last_progress = payq_clock_mono_ms();
     uint64_t last_confirmed = o->st.confirmed;
     while (o->head < o->tail && (keep == 0 || o->held > keep)) {
         if (stop_now(o))
@@ -292,8 +303,8 @@ static int settle(struct payq_outbox *o, size_t keep)
         }
         if (o->st.confirmed != last_confirmed) {
             last_confirmed = o->st.confirmed;
-            last_progress = payq_now_ms();
-        } else if (payq_now_ms() - last_progress > o->opts.stall_ms) {
+            last_progress = payq_clock_mono_ms();
+        } else if (payq_clock_mono_ms() - last_progress > o->opts.stall_ms) {
             fail(o, "%s", "the broker did not confirm in time");
             return -1;
         }

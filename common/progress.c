@@ -5,7 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "broker.h"
+#include "clock.h"
 
 #define REDRAW_MS 200
 #define BAR_WIDTH 30
@@ -26,7 +26,7 @@ void payq_progress_phase(struct payq_progress *p, const char *label, const char 
     p->done = 0;
     p->items = 0;
     p->items_unit = NULL;
-    p->started_ms = payq_now_ms();
+    p->started_ms = payq_clock_mono_ms();
     p->drawn_ms = 0;
 }
 
@@ -67,8 +67,10 @@ static void draw(struct payq_progress *p, int64_t now)
                          p->label, bar, (int)(done * 100 / p->total), (unsigned long long)p->done,
                          (unsigned long long)p->total, p->unit, rate, eta);
     } else {
-        n = snprintf(line, sizeof line, "\r\033[K%s %llu %s  %.0f/s", p->label,
-                     (unsigned long long)p->done, p->unit, rate);
+        char spent[32];
+        fmt_duration(spent, sizeof spent, secs);
+        n = snprintf(line, sizeof line, "\r\033[K%s %llu %s  %.0f/s  %s", p->label,
+                     (unsigned long long)p->done, p->unit, rate, spent);
     }
     if (n > (int)sizeof line - 1)
         n = (int)sizeof line - 1;
@@ -97,7 +99,7 @@ void payq_progress_tick(void *arg)
     struct payq_progress *p = arg;
     if (!p->enabled || !p->label)
         return;
-    int64_t now = payq_now_ms();
+    int64_t now = payq_clock_mono_ms();
     if (now - p->drawn_ms >= REDRAW_MS)
         draw(p, now);
 }
