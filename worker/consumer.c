@@ -75,6 +75,15 @@ void payq_consumer_free(struct payq_consumer *c)
     free(c);
 }
 
+void payq_consumer_release(struct payq_consumer *c)
+{
+    /* Closing the socket is enough: the broker requeues a channel's unacked
+     * deliveries when its connection ends, and an AMQP close handshake could
+     * block on a broker that does not answer. */
+    if (c)
+        drop(c);
+}
+
 int payq_consumer_reconnect(struct payq_consumer *c)
 {
     return start(c);

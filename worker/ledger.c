@@ -691,8 +691,9 @@ static void prepare(struct payq_ledger *l, struct wmsg **msgs, size_t n)
     }
 }
 
-enum payq_pg_fault payq_ledger_apply(struct payq_ledger *l, PGconn *conn, struct wmsg **msgs,
-                                     size_t n)
+enum payq_pg_fault payq_ledger_apply(struct payq_ledger *l, PGconn *conn,
+                                     struct payq_commit_watch *watch, const struct payq_journal *j,
+                                     struct wmsg **msgs, size_t n)
 {
     PGresult *existing = NULL;
     prepare(l, msgs, n);
@@ -709,7 +710,8 @@ enum payq_pg_fault payq_ledger_apply(struct payq_ledger *l, PGconn *conn, struct
         (f = insert_conflicts(l, conn, msgs, n)) != PAYQ_PG_OK ||
         (f = insert_dead(l, conn, msgs, n)) != PAYQ_PG_OK)
         goto fail;
-    f = payq_pg_exec(conn, "COMMIT", "commit");
+    /* Step 6: the journal row and a COMMIT that waited for the standby. */
+    f = payq_commit_batch(conn, watch, j, msgs, n);
     PQclear(existing);
     return f;
 fail:

@@ -12,6 +12,7 @@
 
 #include "batch.h"
 #include "broker.h"
+#include "commit.h"
 #include "config.h"
 #include "consumer.h"
 #include "ledger.h"
@@ -28,6 +29,9 @@ struct worker {
     struct payq_publisher *dead_pub;
     unsigned dead_failed; /* dead letters nacked or returned since the last flush */
     PGconn *pg;
+    struct payq_commit_watch watch; /* notices of pg (commit.h) */
+    char id[96];                    /* host:pid, in the batch journal */
+    uint64_t txn_seq;               /* batch transactions begun, for their journal ids */
     struct payq_ledger *ledger;
     struct wbatch batch;
     struct wmsg **normal, **suspect;
@@ -55,81 +59,135 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
+/* Sleeps up to ms in slices of at most 100 ms, returning early (false)
+ * once a stop is requested: no wait outlives a SIGTERM by more than that. */
+static bool nap_ms(int ms)
+{
+    while (ms > 0 && !payq_signals_stop_requested()) {
+        int slice = ms < 100 ? ms : 100;
+        sleep_ms(slice);
+        ms -= slice;
+    }
+    return !payq_signals_stop_requested();
+}
+
 static int next_backoff(int cur, int max)
 {
     int n = cur * 2;
     return n > max ? max : n;
 }
 
-/* Connects to the read-write PostgreSQL node, retrying with backoff. */
-static void ensure_pg(struct worker *w)
+static PGconn *connect_pg(struct worker *w)
 {
-    int backoff = 50;
-    while (!w->pg) {
-        w->pg = payq_pg_connect(w->cfg.pg.conninfo, "payq-worker");
-        if (w->pg) {
-            char sql[96];
-            snprintf(sql, sizeof sql, "SET statement_timeout = %d", w->cfg.pg.statement_timeout_ms);
-            if (payq_pg_exec(w->pg, sql, "set statement_timeout") != PAYQ_PG_OK) {
-                PQfinish(w->pg);
-                w->pg = NULL;
-            } else {
-                break;
-            }
-        }
-        payq_counter_add(w->m.pg_reconnects, 1);
-        sleep_ms(backoff);
-        backoff = next_backoff(backoff, w->cfg.worker.reconnect_max_ms);
+    PGconn *conn = payq_pg_connect(w->cfg.pg.conninfo, "payq-worker");
+    if (!conn)
+        return NULL;
+    payq_commit_watch(conn, &w->watch);
+    char sql[96];
+    snprintf(sql, sizeof sql, "SET statement_timeout = %d", w->cfg.pg.statement_timeout_ms);
+    if (payq_pg_exec(conn, sql, "set statement_timeout") != PAYQ_PG_OK) {
+        PQfinish(conn);
+        return NULL;
     }
+    return conn;
 }
 
+enum pg_wait { PG_READY, PG_GAVE_BACK, PG_STOPPED };
+
+/* Connects to the read-write PostgreSQL node, retrying with backoff. A
+ * worker that cannot reach the database (down, or refusing us: a wrong
+ * password is retried too, an operator may fix it) must not sit on
+ * deliveries that healthy workers could book: on the first failed attempt it
+ * gives every unacked delivery back to the broker, and consumes again only
+ * once the database answers (PG_GAVE_BACK: the batch in hand is void). Each
+ * attempt is bounded by the conninfo's connect_timeout; a stop request ends
+ * the wait (PG_STOPPED). */
+static enum pg_wait ensure_pg(struct worker *w)
+{
+    int backoff = 50;
+    bool gave_back = false;
+    while (!w->pg) {
+        if (payq_signals_stop_requested())
+            return PG_STOPPED;
+        w->pg = connect_pg(w);
+        if (w->pg)
+            break;
+        payq_counter_add(w->m.pg_reconnects, 1);
+        if (!gave_back && w->consumer) {
+            payq_consumer_release(w->consumer);
+            payq_log(PAYQ_LOG_WARN, "deliveries_given_back",
+                     "database unreachable: unacked deliveries returned to the broker; "
+                     "consuming again once it answers");
+        }
+        gave_back = true;
+        if (!nap_ms(backoff))
+            return PG_STOPPED;
+        backoff = next_backoff(backoff, w->cfg.worker.reconnect_max_ms);
+    }
+    return gave_back && w->consumer ? PG_GAVE_BACK : PG_READY;
+}
+
+enum commit_result {
+    COMMIT_DONE,      /* committed, and the synchronous standby holds it */
+    COMMIT_REFUSED,   /* the database refuses the batch: a retry will not help */
+    COMMIT_ABANDONED, /* deliveries given back or stop requested: do not ack */
+};
+
 /* Applies msgs in one transaction, retrying through deadlocks, lost
- * connections and failovers until it commits or fails for a reason a retry
- * cannot fix. */
-static enum payq_pg_fault commit_with_retry(struct worker *w, struct wmsg **msgs, size_t n)
+ * connections, unknown COMMIT outcomes and failovers until it commits or
+ * fails for a reason a retry cannot fix. Every attempt writes a journal row
+ * under one batch id. */
+static enum commit_result commit_with_retry(struct worker *w, struct wmsg **msgs, size_t n)
 {
     int backoff = 20;
-    for (;;) {
-        ensure_pg(w);
+    char batch_id[128];
+    snprintf(batch_id, sizeof batch_id, "%s:%llu", w->id, (unsigned long long)++w->txn_seq);
+    for (int attempt = 1;; attempt++) {
+        if (ensure_pg(w) != PG_READY)
+            return COMMIT_ABANDONED;
         for (size_t i = 0; i < n; i++) {
             msgs[i]->outcome = WOUT_NONE;
             msgs[i]->reason = NULL;
         }
+        struct payq_journal j = {w->id, batch_id, attempt};
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        enum payq_pg_fault f = payq_ledger_apply(w->ledger, w->pg, msgs, n);
+        enum payq_pg_fault f = payq_ledger_apply(w->ledger, w->pg, &w->watch, &j, msgs, n);
         clock_gettime(CLOCK_MONOTONIC, &t1);
         if (f == PAYQ_PG_OK) {
             payq_histogram_observe(w->m.commit_ms, (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
                                                        (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
-            return f;
+            return COMMIT_DONE;
         }
         if (f == PAYQ_PG_FATAL)
-            return f;
+            return COMMIT_REFUSED;
         payq_counter_add(w->m.retries, 1);
         if (f == PAYQ_PG_RECONNECT) {
             PQfinish(w->pg);
             w->pg = NULL;
         }
-        sleep_ms(backoff);
+        if (!nap_ms(backoff))
+            return COMMIT_ABANDONED; /* stopping: the broker redelivers the batch */
         backoff = next_backoff(backoff, w->cfg.worker.reconnect_max_ms);
     }
 }
 
 /* A message the ledger refuses even on its own (a bug or a value the
  * database cannot store) becomes a dead letter rather than blocking the
- * queue. Returns 0, or -1 if even the dead-letter record failed. */
+ * queue. Returns 0, or -1 if even the dead-letter record failed or the
+ * batch was abandoned. */
 static int commit_alone(struct worker *w, struct wmsg *m)
 {
-    if (commit_with_retry(w, &m, 1) == PAYQ_PG_OK)
-        return 0;
+    enum commit_result r = commit_with_retry(w, &m, 1);
+    if (r != COMMIT_REFUSED)
+        return r == COMMIT_DONE ? 0 : -1;
     if (m->kind == WMSG_TRANSFER)
         payq_transfer_clear(&m->u.transfer);
     m->kind = WMSG_INVALID;
     snprintf(m->err.field, sizeof m->err.field, "%s", "");
     snprintf(m->err.reason, sizeof m->err.reason, "%s", "refused by the ledger (see worker log)");
     payq_sha256(m->body, m->body_len, m->hash);
-    return commit_with_retry(w, &m, 1) == PAYQ_PG_OK ? 0 : -1;
+    return commit_with_retry(w, &m, 1) == COMMIT_DONE ? 0 : -1;
 }
 
 static void on_dead_settle(void *ctx, uint64_t seq, bool ok, const char *why)
@@ -147,10 +205,10 @@ static void on_dead_settle(void *ctx, uint64_t seq, bool ok, const char *why)
 static int publish_dead(struct worker *w)
 {
     int backoff = 50;
-    for (int attempt = 0; attempt < 50; attempt++) {
+    for (int attempt = 0; attempt < 50 && !payq_signals_stop_requested(); attempt++) {
         if (!w->dead_pub &&
             payq_publisher_new(&w->target, 1000, on_dead_settle, w, &w->dead_pub) != 0) {
-            sleep_ms(backoff);
+            nap_ms(backoff);
             backoff = next_backoff(backoff, w->cfg.worker.reconnect_max_ms);
             continue;
         }
@@ -176,7 +234,7 @@ static int publish_dead(struct worker *w)
             payq_publisher_free(w->dead_pub);
             w->dead_pub = NULL;
         }
-        sleep_ms(backoff);
+        nap_ms(backoff);
         backoff = next_backoff(backoff, w->cfg.worker.reconnect_max_ms);
     }
     return -1;
@@ -223,7 +281,10 @@ static int process_batch(struct worker *w)
         else
             w->normal[nn++] = m;
     }
-    if (nn > 0 && commit_with_retry(w, w->normal, nn) != PAYQ_PG_OK) {
+    enum commit_result r = nn > 0 ? commit_with_retry(w, w->normal, nn) : COMMIT_DONE;
+    if (r == COMMIT_ABANDONED)
+        return -1;
+    if (r == COMMIT_REFUSED) {
         /* Something in the batch is refused by the database: find it. */
         payq_log(PAYQ_LOG_WARN, "batch_split", "applying %zu messages one at a time", nn);
         for (size_t i = 0; i < nn; i++)
@@ -252,11 +313,12 @@ static int process_batch(struct worker *w)
 static void reconnect_consumer(struct worker *w)
 {
     int backoff = 100;
+    if (payq_signals_stop_requested())
+        return;
     payq_counter_add(w->m.amqp_reconnects, 1);
     while (payq_consumer_reconnect(w->consumer) != 0) {
-        if (payq_signals_stop_requested())
+        if (!nap_ms(backoff))
             return;
-        sleep_ms(backoff);
         backoff = next_backoff(backoff, w->cfg.worker.reconnect_max_ms);
     }
     payq_log(PAYQ_LOG_INFO, "amqp_reconnected", "consuming again");
@@ -347,9 +409,17 @@ int main(int argc, char **argv)
     if (w.cfg.worker.metrics_listen[0] &&
         payq_metrics_serve(w.m.reg, w.cfg.worker.metrics_listen, &w.mhd) != 0)
         goto out;
+    char host[64] = "";
+    gethostname(host, sizeof host - 1);
+    snprintf(w.id, sizeof w.id, "%s:%ld", host, (long)getpid());
+    w.ledger = payq_ledger_new();
+    /* The database first: a worker that cannot book takes no deliveries. */
+    if (ensure_pg(&w) == PG_STOPPED) {
+        rc = 0;
+        goto out;
+    }
     if (payq_consumer_open(&w.target, w.cfg.worker.prefetch, &w.consumer) != 0)
         goto out;
-    w.ledger = payq_ledger_new();
     payq_log(PAYQ_LOG_INFO, "worker_started", "batch_max=%d batch_wait_ms=%d prefetch=%d",
              w.cfg.worker.batch_max, w.cfg.worker.batch_wait_ms, w.cfg.worker.prefetch);
     rc = run(&w);
