@@ -131,6 +131,10 @@ static void take(struct wbatch *b, const amqp_envelope_t *e)
             (p->_flags & AMQP_BASIC_TIMESTAMP_FLAG) ? (int64_t)p->timestamp : payq_now_ms() / 1000,
         .published_ms = int_header(p, PAYQ_HEADER_PUBLISHED_MS),
     };
+    if (p->_flags & AMQP_BASIC_MESSAGE_ID_FLAG) {
+        d.message_id = p->message_id.bytes;
+        d.message_id_len = p->message_id.len;
+    }
     payq_wbatch_add(b, &d, e->routing_key.bytes, e->routing_key.len, e->message.body.bytes,
                     e->message.body.len);
 }

@@ -645,9 +645,8 @@ static enum payq_pg_fault insert_dead(struct payq_ledger *l, PGconn *conn, struc
             continue;
         char hex[65], id[PAYQ_ID_MAX + 1];
         payq_hash_hex(m->hash, hex);
-        bool has_id = payq_msg_peek_id(m->body, m->body_len, id);
         payq_pgarr_str(&c[0], hex);
-        payq_pgarr_str(&c[1], has_id ? id : NULL);
+        payq_pgarr_str(&c[1], payq_wmsg_dead_id(m, id));
         payq_pgarr_str(&c[2], m->routing_key);
         payq_pgarr_str(&c[3], m->err.field);
         payq_pgarr_str(&c[4], m->err.reason);

@@ -220,7 +220,7 @@ static int publish_dead(struct worker *w)
                 continue;
             char id[PAYQ_ID_MAX + 1];
             struct payq_publish_props props = {
-                .message_id = payq_msg_peek_id(m->body, m->body_len, id) ? id : NULL,
+                .message_id = payq_wmsg_dead_id(m, id),
                 .timestamp_s = m->timestamp_s,
                 .reason_header = m->err.reason,
                 .field_header = m->err.field,
