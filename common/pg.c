@@ -75,3 +75,16 @@ enum payq_pg_fault payq_pg_exec(PGconn *conn, const char *sql, const char *what)
     PQclear(res);
     return f;
 }
+
+bool payq_pg_notice_unreplicated(const char *severity, const char *sqlstate, const char *message,
+                                 const char *detail)
+{
+    if (severity && strcmp(severity, "WARNING") != 0)
+        return false;
+    if (sqlstate && strcmp(sqlstate, "57P01") == 0)
+        return true;
+    if (sqlstate && strcmp(sqlstate, "01000") != 0)
+        return false;
+    return (message && strstr(message, "synchronous replication")) ||
+           (detail && strstr(detail, "might not have been replicated"));
+}

@@ -32,4 +32,19 @@ enum payq_pg_fault payq_pg_exec(PGconn *conn, const char *sql, const char *what)
 /* Classifies an SQLSTATE (NULL = no state: treated as a lost connection). */
 enum payq_pg_fault payq_pg_classify(const char *sqlstate);
 
+/* Whether a notice says a COMMIT may not have reached the synchronous
+ * standby although it committed locally. PostgreSQL 15 ends the COMMIT's
+ * wait for the standby with a WARNING in two cases: a cancel
+ * (pg_cancel_backend; SQLSTATE 01000, "canceling wait for synchronous
+ * replication due to user request", and the COMMIT still reports success)
+ * and a termination (pg_terminate_backend, shutdown; SQLSTATE 57P01,
+ * "canceling the wait for synchronous replication and terminating
+ * connection"). Both carry the detail "...committed locally, but might not
+ * have been replicated to the standby". severity is the non-localized one
+ * (PG_DIAG_SEVERITY_NONLOCALIZED); any argument may be NULL. The texts are
+ * matched only in English: callers should treat any WARNING during COMMIT
+ * as an unknown outcome and use this to name it. */
+bool payq_pg_notice_unreplicated(const char *severity, const char *sqlstate, const char *message,
+                                 const char *detail);
+
 #endif

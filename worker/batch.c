@@ -28,6 +28,14 @@ static struct wmsg *add_one(struct wbatch *b, const struct wdelivery *d, const c
     if (rk_len) /* librabbitmq hands out NULL for empty byte strings */
         memcpy(m->routing_key, routing_key, rk_len);
     m->routing_key[rk_len] = '\0';
+    size_t id_len = d->message_id ? d->message_id_len : 0;
+    if (id_len > WMSG_MESSAGE_ID_MAX)
+        id_len = WMSG_MESSAGE_ID_MAX;
+    for (size_t i = 0; i < id_len; i++) {
+        unsigned char c = ((const unsigned char *)d->message_id)[i];
+        m->message_id[i] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+    }
+    m->message_id[id_len] = '\0';
     m->body = payq_xmalloc(len);
     if (len)
         memcpy(m->body, body, len);
@@ -105,6 +113,13 @@ static void decode_one(struct wmsg *m)
         m->kind = WMSG_INVALID;
     }
     payq_sha256(m->body, m->body_len, m->hash);
+}
+
+const char *payq_wmsg_dead_id(const struct wmsg *m, char *buf)
+{
+    if (payq_msg_peek_id(m->body, m->body_len, buf))
+        return buf;
+    return m->message_id[0] ? m->message_id : NULL;
 }
 
 void payq_wbatch_decode(struct wbatch *b)

@@ -11,6 +11,9 @@
 
 #include "message.h"
 
+/* An AMQP message_id is a short string: at most 255 bytes. */
+#define WMSG_MESSAGE_ID_MAX 255
+
 enum wmsg_kind {
     WMSG_TRANSFER,
     WMSG_ACCOUNT,
@@ -35,6 +38,9 @@ struct wmsg {
     int64_t timestamp_s;  /* AMQP timestamp, or arrival time when absent */
     int64_t published_ms; /* x-payq-published-ms, else timestamp_s * 1000 */
     char routing_key[32];
+    /* The publisher's AMQP message_id, "" if none; bytes outside printable
+     * ASCII are replaced by '?' (it goes into a text column and headers). */
+    char message_id[WMSG_MESSAGE_ID_MAX + 1];
     char *body; /* owned by the batch */
     size_t body_len;
     enum wmsg_kind kind;
@@ -59,9 +65,11 @@ struct wbatch {
 struct wdelivery {
     uint64_t tag;
     bool redelivered;
-    int delivery_count;   /* x-delivery-count, 0 if absent */
-    int64_t timestamp_s;  /* AMQP timestamp, or arrival time when absent */
-    int64_t published_ms; /* x-payq-published-ms, 0 if absent */
+    int delivery_count;     /* x-delivery-count, 0 if absent */
+    int64_t timestamp_s;    /* AMQP timestamp, or arrival time when absent */
+    int64_t published_ms;   /* x-payq-published-ms, 0 if absent */
+    const void *message_id; /* AMQP message_id bytes, NULL if absent */
+    size_t message_id_len;
 };
 
 /* Appends a delivery, copying its body. A well-framed pack (routing key
@@ -71,6 +79,12 @@ struct wdelivery {
  * Aborts on OOM. */
 size_t payq_wbatch_add(struct wbatch *b, const struct wdelivery *d, const char *routing_key,
                        size_t rk_len, const void *body, size_t len);
+/* The id a dead letter goes by, so an upstream system can find its message:
+ * the body's own "id" when it can be read (a pack line names itself), else
+ * the publisher's AMQP message_id (a body that is not JSON, too big, binary,
+ * an array, empty), else NULL. buf holds PAYQ_ID_MAX + 1 bytes. */
+const char *payq_wmsg_dead_id(const struct wmsg *m, char *buf);
+
 /* Decodes every message (sets kind, u, err, hash, business_date). */
 void payq_wbatch_decode(struct wbatch *b);
 /* Frees the messages' memory and empties the batch, keeping the array. */

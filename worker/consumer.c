@@ -75,6 +75,15 @@ void payq_consumer_free(struct payq_consumer *c)
     free(c);
 }
 
+void payq_consumer_release(struct payq_consumer *c)
+{
+    /* Closing the socket is enough: the broker requeues a channel's unacked
+     * deliveries when its connection ends, and an AMQP close handshake could
+     * block on a broker that does not answer. */
+    if (c)
+        drop(c);
+}
+
 int payq_consumer_reconnect(struct payq_consumer *c)
 {
     return start(c);
@@ -122,6 +131,10 @@ static void take(struct wbatch *b, const amqp_envelope_t *e)
                                                                : payq_clock_wall_ms() / 1000,
         .published_ms = int_header(p, PAYQ_HEADER_PUBLISHED_MS),
     };
+    if (p->_flags & AMQP_BASIC_MESSAGE_ID_FLAG) {
+        d.message_id = p->message_id.bytes;
+        d.message_id_len = p->message_id.len;
+    }
     payq_wbatch_add(b, &d, e->routing_key.bytes, e->routing_key.len, e->message.body.bytes,
                     e->message.body.len);
 }

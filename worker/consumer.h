@@ -19,6 +19,11 @@ int payq_consumer_open(const struct payq_amqp_target *t, int prefetch, struct pa
     __attribute__((warn_unused_result));
 void payq_consumer_free(struct payq_consumer *c); /* closes; safe on NULL */
 
+/* Gives every unacknowledged delivery back to the broker (which redelivers
+ * them to other consumers) by dropping the connection, and stops consuming
+ * until payq_consumer_reconnect. Safe on NULL. */
+void payq_consumer_release(struct payq_consumer *c);
+
 /* Drops the connection and consumes again on a new one. */
 int payq_consumer_reconnect(struct payq_consumer *c) __attribute__((warn_unused_result));
 

@@ -637,9 +637,8 @@ static enum payq_pg_fault insert_dead(struct payq_ledger *l, PGconn *conn, struc
             continue;
         char hex[65], id[PAYQ_ID_MAX + 1];
         payq_hash_hex(m->hash, hex);
-        bool has_id = payq_msg_peek_id(m->body, m->body_len, id);
         payq_pgarr_str(&c[0], hex);
-        payq_pgarr_str(&c[1], has_id ? id : NULL);
+        payq_pgarr_str(&c[1], payq_wmsg_dead_id(m, id));
         payq_pgarr_str(&c[2], m->routing_key);
         payq_pgarr_str(&c[3], m->err.field);
         payq_pgarr_str(&c[4], m->err.reason);
@@ -683,8 +682,9 @@ static void prepare(struct payq_ledger *l, struct wmsg **msgs, size_t n)
     }
 }
 
-enum payq_pg_fault payq_ledger_apply(struct payq_ledger *l, PGconn *conn, struct wmsg **msgs,
-                                     size_t n)
+enum payq_pg_fault payq_ledger_apply(struct payq_ledger *l, PGconn *conn,
+                                     struct payq_commit_watch *watch, const struct payq_journal *j,
+                                     struct wmsg **msgs, size_t n)
 {
     PGresult *existing = NULL;
     prepare(l, msgs, n);
@@ -701,7 +701,8 @@ enum payq_pg_fault payq_ledger_apply(struct payq_ledger *l, PGconn *conn, struct
         (f = insert_conflicts(l, conn, msgs, n)) != PAYQ_PG_OK ||
         (f = insert_dead(l, conn, msgs, n)) != PAYQ_PG_OK)
         goto fail;
-    f = payq_pg_exec(conn, "COMMIT", "commit");
+    /* Step 6: the journal row and a COMMIT that waited for the standby. */
+    f = payq_commit_batch(conn, watch, j, msgs, n);
     PQclear(existing);
     return f;
 fail:

@@ -7,7 +7,9 @@
  *   4. decide every outcome in memory, in delivery order, on running balances
  *   5. insert ledger rows; lock the other accounts whose balances move, in id
  *      order (no deadlocks), and move balances by aggregated deltas; record
- *      conflicts and dead letters; COMMIT.
+ *      conflicts and dead letters
+ *   6. insert the batch's journal row (payq.batches) and COMMIT, which must
+ *      have waited for the synchronous standby (commit.h).
  * One row lock per account per batch, not per transfer: a hot merchant
  * account costs one lock per thousand transfers, held only from step 5's
  * balance update to COMMIT, so a second worker overlaps the rest.
@@ -20,6 +22,7 @@
 #include <stddef.h>
 
 #include "batch.h"
+#include "commit.h"
 #include "pg.h"
 
 struct payq_ledger;
@@ -28,9 +31,12 @@ struct payq_ledger *payq_ledger_new(void);
 void payq_ledger_free(struct payq_ledger *l); /* safe on NULL */
 
 /* Applies msgs[0..n) (pointers into a batch) in one transaction on conn and
- * sets each message's outcome. Returns PAYQ_PG_OK after COMMIT, or the fault
- * class after rolling back (outcomes are then meaningless). */
-enum payq_pg_fault payq_ledger_apply(struct payq_ledger *l, PGconn *conn, struct wmsg **msgs,
-                                     size_t n);
+ * sets each message's outcome. The transaction always ends with journal row
+ * j and a COMMIT watched by watch (see commit.h). Returns PAYQ_PG_OK after a
+ * COMMIT the synchronous standby confirmed, or the fault class after
+ * rolling back or an unknown outcome (outcomes are then meaningless). */
+enum payq_pg_fault payq_ledger_apply(struct payq_ledger *l, PGconn *conn,
+                                     struct payq_commit_watch *watch, const struct payq_journal *j,
+                                     struct wmsg **msgs, size_t n);
 
 #endif

@@ -15,6 +15,7 @@
 #include "batch.h"
 #include "broker.h"
 #include "clock.h"
+#include "commit.h"
 #include "config.h"
 #include "consumer.h"
 #include "ledger.h"
@@ -35,6 +36,9 @@ struct worker {
     struct payq_consumer *consumer;
     struct payq_outbox *dead_out; /* to payq.dlx; NULL until the first dead letter */
     PGconn *pg;
+    struct payq_commit_watch watch; /* notices of pg (commit.h) */
+    char id[96];                    /* host:pid, in the batch journal */
+    uint64_t txn_seq;               /* batch transactions begun, for their journal ids */
     struct payq_ledger *ledger;
     struct wbatch batch;
     struct wmsg **normal, **suspect;
@@ -56,75 +60,119 @@ static void usage(FILE *f)
           f);
 }
 
-/* Connects to the read-write PostgreSQL node, retrying with backoff. */
-static void ensure_pg(struct worker *w)
+static PGconn *connect_pg(struct worker *w)
+{
+    PGconn *conn = payq_pg_connect(w->cfg.pg.conninfo, "payq-worker");
+    if (!conn)
+        return NULL;
+    payq_commit_watch(conn, &w->watch);
+    char sql[96];
+    snprintf(sql, sizeof sql, "SET statement_timeout = %d", w->cfg.pg.statement_timeout_ms);
+    if (payq_pg_exec(conn, sql, "set statement_timeout") != PAYQ_PG_OK) {
+        PQfinish(conn);
+        return NULL;
+    }
+    return conn;
+}
+
+enum pg_wait { PG_READY, PG_GAVE_BACK, PG_STOPPED };
+
+/* Connects to the read-write PostgreSQL node, retrying with backoff. A
+ * worker that cannot reach the database (down, or refusing us: a wrong
+ * password is retried too, an operator may fix it) must not sit on
+ * deliveries that healthy workers could book: on the first failed attempt it
+ * gives every unacked delivery back to the broker, and consumes again only
+ * once the database answers (PG_GAVE_BACK: the batch in hand is void). Each
+ * attempt is bounded by the conninfo's connect_timeout; a stop request ends
+ * the wait (PG_STOPPED). */
+static enum pg_wait ensure_pg(struct worker *w)
 {
     struct payq_backoff bo;
     payq_backoff_init(&bo, 50, w->cfg.worker.reconnect_max_ms);
+    bool gave_back = false;
     while (!w->pg) {
-        w->pg = payq_pg_connect(w->cfg.pg.conninfo, "payq-worker");
-        if (w->pg) {
-            char sql[96];
-            snprintf(sql, sizeof sql, "SET statement_timeout = %d", w->cfg.pg.statement_timeout_ms);
-            if (payq_pg_exec(w->pg, sql, "set statement_timeout") != PAYQ_PG_OK) {
-                PQfinish(w->pg);
-                w->pg = NULL;
-            } else {
-                break;
-            }
-        }
+        if (payq_signals_stop_requested())
+            return PG_STOPPED;
+        w->pg = connect_pg(w);
+        if (w->pg)
+            break;
         payq_counter_add(w->m.pg_reconnects, 1);
-        (void)payq_backoff_sleep(&bo, NULL); /* the batch must commit or roll back first */
+        if (!gave_back && w->consumer) {
+            payq_consumer_release(w->consumer);
+            payq_log(PAYQ_LOG_WARN, "deliveries_given_back",
+                     "database unreachable: unacked deliveries returned to the broker; "
+                     "consuming again once it answers");
+        }
+        gave_back = true;
+        if (payq_backoff_sleep(&bo, payq_signals_stop_requested) != 0)
+            return PG_STOPPED;
     }
+    return gave_back && w->consumer ? PG_GAVE_BACK : PG_READY;
 }
 
+enum commit_result {
+    COMMIT_DONE,      /* committed, and the synchronous standby holds it */
+    COMMIT_REFUSED,   /* the database refuses the batch: a retry will not help */
+    COMMIT_ABANDONED, /* deliveries given back or stop requested: do not ack */
+};
+
 /* Applies msgs in one transaction, retrying through deadlocks, lost
- * connections and failovers until it commits or fails for a reason a retry
- * cannot fix. */
-static enum payq_pg_fault commit_with_retry(struct worker *w, struct wmsg **msgs, size_t n)
+ * connections, unknown COMMIT outcomes and failovers until it commits or
+ * fails for a reason a retry cannot fix. Every attempt writes a journal row
+ * under one batch id. */
+static enum commit_result commit_with_retry(struct worker *w, struct wmsg **msgs, size_t n)
 {
     struct payq_backoff bo;
     payq_backoff_init(&bo, 20, w->cfg.worker.reconnect_max_ms);
-    for (;;) {
-        ensure_pg(w);
+    char batch_id[128];
+    snprintf(batch_id, sizeof batch_id, "%s:%llu", w->id, (unsigned long long)++w->txn_seq);
+    for (int attempt = 1;; attempt++) {
+        if (ensure_pg(w) != PG_READY)
+            return COMMIT_ABANDONED;
         for (size_t i = 0; i < n; i++) {
             msgs[i]->outcome = WOUT_NONE;
             msgs[i]->reason = NULL;
         }
+        struct payq_journal j = {w->id, batch_id, attempt};
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        enum payq_pg_fault f = payq_ledger_apply(w->ledger, w->pg, msgs, n);
+        enum payq_pg_fault f = payq_ledger_apply(w->ledger, w->pg, &w->watch, &j, msgs, n);
         clock_gettime(CLOCK_MONOTONIC, &t1);
         if (f == PAYQ_PG_OK) {
             payq_histogram_observe(w->m.commit_ms, (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
                                                        (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
-            return f;
+            return COMMIT_DONE;
         }
         if (f == PAYQ_PG_FATAL)
-            return f;
+            return COMMIT_REFUSED;
         payq_counter_add(w->m.retries, 1);
         if (f == PAYQ_PG_RECONNECT) {
             PQfinish(w->pg);
             w->pg = NULL;
         }
-        (void)payq_backoff_sleep(&bo, NULL); /* a stop waits for the batch's outcome */
+        /* Stopping mid-retry is safe: nothing is acked, the broker redelivers
+         * the batch, and the journal row makes its COMMIT wait for the standby. */
+        if (payq_backoff_sleep(&bo, payq_signals_stop_requested) != 0)
+            return COMMIT_ABANDONED;
     }
 }
 
 /* A message the ledger refuses even on its own (a bug or a value the
  * database cannot store) becomes a dead letter rather than blocking the
- * queue. Returns 0, or -1 if even the dead-letter record failed. */
+ * queue. Returns 0, or -1 if even the dead-letter record failed or the
+ * batch was abandoned. */
 static int commit_alone(struct worker *w, struct wmsg *m)
 {
-    if (commit_with_retry(w, &m, 1) == PAYQ_PG_OK)
-        return 0;
+    enum commit_result r = commit_with_retry(w, &m, 1);
+    if (r != COMMIT_REFUSED)
+        return r == COMMIT_DONE ? 0 : -1;
     if (m->kind == WMSG_TRANSFER)
         payq_transfer_clear(&m->u.transfer);
     m->kind = WMSG_INVALID;
     snprintf(m->err.field, sizeof m->err.field, "%s", "");
     snprintf(m->err.reason, sizeof m->err.reason, "%s", "refused by the ledger (see worker log)");
     payq_sha256(m->body, m->body_len, m->hash);
-    return commit_with_retry(w, &m, 1) == PAYQ_PG_OK ? 0 : -1;
+    return commit_with_retry(w, &m, 1) == COMMIT_DONE ? 0 : -1;
 }
 
 /* Publishes every dead letter of the batch to payq.dlx and waits for the
@@ -150,7 +198,7 @@ static int publish_dead(struct worker *w)
                                     {PAYQ_HEADER_DEAD_FIELD, m->err.field}};
         struct payq_outbox_msg om = {
             .routing_key = m->routing_key,
-            .id = payq_msg_peek_id(m->body, m->body_len, id) ? id : NULL,
+            .id = payq_wmsg_dead_id(m, id), /* the publisher's message_id when the body has none */
             .body = m->body,
             .len = m->body_len,
             .timestamp_ms = m->timestamp_s * 1000,
@@ -207,7 +255,10 @@ static int process_batch(struct worker *w)
         else
             w->normal[nn++] = m;
     }
-    if (nn > 0 && commit_with_retry(w, w->normal, nn) != PAYQ_PG_OK) {
+    enum commit_result r = nn > 0 ? commit_with_retry(w, w->normal, nn) : COMMIT_DONE;
+    if (r == COMMIT_ABANDONED)
+        return -1;
+    if (r == COMMIT_REFUSED) {
         /* Something in the batch is refused by the database: find it. */
         payq_log(PAYQ_LOG_WARN, "batch_split", "applying %zu messages one at a time", nn);
         for (size_t i = 0; i < nn; i++)
@@ -237,6 +288,8 @@ static void reconnect_consumer(struct worker *w)
 {
     struct payq_backoff bo;
     payq_backoff_init(&bo, 100, w->cfg.worker.reconnect_max_ms);
+    if (payq_signals_stop_requested())
+        return;
     payq_counter_add(w->m.amqp_reconnects, 1);
     while (payq_consumer_reconnect(w->consumer) != 0)
         if (payq_backoff_sleep(&bo, payq_signals_stop_requested) != 0)
@@ -329,9 +382,17 @@ int main(int argc, char **argv)
     if (w.cfg.worker.metrics_listen[0] &&
         payq_metrics_serve(w.m.reg, w.cfg.worker.metrics_listen, &w.mhd) != 0)
         goto out;
+    char host[64] = "";
+    gethostname(host, sizeof host - 1);
+    snprintf(w.id, sizeof w.id, "%s:%ld", host, (long)getpid());
+    w.ledger = payq_ledger_new();
+    /* The database first: a worker that cannot book takes no deliveries. */
+    if (ensure_pg(&w) == PG_STOPPED) {
+        rc = 0;
+        goto out;
+    }
     if (payq_consumer_open(&w.target, w.cfg.worker.prefetch, &w.consumer) != 0)
         goto out;
-    w.ledger = payq_ledger_new();
     payq_log(PAYQ_LOG_INFO, "worker_started", "batch_max=%d batch_wait_ms=%d prefetch=%d",
              w.cfg.worker.batch_max, w.cfg.worker.batch_wait_ms, w.cfg.worker.prefetch);
     rc = run(&w);

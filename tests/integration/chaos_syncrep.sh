@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# chaos_syncrep: the worker acks only what the synchronous standby holds.
+# With the standby's WAL receiver frozen (kill -STOP), a worker's COMMIT
+# waits for the standby (wait_event SyncRep). Two ways an operator, pooler or
+# failover tool ends that wait, each a case here:
+#   cancel:    pg_cancel_backend: PostgreSQL ends the wait with a WARNING and
+#              reports the COMMIT as successful;
+#   terminate: pg_terminate_backend: the connection dies, the rows stay
+#              committed locally, and a retry finds every id in the ledger.
+# Either way, while the standby stays frozen, no message may be acked (all
+# 1,000 are back in the queue once the worker is killed), and the retried
+# batch must itself be waiting for the standby. After thawing, every id is
+# in the ledger exactly once on both nodes and the queue drains.
+source "$(dirname "$0")/lib/common.sh"
+N=1000
+DEPTH_TOOL=$SRC/tests/tools/producer_stream_read.py
+FROZEN=
+
+thaw() {
+    [ -n "$FROZEN" ] && kill -CONT "$FROZEN" 2>/dev/null
+    FROZEN=
+}
+trap 'thaw; cleanup_common' EXIT
+trap 'exit 143' TERM INT
+
+qs() { psql "$PAYQ_PG_STANDBY" -X -qAt -c "$1"; }
+depth() { /usr/bin/python3 "$DEPTH_TOOL" "$PAYQ_AMQP_URL" --depth payq.transfers 2>/dev/null; }
+
+# syncrep_waiter [EXCEPT_PID]: the pid of a payq-worker backend waiting for
+# the standby, other than EXCEPT_PID; waits up to 30 s.
+syncrep_waiter() {
+    local pid i
+    for ((i = 0; i < 300; i++)); do
+        pid=$(q "SELECT pid FROM pg_stat_activity WHERE wait_event = 'SyncRep'
+                 AND application_name = 'payq-worker' AND pid <> ${1:-0} LIMIT 1")
+        [ -n "$pid" ] && { echo "$pid"; return 0; }
+        sleep 0.1
+    done
+    return 1
+}
+
+run_case() {
+    local how=$1 P=sr$RUN_ID$1 wal pid pid2 d i
+    echo "# case $how"
+    [ "$(depth)" = 0 ] || fail "$how: payq.transfers is not empty at the start ($(depth))"
+    gen_accounts "$P" 20 | "$BIN/payq-rawpub" >/dev/null || fail "$how: open accounts"
+    "$BIN/payq-worker" --exit-when-idle 1000 2>>"$TMP/w0.log"
+    check "$how: accounts opened" 20 "$(q "SELECT count(*) FROM payq.accounts WHERE id LIKE '$P-acct-%'")"
+
+    wal=$(qs "SELECT pid FROM pg_stat_wal_receiver")
+    [ -n "$wal" ] || { fail "$how: no WAL receiver on the standby"; return; }
+    FROZEN=$wal
+    kill -STOP "$wal"
+    gen_transfers "$P" "$N" 20 7 >"$TMP/transfers.$how"
+    "$BIN/payq-rawpub" <"$TMP/transfers.$how" >/dev/null || fail "$how: publish"
+    start_worker
+    local worker=$LAST_PID
+    if ! pid=$(syncrep_waiter); then
+        fail "$how: no worker COMMIT ever waited for the standby"
+        thaw
+        return
+    fi
+    ok "$how: the worker's COMMIT waits for the frozen standby (backend $pid)"
+    q "SELECT pg_${how}_backend($pid)" >/dev/null
+    # The batch's outcome is unknown: the worker must retry it on a new
+    # connection, and that COMMIT must wait for the standby as well, although
+    # every id of the batch is already committed on the primary.
+    if pid2=$(syncrep_waiter "$pid"); then
+        ok "$how: the retried batch waits for the standby too (backend $pid2)"
+    else
+        fail "$how: after the $how, no retry waits for the standby"
+    fi
+    sleep 2 # time enough for a worker that wrongly acks to do so
+    echo "# $how: on the primary $(q "SELECT count(*) FROM payq.transfers WHERE id LIKE '$P-t-%'"), on the frozen standby $(qs "SELECT count(*) FROM payq.transfers WHERE id LIKE '$P-t-%'")"
+    kill -9 "$worker"
+    wait "$worker" 2>/dev/null
+    # Unacked deliveries of the dead worker return to the queue at once.
+    for ((i = 0; i < 50; i++)); do
+        d=$(depth)
+        [ "$d" = "$N" ] && break
+        sleep 0.1
+    done
+    check "$how: with the standby frozen, no message was acked (all back in the queue)" "$N" "$d"
+    thaw
+
+    "$BIN/payq-worker" --exit-when-idle 3000 2>>"$TMP/w-after-$how.log"
+    check "$how: the queue drains after the thaw" 0 "$(depth)"
+    check_ledger "$P" "$TMP/transfers.$how"
+    for ((i = 0; i < 100; i++)); do
+        d=$(qs "SELECT count(*) FROM payq.transfers WHERE id LIKE '$P-t-%'")
+        [ "$d" = "$N" ] && break
+        sleep 0.1
+    done
+    check "$how: every id on the standby, once" "$N" "$d"
+}
+
+run_case cancel
+run_case terminate
+check "unknown outcomes were logged as such" 1 \
+    "$(grep -c '"event":"commit_outcome_unknown"' "$TMP"/worker-*.log | awk -F: '{ s += $NF } END { print (s >= 1) }')"
+finish
