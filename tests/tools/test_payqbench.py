@@ -5,11 +5,13 @@ results.json (keys and comparisons) and the table. No servers.
 Run: ctest --test-dir build -R bench_py_unit, or PYTHONPATH=scripts/bench.d
 python3 -m unittest discover -s tests/tools -p test_payqbench.py"""
 
+import io
 import json
 import os
+import tempfile
 import unittest
 
-from payqbench import cli, latency, matrix, reconcile, report, runs
+from payqbench import cli, failover, latency, matrix, reconcile, report, runs, ui
 
 SRC = os.environ.get("PAYQ_SOURCE_DIR",
                      os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -213,6 +215,38 @@ class Figures(unittest.TestCase):
         self.assertEqual(runs.fdiv(1718, 1000, 3), 1.718)
         self.assertIsNone(runs.fdiv(1, 0))
         self.assertEqual(runs.funding_for(200000, 50), 2000001)
+
+
+class Failover(unittest.TestCase):
+    """scripts/bench.d/failover is optional: absent, nothing; present, its
+    JSON object; a failure or non-object output is an error of the bench."""
+
+    def run_with(self, script):
+        here = tempfile.mkdtemp()
+        out = tempfile.mkdtemp()
+        if script is not None:
+            path = os.path.join(here, "failover")
+            with open(path, "w") as f:
+                f.write("#!/bin/sh\n" + script)
+            os.chmod(path, 0o755)
+        u = ui.Ui(io.StringIO())
+        return failover.measure(here, out, dict(os.environ), u), u, out
+
+    def test_absent_is_skipped(self):
+        obj, u, _ = self.run_with(None)
+        self.assertIsNone(obj)
+        self.assertFalse(u.failed)
+
+    def test_present_gives_its_object(self):
+        obj, u, out = self.run_with('echo "{\\"recovery_s\\": 21.5, \\"out\\": \\"$PAYQ_BENCH_OUT\\"}"')
+        self.assertEqual(obj, {"recovery_s": 21.5, "out": os.path.join(out, "runs", "failover")})
+        self.assertFalse(u.failed)
+
+    def test_failure_and_bad_output_are_errors(self):
+        for script in ("exit 3", "echo '[1]'"):
+            obj, u, _ = self.run_with(script)
+            self.assertIsNone(obj)
+            self.assertTrue(u.failed, script)
 
 
 if __name__ == "__main__":

@@ -78,6 +78,9 @@ def main(argv):
     except Fatal as e:
         ui.log("ERROR: %s" % e)
         return 1
+    except QueryError as e:
+        ui.log("ERROR: a query failed: %s" % e)
+        return 1
     finally:
         ui.clear_line()
         bench.procs.stop_all()
@@ -95,7 +98,7 @@ def prepare(b):
         os.makedirs(os.path.join(out, "runs"), exist_ok=True)
     except OSError:
         raise Fatal("cannot create %s" % out)
-    b.out = os.path.realpath(out)
+    b.out = os.path.abspath(out)
     # One bench at a time on this machine (2 cores: a second one would only
     # measure the first). Python opens files close-on-exec: the broker and
     # database that scripts/stack starts never inherit the lock.
@@ -155,7 +158,7 @@ def machine_info():
     u = os.uname()
     mem = int(first("/proc/meminfo", "MemTotal").split()[1])
     cpu = first("/proc/cpuinfo", "model name").split(": ", 1)[-1].strip()
-    return {"cores": os.cpu_count(), "memory_kb": mem,
+    return {"cores": len(os.sched_getaffinity(0)), "memory_kb": mem,
             "memory_gib": round(mem / 1048576 * 10) / 10,
             "kernel": "%s %s" % (u.sysname, u.release), "cpu": cpu, "host": u.nodename,
             "date": datetime.datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),
