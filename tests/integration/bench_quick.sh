@@ -4,6 +4,7 @@
 # thresholds: only that every figure is there and plausible (rates > 0,
 # latencies >= 0 and ordered, the reconciliation balanced, nothing left
 # running).
+# shellcheck source=lib/common.sh
 . "$(dirname "$0")/lib/common.sh"
 
 OUT=$TMP/bench
@@ -68,5 +69,5 @@ check "table.txt lists every run" 1 \
 check "the table is printed on stdout" 1 "$(grep -c '^e2e_tps ' "$TMP/bench.out")"
 # The bench stops every process it started (its workers read $OUT/payq*.yaml).
 check "no process of the bench is left running" 0 \
-    "$(ps -eo args= | grep -F -- "$OUT/" | grep -vc grep)"
+    "$(pgrep -fc -- "$OUT/")"
 finish

@@ -8,11 +8,14 @@
 # ledger exactly once.
 # Restarting the broker disturbs everyone sharing the stack: this is the one
 # test allowed to do it. Runs in a private vhost (lib/producer_common.sh).
+# shellcheck disable=SC2015 # `cond && ok .. || fail ..` is safe: ok() always succeeds
 set -uo pipefail
 export LC_ALL=C
 TEST_NAME=chaos_producer_broker_restart
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib/common.sh
 . "$here/lib/common.sh"
+# shellcheck source=lib/producer_common.sh
 . "$here/lib/producer_common.sh"
 
 P=pc$RUN_ID

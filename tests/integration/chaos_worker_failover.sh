@@ -4,6 +4,7 @@
 # in the middle of a run with 2 workers. The workers reconnect through the
 # multi-host conninfo and retry their batches; then every id is on the
 # promoted primary exactly once and the balances equal the model.
+# shellcheck source=lib/common.sh
 source "$(dirname "$0")/lib/common.sh"
 P=cf$RUN_ID
 N=60000

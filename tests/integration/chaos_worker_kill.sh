@@ -3,6 +3,8 @@
 # random worker every ~1.5 s and start a new one (at least 10 kills). Then
 # every id is in the ledger exactly once, the posted sum and every balance
 # equal the model, and debits equal credits.
+# shellcheck source=lib/common.sh
+# shellcheck disable=SC2015 # `cond && ok .. || fail ..` is safe: ok() always succeeds
 source "$(dirname "$0")/lib/common.sh"
 P=ck$RUN_ID
 N=${CHAOS_TRANSFERS:-200000}
@@ -24,7 +26,7 @@ split -n l/20 "$TMP/transfers" "$TMP/chunk."
 publisher=$!
 
 workers=()
-for i in 1 2 3; do
+for _ in 1 2 3; do
     "$BIN/payq-worker" 2>>"$TMP/workers.log" &
     workers+=($!)
 done
@@ -37,7 +39,7 @@ while [ $SECONDS -lt $deadline ]; do
     kill -9 "${workers[$victim]}" 2>/dev/null && kills=$((kills + 1))
     wait "${workers[$victim]}" 2>/dev/null
     "$BIN/payq-worker" 2>>"$TMP/workers.log" &
-    workers[$victim]=$!
+    workers[victim]=$!
     if [ $kills -ge $KILLS_MIN ] && ! kill -0 "$publisher" 2>/dev/null; then
         break
     fi

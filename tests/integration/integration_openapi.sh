@@ -14,7 +14,9 @@ set -uo pipefail
 export LC_ALL=C
 TEST_NAME=integration_openapi
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib/common.sh
 . "$here/lib/common.sh"
+# shellcheck source=lib/producer_common.sh
 . "$here/lib/producer_common.sh"
 
 DOC=$SRC/schemas/openapi.yaml

@@ -16,7 +16,9 @@ set -uo pipefail
 export LC_ALL=C
 TEST_NAME=integration_producer_files
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib/common.sh
 . "$here/lib/common.sh"
+# shellcheck source=lib/producer_common.sh
 . "$here/lib/producer_common.sh"
 
 P=pf$RUN_ID
@@ -108,7 +110,7 @@ check "100k: --json totals" "$(cat "$TMP/totals.want")" \
     "$(jq -r '.totals | to_entries[] | "\(.key) \(.value)"' "$TMP/json" 2>&1)"
 rate=$(jq -r '.rate' "$TMP/json" 2>/dev/null)
 echo "# publish rate of the 100k file: $rate transfers/s ($(jq -r .elapsed_s "$TMP/json") s, $M messages)"
-check "100k: exactly $M packs in payq.transfers" $M "$(pv_depth "$V" payq.transfers)"
+check "100k: exactly $M packs in payq.transfers" "$M" "$(pv_depth "$V" payq.transfers)"
 pv_stream_items "$V" $((M + 1)) >"$TMP/stream"
 check "100k: exactly $M packs of $N transfers + 1 manifest in payq.audit" "$M $N 1" \
     "$(awk -F'\t' '$1 == "transfers" { t++; m[$4] = 1 } $1 == "batch" { b++ }

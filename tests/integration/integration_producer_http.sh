@@ -10,11 +10,14 @@
 # (every id in the ledger exactly once); SIGTERM lets a request in flight
 # finish and exits 0.
 # Runs in a private vhost (see lib/producer_common.sh) so counts are exact.
+# shellcheck disable=SC2015 # `cond && ok .. || fail ..` is safe: ok() always succeeds
 set -uo pipefail
 export LC_ALL=C
 TEST_NAME=integration_producer_http
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib/common.sh
 . "$here/lib/common.sh"
+# shellcheck source=lib/producer_common.sh
 . "$here/lib/producer_common.sh"
 
 P=ph$RUN_ID

@@ -10,7 +10,9 @@
 #  3. an unreachable broker, database or management API: exit 2 and one
 #     clear line naming the source;
 #  4. every run is recorded in payq.reconciliations.
+# shellcheck source=lib/common.sh
 source "$(dirname "$0")/lib/common.sh"
+# shellcheck source=lib/recon_lib.sh
 source "$(dirname "$0")/lib/recon_lib.sh"
 P=rc$RUN_ID
 CUR=$(rand_ccy)

@@ -3,6 +3,7 @@
 # published straight to the exchange as an upstream system could, ends in
 # payq.dead with its reason in the x-payq-reason header and a row in
 # payq.dead_letters; valid traffic published around it is applied normally.
+# shellcheck source=lib/common.sh
 source "$(dirname "$0")/lib/common.sh"
 P=bi$RUN_ID
 FIX=$SRC/tests/fixtures/messages/invalid

@@ -4,6 +4,7 @@
 # payload = recorded conflict, original untouched), account re-opening,
 # business date from the AMQP timestamp, overflow, and exactly-once effect
 # when everything is published twice and a worker is killed mid-batch.
+# shellcheck source=lib/common.sh
 source "$(dirname "$0")/lib/common.sh"
 P=wl$RUN_ID
 

@@ -4,6 +4,7 @@
 # transfer of its own: a bad line is dead-lettered alone with its reason, a
 # pack published twice changes nothing, a badly framed pack is dead-lettered
 # whole, and a full 1,000-line pack posts exactly its sum.
+# shellcheck source=lib/common.sh
 source "$(dirname "$0")/lib/common.sh"
 P=pk$RUN_ID
 MGMT=$PAYQ_AMQP_MGMT_URL

@@ -6,6 +6,7 @@
 #     1,000 are rejected insufficient_funds, and it never goes negative.
 #  2. 30,000 transfers all crediting one merchant account across 3 workers:
 #     all post, no deadlock, balances equal the model.
+# shellcheck source=lib/common.sh
 source "$(dirname "$0")/lib/common.sh"
 P=rc$RUN_ID
 

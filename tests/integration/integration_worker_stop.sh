@@ -3,6 +3,8 @@
 # the current batch and exits 0: nothing committed is left unacked, so the
 # next worker redelivers nothing that was already applied. A second signal
 # exits at once. Also checks the Prometheus endpoint.
+# shellcheck source=lib/common.sh
+# shellcheck disable=SC2015 # `cond && ok .. || fail ..` is safe: ok() always succeeds
 source "$(dirname "$0")/lib/common.sh"
 P=st$RUN_ID
 N=50000

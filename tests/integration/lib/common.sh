@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for the bash integration tests. Source it; it loads the
 # stack's environment and gives check/ok/fail counters and a few queries.
 set -uo pipefail
@@ -51,11 +52,12 @@ wait_queue_empty() {
 # Starts a worker in the background with extra args; its pid is appended to
 # BG_PIDS and left in LAST_PID (call it directly, not in $(...), so the
 # bookkeeping stays in this shell). Logs go to $TMP/worker-N.log.
+# shellcheck disable=SC2120 # arguments are optional: extra worker options
 start_worker() {
     local n=${#BG_PIDS[@]}
     "$BIN/payq-worker" "$@" >/dev/null 2>>"$TMP/worker-$n.log" &
     LAST_PID=$!
-    BG_PIDS+=($LAST_PID)
+    BG_PIDS+=("$LAST_PID")
 }
 
 # gen_accounts PREFIX N [FLAGS_JSON]: account messages for PREFIX-acct-1..N (EUR).

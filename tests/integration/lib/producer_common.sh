@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers for the payq-producer integration tests. Source it after
 # lib/common.sh (which loads the stack's environment and gives ok/fail/check/q).
 #
@@ -9,6 +10,7 @@
 # drains it) at it, and deletes it at exit. Counts in it are exact; the
 # ledger is shared, so ledger checks use ids with a per-run prefix.
 
+# shellcheck disable=SC2034 # PRODUCER and PACK are used by the tests that source this file
 PRODUCER=$BIN/payq-producer
 STREAM_READ=$SRC/tests/tools/producer_stream_read.py
 PV_VHOSTS=()
@@ -93,6 +95,7 @@ pv_peek() {
 }
 
 # The default producer.pack_max (transfers per broker message).
+# shellcheck disable=SC2034
 PACK=$(awk '$1 == "pack_max:" { print $2 }' "$SRC/config/payq.yaml")
 
 # ceil_div A B
@@ -137,7 +140,7 @@ wait_ledger() {
 # free_port FROM: the first port from FROM up that nothing listens on.
 free_port() {
     local p=$1
-    while (echo >/dev/tcp/127.0.0.1/$p) 2>/dev/null; do p=$((p + 1)); done
+    while (echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null; do p=$((p + 1)); done
     echo "$p"
 }
 

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers for integration_reconciler.sh. Source after lib/common.sh (which
 # loads the stack's environment and gives check/ok/fail/q and $TMP, $BIN).
 #

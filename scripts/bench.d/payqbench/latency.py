@@ -1,0 +1,92 @@
+"""latency: the figures of a set of ledger rows (pure functions, unit
+tested): percentiles as PostgreSQL's percentile_cont computes them, rounding
+as numeric round() does, and the subsampled CDF the chart draws."""
+
+import decimal
+import math
+
+
+def round_half_away(x, digits=0):
+    """x rounded to digits decimals, halves away from zero (PostgreSQL's
+    round(numeric), not Python's banker's rounding). None stays None."""
+    if x is None:
+        return None
+    q = decimal.Decimal(1).scaleb(-digits)
+    r = decimal.Decimal(repr(x)).quantize(q, rounding=decimal.ROUND_HALF_UP)
+    return int(r) if digits == 0 else float(r)
+
+
+def percentile_cont(sorted_values, fraction):
+    """The value at fraction (0..1) of sorted_values, interpolated linearly
+    between the two nearest ranks (percentile_cont); None when empty."""
+    n = len(sorted_values)
+    if n == 0:
+        return None
+    pos = fraction * (n - 1)
+    lo = math.floor(pos)
+    hi = math.ceil(pos)
+    if lo == hi:
+        return sorted_values[lo]
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+class Row:
+    """One ledger row: published and committed (epoch ms, float), latency
+    (ms), status, reason, whether published_at is a whole second."""
+
+    __slots__ = ("published_ms", "committed_ms", "lat_ms", "status", "reason", "whole_second")
+
+    def __init__(self, published_ms, committed_ms, lat_ms, status, reason, whole_second):
+        self.published_ms = published_ms
+        self.committed_ms = committed_ms
+        self.lat_ms = lat_ms
+        self.status = status
+        self.reason = reason
+        self.whole_second = whole_second
+
+
+def measure(rows):
+    """The figures of rows, as the bash bench's SQL computed them: count,
+    first/last committed and published (epoch ms, rounded), p50, p99 and max
+    latency (ms, one decimal), rejections by reason, and whether every
+    published_at is a whole second (None when there are no rows)."""
+    lats = sorted(r.lat_ms for r in rows)
+    ms = lambda v: round_half_away(v) if v is not None else None  # noqa: E731
+    return {
+        "count": len(rows),
+        "first_committed_ms": ms(min((r.committed_ms for r in rows), default=None)),
+        "last_committed_ms": ms(max((r.committed_ms for r in rows), default=None)),
+        "first_published_ms": ms(min((r.published_ms for r in rows), default=None)),
+        "last_published_ms": ms(max((r.published_ms for r in rows), default=None)),
+        "p50": round_half_away(percentile_cont(lats, 0.5), 1),
+        "p99": round_half_away(percentile_cont(lats, 0.99), 1),
+        "max": round_half_away(lats[-1], 1) if lats else None,
+        "rejected": sum(1 for r in rows if r.status == "rejected"),
+        "insufficient": sum(1 for r in rows if r.reason == "insufficient_funds"),
+        "not_found": sum(1 for r in rows if r.reason == "account_not_found"),
+        "seconds_only": all(r.whole_second for r in rows) if rows else None,
+    }
+
+
+def cdf_points(sorted_ms, target=1000):
+    """About target (ms, fraction) points of the CDF of sorted_ms: every
+    s-th value (s = n // target, at least 1) plus the first and the last,
+    with a 0.1 ms floor for the log axis."""
+    n = len(sorted_ms)
+    step = max(1, n // target)
+    pts = []
+    for i, v in enumerate(sorted_ms, start=1):
+        if i % step == 0 or i == n or i == 1:
+            pts.append((v if v >= 0.1 else 0.1, i / n))
+    return pts
+
+
+def format_cdf(points):
+    """The chart's data lines: "ms fraction" with awk's %s of the value and
+    %.5f of the fraction."""
+    return "".join("%s %.5f\n" % (fmt_ms(v), f) for v, f in points)
+
+
+def fmt_ms(v):
+    """A latency as psql printed it from round(..., 1): one decimal."""
+    return "%.1f" % v

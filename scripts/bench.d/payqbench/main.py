@@ -1,0 +1,305 @@
+"""main: the order of a bench invocation. Options, lock, build, stack,
+configs, the broker ceilings, the matrix of runs, the reconciler scaling,
+the failover figure; then results.json, the chart and the table. Exit 0
+when every step succeeded, 1 when one failed, 2 on a usage error."""
+
+import datetime
+import fcntl
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+from . import cli, failover, matrix, reconcile, report
+from .procs import Ports, Procs
+from .runs import Runner
+from .stack import QueryError, Stack, write_configs, yaml_value
+from .ui import Fatal, Ui
+
+TOOLS = ["psql", "gnuplot", "awk"]
+BINARIES = ["payq-worker", "payq-producer", "payq-reconciler", "payq-rawpub", "payq-ackdrain"]
+
+
+class Bench:
+    """What every run shares: options, paths, processes, the stack, the
+    configs, the account counts, the id stamp and the business dates."""
+
+    def __init__(self, opts, root, ui):
+        self.opts = opts
+        self.root = root
+        self.here = os.path.join(root, "scripts", "bench.d")
+        b = os.environ.get("PAYQ_BUILD_DIR") or os.path.join(root, "build")
+        self.bin = b if os.path.isabs(b) else os.path.join(root, b)
+        self.ui = ui
+        self.procs = Procs()
+        self.ports = Ports()
+        self.stack = Stack(root, ui)
+        self.n = opts.transfers
+        self.A = opts.accounts
+        self.R = max(opts.accounts // 200, 5)  # restricted accounts
+        self.keep = opts.keep
+        self.stamp = datetime.datetime.utcnow().strftime("%m%d%H%M%S") + \
+            "%04x" % random.randrange(65536)
+        self.dates = []
+        self.date_i = 0
+        self.out = self.cfg = self.cfg_pack1 = self.cfg_textbook = None
+
+    def next_date(self):
+        d = self.dates[self.date_i]
+        self.date_i += 1
+        return d
+
+
+def main(argv):
+    try:
+        opts = cli.parse(argv)
+    except cli.Help:
+        sys.stdout.write(cli.USAGE)
+        return 0
+    except cli.UsageError as e:
+        sys.stderr.write("bench: %s\n" % e)
+        return 2
+    os.environ["LC_ALL"] = "C"
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))))
+    ui = Ui()
+    bench = Bench(opts, root, ui)
+
+    def interrupted(signum, frame):
+        ui.log("interrupted")
+        raise SystemExit(130)
+    signal.signal(signal.SIGINT, interrupted)
+    signal.signal(signal.SIGTERM, interrupted)
+    try:
+        return run(bench)
+    except Fatal as e:
+        ui.log("ERROR: %s" % e)
+        return 1
+    except QueryError as e:
+        ui.log("ERROR: a query failed: %s" % e)
+        return 1
+    finally:
+        ui.clear_line()
+        bench.procs.stop_all()
+
+
+def prepare(b):
+    """Lock, output directory, binaries, stack, configs, dates."""
+    ui, opts = b.ui, b.opts
+    for t in TOOLS:
+        if shutil.which(t) is None:
+            raise Fatal("%s is missing (scripts/setup installs it)" % t)
+    out = opts.out or os.path.join(b.root, "bench-out",
+                                   datetime.datetime.utcnow().strftime("%Y%m%dT%H%M%SZ"))
+    try:
+        os.makedirs(os.path.join(out, "runs"), exist_ok=True)
+    except OSError:
+        raise Fatal("cannot create %s" % out)
+    b.out = os.path.abspath(out)
+    # One bench at a time on this machine (2 cores: a second one would only
+    # measure the first). Python opens files close-on-exec: the broker and
+    # database that scripts/stack starts never inherit the lock.
+    lock_path = os.path.join(os.environ.get("TMPDIR", "/tmp"), "payq-bench.lock")
+    b.lock = open(lock_path, "w")
+    try:
+        fcntl.flock(b.lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        ui.log("another scripts/bench holds %s: waiting (up to 1 h)" % lock_path)
+        if not _flock_wait(b.lock, 3600):
+            raise Fatal("still locked after 1 h")
+    ui.log("output in %s" % b.out)
+    _build(b)
+    ui.log("stack: scripts/stack up")
+    if not b.stack.up(os.path.join(b.out, "stack-up.log")):
+        raise Fatal("scripts/stack up failed (see %s/stack-up.log)" % b.out)
+    try:
+        b.cfg, b.cfg_pack1, b.cfg_textbook, b.cfg_text = write_configs(b.root, b.out, opts.pack)
+    except (OSError, ValueError) as e:
+        raise Fatal("cannot write the configs: %s" % e)
+
+
+def _flock_wait(f, seconds):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except OSError:
+            time.sleep(1)
+    return False
+
+
+def _build(b):
+    if all(os.access(os.path.join(b.bin, x), os.X_OK) for x in BINARIES):
+        return
+    if not os.environ.get("PAYQ_BUILD_DIR"):
+        b.ui.log("binaries missing in %s: scripts/setup" % b.bin)
+        if subprocess.call([os.path.join(b.root, "scripts/setup")], stdout=sys.stderr) != 0:
+            raise Fatal("scripts/setup failed")
+    else:
+        b.ui.log("binaries missing in %s: building" % b.bin)
+        if subprocess.call(["cmake", "-S", b.root, "-B", b.bin,
+                            "-DCMAKE_BUILD_TYPE=RelWithDebInfo"], stdout=subprocess.DEVNULL) \
+                or subprocess.call(["cmake", "--build", b.bin, "-j%d" % os.cpu_count()],
+                                   stdout=sys.stderr):
+            raise Fatal("build failed")
+
+
+def machine_info():
+    def first(path, prefix):
+        with open(path) as f:
+            for line in f:
+                if line.startswith(prefix):
+                    return line
+        return ""
+    u = os.uname()
+    mem = int(first("/proc/meminfo", "MemTotal").split()[1])
+    cpu = first("/proc/cpuinfo", "model name").split(": ", 1)[-1].strip()
+    return {"cores": len(os.sched_getaffinity(0)), "memory_kb": mem,
+            "memory_gib": round(mem / 1048576 * 10) / 10,
+            "kernel": "%s %s" % (u.sysname, u.release), "cpu": cpu, "host": u.nodename,
+            "date": datetime.datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "loadavg_at_start": loadavg()}
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def git_rev(root):
+    try:
+        return subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def params_of(b):
+    o = b.opts
+    return {"transfers": b.n, "accounts": b.A, "restricted_accounts": b.R,
+            "textbook_transfers": o.textbook_transfers, "half_load_seconds": o.half_load_seconds,
+            "seed": o.seed, "quick": o.quick,
+            "workers": [int(w) for w in o.workers.split(",") if w != ""],
+            "skews": [s for s in o.skews.split(",")],
+            "recon_sizes": [int(r) for r in o.recon_list],
+            "worker_config": {"batch_max": yaml_value(b.cfg_text, "batch_max"),
+                              "prefetch": yaml_value(b.cfg_text, "prefetch"),
+                              "batch_wait_ms": yaml_value(b.cfg_text, "batch_wait_ms"),
+                              "pack_max": o.pack},
+            "textbook_config": {"batch_max": 1, "prefetch": 1, "pack_max": 1},
+            "id_stamp": b.stamp, "git_revision": git_rev(b.root), "build_dir": b.bin}
+
+
+def dimensions(opts):
+    """The matrix asked for: (Dimension, values), workers last. A new
+    dimension is one more entry here (see matrix)."""
+    return [(matrix.SKEW, opts.skew_list), (matrix.WORKERS, opts.worker_list)]
+
+
+def run(b):
+    ui, opts = b.ui, b.opts
+    prepare(b)
+    machine = machine_info()
+    params = params_of(b)
+    dims = dimensions(opts)
+    specs = matrix.plan(dims, b.n, opts.textbook_transfers)
+    ndates = 4 + len(specs) + len(opts.recon_list)
+    try:
+        b.dates = b.stack.unused_dates(ndates)
+    except QueryError as e:
+        raise Fatal("could not list business dates: %s" % e)
+    if len(b.dates) != ndates:
+        raise Fatal("could not find %d unused business dates in 2090-2099" % ndates)
+
+    msgs, cons = b.stack.queue_state()
+    ui.log("payq.transfers: %s messages, %s consumers; load average %s" % (msgs, cons, loadavg()))
+    if cons != "0":
+        ui.warn("payq.transfers has %s other consumer(s): someone else is using the shared "
+                "stack, figures will be noisy" % cons)
+    skews = matrix.dedup(opts.skew_list)
+    workers = matrix.dedup(opts.worker_list)
+    ui.log("plan: %d transfers, %d accounts (+%d restricted), skews %s, workers %s, textbook on "
+           "%d%s" % (b.n, b.A, b.R, " ".join(skews), " ".join(map(str, workers)),
+                     opts.textbook_transfers,
+                     ", reconcile sizes " + " ".join(map(str, opts.recon_list))
+                     if opts.recon_sizes else ""))
+
+    runner = Runner(b)
+    # A failed ceiling leaves nothing behind in the queue: the payq runs go
+    # on (and the exit status says it failed).
+    ceiling1 = None
+    if opts.pack > 1:
+        # One message per transfer: the broker's own limit, which packs lift.
+        ceiling1 = runner.ceiling(b.cfg_pack1, "ceiling-pack1", 1)
+    ceiling = runner.ceiling(b.cfg, "ceiling", opts.pack)
+
+    payq_runs, textbook = [], {}
+    group_dims = tuple(d.name for d, _ in dims if d is not matrix.WORKERS)
+    aborted = False
+    for spec in specs:
+        if aborted:
+            break
+        fig = runner.payq(spec)
+        if fig is None:
+            aborted = True
+        elif spec.kind == "textbook":
+            textbook[tuple(spec.values[d] for d in group_dims)] = fig
+        else:
+            payq_runs.append(fig)
+    recon = []
+    if not aborted:
+        for size in opts.recon_list:
+            e = runner.recon_size(size)
+            if e is None:
+                aborted = True
+                break
+            recon.append(e)
+    if aborted:
+        ui.err("a run failed: the remaining runs were skipped")
+    recon = reconcile.with_marginals(recon)
+    fo = failover.measure(b.here, b.out, b.stack.env, ui)
+
+    results = report.build_results(payq_runs, textbook, ceiling, ceiling1, machine, params,
+                                   loadavg(), recon=recon if opts.recon_list else None,
+                                   failover=fo, dims=group_dims)
+    rpath = os.path.join(b.out, "results.json")
+    try:
+        report.write_json(rpath, results)
+    except OSError:
+        ui.err("could not write results.json")
+    if not results:
+        ui.err("results.json holds no run")
+
+    tb_tps = {k[0]: v["e2e_tps"] for k, v in textbook.items()}
+    ok = report.chart(b.out, b.here, report.jq_normal(results), skews, workers, tb_tps,
+                      (ceiling or {}).get("e2e_tps"), (ceiling1 or {}).get("e2e_tps"), machine)
+    png = os.path.join(b.out, "bench.png")
+    if not ok:
+        ui.err("gnuplot failed (see %s/gnuplot.log)" % b.out)
+    if os.path.exists(png):
+        with open(png, "rb") as f:
+            if f.read(8) != b"\x89PNG\r\n\x1a\n":
+                ui.err("bench.png is not a PNG")
+    else:
+        ui.err("no bench.png")
+
+    if results:
+        text = report.table(report.jq_normal(results),
+                            report.jq_normal(recon) if opts.recon_list else None)
+        with open(os.path.join(b.out, "table.txt"), "w") as f:
+            f.write(text)
+        ui.clear_line()
+        sys.stdout.write("\n" + text + "\n")
+    for w in ui.warnings:
+        sys.stdout.write("warning: %s\n" % w)
+    for e in ui.errors:
+        sys.stdout.write("error: %s\n" % e)
+    sys.stdout.flush()
+    ui.log("done in %s s: %s, %s, %s%s" % (ui.elapsed(), rpath, png,
+                                           os.path.join(b.out, "table.txt"),
+                                           " (FAILED)" if ui.failed else ""))
+    return 1 if ui.failed else 0
