@@ -253,12 +253,14 @@ static void reconnect_consumer(struct worker *w)
 {
     int backoff = 100;
     payq_counter_add(w->m.amqp_reconnects, 1);
+    payq_metrics_set_ready(w->m.reg, 0); /* /readyz: not consuming */
     while (payq_consumer_reconnect(w->consumer) != 0) {
         if (payq_signals_stop_requested())
             return;
         sleep_ms(backoff);
         backoff = next_backoff(backoff, w->cfg.worker.reconnect_max_ms);
     }
+    payq_metrics_set_ready(w->m.reg, 1);
     payq_log(PAYQ_LOG_INFO, "amqp_reconnected", "consuming again");
 }
 
@@ -350,6 +352,7 @@ int main(int argc, char **argv)
     if (payq_consumer_open(&w.target, w.cfg.worker.prefetch, &w.consumer) != 0)
         goto out;
     w.ledger = payq_ledger_new();
+    payq_metrics_set_ready(w.m.reg, 1);
     payq_log(PAYQ_LOG_INFO, "worker_started", "batch_max=%d batch_wait_ms=%d prefetch=%d",
              w.cfg.worker.batch_max, w.cfg.worker.batch_wait_ms, w.cfg.worker.prefetch);
     rc = run(&w);
