@@ -178,6 +178,28 @@ def check_dashboard():
             fail("dashboard expressions do not parse:\n" + out)
             for i, (title, e) in enumerate(exprs):
                 print("  expr_%d (%s): %s" % (i, title, e))
+        # The same check must refuse a broken expression (promtool really ran).
+        write_yaml(path, {"groups": [{"name": "broken", "rules": [
+            {"record": "payq_dashboard:broken", "expr": "sum(rate(payq_worker_batches_total[5m])"}]}]})
+        rc, _ = promtool("check", "rules", path)
+        (ok if rc != 0 else fail)("a broken expression fails the same check")
+    # What the dashboard must show, by the series it reads.
+    text = "\n".join(e for _, e in exprs)
+    for what, series in (
+            ("intake rate", "payq_producer_http_requests_total"),
+            ("intake latency", "payq_producer_http_request_duration_seconds_bucket"),
+            ("queue depth", "payq:transfers_depth"),
+            ("queue age", "payq_worker_intake_to_commit_seconds_bucket"),
+            ("commit rate", "payq_worker_batches_total"),
+            ("batch size", "payq_worker_batch_size_sum"),
+            ("rejection reasons", 'status="rejected"'),
+            ("dead letters", "payq_worker_dead_letters_total"),
+            ("dead letters queued", "payq:dead_depth"),
+            ("replication state", "pg_payq_node_sync_standbys"),
+            ("reconciliation result", "payq_recon_last_run_balanced"),
+            ("reconciliation breaks", "payq_recon_breaks")):
+        if series not in text:
+            fail("dashboard shows no %s (%s)" % (what, series))
     titles = {p.get("title") for p in dash["panels"]}
     ok("dashboard panels: %s" % ", ".join(sorted(t for t in titles if t)))
 
