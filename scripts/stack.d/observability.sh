@@ -46,7 +46,7 @@ _obs_die() { _obs_log "ERROR: $*"; return 1; }
 _obs_alive() {
     local st
     [[ ${1:-} =~ ^[0-9]+$ ]] && read -r st 2>/dev/null <"/proc/$1/stat" && st=${st##*) } &&
-        [ "${st:0:1}" != Z ] && tr '\0' '\n' <"/proc/$1/environ" 2>/dev/null | grep -qxF -- "PAYQ_OBS_RUN=$OBS_RUN"
+        [ "${st:0:1}" != Z ] && tr '\0' '\n' 2>/dev/null <"/proc/$1/environ" | grep -qxF -- "PAYQ_OBS_RUN=$OBS_RUN"
 }
 
 # _obs_pid NAME: prints the pid of process NAME if alive.
@@ -293,12 +293,15 @@ workers_up() {
 # workers_down: SIGTERM to every worker at once (each stops consuming,
 # finishes and acks its batch, exits 0), then waits up to 60 s each.
 workers_down() {
-    local f
+    local f waits=()
     [ -d "$OBS_DIR/pid" ] || return 0
     for f in "$OBS_DIR"/pid/worker-*.pid; do
         [ -e "$f" ] || continue
         _obs_stop "$(basename "$f" .pid)" 60 &
+        waits+=($!)
     done
-    wait
+    # Only these: a bare `wait` would also wait for the caller's other
+    # children (services this shell started).
+    [ ${#waits[@]} = 0 ] || wait "${waits[@]}"
     [ ! -d "$OBS_DIR/prometheus/targets" ] || _obs_workers_targets
 }
