@@ -29,6 +29,7 @@ struct series {
 struct payq_metrics {
     struct series **all;
     size_t n, cap;
+    _Atomic int ready;
 };
 
 struct payq_metrics *payq_metrics_new(void)
@@ -87,8 +88,15 @@ struct payq_histogram *payq_metrics_histogram(struct payq_metrics *m, const char
     return &s->u.hist;
 }
 
+void payq_metrics_set_ready(struct payq_metrics *m, int ready)
+{
+    atomic_store(&m->ready, ready != 0);
+}
+
 void payq_histogram_observe(struct payq_histogram *h, double v)
 {
+    if (!(v > 0))
+        v = 0; /* also NaN: casting it or a negative to uint64_t is undefined */
     size_t i = 0;
     while (i < h->nbounds && v > h->bounds[i])
         i++;
@@ -180,6 +188,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         payq_buf_puts(&body, "method not allowed\n");
     } else if (strcmp(url, "/metrics") == 0) {
         payq_metrics_render(m, &body);
+    } else if (strcmp(url, "/healthz") == 0) {
+        payq_buf_puts(&body, "ok\n");
+    } else if (strcmp(url, "/readyz") == 0) {
+        bool ready = atomic_load(&m->ready);
+        status = ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE;
+        payq_buf_puts(&body, ready ? "ready\n" : "not ready\n");
     } else {
         status = MHD_HTTP_NOT_FOUND;
         payq_buf_puts(&body, "not found\n");

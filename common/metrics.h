@@ -1,8 +1,9 @@
 /* metrics: Prometheus counters, gauges and histograms, safe to update from
  * any thread (C11 atomics), rendered in the text exposition format. Series
  * are registered once at start-up; the registry owns them.
- * payq_metrics_serve() exposes GET /metrics with libmicrohttpd for the
- * worker (the producer mounts the render function in its own server). */
+ * payq_metrics_serve() exposes GET /metrics, /healthz and /readyz with
+ * libmicrohttpd for the worker (the producer mounts the render function in
+ * its own server, which has its own probes). */
 #ifndef PAYQ_METRICS_H
 #define PAYQ_METRICS_H
 
@@ -57,12 +58,20 @@ static inline void payq_gauge_set(struct payq_gauge *g, int64_t v)
     atomic_store_explicit(&g->value, v, memory_order_relaxed);
 }
 
+/* Counts one observation. A negative or NaN value (a clock that stepped, a
+ * publisher whose clock runs ahead) is counted as 0 so the sum stays
+ * meaningful. */
 void payq_histogram_observe(struct payq_histogram *h, double v);
+
+/* Sets what GET /readyz answers: 200 when ready, 503 when not (the default,
+ * until the program says it can do its work). Safe from any thread. */
+void payq_metrics_set_ready(struct payq_metrics *m, int ready);
 
 /* Appends the text exposition of every series to out. */
 void payq_metrics_render(struct payq_metrics *m, struct payq_buf *out);
 
-/* Serves GET /metrics on HOST:PORT in a background thread. Returns 0 and sets
+/* Serves GET /metrics, /healthz (200 while the process answers) and /readyz
+ * (see payq_metrics_set_ready) on HOST:PORT in a background thread. Returns 0 and sets
  * *out (stop with payq_metrics_stop), or -1 (logged). */
 int payq_metrics_serve(struct payq_metrics *m, const char *listen, struct MHD_Daemon **out)
     __attribute__((warn_unused_result));

@@ -99,6 +99,7 @@ static enum pg_wait ensure_pg(struct worker *w)
         payq_counter_add(w->m.pg_reconnects, 1);
         if (!gave_back && w->consumer) {
             payq_consumer_release(w->consumer);
+            payq_metrics_set_ready(w->m.reg, 0); /* /readyz: not consuming */
             payq_log(PAYQ_LOG_WARN, "deliveries_given_back",
                      "database unreachable: unacked deliveries returned to the broker; "
                      "consuming again once it answers");
@@ -291,9 +292,11 @@ static void reconnect_consumer(struct worker *w)
     if (payq_signals_stop_requested())
         return;
     payq_counter_add(w->m.amqp_reconnects, 1);
+    payq_metrics_set_ready(w->m.reg, 0); /* /readyz: not consuming */
     while (payq_consumer_reconnect(w->consumer) != 0)
         if (payq_backoff_sleep(&bo, payq_signals_stop_requested) != 0)
             return;
+    payq_metrics_set_ready(w->m.reg, 1);
     payq_log(PAYQ_LOG_INFO, "amqp_reconnected", "consuming again");
 }
 
@@ -393,6 +396,7 @@ int main(int argc, char **argv)
     }
     if (payq_consumer_open(&w.target, w.cfg.worker.prefetch, &w.consumer) != 0)
         goto out;
+    payq_metrics_set_ready(w.m.reg, 1);
     payq_log(PAYQ_LOG_INFO, "worker_started", "batch_max=%d batch_wait_ms=%d prefetch=%d",
              w.cfg.worker.batch_max, w.cfg.worker.batch_wait_ms, w.cfg.worker.prefetch);
     rc = run(&w);

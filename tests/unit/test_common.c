@@ -121,12 +121,35 @@ static void test_metrics_render(void **state)
     payq_metrics_free(m);
 }
 
+/* A negative observation (a publisher's clock ahead of the worker's) lands in
+ * the first bucket as 0 instead of wrapping the sum. */
+static void test_histogram_negative(void **state)
+{
+    (void)state;
+    struct payq_metrics *m = payq_metrics_new();
+    static const double bounds[] = {0.5};
+    struct payq_histogram *h = payq_metrics_histogram(m, "lag_seconds", "lag", bounds, 1);
+    payq_histogram_observe(h, -2.5);
+    payq_histogram_observe(h, 1.25);
+    struct payq_buf out = PAYQ_BUF_INIT;
+    payq_metrics_render(m, &out);
+    assert_non_null(strstr(out.data, "lag_seconds_bucket{le=\"0.5\"} 1\n"));
+    assert_non_null(strstr(out.data, "lag_seconds_sum 1.250000\n"));
+    assert_non_null(strstr(out.data, "lag_seconds_count 2\n"));
+    payq_buf_free(&out);
+    payq_metrics_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_strmap),          cmocka_unit_test(test_pgarray_quoting),
-        cmocka_unit_test(test_buf_json),        cmocka_unit_test(test_redact),
-        cmocka_unit_test(test_account_masking), cmocka_unit_test(test_metrics_render),
+        cmocka_unit_test(test_strmap),
+        cmocka_unit_test(test_pgarray_quoting),
+        cmocka_unit_test(test_buf_json),
+        cmocka_unit_test(test_redact),
+        cmocka_unit_test(test_account_masking),
+        cmocka_unit_test(test_metrics_render),
+        cmocka_unit_test(test_histogram_negative),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
