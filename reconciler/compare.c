@@ -11,7 +11,7 @@
 #define NONE SIZE_MAX
 
 /* One distinct payload of an audited id. */
-struct pay {
+struct audited_payload {
     struct payq_spill_rec r;
     size_t next;   /* next distinct payload of the same id, or NONE */
     bool recorded; /* found in payq.conflicts as a refused payload */
@@ -25,10 +25,10 @@ enum id_state {
     ID_TAKEN,      /* the id holds another payload (another date, or after the scan) */
 };
 
-struct ident {
-    size_t first;    /* pays index of the first payload seen */
+struct audited_id {
+    size_t first;    /* payloads index of the first payload seen */
     size_t accepted; /* the payload the ledger holds, else first */
-    size_t npays;
+    size_t npayloads;
     enum id_state state;
     bool check_conflicts;
     bool hash_matched;          /* the ledger's payload is one of the audited ones */
@@ -38,11 +38,11 @@ struct ident {
 };
 
 /* Memory of one bucket, kept between buckets. */
-struct ws {
+struct bucket_mem {
     struct payq_buf abuf, lbuf;
-    struct pay *pays;
-    size_t npays, pays_cap;
-    struct ident *ids;
+    struct audited_payload *payloads;
+    size_t npayloads, payloads_cap;
+    struct audited_id *ids;
     size_t nids, ids_cap;
     struct payq_strmap map; /* id (in abuf) -> ids index */
     const char **keys;      /* ids to look up */
@@ -63,26 +63,27 @@ static void *grow(void *p, size_t *cap, size_t need, size_t elem)
     return p;
 }
 
-static void ws_free(struct ws *w)
+static void bucket_mem_free(struct bucket_mem *w)
 {
     payq_buf_free(&w->abuf);
     payq_buf_free(&w->lbuf);
-    free(w->pays);
+    free(w->payloads);
     free(w->ids);
     free(w->keys);
     payq_strmap_free(&w->map);
 }
 
-static void add_key(struct ws *w, const char *id)
+static void add_key(struct bucket_mem *w, const char *id)
 {
     w->keys = grow(w->keys, &w->keys_cap, w->nkeys + 1, sizeof *w->keys);
     w->keys[w->nkeys++] = id;
 }
 
-static size_t find_pay(const struct ws *w, const struct ident *id, const uint8_t hash[32])
+static size_t find_payload(const struct bucket_mem *w, const struct audited_id *id,
+                           const uint8_t hash[32])
 {
-    for (size_t p = id->first; p != NONE; p = w->pays[p].next)
-        if (memcmp(w->pays[p].r.hash, hash, 32) == 0)
+    for (size_t p = id->first; p != NONE; p = w->payloads[p].next)
+        if (memcmp(w->payloads[p].r.hash, hash, 32) == 0)
             return p;
     return NONE;
 }
@@ -105,37 +106,38 @@ static void money_text(const struct payq_spill_rec *r, char *buf, size_t len)
 
 /* Adds one audit record: an identical copy only counts, a new payload of a
  * known id joins its chain, a new id gets an entry. */
-static void add_audit(struct payq_compare *c, struct ws *w, const struct payq_spill_rec *r)
+static void add_audit(struct payq_compare *c, struct bucket_mem *w, const struct payq_spill_rec *r)
 {
     size_t k;
     c->st.audit_records++;
     if (payq_strmap_get(&w->map, r->id, &k)) {
-        struct ident *id = &w->ids[k];
+        struct audited_id *id = &w->ids[k];
         size_t p = id->first, last = NONE;
-        for (; p != NONE; last = p, p = w->pays[p].next) {
-            if (memcmp(w->pays[p].r.hash, r->hash, 32) == 0) {
+        for (; p != NONE; last = p, p = w->payloads[p].next) {
+            if (memcmp(w->payloads[p].r.hash, r->hash, 32) == 0) {
                 c->st.duplicates++;
                 return;
             }
         }
-        w->pays = grow(w->pays, &w->pays_cap, w->npays + 1, sizeof *w->pays);
-        w->pays[w->npays] = (struct pay){*r, NONE, false};
-        w->pays[last].next = w->npays++;
-        id->npays++;
+        w->payloads = grow(w->payloads, &w->payloads_cap, w->npayloads + 1, sizeof *w->payloads);
+        w->payloads[w->npayloads] = (struct audited_payload){*r, NONE, false};
+        w->payloads[last].next = w->npayloads++;
+        id->npayloads++;
         return;
     }
-    w->pays = grow(w->pays, &w->pays_cap, w->npays + 1, sizeof *w->pays);
+    w->payloads = grow(w->payloads, &w->payloads_cap, w->npayloads + 1, sizeof *w->payloads);
     w->ids = grow(w->ids, &w->ids_cap, w->nids + 1, sizeof *w->ids);
-    w->pays[w->npays] = (struct pay){*r, NONE, false};
-    w->ids[w->nids] = (struct ident){.first = w->npays, .accepted = w->npays, .npays = 1};
+    w->payloads[w->npayloads] = (struct audited_payload){*r, NONE, false};
+    w->ids[w->nids] =
+        (struct audited_id){.first = w->npayloads, .accepted = w->npayloads, .npayloads = 1};
     payq_strmap_put(&w->map, r->id, w->nids++);
-    w->npays++;
+    w->npayloads++;
     c->st.audit_ids++;
 }
 
-static int load_audit(struct payq_compare *c, struct ws *w, int bucket)
+static int load_audit(struct payq_compare *c, struct bucket_mem *w, int bucket)
 {
-    w->npays = w->nids = w->nkeys = 0;
+    w->npayloads = w->nids = w->nkeys = 0;
     if (payq_spill_load(c->spill, PAYQ_SPILL_AUDIT, bucket, &w->abuf) != 0)
         return -1;
     payq_strmap_reset(&w->map, w->abuf.len / 96 + 16); /* about one id per 96 bytes */
@@ -147,7 +149,8 @@ static int load_audit(struct payq_compare *c, struct ws *w, int bucket)
     return rc;
 }
 
-static void on_ledger_row(struct payq_compare *c, struct ws *w, const struct payq_spill_rec *l)
+static void on_ledger_row(struct payq_compare *c, struct bucket_mem *w,
+                          const struct payq_spill_rec *l)
 {
     char money[64];
     size_t k;
@@ -162,21 +165,21 @@ static void on_ledger_row(struct payq_compare *c, struct ws *w, const struct pay
                         l->reason[0] ? " " : "", l->reason, l->debit, l->credit, c->date);
         return;
     }
-    struct ident *id = &w->ids[k];
+    struct audited_id *id = &w->ids[k];
     c->st.matched++;
     id->state = ID_MATCHED;
     id->lrec = *l;
     memcpy(id->lhash, l->hash, 32);
-    size_t p = find_pay(w, id, l->hash);
+    size_t p = find_payload(w, id, l->hash);
     id->hash_matched = p != NONE;
     if (p != NONE)
         id->accepted = p;
     /* A payload the ledger does not hold may have been refused as a
      * conflict: payq.conflicts will tell. */
-    id->check_conflicts = p == NONE || id->npays > 1;
+    id->check_conflicts = p == NONE || id->npayloads > 1;
 }
 
-static int scan_ledger(struct payq_compare *c, struct ws *w, int bucket)
+static int scan_ledger(struct payq_compare *c, struct bucket_mem *w, int bucket)
 {
     if (payq_spill_load(c->spill, PAYQ_SPILL_LEDGER, bucket, &w->lbuf) != 0)
         return -1;
@@ -192,7 +195,7 @@ static int scan_ledger(struct payq_compare *c, struct ws *w, int bucket)
 
 struct hit_ctx {
     struct payq_compare *c;
-    struct ws *w;
+    struct bucket_mem *w;
 };
 
 static void on_found(void *ctx, const char *key, const char *date, const uint8_t hash[32])
@@ -201,10 +204,10 @@ static void on_found(void *ctx, const char *key, const char *date, const uint8_t
     size_t k;
     if (!payq_strmap_get(&h->w->map, key, &k))
         return;
-    struct ident *id = &h->w->ids[k];
+    struct audited_id *id = &h->w->ids[k];
     memcpy(id->lhash, hash, 32);
     snprintf(id->ldate, sizeof id->ldate, "%s", date);
-    size_t p = find_pay(h->w, id, hash);
+    size_t p = find_payload(h->w, id, hash);
     if (p == NONE) {
         id->state = ID_TAKEN;
         id->check_conflicts = true;
@@ -213,7 +216,7 @@ static void on_found(void *ctx, const char *key, const char *date, const uint8_t
     id->accepted = p;
     id->hash_matched = true;
     id->state = strcmp(date, h->c->date) == 0 ? ID_LATE : ID_ELSEWHERE;
-    id->check_conflicts = id->npays > 1;
+    id->check_conflicts = id->npayloads > 1;
 }
 
 static void on_conflict(void *ctx, const char *key, const uint8_t hash[32])
@@ -222,24 +225,24 @@ static void on_conflict(void *ctx, const char *key, const uint8_t hash[32])
     size_t k;
     if (!payq_strmap_get(&h->w->map, key, &k))
         return;
-    size_t p = find_pay(h->w, &h->w->ids[k], hash);
+    size_t p = find_payload(h->w, &h->w->ids[k], hash);
     if (p != NONE)
-        h->w->pays[p].recorded = true;
+        h->w->payloads[p].recorded = true;
 }
 
-static int lookups(struct payq_compare *c, struct ws *w)
+static int lookups(struct payq_compare *c, struct bucket_mem *w)
 {
     struct hit_ctx h = {c, w};
     w->nkeys = 0;
     for (size_t k = 0; k < w->nids; k++)
         if (w->ids[k].state == ID_UNSEEN)
-            add_key(w, w->pays[w->ids[k].first].r.id);
+            add_key(w, w->payloads[w->ids[k].first].r.id);
     if (w->nkeys && payq_ledger_find_transfers(c->ledger, w->keys, w->nkeys, on_found, &h) != 0)
         return -1;
     w->nkeys = 0;
     for (size_t k = 0; k < w->nids; k++)
         if (w->ids[k].check_conflicts)
-            add_key(w, w->pays[w->ids[k].first].r.id);
+            add_key(w, w->payloads[w->ids[k].first].r.id);
     if (w->nkeys && payq_ledger_find_conflicts(c->ledger, w->keys, w->nkeys, on_conflict, &h) != 0)
         return -1;
     return 0;
@@ -280,7 +283,7 @@ static size_t diff_fields(const struct payq_spill_rec *a, const struct payq_spil
 /* The ledger row claims to hold what was audited, or the audited payload
  * was never refused: either way the row differs from the message. */
 static void content_breaks(struct payq_compare *c, const struct payq_spill_rec *a,
-                           const struct ident *id)
+                           const struct audited_id *id)
 {
     struct diff d[5];
     size_t n = diff_fields(a, &id->lrec, d);
@@ -300,34 +303,34 @@ static void content_breaks(struct payq_compare *c, const struct payq_spill_rec *
 /* One id_conflict per payload the ledger does not hold, naming the first
  * field in which it differs from the booked one when the booked row is at
  * hand (else the two fingerprints). */
-static void conflict_breaks(struct payq_compare *c, const struct ws *w, const struct ident *id,
-                            const char *how)
+static void conflict_breaks(struct payq_compare *c, const struct bucket_mem *w,
+                            const struct audited_id *id, const char *how)
 {
-    const struct payq_spill_rec *booked = id->hash_matched          ? &w->pays[id->accepted].r
+    const struct payq_spill_rec *booked = id->hash_matched          ? &w->payloads[id->accepted].r
                                           : id->state == ID_MATCHED ? &id->lrec
                                                                     : NULL;
     char ha[17], hb[17];
     short_hash(id->lhash, ha);
-    for (size_t p = id->first; p != NONE; p = w->pays[p].next) {
-        const struct pay *py = &w->pays[p];
+    for (size_t p = id->first; p != NONE; p = w->payloads[p].next) {
+        const struct audited_payload *pl = &w->payloads[p];
         if (id->hash_matched && p == id->accepted)
             continue;
         struct diff d[5];
-        size_t n = booked ? diff_fields(booked, &py->r, d) : 0;
-        short_hash(py->r.hash, hb);
-        payq_breaks_add(c->breaks, PAYQ_BREAK_ID_CONFLICT, py->r.id,
-                        booked ? booked->batch_id : py->r.batch_id, n ? d[0].field : "payload",
+        size_t n = booked ? diff_fields(booked, &pl->r, d) : 0;
+        short_hash(pl->r.hash, hb);
+        payq_breaks_add(c->breaks, PAYQ_BREAK_ID_CONFLICT, pl->r.id,
+                        booked ? booked->batch_id : pl->r.batch_id, n ? d[0].field : "payload",
                         n ? d[0].a : ha, n ? d[0].b : hb,
                         "%s: payload %s is booked, payload %s was refused and is %s "
                         "payq.conflicts",
-                        how, ha, hb, py->recorded ? "recorded in" : "NOT recorded in");
+                        how, ha, hb, pl->recorded ? "recorded in" : "NOT recorded in");
     }
 }
 
-static bool all_recorded(const struct ws *w, const struct ident *id)
+static bool all_recorded(const struct bucket_mem *w, const struct audited_id *id)
 {
-    for (size_t p = id->first; p != NONE; p = w->pays[p].next)
-        if (!w->pays[p].recorded)
+    for (size_t p = id->first; p != NONE; p = w->payloads[p].next)
+        if (!w->payloads[p].recorded)
             return false;
     return true;
 }
@@ -347,25 +350,26 @@ static void absent_break(struct payq_compare *c, const struct payq_spill_rec *a,
                         why);
 }
 
-static void matched_verdict(struct payq_compare *c, const struct ws *w, const struct ident *id)
+static void matched_verdict(struct payq_compare *c, const struct bucket_mem *w,
+                            const struct audited_id *id)
 {
     if (id->hash_matched) {
-        content_breaks(c, &w->pays[id->accepted].r, id);
-        if (id->npays > 1)
+        content_breaks(c, &w->payloads[id->accepted].r, id);
+        if (id->npayloads > 1)
             conflict_breaks(c, w, id, "one id, several payloads");
     } else if (all_recorded(w, id)) {
         /* The booked payload came before the audit window. */
         conflict_breaks(c, w, id, "id used before the audit window");
     } else {
-        content_breaks(c, &w->pays[id->first].r, id);
-        if (id->npays > 1)
+        content_breaks(c, &w->payloads[id->first].r, id);
+        if (id->npayloads > 1)
             conflict_breaks(c, w, id, "one id, several payloads");
     }
 }
 
-static void verdict(struct payq_compare *c, const struct ws *w, const struct ident *id)
+static void verdict(struct payq_compare *c, const struct bucket_mem *w, const struct audited_id *id)
 {
-    const struct payq_spill_rec *a = &w->pays[id->accepted].r;
+    const struct payq_spill_rec *a = &w->payloads[id->accepted].r;
     char how[96];
     switch (id->state) {
     case ID_MATCHED:
@@ -373,7 +377,7 @@ static void verdict(struct payq_compare *c, const struct ws *w, const struct ide
         break;
     case ID_ELSEWHERE:
         c->st.elsewhere++;
-        if (id->npays > 1)
+        if (id->npayloads > 1)
             conflict_breaks(c, w, id, "one id, several payloads");
         break;
     case ID_LATE:
@@ -392,7 +396,7 @@ static void verdict(struct payq_compare *c, const struct ws *w, const struct ide
     payq_tally_audited(c->tally, a->batch_id, a->currency, a->amount);
 }
 
-static int compare_bucket(struct payq_compare *c, struct ws *w, int bucket)
+static int compare_bucket(struct payq_compare *c, struct bucket_mem *w, int bucket)
 {
     if (load_audit(c, w, bucket) != 0 || scan_ledger(c, w, bucket) != 0) {
         snprintf(c->err, sizeof c->err, "cannot read the spill files (see log)");
@@ -409,7 +413,7 @@ static int compare_bucket(struct payq_compare *c, struct ws *w, int bucket)
 
 int payq_compare_buckets(struct payq_compare *c)
 {
-    struct ws w;
+    struct bucket_mem w;
     memset(&w, 0, sizeof w);
     int rc = 0, n = payq_spill_buckets(c->spill);
     payq_progress_stage(c->prog, "compare", "buckets");
@@ -418,7 +422,7 @@ int payq_compare_buckets(struct payq_compare *c)
         payq_progress_update(c->prog, (uint64_t)b + 1);
     }
     payq_progress_done(c->prog);
-    ws_free(&w);
+    bucket_mem_free(&w);
     return rc;
 }
 

@@ -17,7 +17,7 @@
 #define REPLAY_TIMEOUT_MS 60000
 
 struct run_ctx {
-    struct payq_recon_run *run;
+    struct payq_recon_outcome *run;
     struct payq_spill *spill;
     struct payq_ledger_reader *ledger;
     struct payq_progress prog;
@@ -26,12 +26,6 @@ struct run_ctx {
     size_t ninv, inv_cap;
     bool spill_failed;
 };
-
-const char *payq_recon_result_name(enum payq_recon_result r)
-{
-    static const char *const names[] = {"balanced", "breaks", "in_flight", "failed"};
-    return r <= PAYQ_RESULT_FAILED ? names[r] : "failed";
-}
 
 /* Marks the run failed with "cannot <what>: <why>" (the CLI prints it). */
 static int fail(struct run_ctx *x, const char *what, const char *why)
@@ -117,7 +111,7 @@ static int sink_restart(void *ctx)
 
 static int read_audit(struct run_ctx *x)
 {
-    struct payq_recon_run *run = x->run;
+    struct payq_recon_outcome *run = x->run;
     struct payq_audit_req req = {run->cfg, run->opts->date, run->opts->from_first,
                                  run->opts->from_s};
     struct payq_audit_sink sink = {x, sink_transfer, sink_undated, sink_manifest, sink_invalid};
@@ -142,7 +136,7 @@ static int read_queues(struct run_ctx *x)
 
 static int read_ledger(struct run_ctx *x)
 {
-    struct payq_recon_run *run = x->run;
+    struct payq_recon_outcome *run = x->run;
     struct payq_ledger_sink sink = {x, sink_row, sink_restart};
     if (payq_ledger_wait_replay(x->ledger, REPLAY_TIMEOUT_MS, &run->ledger) != 0 ||
         payq_ledger_scan(x->ledger, run->opts->date, &sink, &run->breaks, &x->prog, &run->ledger) !=
@@ -157,7 +151,7 @@ static int read_ledger(struct run_ctx *x)
 
 static int compare(struct run_ctx *x)
 {
-    struct payq_recon_run *run = x->run;
+    struct payq_recon_outcome *run = x->run;
     struct payq_compare c = {x->spill,
                              x->ledger,
                              &run->tally,
@@ -179,12 +173,7 @@ static int compare(struct run_ctx *x)
     if (rc != 0)
         return fail(x, "compare with the ledger", c.err);
     payq_tally_check_batches(&run->tally, &run->breaks, run->opts->date);
-    if (payq_breaks_total(&run->breaks) > 0)
-        run->result = PAYQ_RESULT_BREAKS;
-    else if (run->breaks.count[PAYQ_BREAK_IN_FLIGHT] > 0)
-        run->result = PAYQ_RESULT_IN_FLIGHT;
-    else
-        run->result = PAYQ_RESULT_BALANCED;
+    run->result = payq_recon_verdict(&run->breaks);
     return 0;
 }
 
@@ -192,7 +181,7 @@ static int compare(struct run_ctx *x)
 
 static int prepare(struct run_ctx *x)
 {
-    struct payq_recon_run *run = x->run;
+    struct payq_recon_outcome *run = x->run;
     const struct payq_config *cfg = run->cfg;
     char path[4200], why[512];
     if (payq_spill_new(cfg->reconciler.spill_dir, cfg->reconciler.buckets, &x->spill) != 0)
@@ -207,7 +196,7 @@ static int prepare(struct run_ctx *x)
     return 0;
 }
 
-static void log_summary(const struct payq_recon_run *run)
+static void log_summary(const struct payq_recon_outcome *run)
 {
     struct payq_log_rec r;
     payq_log_begin(&r, run->result == PAYQ_RESULT_FAILED ? PAYQ_LOG_ERROR : PAYQ_LOG_INFO,
@@ -224,23 +213,9 @@ static void log_summary(const struct payq_recon_run *run)
     payq_log_end(&r);
 }
 
-static int exit_code(const struct payq_recon_run *run)
-{
-    switch (run->result) {
-    case PAYQ_RESULT_BALANCED:
-        return 0;
-    case PAYQ_RESULT_BREAKS:
-    case PAYQ_RESULT_IN_FLIGHT:
-        return 1;
-    case PAYQ_RESULT_FAILED:
-        break;
-    }
-    return 2;
-}
-
 int payq_recon_run(const struct payq_config *cfg, const struct payq_recon_opts *opts)
 {
-    static struct payq_recon_run run; /* large; one per process */
+    static struct payq_recon_outcome run; /* large; one per process */
     memset(&run, 0, sizeof run);
     run.cfg = cfg;
     run.opts = opts;
@@ -263,7 +238,7 @@ int payq_recon_run(const struct payq_config *cfg, const struct payq_recon_opts *
     payq_ledger_close(x.ledger);
     run.finished_ms = payq_now_ms();
     run.recorded = payq_run_record(&run) == 0;
-    int rc = exit_code(&run);
+    int rc = payq_recon_exit_code(run.result);
     /* The CSV list of breaks lives in the spill directory: report first. */
     bool written = payq_report_write(&run, &out) == 0;
     payq_spill_free(x.spill);

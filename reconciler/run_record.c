@@ -22,15 +22,15 @@ static const char *table_result(enum payq_recon_result r)
     return "failed";
 }
 
-int payq_run_record(const struct payq_recon_run *run)
+int payq_run_record(const struct payq_recon_outcome *run)
 {
     PGconn *c = payq_pg_connect(run->cfg->pg.recon_conninfo, "payq-reconciler");
     if (!c)
         return -1;
     char started[32], finished[32], breaks[24];
     struct payq_buf counts = PAYQ_BUF_INIT;
-    payq_report_iso_time(run->started_ms, started);
-    payq_report_iso_time(run->finished_ms, finished);
+    payq_recon_iso_time(run->started_ms, started);
+    payq_recon_iso_time(run->finished_ms, finished);
     snprintf(breaks, sizeof breaks, "%llu", (unsigned long long)payq_breaks_total(&run->breaks));
     payq_report_counts(run, &counts);
     const char *p[6] = {run->opts->date,           started, finished,

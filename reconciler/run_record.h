@@ -11,11 +11,11 @@
 #ifndef PAYQ_RECON_RUN_RECORD_H
 #define PAYQ_RECON_RUN_RECORD_H
 
-#include "run.h"
+#include "outcome.h"
 
 /* Inserts the run (in_flight is recorded as "breaks", with
  * counts.result = "in_flight": the table allows balanced|breaks|failed).
  * Returns 0, or -1 (logged where detected). */
-int payq_run_record(const struct payq_recon_run *run) __attribute__((warn_unused_result));
+int payq_run_record(const struct payq_recon_outcome *run) __attribute__((warn_unused_result));
 
 #endif
