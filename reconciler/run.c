@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "join.h"
 #include "log.h"
 #include "progress.h"
 #include "report.h"
@@ -152,26 +153,24 @@ static int read_ledger(struct run_ctx *x)
 static int compare(struct run_ctx *x)
 {
     struct payq_recon_outcome *run = x->run;
-    struct payq_compare c = {x->spill,
-                             x->ledger,
-                             &run->tally,
-                             &run->breaks,
-                             &x->prog,
-                             run->opts->date,
-                             payq_queues_pending(&run->queues),
-                             {0},
-                             ""};
-    int rc = payq_compare_undated(&c, &x->undated);
+    struct payq_join j = {.spill = x->spill,
+                          .ledger = x->ledger,
+                          .prog = &x->prog,
+                          .cmp = {.tally = &run->tally,
+                                  .breaks = &run->breaks,
+                                  .date = run->opts->date,
+                                  .pending = payq_queues_pending(&run->queues)}};
+    int rc = payq_join_undated(&j, &x->undated);
     if (rc == 0 && (rc = payq_spill_flush(x->spill, PAYQ_SPILL_AUDIT)) != 0)
-        snprintf(c.err, sizeof c.err, "cannot write the spill files (see log)");
+        snprintf(j.err, sizeof j.err, "cannot write the spill files (see log)");
     if (rc == 0)
-        rc = payq_compare_dead(&c, x->inv, x->ninv);
+        rc = payq_join_dead(&j, x->inv, x->ninv);
     if (rc == 0)
-        rc = payq_compare_buckets(&c);
-    run->cmp = c.st;
+        rc = payq_join_buckets(&j);
+    run->cmp = j.cmp.st;
     run->spill_bytes = payq_spill_bytes(x->spill);
     if (rc != 0)
-        return fail(x, "compare with the ledger", c.err);
+        return fail(x, "compare with the ledger", j.err);
     payq_tally_check_batches(&run->tally, &run->breaks, run->opts->date);
     run->result = payq_recon_verdict(&run->breaks);
     return 0;
