@@ -301,10 +301,20 @@ static void matched_verdict(struct payq_compare *c, const struct payq_compare_bu
     }
 }
 
+/* The same payload booked on another date. A message without its own
+ * business_date was dated by its AMQP timestamp: a retry of it published
+ * after midnight is the same transfer, booked the day its first copy
+ * arrived. A message that named its date must be booked on that date. */
 static void elsewhere_verdict(struct payq_compare *c, const struct payq_compare_bucket *b,
                               const struct payq_compare_id *id)
 {
-    c->st.elsewhere++;
+    const struct payq_spill_rec *a = &b->payloads[id->accepted].r;
+    if (a->body_dated)
+        payq_breaks_add(c->breaks, PAYQ_BREAK_CONTENT, a->id, a->batch_id, "business_date", c->date,
+                        id->ldate, "the message names business_date %s; the ledger booked it on %s",
+                        c->date, id->ldate);
+    else
+        c->st.elsewhere++;
     if (id->npayloads > 1)
         conflict_breaks(c, b, id, "one id, several payloads");
 }

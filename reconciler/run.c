@@ -41,11 +41,17 @@ static int fail(struct run_ctx *x, const char *what, const char *why)
 static struct payq_spill_rec audit_rec(const struct payq_transfer *t, const uint8_t hash[32],
                                        uint64_t seq)
 {
-    struct payq_spill_rec r = {
-        t->id, t->batch_id, t->debit_account, t->credit_account, "", t->amount, seq,
-        {0},   {0},         PAYQ_SPILL_NONE};
+    struct payq_spill_rec r = {.id = t->id,
+                               .batch_id = t->batch_id,
+                               .debit = t->debit_account,
+                               .credit = t->credit_account,
+                               .reason = "",
+                               .amount = t->amount,
+                               .seq = seq,
+                               .status = PAYQ_SPILL_NONE};
     memcpy(r.hash, hash, 32);
     memcpy(r.currency, t->currency, 4);
+    r.body_dated = t->business_date[0] != '\0';
     return r;
 }
 

@@ -57,7 +57,8 @@ static struct payq_spill_rec rec(const char *id, const char *batch, int64_t amou
                                .debit = "ACC-A",
                                .credit = "ACC-B",
                                .reason = "",
-                               .amount = amount};
+                               .amount = amount,
+                               .body_dated = true};
     memcpy(r.currency, "EUR", 4);
     char key[256];
     snprintf(key, sizeof key, "%s|%s|%lld|%s", id, batch, (long long)amount, payload_tag);
@@ -233,12 +234,32 @@ static void test_undated_retry_booked_elsewhere(void **state)
     /* Dated by its AMQP timestamp: a copy published after midnight is the
      * same transfer, booked on the day its first copy arrived. */
     struct payq_spill_rec a = rec("T-9", "", 100, "");
+    a.body_dated = false;
     payq_compare_add_audit(&f->c, &f->b, &a);
     payq_compare_unseen_keys(&f->b);
     payq_compare_found(&f->c, &f->b, "T-9", "2095-03-13", a.hash);
     settle(f);
     assert_no_breaks(f);
     assert_int_equal(f->c.st.elsewhere, 1);
+}
+
+/* issue 17: a transfer moved to another business date (as a superuser
+ * with the append-only trigger off) left its date BALANCED. */
+static void test_booked_on_another_date(void **state)
+{
+    struct fixture *f = *state;
+    struct payq_spill_rec a = rec("T-13", "", 100, ""); /* names business_date DATE */
+    payq_compare_add_audit(&f->c, &f->b, &a);
+    payq_compare_unseen_keys(&f->b);
+    payq_compare_found(&f->c, &f->b, "T-13", "2095-03-15", a.hash);
+    settle(f);
+    const struct payq_break *e = only(f, PAYQ_BREAK_CONTENT);
+    assert_string_equal(e->id, "T-13");
+    assert_string_equal(e->field, "business_date");
+    assert_string_equal(e->expected, DATE);
+    assert_string_equal(e->actual, "2095-03-15");
+    assert_int_equal(f->c.st.elsewhere, 0);
+    assert_int_equal(payq_recon_verdict(&f->breaks), PAYQ_RESULT_BREAKS);
 }
 
 static void test_dead_letters(void **state)
@@ -280,6 +301,48 @@ static void test_batch_totals_mismatch(void **state)
     assert_string_equal(e->field, "totals.EUR");
     assert_string_equal(e->expected, "301");
     assert_string_equal(e->actual, "300");
+}
+
+/* A manifest of 2, both audited, one booked: never balanced, whatever
+ * the other checks say. */
+static void manifest_of_two(struct fixture *f)
+{
+    struct payq_manifest m = {.batch_id = "B-8", .business_date = DATE, .count = 2, .ntotals = 1};
+    snprintf(m.totals[0].currency, sizeof m.totals[0].currency, "EUR");
+    m.totals[0].sum = 300;
+    payq_tally_manifest(&f->tally, &m);
+    struct payq_spill_rec a1 = rec("T-14", "B-8", 100, ""), a2 = rec("T-15", "B-8", 200, "");
+    payq_compare_add_audit(&f->c, &f->b, &a1);
+    payq_compare_add_audit(&f->c, &f->b, &a2);
+    struct payq_spill_rec l1 = posted(a1);
+    payq_compare_add_ledger(&f->c, &f->b, &l1);
+}
+
+static void test_batch_ledger_count(void **state)
+{
+    struct fixture *f = *state;
+    manifest_of_two(f);
+    settle(f);
+    payq_tally_check_batches(&f->tally, &f->breaks, DATE);
+    assert_int_equal(f->breaks.count[PAYQ_BREAK_MISSING], 1);
+    assert_int_equal(f->breaks.count[PAYQ_BREAK_BATCH], 1); /* the audit agrees with the manifest */
+    const struct payq_break *e = &f->breaks.examples[PAYQ_BREAK_BATCH][0];
+    assert_string_equal(e->batch_id, "B-8");
+    assert_string_equal(e->field, "ledger_count");
+    assert_string_equal(e->expected, "2");
+    assert_string_equal(e->actual, "1");
+    assert_int_equal(payq_recon_verdict(&f->breaks), PAYQ_RESULT_BREAKS);
+}
+
+static void test_batch_short_while_in_flight(void **state)
+{
+    struct fixture *f = *state;
+    f->c.pending = 1;
+    manifest_of_two(f);
+    settle(f);
+    payq_tally_check_batches(&f->tally, &f->breaks, DATE);
+    only(f, PAYQ_BREAK_IN_FLIGHT);
+    assert_int_equal(payq_recon_verdict(&f->breaks), PAYQ_RESULT_IN_FLIGHT);
 }
 
 static void test_batch_without_manifest(void **state)
@@ -368,8 +431,11 @@ int main(void)
         T(test_id_conflict_recorded),
         T(test_id_conflict_taken_on_other_date),
         T(test_undated_retry_booked_elsewhere),
+        T(test_booked_on_another_date),
         T(test_dead_letters),
         T(test_batch_totals_mismatch),
+        T(test_batch_ledger_count),
+        T(test_batch_short_while_in_flight),
         T(test_batch_without_manifest),
         T(test_invariant_violation),
         T(test_overall_verdict),

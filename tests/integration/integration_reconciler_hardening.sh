@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# integration_reconciler_hardening: the reconciler defects of issue 17,
+# each reproduced against the real stack (each check fails without its fix):
+#  1. a booked transfer moved to another business_date (superuser, trigger
+#     off) is a content_mismatch on business_date and its batch's ledger
+#     count differs from the manifest: exit 1, never BALANCED.
+source "$(dirname "$0")/lib/common.sh"
+source "$(dirname "$0")/lib/recon_lib.sh"
+P=rh$RUN_ID
+CUR=$(rand_ccy)
+CUR2=$CUR
+fresh_date() { # sets D: a date no transfer and no run has used
+    D=$(rand_date)
+    while [ "$(q "SELECT EXISTS (SELECT 1 FROM payq.transfers WHERE business_date = '$D') OR
+            EXISTS (SELECT 1 FROM payq.reconciliations WHERE business_date = '$D')")" != f ]; do
+        D=$(rand_date)
+    done
+}
+recon_config
+echo "# prefix $P, currency $CUR"
+{
+    printf 'account\t{"id":"%s-A","currency":"%s"}\n' "$P" "$CUR"
+    printf 'account\t{"id":"%s-C","currency":"%s"}\n' "$P" "$CUR"
+} >"$TMP/accounts"
+apply "$TMP/accounts" "SELECT count(*) FROM payq.accounts WHERE id LIKE '$P-%'" 2
+
+# A batch of 3 with its manifest on DATE: ids $P-TAG-1..3, batch $P-TAG.
+small_batch() { # TAG DATE
+    {
+        tr_line "$P-$1-1" "$P-A" "$P-C" 100 "$CUR" "$2" "$P-$1"
+        tr_line "$P-$1-2" "$P-A" "$P-C" 200 "$CUR" "$2" "$P-$1"
+        tr_line "$P-$1-3" "$P-C" "$P-A" 50 "$CUR" "$2" "$P-$1"
+        manifest_line "$P-$1" "$2" 3 "{\"$CUR\":\"350\"}"
+    } >"$TMP/$1"
+    apply "$TMP/$1" "SELECT count(*) FROM payq.transfers WHERE batch_id = '$P-$1'" 3
+}
+
+# --- 1. a transfer moved to another business date -----------------------------
+fresh_date
+D1=$D
+fresh_date
+D2=$D
+small_batch moved "$D1"
+recon "$D1"
+check "moved: balanced before the tampering" 0 "$RC"
+tamper "UPDATE payq.transfers SET business_date = '$D2' WHERE id = '$P-moved-2'" \
+    "UPDATE payq.transfers SET business_date = '$D1' WHERE id = '$P-moved-2'"
+recon "$D1"
+expect_breaks "moved" "$D1" 1 "batch_totals_mismatch,content_mismatch"
+check "moved: content_mismatch names id, business_date, expected and actual" \
+    "$P-moved-2 business_date $D1 $D2" \
+    "$(mine "$TMP/$D1.json" | jq -r '.[] | select(.category == "content_mismatch") | "\(.id) \(.field) \(.expected) \(.actual)"')"
+check "moved: the batch's ledger count differs from its manifest" "$P-moved ledger_count 3 2" \
+    "$(mine "$TMP/$D1.json" | jq -r '.[] | select(.category == "batch_totals_mismatch") | "\(.batch_id) \(.field) \(.expected) \(.actual)"')"
+check "moved: not balanced" breaks "$(jq -r .result "$TMP/$D1.json")"
+recon "$D2"
+check "moved: the other date shows the row as unexpected" "$P-moved-2" "$(keys "$TMP/$D2.json" unexpected_in_ledger)"
+untamper
+recon "$D1"
+check "moved: balanced again once repaired" 0 "$RC"
+
+finish
