@@ -126,7 +126,9 @@ static void text_verdict(const struct payq_recon_outcome *run, FILE *f)
         break;
     }
     if (!run->recorded)
-        fputs("WARNING: this run could not be recorded in payq.reconciliations (see log)\n", f);
+        fputs("NOT COMPLETE: this run could not be recorded in payq.reconciliations (exit 2, "
+              "see log)\n",
+              f);
 }
 
 void payq_report_text(const struct payq_recon_outcome *run, FILE *f)

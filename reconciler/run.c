@@ -242,7 +242,8 @@ int payq_recon_run(const struct payq_config *cfg, const struct payq_recon_opts *
         compare(&x);
     payq_ledger_close(x.ledger);
     run.finished_ms = payq_now_ms();
-    run.recorded = payq_run_record(&run) == 0;
+    char unrecorded[512] = "";
+    run.recorded = payq_run_record(&run, unrecorded, sizeof unrecorded) == 0;
     int rc = payq_recon_exit_code(run.result);
     /* The CSV list of breaks lives in the spill directory: report first. */
     bool written = payq_report_write(&run, &out) == 0;
@@ -250,10 +251,15 @@ int payq_recon_run(const struct payq_config *cfg, const struct payq_recon_opts *
     log_summary(&run);
     if (run.result == PAYQ_RESULT_FAILED)
         fprintf(stderr, "payq-reconciler: %s\n", run.error);
+    else if (!run.recorded)
+        fprintf(stderr, "payq-reconciler: cannot record the run in payq.reconciliations: %s\n",
+                unrecorded);
     else if (!written)
         fprintf(stderr, "payq-reconciler: cannot write the report (see log)\n");
-    if (!written)
-        rc = 2; /* a verdict nobody can read is no verdict */
+    /* A verdict nobody can read is no verdict; a run missing from the
+     * history is a run that did not complete. */
+    if (!written || !run.recorded)
+        rc = 2;
     payq_breaks_free(&run.breaks);
     payq_tally_free(&run.tally);
     payq_buf_free(&x.undated);

@@ -3,6 +3,7 @@
 
 #include <libpq-fe.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "buf.h"
 #include "pg.h"
@@ -22,11 +23,13 @@ static const char *table_result(enum payq_recon_result r)
     return "failed";
 }
 
-int payq_run_record(const struct payq_recon_outcome *run)
+int payq_run_record(const struct payq_recon_outcome *run, char *err, size_t errlen)
 {
     PGconn *c = payq_pg_connect(run->cfg->pg.recon_conninfo, "payq-reconciler");
-    if (!c)
+    if (!c) {
+        snprintf(err, errlen, "cannot connect with pg.recon_conninfo (see log)");
         return -1;
+    }
     char started[32], finished[32], breaks[24];
     struct payq_buf counts = PAYQ_BUF_INIT;
     payq_recon_iso_time(run->started_ms, started);
@@ -42,6 +45,11 @@ int payq_run_record(const struct payq_recon_outcome *run)
                                  "$5::bigint, $6::jsonb)",
                                  6, NULL, p, NULL, NULL, 0);
     int rc = payq_pg_check(c, res, PGRES_COMMAND_OK, "record the run") == PAYQ_PG_OK ? 0 : -1;
+    if (rc != 0) {
+        const char *why = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+        snprintf(err, errlen, "the database refused it: %s", why ? why : PQerrorMessage(c));
+        err[strcspn(err, "\n")] = '\0';
+    }
     PQclear(res);
     PQfinish(c);
     payq_buf_free(&counts);

@@ -3,7 +3,9 @@
 # each reproduced against the real stack (each check fails without its fix):
 #  1. a booked transfer moved to another business_date (superuser, trigger
 #     off) is a content_mismatch on business_date and its batch's ledger
-#     count differs from the manifest: exit 1, never BALANCED.
+#     count differs from the manifest: exit 1, never BALANCED;
+#  3. a run that cannot be recorded (bad PAYQ_PG_RECON_CONNINFO) exits 2
+#     with one line naming why, although the books balance.
 source "$(dirname "$0")/lib/common.sh"
 source "$(dirname "$0")/lib/recon_lib.sh"
 P=rh$RUN_ID
@@ -58,5 +60,17 @@ check "moved: the other date shows the row as unexpected" "$P-moved-2" "$(keys "
 untamper
 recon "$D1"
 check "moved: balanced again once repaired" 0 "$RC"
+
+# --- 3. a run that cannot be recorded -----------------------------------------
+PAYQ_PG_RECON_CONNINFO="host=127.0.0.1 port=1 dbname=payq user=payq_recon connect_timeout=3" \
+    "$BIN/payq-reconciler" --config "$TMP/recon.yaml" --date "$D1" --audit-from "$RECON_START" \
+    --format json --out "$TMP/unrec.json" 2>"$TMP/unrec.err"
+check "unrecorded: exit 2" 2 $?
+check "unrecorded: one line naming why" 1 \
+    "$(grep -c '^payq-reconciler: ' "$TMP/unrec.err")"
+check "unrecorded: the line says the run was not recorded" 1 \
+    "$(grep -c '^payq-reconciler: cannot record the run in payq.reconciliations: cannot connect' "$TMP/unrec.err")"
+check "unrecorded: the report keeps the verdict and says so" "balanced false" \
+    "$(jq -r '"\(.result) \(.recorded)"' "$TMP/unrec.json")"
 
 finish
