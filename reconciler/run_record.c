@@ -1,4 +1,4 @@
-/* run_record: one INSERT into payq.reconciliations per run. */
+/* run_record: one call of payq.record_reconciliation() per run. */
 #include "run_record.h"
 
 #include <libpq-fe.h>
@@ -38,13 +38,13 @@ int payq_run_record(const struct payq_recon_outcome *run, char *err, size_t errl
     payq_report_counts(run, &counts);
     const char *p[6] = {run->opts->date,           started, finished,
                         table_result(run->result), breaks,  counts.data};
+    /* Through the SECURITY DEFINER function: payq_recon has no INSERT (see
+     * schemas/sql/002_reconciliation_record.sql). */
     PGresult *res = PQexecParams(c,
-                                 "INSERT INTO payq.reconciliations (business_date, started_at, "
-                                 "finished_at, result, breaks, counts) "
-                                 "VALUES ($1::date, $2::timestamptz, $3::timestamptz, $4, "
-                                 "$5::bigint, $6::jsonb)",
+                                 "SELECT payq.record_reconciliation($1::date, $2::timestamptz, "
+                                 "$3::timestamptz, $4, $5::bigint, $6::jsonb)",
                                  6, NULL, p, NULL, NULL, 0);
-    int rc = payq_pg_check(c, res, PGRES_COMMAND_OK, "record the run") == PAYQ_PG_OK ? 0 : -1;
+    int rc = payq_pg_check(c, res, PGRES_TUPLES_OK, "record the run") == PAYQ_PG_OK ? 0 : -1;
     if (rc != 0) {
         const char *why = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
         snprintf(err, errlen, "the database refused it: %s", why ? why : PQerrorMessage(c));

@@ -1,6 +1,9 @@
 /* run_record: finance's history of runs, one row per run in
- * payq.reconciliations, written through pg.recon_conninfo (role payq_recon:
- * INSERT only, hence no RETURNING).
+ * payq.reconciliations, written through pg.recon_conninfo (role payq_recon)
+ * by the SECURITY DEFINER function payq.record_reconciliation(), which
+ * refuses back-dated or self-contradicting records and stamps when, by whom
+ * and against which ledger rows of the date the run was recorded.
+ * payq_recon cannot INSERT into the table itself.
  *
  * Policy: a run that cannot be recorded did not complete. The nightly
  * history would otherwise have a silent gap, so the run exits 2 with one
@@ -13,7 +16,7 @@
 
 #include "outcome.h"
 
-/* Inserts the run (in_flight is recorded as "breaks", with
+/* Records the run (in_flight is recorded as "breaks", with
  * counts.result = "in_flight": the table allows balanced|breaks|failed).
  * Returns 0, or -1 (logged where detected) with a one-line reason in err. */
 int payq_run_record(const struct payq_recon_outcome *run, char *err, size_t errlen)

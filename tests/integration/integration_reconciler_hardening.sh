@@ -5,7 +5,10 @@
 #     off) is a content_mismatch on business_date and its batch's ledger
 #     count differs from the manifest: exit 1, never BALANCED;
 #  3. a run that cannot be recorded (bad PAYQ_PG_RECON_CONNINFO) exits 2
-#     with one line naming why, although the books balance.
+#     with one line naming why, although the books balance;
+#  4. payq_recon cannot forge run records: no direct INSERT, and the
+#     recording function refuses back-dated or self-contradicting runs and
+#     stamps the ledger's rows, so a made-up "balanced" stands out.
 source "$(dirname "$0")/lib/common.sh"
 source "$(dirname "$0")/lib/recon_lib.sh"
 P=rh$RUN_ID
@@ -72,5 +75,30 @@ check "unrecorded: the line says the run was not recorded" 1 \
     "$(grep -c '^payq-reconciler: cannot record the run in payq.reconciliations: cannot connect' "$TMP/unrec.err")"
 check "unrecorded: the report keeps the verdict and says so" "balanced false" \
     "$(jq -r '"\(.result) \(.recorded)"' "$TMP/unrec.json")"
+
+# --- 4. forged run records ------------------------------------------------------
+rq() { psql "$PAYQ_PG_RECON_CONNINFO" -X -qAt -v ON_ERROR_STOP=1 -c "$1" 2>&1; }
+recon "$D1"
+check "record: the reconciler's own run is recorded" 0 "$RC"
+check "record: stamped by the database (who, ledger rows of the date)" "payq_recon|3|3|true" \
+    "$(q "SELECT recorded_by || '|' || (ledger_stamp->>'ledger_rows') || '|' || (counts->>'ledger_rows')
+                 || '|' || (recorded_at IS NOT NULL)
+          FROM payq.reconciliations WHERE business_date = '$D1' ORDER BY seq DESC LIMIT 1")"
+check "forged: payq_recon cannot INSERT a run record" 1 \
+    "$(rq "INSERT INTO payq.reconciliations (business_date, started_at, finished_at, result)
+           VALUES ('$D2', now(), now(), 'balanced')" | grep -c 'permission denied for table reconciliations')"
+check "forged: a back-dated run is refused" 1 \
+    "$(rq "SELECT payq.record_reconciliation('$D2', now() - interval '3 days',
+               now() - interval '2 days', 'balanced', 0, '{}')" | grep -c 'a run is recorded when it ends')"
+check "forged: balanced with breaks is refused" 1 \
+    "$(rq "SELECT payq.record_reconciliation('$D2', now(), now(), 'balanced', 2, '{}')" |
+        grep -c 'contradicts its own figures')"
+# Every real run of D1 above claimed the rows the ledger held; a made-up one
+# that claims otherwise is the only record of D1 that stands out.
+rq "SELECT payq.record_reconciliation('$D1', now(), now(), 'balanced', 0, '{\"ledger_rows\":5}')" >/dev/null
+check "forged: a made-up balanced run stands out against the ledger stamp" "1|5" \
+    "$(q "SELECT count(*) || '|' || max(counts->>'ledger_rows') FROM payq.reconciliations
+          WHERE business_date = '$D1' AND recorded_at IS NOT NULL
+            AND (counts->>'ledger_rows')::bigint IS DISTINCT FROM (ledger_stamp->>'ledger_rows')::bigint")"
 
 finish
