@@ -141,13 +141,27 @@ static const char *check_amqp_urls(const char *s)
     return n_urls > 0 ? NULL : reason;
 }
 
+/* One URL, or several separated by commas (one per cluster node: the
+ * reconciler uses the first that answers). */
 static const char *check_http_url(const char *s)
 {
-    size_t n = strlen(s);
+    static const char reason[] = "must be an http:// or https:// URL";
+    size_t n_urls = 0;
 
-    if ((has_prefix(s, n, "http://") || has_prefix(s, n, "https://")) && !strchr(s, ' '))
-        return NULL;
-    return "must be an http:// or https:// URL";
+    for (;;) {
+        while (*s == ' ')
+            s++;
+        size_t n = strcspn(s, ",");
+        if (n > 0) {
+            bool scheme = has_prefix(s, n, "http://") || has_prefix(s, n, "https://");
+            if (!scheme || memchr(s, ' ', n) != NULL || ++n_urls > 32)
+                return reason;
+        }
+        if (s[n] == '\0')
+            break;
+        s += n + 1;
+    }
+    return n_urls > 0 ? NULL : reason;
 }
 
 /* HOST:PORT, split at the last ':' so "[::1]:17080" works too. */

@@ -14,6 +14,7 @@
 #include "config.h"
 #include "log.h"
 #include "message.h"
+#include "mgmt_http.h"
 #include "run.h"
 #include "signals.h"
 
@@ -32,7 +33,8 @@ static void usage(FILE *f)
           "                     ...+02:00) or from its first message; default: 00:00 UTC of\n"
           "                     the date minus reconciler.lookback_hours\n"
           "  --config FILE      configuration (default config/payq.yaml if present)\n"
-          "Environment: PAYQ_AMQP_URL, PAYQ_AMQP_MGMT_URL, PAYQ_PG_READ_CONNINFO,\n"
+          "Environment: PAYQ_AMQP_URL, PAYQ_AMQP_MGMT_URL (one URL or several, comma-\n"
+          "separated), PAYQ_PG_READ_CONNINFO,\n"
           "PAYQ_PG_RECON_CONNINFO override the config.\n"
           "Exit: 0 balanced, 1 breaks or transfers in flight, 2 could not run.\n",
           f);
@@ -220,6 +222,10 @@ int main(int argc, char **argv)
     if (parse_args(&c, argc, argv) != 0 || load_config(&c, &cfg) != 0 ||
         audit_window(&c, &cfg) != 0)
         return 2;
+    if (payq_mgmt_global_init() != 0) {
+        fputs("payq-reconciler: cannot initialise libcurl\n", stderr);
+        return 2;
+    }
     payq_signals_install();
     return payq_recon_run(&cfg, &c.opts);
 }

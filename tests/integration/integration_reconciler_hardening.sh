@@ -4,6 +4,8 @@
 #  1. a booked transfer moved to another business_date (superuser, trigger
 #     off) is a content_mismatch on business_date and its batch's ledger
 #     count differs from the manifest: exit 1, never BALANCED;
+#  2. the management API read through libcurl: the first URL of a list that
+#     answers is used, a refused one is exit 2, no password is ever logged;
 #  3. a run that cannot be recorded (bad PAYQ_PG_RECON_CONNINFO) exits 2
 #     with one line naming why, although the books balance;
 #  4. payq_recon cannot forge run records: no direct INSERT, and the
@@ -64,6 +66,22 @@ untamper
 recon "$D1"
 check "moved: balanced again once repaired" 0 "$RC"
 
+# --- 2. the management API through libcurl, a list of URLs ---------------------
+MGMT_PASS=${PAYQ_AMQP_MGMT_URL#*://*:}
+MGMT_PASS=${MGMT_PASS%%@*}
+PAYQ_AMQP_MGMT_URL="http://127.0.0.1:1,$PAYQ_AMQP_MGMT_URL" \
+    "$BIN/payq-reconciler" --config "$TMP/recon.yaml" --date "$D1" --audit-from "$RECON_START" \
+    --format json --out "$TMP/mgmt.json" 2>"$TMP/mgmt.err"
+check "mgmt list: the first URL that answers is used" "0 true" "$? $(jq .sources.queues.read "$TMP/mgmt.json")"
+check "mgmt list: the dead URL is logged (once per queue)" 2 "$(grep -c '"event":"mgmt_api_failed".*127.0.0.1:1"' "$TMP/mgmt.err")"
+PAYQ_AMQP_MGMT_URL="http://payq-admin:WRONG-$MGMT_PASS@${PAYQ_AMQP_MGMT_URL#*@}" \
+    "$BIN/payq-reconciler" --config "$TMP/recon.yaml" --date "$D1" --audit-from "$RECON_START" \
+    --format json --out "$TMP/mgmt2.json" 2>"$TMP/mgmt2.err"
+check "mgmt refused: exit 2" 2 $?
+check "mgmt refused: one line naming the refusal" 1 \
+    "$(grep -c '^payq-reconciler: cannot read the queue depths: management API: HTTP 401' "$TMP/mgmt2.err")"
+check "mgmt: no password in any log line" 0 "$(cat "$TMP/mgmt.err" "$TMP/mgmt2.err" | grep -c -- "$MGMT_PASS")"
+
 # --- 3. a run that cannot be recorded -----------------------------------------
 PAYQ_PG_RECON_CONNINFO="host=127.0.0.1 port=1 dbname=payq user=payq_recon connect_timeout=3" \
     "$BIN/payq-reconciler" --config "$TMP/recon.yaml" --date "$D1" --audit-from "$RECON_START" \
@@ -93,12 +111,12 @@ check "forged: a back-dated run is refused" 1 \
 check "forged: balanced with breaks is refused" 1 \
     "$(rq "SELECT payq.record_reconciliation('$D2', now(), now(), 'balanced', 2, '{}')" |
         grep -c 'contradicts its own figures')"
-# Every real run of D1 above claimed the rows the ledger held; a made-up one
-# that claims otherwise is the only record of D1 that stands out.
+# Every real run of D1 above that read the ledger claimed the rows it held; a
+# made-up one that claims otherwise is the only record of D1 that stands out.
 rq "SELECT payq.record_reconciliation('$D1', now(), now(), 'balanced', 0, '{\"ledger_rows\":5}')" >/dev/null
 check "forged: a made-up balanced run stands out against the ledger stamp" "1|5" \
     "$(q "SELECT count(*) || '|' || max(counts->>'ledger_rows') FROM payq.reconciliations
-          WHERE business_date = '$D1' AND recorded_at IS NOT NULL
+          WHERE business_date = '$D1' AND recorded_at IS NOT NULL AND result <> 'failed'
             AND (counts->>'ledger_rows')::bigint IS DISTINCT FROM (ledger_stamp->>'ledger_rows')::bigint")"
 
 finish
