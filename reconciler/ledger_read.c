@@ -529,3 +529,21 @@ int payq_ledger_find_dead(struct payq_ledger_reader *r, const uint8_t (*hashes)[
     payq_buf_free(&arr);
     return rc;
 }
+
+int payq_ledger_audit_start(struct payq_ledger_reader *r, const char *date, int64_t *offset)
+{
+    static const char sql[] = "SELECT s.indexed_to, (SELECT first_offset FROM payq.audit_index "
+                              "WHERE business_date = $1::date) FROM payq.audit_index_state s";
+    const char *p[1] = {date};
+    PGresult *res = NULL;
+    if (run(r, sql, 1, p, PGRES_TUPLES_OK, "read payq.audit_index", &res) != PAYQ_PG_OK)
+        return -1;
+    int found = PQntuples(res) == 1;
+    if (found) {
+        long long to = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        long long first = PQgetisnull(res, 0, 1) ? to : strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+        *offset = first < to ? first : to;
+    }
+    PQclear(res);
+    return found;
+}

@@ -30,8 +30,9 @@ static void usage(FILE *f)
           "                     otherwise) or csv (one line per break)\n"
           "  --out FILE         write the report to FILE (atomically) instead of stdout\n"
           "  --audit-from T     read the stream from T (2090-01-01, 2090-01-01T22:00:00Z,\n"
-          "                     ...+02:00) or from its first message; default: 00:00 UTC of\n"
-          "                     the date minus reconciler.lookback_hours\n"
+          "                     ...+02:00) or from its first message; default: where the\n"
+          "                     date's first message is (payq.audit_index), else 00:00\n"
+          "                     UTC of the date minus reconciler.lookback_hours\n"
           "  --config FILE      configuration (default config/payq.yaml if present)\n"
           "Environment: PAYQ_AMQP_URL, PAYQ_AMQP_MGMT_URL (one URL or several, comma-\n"
           "separated), PAYQ_PG_READ_CONNINFO,\n"
@@ -198,6 +199,9 @@ static int audit_window(struct cli *c, const struct payq_config *cfg)
     if (c->opts.from_first)
         return 0;
     if (!c->from) {
+        /* The stream index says where the date starts; the window below is
+         * the fallback when it cannot be read. */
+        c->opts.use_index = true;
         if (parse_time(c->opts.date, &c->opts.from_s) != 0)
             return -1;
         c->opts.from_s -= (int64_t)cfg->reconciler.lookback_hours * 3600;
@@ -206,9 +210,7 @@ static int audit_window(struct cli *c, const struct payq_config *cfg)
     if (c->opts.from_s > now) {
         if (c->from)
             return bad_arg("--audit-from \"%s\" is in the future", c->from);
-        payq_log(PAYQ_LOG_INFO, "audit_window_clamped",
-                 "the date's window starts in the future; reading from now");
-        c->opts.from_s = now;
+        c->opts.from_s = now; /* only used when payq.audit_index cannot be read */
     }
     return 0;
 }

@@ -29,7 +29,8 @@ struct payq_recon_opts {
     enum payq_report_format format;
     const char *out_path; /* NULL = stdout */
     bool from_first;      /* --audit-from first */
-    int64_t from_s;       /* else where the audit read starts (seconds) */
+    bool use_index;       /* no --audit-from: start where payq.audit_index says */
+    int64_t from_s;       /* else (or if the index is unavailable) where the read starts (s) */
 };
 
 enum payq_recon_result {

@@ -82,15 +82,10 @@ static void j_queue(struct payq_buf *b, const char *name, const struct payq_queu
 
 static void j_sources(const struct payq_recon_outcome *run, struct payq_buf *b)
 {
-    char from[32];
-    if (run->opts->from_first)
-        snprintf(from, sizeof from, "first");
-    else
-        payq_recon_iso_time(run->opts->from_s * 1000, from);
     payq_buf_puts(b, ",\"sources\":{\"audit\":{");
     payq_buf_printf(b, "\"read\":%s", run->audit_read ? "true" : "false");
     j_str(b, "stream", PAYQ_STREAM_AUDIT, true);
-    j_str(b, "from", from, true);
+    j_str(b, "from", run->audit.from, true);
     j_str(b, "marker", run->audit.marker_id, true);
     j_u64(b, "messages", run->audit.messages, true);
     j_u64(b, "ms", (uint64_t)run->audit.read_ms, true);

@@ -15,11 +15,8 @@ static const char *cell(uint64_t n, __int128 sum, char *buf, size_t len)
 
 static void text_sources(const struct payq_recon_outcome *run, FILE *f)
 {
-    char from[32];
-    if (run->opts->from_first)
-        snprintf(from, sizeof from, "its first message");
-    else
-        payq_recon_iso_time(run->opts->from_s * 1000, from);
+    const char *from =
+        strcmp(run->audit.from, "first") == 0 ? "its first message" : run->audit.from;
     fputs("Sources\n", f);
     if (run->audit_read)
         fprintf(f,

@@ -26,6 +26,7 @@ struct run_ctx {
     struct payq_audit_invalid *inv;
     size_t ninv, inv_cap;
     bool spill_failed;
+    struct payq_audit_index index; /* dates seen by a default read */
 };
 
 /* Marks the run failed with "cannot <what>: <why>" (the CLI prints it). */
@@ -116,11 +117,55 @@ static int sink_restart(void *ctx)
 
 /* ---- stages ---- */
 
+/* With default options the read starts where payq.audit_index says the
+ * date's first message is (or at the stream's first message before any
+ * run indexed it), so a transfer published long before its business date
+ * is still read; the lookback window is the fallback. */
+static void choose_start(struct run_ctx *x, struct payq_audit_req *req)
+{
+    int64_t offset;
+    switch (payq_ledger_audit_start(x->ledger, x->run->opts->date, &offset)) {
+    case 1:
+        req->from_offset = offset;
+        req->index = &x->index;
+        break;
+    case 0:
+        req->from_first = true;
+        req->index = &x->index;
+        break;
+    default:
+        payq_log(PAYQ_LOG_WARN, "audit_index_unavailable",
+                 "reading the stream from reconciler.lookback_hours before the date");
+        break;
+    }
+}
+
+/* Notes where each date seen starts, for the next runs. A failure costs
+ * the next run a longer read, not correctness: it is only logged. */
+static void index_stream(struct run_ctx *x, const struct payq_audit_req *req)
+{
+    const struct payq_audit_stats *a = &x->run->audit;
+    if (!req->index || a->marker_offset < 0)
+        return;
+    int64_t from = req->from_first ? 0 : req->from_offset;
+    if (a->first_offset >= 0 && a->first_offset < from)
+        from = a->first_offset;
+    char why[512];
+    if (payq_run_record_index(x->run->cfg, from, a->marker_offset, req->index, why, sizeof why) !=
+        0)
+        payq_log(PAYQ_LOG_WARN, "audit_index_not_recorded", "%s", why);
+}
+
 static int read_audit(struct run_ctx *x)
 {
     struct payq_recon_outcome *run = x->run;
-    struct payq_audit_req req = {run->cfg, run->opts->date, run->opts->from_first,
-                                 run->opts->from_s};
+    struct payq_audit_req req = {.cfg = run->cfg,
+                                 .date = run->opts->date,
+                                 .from_first = run->opts->from_first,
+                                 .from_offset = -1,
+                                 .from_s = run->opts->from_s};
+    if (run->opts->use_index)
+        choose_start(x, &req);
     struct payq_audit_sink sink = {x, sink_transfer, sink_undated, sink_manifest, sink_invalid};
     char why[512];
     if (payq_audit_read(&req, &sink, &x->prog, &run->audit, why, sizeof why) != 0)
@@ -129,6 +174,7 @@ static int read_audit(struct run_ctx *x)
     if (payq_spill_flush(x->spill, PAYQ_SPILL_AUDIT) != 0)
         return fail(x, "use the spill directory", "a write failed (see log)");
     run->audit_read = true;
+    index_stream(x, &req);
     return 0;
 }
 
@@ -264,5 +310,6 @@ int payq_recon_run(const struct payq_config *cfg, const struct payq_recon_opts *
     payq_tally_free(&run.tally);
     payq_buf_free(&x.undated);
     free(x.inv);
+    payq_audit_index_free(&x.index);
     return rc;
 }

@@ -22,4 +22,11 @@
 int payq_run_record(const struct payq_recon_outcome *run, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
+/* Notes, through payq.record_audit_index(), the first stream offset of
+ * every date a default read from offset `from` up to its marker at `to`
+ * saw. Returns 0, or -1 with a one-line reason in err. */
+int payq_run_record_index(const struct payq_config *cfg, int64_t from, int64_t to,
+                          const struct payq_audit_index *ix, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
 #endif

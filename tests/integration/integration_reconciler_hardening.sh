@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# integration_reconciler_hardening: the reconciler defects of issue 17,
-# each reproduced against the real stack (each check fails without its fix):
+# integration_reconciler_hardening: the reconciler defects of issue 17 and
+# its libcurl client (issue 15), against the real stack (each check fails
+# without its change):
 #  1. a booked transfer moved to another business_date (superuser, trigger
 #     off) is a content_mismatch on business_date and its batch's ledger
 #     count differs from the manifest: exit 1, never BALANCED;
@@ -10,7 +11,12 @@
 #     with one line naming why, although the books balance;
 #  4. payq_recon cannot forge run records: no direct INSERT, and the
 #     recording function refuses back-dated or self-contradicting runs and
-#     stamps the ledger's rows, so a made-up "balanced" stands out.
+#     stamps the ledger's rows, so a made-up "balanced" stands out;
+#  5. forward-dated transfers: with default options (no --audit-from) and
+#     reconciler.lookback_hours 0, a date whose transfers were published
+#     before the last run's marker is read from where payq.audit_index says
+#     its first message is, and balances (the lookback window alone would
+#     start in the future and call all of them unexpected_in_ledger).
 source "$(dirname "$0")/lib/common.sh"
 source "$(dirname "$0")/lib/recon_lib.sh"
 P=rh$RUN_ID
@@ -118,5 +124,35 @@ check "forged: a made-up balanced run stands out against the ledger stamp" "1|5"
     "$(q "SELECT count(*) || '|' || max(counts->>'ledger_rows') FROM payq.reconciliations
           WHERE business_date = '$D1' AND recorded_at IS NOT NULL AND result <> 'failed'
             AND (counts->>'ledger_rows')::bigint IS DISTINCT FROM (ledger_stamp->>'ledger_rows')::bigint")"
+
+# --- 5. forward-dated transfers, default options --------------------------------
+sed 's/^reconciler:$/reconciler:\n  lookback_hours: 0/' "$TMP/recon.yaml" >"$TMP/recon0.yaml"
+recon_default() { # DATE: default options; JSON into $TMP/DATE.json, sets RC
+    "$BIN/payq-reconciler" --config "$TMP/recon0.yaml" --date "$1" --format json \
+        --out "$TMP/$1.json" 2>"$TMP/$1.err"
+    RC=$?
+}
+fresh_date
+DX=$D
+recon_default "$DX" # indexes the stream up to now
+fresh_date
+DF=$D
+small_batch fwd "$DF"
+recon_default "$DX" # a later nightly run: the index now ends after DF's messages
+check "forward: an unrelated default run balances" 0 "$RC"
+IDX=$(q "SELECT first_offset || ' ' || (first_offset < (SELECT indexed_to FROM payq.audit_index_state))
+         FROM payq.audit_index WHERE business_date = '$DF'")
+check "forward: the index notes where $DF starts, before the last marker" "true" "${IDX#* }"
+# What the default did before the index: the window (DF 00:00 minus 0 h) is
+# in the future, clamped to now, and sees none of DF's messages.
+"$BIN/payq-reconciler" --config "$TMP/recon0.yaml" --date "$DF" --format json \
+    --audit-from "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --out "$TMP/old.json" 2>/dev/null
+check "forward: a read from now calls them all unexpected" "1 3" \
+    "$? $(jq .counts.breaks.unexpected_in_ledger "$TMP/old.json")"
+recon_default "$DF"
+check "forward: exit 0" 0 "$RC"
+check "forward: read from the index" "offset ${IDX% *}" "$(jq -r .sources.audit.from "$TMP/$DF.json")"
+check "forward: every transfer of the date audited and matched" "balanced 3 3" \
+    "$(jq -r '"\(.result) \(.counts.audit_distinct_transfers) \(.counts.matched)"' "$TMP/$DF.json")"
 
 finish
