@@ -23,7 +23,8 @@
 static void usage(FILE *f)
 {
     fputs("usage: payq-reconciler --date YYYY-MM-DD [--format text|json|csv] [--out FILE]\n"
-          "                       [--audit-from ISO8601|first] [--config FILE] [--help]\n"
+          "                       [--audit-from ISO8601|first] [--config FILE]\n"
+          "                       [--metrics-textfile FILE] [--help]\n"
           "Reconciles one business date: the payq.audit stream against the ledger.\n"
           "  --date D           the business date (UTC)\n"
           "  --format F         text (default when stdout is a terminal), json (default\n"
@@ -34,6 +35,8 @@ static void usage(FILE *f)
           "                     date's first message is (payq.audit_index), else 00:00\n"
           "                     UTC of the date minus reconciler.lookback_hours\n"
           "  --config FILE      configuration (default config/payq.yaml if present)\n"
+          "  --metrics-textfile FILE  write the result for Prometheus (atomically);\n"
+          "                     default reconciler.metrics_textfile\n"
           "Environment: PAYQ_AMQP_URL, PAYQ_AMQP_MGMT_URL (one URL or several, comma-\n"
           "separated), PAYQ_PG_READ_CONNINFO,\n"
           "PAYQ_PG_RECON_CONNINFO override the config.\n"
@@ -127,10 +130,11 @@ static int parse_args(struct cli *c, int argc, char **argv)
                                        {"out", required_argument, NULL, 'o'},
                                        {"audit-from", required_argument, NULL, 'a'},
                                        {"config", required_argument, NULL, 'c'},
+                                       {"metrics-textfile", required_argument, NULL, 'm'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
     int o;
-    while ((o = getopt_long(argc, argv, "d:f:o:a:c:h", lo, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "d:f:o:a:c:m:h", lo, NULL)) != -1) {
         switch (o) {
         case 'd':
             c->date = optarg;
@@ -146,6 +150,9 @@ static int parse_args(struct cli *c, int argc, char **argv)
             break;
         case 'c':
             c->config = optarg;
+            break;
+        case 'm':
+            c->opts.metrics_path = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -185,6 +192,8 @@ static int load_config(struct cli *c, struct payq_config *cfg)
         fprintf(stderr, "payq-reconciler: %s\n", err);
         return -1;
     }
+    if (!c->opts.metrics_path && cfg->reconciler.metrics_textfile[0])
+        c->opts.metrics_path = cfg->reconciler.metrics_textfile;
     enum payq_log_level lvl;
     if (payq_log_level_parse(cfg->log.level, &lvl) == 0)
         payq_log_set_level(lvl);

@@ -27,10 +27,11 @@ enum payq_report_format {
 struct payq_recon_opts {
     char date[11]; /* YYYY-MM-DD */
     enum payq_report_format format;
-    const char *out_path; /* NULL = stdout */
-    bool from_first;      /* --audit-from first */
-    bool use_index;       /* no --audit-from: start where payq.audit_index says */
-    int64_t from_s;       /* else (or if the index is unavailable) where the read starts (s) */
+    const char *out_path;     /* NULL = stdout */
+    const char *metrics_path; /* Prometheus text file, or NULL */
+    bool from_first;          /* --audit-from first */
+    bool use_index;           /* no --audit-from: start where payq.audit_index says */
+    int64_t from_s;           /* else (or if the index is unavailable) where the read starts (s) */
 };
 
 enum payq_recon_result {

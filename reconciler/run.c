@@ -10,6 +10,7 @@
 #include "broker.h"
 #include "join.h"
 #include "log.h"
+#include "metrics.h"
 #include "progress.h"
 #include "report.h"
 #include "run_record.h"
@@ -293,6 +294,10 @@ int payq_recon_run(const struct payq_config *cfg, const struct payq_recon_opts *
     int rc = payq_recon_exit_code(run.result);
     /* The CSV list of breaks lives in the spill directory: report first. */
     bool written = payq_report_write(&run, &out) == 0;
+    char metrics_err[4400] = "";
+    bool metrics_ok =
+        !opts->metrics_path ||
+        payq_recon_metrics_write(&run, opts->metrics_path, metrics_err, sizeof metrics_err) == 0;
     payq_spill_free(x.spill);
     log_summary(&run);
     if (run.result == PAYQ_RESULT_FAILED)
@@ -302,9 +307,11 @@ int payq_recon_run(const struct payq_config *cfg, const struct payq_recon_opts *
                 unrecorded);
     else if (!written)
         fprintf(stderr, "payq-reconciler: cannot write the report (see log)\n");
+    else if (!metrics_ok)
+        fprintf(stderr, "payq-reconciler: %s\n", metrics_err);
     /* A verdict nobody can read is no verdict; a run missing from the
      * history is a run that did not complete. */
-    if (!written || !run.recorded)
+    if (!written || !run.recorded || !metrics_ok)
         rc = 2;
     payq_breaks_free(&run.breaks);
     payq_tally_free(&run.tally);

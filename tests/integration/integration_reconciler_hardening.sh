@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # integration_reconciler_hardening: the reconciler defects of issue 17 and
-# its libcurl client (issue 15), against the real stack (each check fails
-# without its change):
+# what issues 15 and 14 asked of it, against the real stack (each check
+# fails without its change):
 #  1. a booked transfer moved to another business_date (superuser, trigger
 #     off) is a content_mismatch on business_date and its batch's ledger
 #     count differs from the manifest: exit 1, never BALANCED;
@@ -16,7 +16,10 @@
 #     reconciler.lookback_hours 0, a date whose transfers were published
 #     before the last run's marker is read from where payq.audit_index says
 #     its first message is, and balances (the lookback window alone would
-#     start in the future and call all of them unexpected_in_ledger).
+#     start in the future and call all of them unexpected_in_ledger);
+#  6. --metrics-textfile (issue 14): the run's result in Prometheus text
+#     format with the names the alert rules use, every break category
+#     present, valid for promtool, replaced whole on the next run.
 source "$(dirname "$0")/lib/common.sh"
 source "$(dirname "$0")/lib/recon_lib.sh"
 P=rh$RUN_ID
@@ -154,5 +157,32 @@ check "forward: exit 0" 0 "$RC"
 check "forward: read from the index" "offset ${IDX% *}" "$(jq -r .sources.audit.from "$TMP/$DF.json")"
 check "forward: every transfer of the date audited and matched" "balanced 3 3" \
     "$(jq -r '"\(.result) \(.counts.audit_distinct_transfers) \(.counts.matched)"' "$TMP/$DF.json")"
+
+# --- 6. the metrics text file -----------------------------------------------------
+M=$TMP/recon.prom
+recon "$D1" --metrics-textfile "$M"
+check "metrics: exit 0" 0 "$RC"
+END_S=$(jq -r .finished "$TMP/$D1.json" | xargs -I{} date -u -d {} +%s)
+check "metrics: run end, balanced, date" "$END_S 1 1" \
+    "$(awk '$1 == "payq_recon_last_run_timestamp_seconds" { split($2, t, "."); ts = t[1] }
+            $1 == "payq_recon_last_run_balanced" { b = $2 }
+            $1 == "payq_recon_business_date_info{date=\"'"$D1"'\"}" { d = $2 }
+            END { print ts, b, d }' "$M")"
+check "metrics: every category, 0 when none" \
+    "batch_totals_mismatch=0,content_mismatch=0,id_conflict=0,in_flight=0,invariant_violation=0,missing_in_ledger=0,unexpected_in_ledger=0" \
+    "$(sed -n 's/^payq_recon_breaks{category="\([a-z_]*\)"} \([0-9]*\)$/\1=\2/p' "$M" | LC_ALL=C sort | paste -sd, -)"
+if command -v promtool >/dev/null; then
+    check "metrics: promtool accepts the file" 0 "$(promtool check metrics <"$M" >/dev/null 2>&1; echo $?)"
+fi
+tamper "UPDATE payq.transfers SET business_date = '$D2' WHERE id = '$P-moved-2'" \
+    "UPDATE payq.transfers SET business_date = '$D1' WHERE id = '$P-moved-2'"
+recon "$D1" --metrics-textfile "$M"
+untamper
+check "metrics: a run with breaks replaces the file" "0 1 1" \
+    "$(awk '$1 == "payq_recon_last_run_balanced" { b = $2 }
+            $1 == "payq_recon_breaks{category=\"content_mismatch\"}" { c = $2 }
+            $1 == "payq_recon_breaks{category=\"batch_totals_mismatch\"}" { t = $2 }
+            END { print b, c, t }' "$M")"
+check "metrics: no temporary file left" "recon.prom" "$(cd "$TMP" && ls recon.prom*)"
 
 finish
