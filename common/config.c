@@ -83,6 +83,7 @@ static const struct key keys[] = {
     KSTR("reconciler.spill_dir", reconciler.spill_dir, "/tmp", false, check_nonempty),
     KINT("reconciler.buckets", reconciler.buckets, 1, 4096, 256),
     KINT("reconciler.examples", reconciler.examples, 1, 10000, 10),
+    KSTR("reconciler.metrics_textfile", reconciler.metrics_textfile, "", false, NULL),
 };
 
 #define N_KEYS (sizeof keys / sizeof keys[0])
@@ -141,13 +142,27 @@ static const char *check_amqp_urls(const char *s)
     return n_urls > 0 ? NULL : reason;
 }
 
+/* One URL, or several separated by commas (one per cluster node: the
+ * reconciler uses the first that answers). */
 static const char *check_http_url(const char *s)
 {
-    size_t n = strlen(s);
+    static const char reason[] = "must be an http:// or https:// URL";
+    size_t n_urls = 0;
 
-    if ((has_prefix(s, n, "http://") || has_prefix(s, n, "https://")) && !strchr(s, ' '))
-        return NULL;
-    return "must be an http:// or https:// URL";
+    for (;;) {
+        while (*s == ' ')
+            s++;
+        size_t n = strcspn(s, ",");
+        if (n > 0) {
+            bool scheme = has_prefix(s, n, "http://") || has_prefix(s, n, "https://");
+            if (!scheme || memchr(s, ' ', n) != NULL || ++n_urls > 32)
+                return reason;
+        }
+        if (s[n] == '\0')
+            break;
+        s += n + 1;
+    }
+    return n_urls > 0 ? NULL : reason;
 }
 
 /* HOST:PORT, split at the last ':' so "[::1]:17080" works too. */

@@ -1,8 +1,10 @@
 /* audit: the payq.audit stream reader, read up to a marker of its own. */
 #include "audit.h"
+#include "alloc.h"
 
 #include <amqp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -16,6 +18,7 @@
 #include "outbox.h"
 #include "pack.h"
 #include "signals.h"
+#include "strmap.h"
 
 #define AUDIT_CHANNEL 1
 #define AUDIT_PREFETCH 2000
@@ -34,6 +37,8 @@ struct reader {
     amqp_connection_state_t conn;
     char *err;
     size_t errlen;
+    int64_t offset;         /* x-stream-offset of the delivery at hand, -1 if unknown */
+    struct payq_strmap idx; /* date -> index in req->index */
 };
 
 void payq_audit_utc_date(int64_t t, char buf[11])
@@ -42,6 +47,60 @@ void payq_audit_utc_date(int64_t t, char buf[11])
     struct tm tm;
     gmtime_r(&tt, &tm);
     strftime(buf, 11, "%Y-%m-%d", &tm);
+}
+
+void payq_audit_index_free(struct payq_audit_index *ix)
+{
+    for (size_t i = 0; i < ix->n; i++)
+        free(ix->dates[i]);
+    free(ix->dates);
+    free(ix->offsets);
+    memset(ix, 0, sizeof *ix);
+}
+
+/* Notes that a message of date sits at the current offset. Offsets only
+ * grow within a read, so the first note of a date is its first offset. */
+static void index_note(struct reader *rd, const char *date)
+{
+    struct payq_audit_index *ix = rd->req->index;
+    size_t i;
+    if (!ix || rd->offset < 0 || !date[0] || payq_strmap_get(&rd->idx, date, &i))
+        return;
+    if (ix->n == ix->cap) {
+        ix->cap = ix->cap ? ix->cap * 2 : 64;
+        ix->dates = payq_xreallocarray(ix->dates, ix->cap, sizeof *ix->dates);
+        ix->offsets = payq_xreallocarray(ix->offsets, ix->cap, sizeof *ix->offsets);
+    }
+    ix->dates[ix->n] = payq_xstrdup(date);
+    ix->offsets[ix->n] = rd->offset;
+    payq_strmap_put(&rd->idx, ix->dates[ix->n], ix->n);
+    ix->n++;
+}
+
+/* The x-stream-offset header the broker adds to each stream delivery. */
+static int64_t stream_offset(const amqp_envelope_t *e)
+{
+    const amqp_basic_properties_t *p = &e->message.properties;
+    if (!(p->_flags & AMQP_BASIC_HEADERS_FLAG))
+        return -1;
+    for (int i = 0; i < p->headers.num_entries; i++) {
+        const amqp_table_entry_t *h = &p->headers.entries[i];
+        if (h->key.len != 15 || memcmp(h->key.bytes, "x-stream-offset", 15) != 0)
+            continue;
+        switch (h->value.kind) {
+        case AMQP_FIELD_KIND_I64:
+            return h->value.value.i64;
+        case AMQP_FIELD_KIND_U64:
+            return (int64_t)h->value.value.u64;
+        case AMQP_FIELD_KIND_I32:
+            return h->value.value.i32;
+        case AMQP_FIELD_KIND_U32:
+            return h->value.value.u32;
+        default:
+            return -1;
+        }
+    }
+    return -1;
 }
 
 static void make_marker_id(char *buf, size_t len, const char *date)
@@ -96,6 +155,9 @@ static int start_consumer(struct reader *rd)
     if (rd->req->from_first) {
         arg.value.kind = AMQP_FIELD_KIND_UTF8;
         arg.value.value.bytes = amqp_cstring_bytes("first");
+    } else if (rd->req->from_offset >= 0) {
+        arg.value.kind = AMQP_FIELD_KIND_I64;
+        arg.value.value.i64 = rd->req->from_offset;
     } else {
         arg.value.kind = AMQP_FIELD_KIND_TIMESTAMP;
         arg.value.value.u64 = (uint64_t)rd->req->from_s;
@@ -125,6 +187,7 @@ static void on_invalid(struct reader *rd, const char *body, size_t len, int64_t 
         payq_audit_utc_date(ts, date);
     }
     inv.undated = date[0] == '\0';
+    index_note(rd, date);
     if (!inv.undated && strcmp(date, rd->req->date) != 0)
         return;
     payq_sha256(body, len, inv.body_hash);
@@ -159,6 +222,7 @@ static int on_transfer(struct reader *rd, const char *body, size_t len, int64_t 
     else if (ts >= 0)
         payq_audit_utc_date(ts, date);
     int rc = 0;
+    index_note(rd, date);
     if (!date[0]) {
         rd->st->undated++;
         rc = rd->sink->undated(rd->sink->ctx, &t, hash, seq);
@@ -214,6 +278,7 @@ static void on_manifest(struct reader *rd, const amqp_envelope_t *e)
         payq_log_end(&r);
         return;
     }
+    index_note(rd, m.business_date);
     if (strcmp(m.business_date, rd->req->date) != 0)
         return;
     rd->st->manifests++;
@@ -232,10 +297,15 @@ static bool is_our_marker(const struct reader *rd, const amqp_envelope_t *e)
 static int on_delivery(struct reader *rd, const amqp_envelope_t *e, uint64_t seq)
 {
     const amqp_bytes_t rk = e->routing_key;
+    rd->offset = stream_offset(e);
+    if (rd->st->first_offset < 0)
+        rd->st->first_offset = rd->offset;
     if (rk.len == strlen(PAYQ_AUDIT_MARKER_KEY) &&
         memcmp(rk.bytes, PAYQ_AUDIT_MARKER_KEY, rk.len) == 0) {
-        if (is_our_marker(rd, e))
+        if (is_our_marker(rd, e)) {
+            rd->st->marker_offset = rd->offset;
             return 1;
+        }
         rd->st->ignored++; /* another run's marker */
         return 0;
     }
@@ -347,13 +417,29 @@ static int read_to_marker(struct reader *rd, struct payq_progress *prog)
     }
 }
 
+static void describe_start(const struct payq_audit_req *req, char *buf, size_t len)
+{
+    time_t t = (time_t)req->from_s;
+    struct tm tm;
+    if (req->from_first) {
+        snprintf(buf, len, "first");
+    } else if (req->from_offset >= 0) {
+        snprintf(buf, len, "offset %lld", (long long)req->from_offset);
+    } else {
+        gmtime_r(&t, &tm);
+        strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    }
+}
+
 int payq_audit_read(const struct payq_audit_req *req, const struct payq_audit_sink *sink,
                     struct payq_progress *prog, struct payq_audit_stats *st, char *err,
                     size_t errlen)
 {
     int64_t t0 = payq_clock_mono_ms();
     memset(st, 0, sizeof *st);
-    struct reader rd = {req, sink, st, NULL, err, errlen};
+    st->marker_offset = st->first_offset = -1;
+    describe_start(req, st->from, sizeof st->from);
+    struct reader rd = {req, sink, st, NULL, err, errlen, -1, {0}};
     make_marker_id(st->marker_id, sizeof st->marker_id, req->date);
     const struct payq_config *cfg = req->cfg;
     struct payq_amqp_target t = {cfg->amqp.url, &cfg->amqp.tls, cfg->amqp.heartbeat_s,
@@ -377,6 +463,7 @@ int payq_audit_read(const struct payq_audit_req *req, const struct payq_audit_si
     payq_progress_clear(prog);
 out:
     payq_amqp_close(rd.conn);
+    payq_strmap_free(&rd.idx);
     st->read_ms = payq_clock_mono_ms() - t0;
     return rc;
 }

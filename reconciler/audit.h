@@ -49,11 +49,21 @@ struct payq_audit_sink {
     void (*invalid)(void *ctx, const struct payq_audit_invalid *inv);
 };
 
+/* Where in the stream each business date seen in a read first appears
+ * (its x-stream-offset), for payq.audit_index. */
+struct payq_audit_index {
+    char **dates; /* owned, each "YYYY-MM-DD" */
+    int64_t *offsets;
+    size_t n, cap;
+};
+
 struct payq_audit_req {
     const struct payq_config *cfg;
-    const char *date; /* YYYY-MM-DD */
-    bool from_first;  /* read the whole stream */
-    int64_t from_s;   /* else start at this time (seconds since the epoch) */
+    const char *date;               /* YYYY-MM-DD */
+    bool from_first;                /* read the whole stream */
+    int64_t from_offset;            /* else, when >= 0, start at this stream offset */
+    int64_t from_s;                 /* else start at this time (seconds since the epoch) */
+    struct payq_audit_index *index; /* when not NULL, filled for every date seen */
 };
 
 struct payq_audit_stats {
@@ -68,6 +78,9 @@ struct payq_audit_stats {
     uint64_t accounts;
     uint64_t ignored; /* other routing keys, other runs' markers */
     char marker_id[96];
+    int64_t marker_offset; /* the marker's x-stream-offset, -1 if unknown */
+    int64_t first_offset;  /* the first delivery's, -1 if none or unknown */
+    char from[40];         /* where the read started: "first", "offset N" or a UTC time */
     int64_t read_ms;
 };
 
@@ -78,6 +91,8 @@ struct payq_audit_stats {
 int payq_audit_read(const struct payq_audit_req *req, const struct payq_audit_sink *sink,
                     struct payq_progress *prog, struct payq_audit_stats *st, char *err,
                     size_t errlen) __attribute__((warn_unused_result));
+
+void payq_audit_index_free(struct payq_audit_index *ix); /* safe on a zeroed index */
 
 /* The UTC date (YYYY-MM-DD) of a time in seconds into buf (11 bytes). */
 void payq_audit_utc_date(int64_t t, char buf[11]);

@@ -1,4 +1,5 @@
-/* compare: per-bucket join of audited transfers with ledger rows. */
+/* compare: the verdict on each audited transfer, from what the ledger holds
+ * for it. No I/O here (see compare.h). */
 #include "compare.h"
 
 #include <stdio.h>
@@ -7,48 +8,8 @@
 
 #include "alloc.h"
 #include "money.h"
-#include "strmap.h"
 
-#define NONE SIZE_MAX
-
-/* One distinct payload of an audited id. */
-struct pay {
-    struct payq_spill_rec r;
-    size_t next;   /* next distinct payload of the same id, or NONE */
-    bool recorded; /* found in payq.conflicts as a refused payload */
-};
-
-enum id_state {
-    ID_UNSEEN = 0, /* not among the day's rows (until looked up) */
-    ID_MATCHED,    /* among the day's rows */
-    ID_ELSEWHERE,  /* same payload, booked on another date */
-    ID_LATE,       /* same payload, booked on the date after the scan */
-    ID_TAKEN,      /* the id holds another payload (another date, or after the scan) */
-};
-
-struct ident {
-    size_t first;    /* pays index of the first payload seen */
-    size_t accepted; /* the payload the ledger holds, else first */
-    size_t npays;
-    enum id_state state;
-    bool check_conflicts;
-    bool hash_matched;          /* the ledger's payload is one of the audited ones */
-    struct payq_spill_rec lrec; /* ID_MATCHED: the ledger row (strings in lbuf) */
-    uint8_t lhash[32];
-    char ldate[11];
-};
-
-/* Memory of one bucket, kept between buckets. */
-struct ws {
-    struct payq_buf abuf, lbuf;
-    struct pay *pays;
-    size_t npays, pays_cap;
-    struct ident *ids;
-    size_t nids, ids_cap;
-    struct payq_strmap map; /* id (in abuf) -> ids index */
-    const char **keys;      /* ids to look up */
-    size_t nkeys, keys_cap;
-};
+#define NONE PAYQ_COMPARE_NONE
 
 static void *grow(void *p, size_t *cap, size_t need, size_t elem)
 {
@@ -62,26 +23,32 @@ static void *grow(void *p, size_t *cap, size_t need, size_t elem)
     return p;
 }
 
-static void ws_free(struct ws *w)
+void payq_compare_bucket_reset(struct payq_compare_bucket *b, size_t expect_ids)
 {
-    payq_buf_free(&w->abuf);
-    payq_buf_free(&w->lbuf);
-    free(w->pays);
-    free(w->ids);
-    free(w->keys);
-    payq_strmap_free(&w->map);
+    b->npayloads = b->nids = b->nkeys = 0;
+    payq_strmap_reset(&b->map, expect_ids + 16);
 }
 
-static void add_key(struct ws *w, const char *id)
+void payq_compare_bucket_free(struct payq_compare_bucket *b)
 {
-    w->keys = grow(w->keys, &w->keys_cap, w->nkeys + 1, sizeof *w->keys);
-    w->keys[w->nkeys++] = id;
+    free(b->payloads);
+    free(b->ids);
+    free(b->keys);
+    payq_strmap_free(&b->map);
+    memset(b, 0, sizeof *b);
 }
 
-static size_t find_pay(const struct ws *w, const struct ident *id, const uint8_t hash[32])
+static void add_key(struct payq_compare_bucket *b, const char *id)
 {
-    for (size_t p = id->first; p != NONE; p = w->pays[p].next)
-        if (memcmp(w->pays[p].r.hash, hash, 32) == 0)
+    b->keys = grow(b->keys, &b->keys_cap, b->nkeys + 1, sizeof *b->keys);
+    b->keys[b->nkeys++] = id;
+}
+
+static size_t find_payload(const struct payq_compare_bucket *b, const struct payq_compare_id *id,
+                           const uint8_t hash[32])
+{
+    for (size_t p = id->first; p != NONE; p = b->payloads[p].next)
+        if (memcmp(b->payloads[p].r.hash, hash, 32) == 0)
             return p;
     return NONE;
 }
@@ -102,58 +69,45 @@ static void money_text(const struct payq_spill_rec *r, char *buf, size_t len)
 
 /* ---- loading ---- */
 
-/* Adds one audit record: an identical copy only counts, a new payload of a
- * known id joins its chain, a new id gets an entry. */
-static void add_audit(struct payq_compare *c, struct ws *w, const struct payq_spill_rec *r)
+void payq_compare_add_audit(struct payq_compare *c, struct payq_compare_bucket *b,
+                            const struct payq_spill_rec *r)
 {
     size_t k;
     c->st.audit_records++;
-    if (payq_strmap_get(&w->map, r->id, &k)) {
-        struct ident *id = &w->ids[k];
+    if (payq_strmap_get(&b->map, r->id, &k)) {
+        struct payq_compare_id *id = &b->ids[k];
         size_t p = id->first, last = NONE;
-        for (; p != NONE; last = p, p = w->pays[p].next) {
-            if (memcmp(w->pays[p].r.hash, r->hash, 32) == 0) {
+        for (; p != NONE; last = p, p = b->payloads[p].next) {
+            if (memcmp(b->payloads[p].r.hash, r->hash, 32) == 0) {
                 c->st.duplicates++;
                 return;
             }
         }
-        w->pays = grow(w->pays, &w->pays_cap, w->npays + 1, sizeof *w->pays);
-        w->pays[w->npays] = (struct pay){*r, NONE, false};
-        w->pays[last].next = w->npays++;
-        id->npays++;
+        b->payloads = grow(b->payloads, &b->payloads_cap, b->npayloads + 1, sizeof *b->payloads);
+        b->payloads[b->npayloads] = (struct payq_compare_payload){*r, NONE, false};
+        b->payloads[last].next = b->npayloads++;
+        id->npayloads++;
         return;
     }
-    w->pays = grow(w->pays, &w->pays_cap, w->npays + 1, sizeof *w->pays);
-    w->ids = grow(w->ids, &w->ids_cap, w->nids + 1, sizeof *w->ids);
-    w->pays[w->npays] = (struct pay){*r, NONE, false};
-    w->ids[w->nids] = (struct ident){.first = w->npays, .accepted = w->npays, .npays = 1};
-    payq_strmap_put(&w->map, r->id, w->nids++);
-    w->npays++;
+    b->payloads = grow(b->payloads, &b->payloads_cap, b->npayloads + 1, sizeof *b->payloads);
+    b->ids = grow(b->ids, &b->ids_cap, b->nids + 1, sizeof *b->ids);
+    b->payloads[b->npayloads] = (struct payq_compare_payload){*r, NONE, false};
+    b->ids[b->nids] =
+        (struct payq_compare_id){.first = b->npayloads, .accepted = b->npayloads, .npayloads = 1};
+    payq_strmap_put(&b->map, r->id, b->nids++);
+    b->npayloads++;
     c->st.audit_ids++;
 }
 
-static int load_audit(struct payq_compare *c, struct ws *w, int bucket)
-{
-    w->npays = w->nids = w->nkeys = 0;
-    if (payq_spill_load(c->spill, PAYQ_SPILL_AUDIT, bucket, &w->abuf) != 0)
-        return -1;
-    payq_strmap_reset(&w->map, w->abuf.len / 96 + 16); /* about one id per 96 bytes */
-    size_t off = 0;
-    struct payq_spill_rec r;
-    int rc;
-    while ((rc = payq_spill_next(&w->abuf, &off, &r)) > 0)
-        add_audit(c, w, &r);
-    return rc;
-}
-
-static void on_ledger_row(struct payq_compare *c, struct ws *w, const struct payq_spill_rec *l)
+void payq_compare_add_ledger(struct payq_compare *c, struct payq_compare_bucket *b,
+                             const struct payq_spill_rec *l)
 {
     char money[64];
     size_t k;
     c->st.ledger_rows++;
     payq_tally_ledger(c->tally, l->batch_id, l->currency, l->amount, l->status == PAYQ_SPILL_POSTED,
                       l->reason);
-    if (!payq_strmap_get(&w->map, l->id, &k)) {
+    if (!payq_strmap_get(&b->map, l->id, &k)) {
         money_text(l, money, sizeof money);
         payq_breaks_add(c->breaks, PAYQ_BREAK_UNEXPECTED, l->id, l->batch_id, "", "", money,
                         "%s%s%s, debit %s, credit %s: no message for it in the audit stream of %s",
@@ -161,87 +115,70 @@ static void on_ledger_row(struct payq_compare *c, struct ws *w, const struct pay
                         l->reason[0] ? " " : "", l->reason, l->debit, l->credit, c->date);
         return;
     }
-    struct ident *id = &w->ids[k];
+    struct payq_compare_id *id = &b->ids[k];
     c->st.matched++;
-    id->state = ID_MATCHED;
+    id->state = PAYQ_ID_MATCHED;
     id->lrec = *l;
     memcpy(id->lhash, l->hash, 32);
-    size_t p = find_pay(w, id, l->hash);
+    snprintf(id->ldate, sizeof id->ldate, "%s", c->date);
+    size_t p = find_payload(b, id, l->hash);
     id->hash_matched = p != NONE;
     if (p != NONE)
         id->accepted = p;
     /* A payload the ledger does not hold may have been refused as a
      * conflict: payq.conflicts will tell. */
-    id->check_conflicts = p == NONE || id->npays > 1;
-}
-
-static int scan_ledger(struct payq_compare *c, struct ws *w, int bucket)
-{
-    if (payq_spill_load(c->spill, PAYQ_SPILL_LEDGER, bucket, &w->lbuf) != 0)
-        return -1;
-    size_t off = 0;
-    struct payq_spill_rec r;
-    int rc;
-    while ((rc = payq_spill_next(&w->lbuf, &off, &r)) > 0)
-        on_ledger_row(c, w, &r);
-    return rc;
+    id->check_conflicts = p == NONE || id->npayloads > 1;
 }
 
 /* ---- lookups ---- */
 
-struct hit_ctx {
-    struct payq_compare *c;
-    struct ws *w;
-};
-
-static void on_found(void *ctx, const char *key, const char *date, const uint8_t hash[32])
+size_t payq_compare_unseen_keys(struct payq_compare_bucket *b)
 {
-    struct hit_ctx *h = ctx;
+    b->nkeys = 0;
+    for (size_t k = 0; k < b->nids; k++)
+        if (b->ids[k].state == PAYQ_ID_UNSEEN)
+            add_key(b, b->payloads[b->ids[k].first].r.id);
+    return b->nkeys;
+}
+
+size_t payq_compare_conflict_keys(struct payq_compare_bucket *b)
+{
+    b->nkeys = 0;
+    for (size_t k = 0; k < b->nids; k++)
+        if (b->ids[k].check_conflicts)
+            add_key(b, b->payloads[b->ids[k].first].r.id);
+    return b->nkeys;
+}
+
+void payq_compare_found(const struct payq_compare *c, struct payq_compare_bucket *b,
+                        const char *key, const char *date, const uint8_t hash[32])
+{
     size_t k;
-    if (!payq_strmap_get(&h->w->map, key, &k))
+    if (!payq_strmap_get(&b->map, key, &k))
         return;
-    struct ident *id = &h->w->ids[k];
+    struct payq_compare_id *id = &b->ids[k];
     memcpy(id->lhash, hash, 32);
     snprintf(id->ldate, sizeof id->ldate, "%s", date);
-    size_t p = find_pay(h->w, id, hash);
+    size_t p = find_payload(b, id, hash);
     if (p == NONE) {
-        id->state = ID_TAKEN;
+        id->state = PAYQ_ID_TAKEN;
         id->check_conflicts = true;
         return;
     }
     id->accepted = p;
     id->hash_matched = true;
-    id->state = strcmp(date, h->c->date) == 0 ? ID_LATE : ID_ELSEWHERE;
-    id->check_conflicts = id->npays > 1;
+    id->state = strcmp(date, c->date) == 0 ? PAYQ_ID_LATE : PAYQ_ID_ELSEWHERE;
+    id->check_conflicts = id->npayloads > 1;
 }
 
-static void on_conflict(void *ctx, const char *key, const uint8_t hash[32])
+void payq_compare_refused(struct payq_compare_bucket *b, const char *key, const uint8_t hash[32])
 {
-    struct hit_ctx *h = ctx;
     size_t k;
-    if (!payq_strmap_get(&h->w->map, key, &k))
+    if (!payq_strmap_get(&b->map, key, &k))
         return;
-    size_t p = find_pay(h->w, &h->w->ids[k], hash);
+    size_t p = find_payload(b, &b->ids[k], hash);
     if (p != NONE)
-        h->w->pays[p].recorded = true;
-}
-
-static int lookups(struct payq_compare *c, struct ws *w)
-{
-    struct hit_ctx h = {c, w};
-    w->nkeys = 0;
-    for (size_t k = 0; k < w->nids; k++)
-        if (w->ids[k].state == ID_UNSEEN)
-            add_key(w, w->pays[w->ids[k].first].r.id);
-    if (w->nkeys && payq_ledger_find_transfers(c->ledger, w->keys, w->nkeys, on_found, &h) != 0)
-        return -1;
-    w->nkeys = 0;
-    for (size_t k = 0; k < w->nids; k++)
-        if (w->ids[k].check_conflicts)
-            add_key(w, w->pays[w->ids[k].first].r.id);
-    if (w->nkeys && payq_ledger_find_conflicts(c->ledger, w->keys, w->nkeys, on_conflict, &h) != 0)
-        return -1;
-    return 0;
+        b->payloads[p].recorded = true;
 }
 
 /* ---- verdicts ---- */
@@ -279,7 +216,7 @@ static size_t diff_fields(const struct payq_spill_rec *a, const struct payq_spil
 /* The ledger row claims to hold what was audited, or the audited payload
  * was never refused: either way the row differs from the message. */
 static void content_breaks(struct payq_compare *c, const struct payq_spill_rec *a,
-                           const struct ident *id)
+                           const struct payq_compare_id *id)
 {
     struct diff d[5];
     size_t n = diff_fields(a, &id->lrec, d);
@@ -299,39 +236,39 @@ static void content_breaks(struct payq_compare *c, const struct payq_spill_rec *
 /* One id_conflict per payload the ledger does not hold, naming the first
  * field in which it differs from the booked one when the booked row is at
  * hand (else the two fingerprints). */
-static void conflict_breaks(struct payq_compare *c, const struct ws *w, const struct ident *id,
-                            const char *how)
+static void conflict_breaks(struct payq_compare *c, const struct payq_compare_bucket *b,
+                            const struct payq_compare_id *id, const char *how)
 {
-    const struct payq_spill_rec *booked = id->hash_matched          ? &w->pays[id->accepted].r
-                                          : id->state == ID_MATCHED ? &id->lrec
-                                                                    : NULL;
+    const struct payq_spill_rec *booked = id->hash_matched ? &b->payloads[id->accepted].r
+                                          : id->state == PAYQ_ID_MATCHED ? &id->lrec
+                                                                         : NULL;
     char ha[17], hb[17];
     short_hash(id->lhash, ha);
-    for (size_t p = id->first; p != NONE; p = w->pays[p].next) {
-        const struct pay *py = &w->pays[p];
+    for (size_t p = id->first; p != NONE; p = b->payloads[p].next) {
+        const struct payq_compare_payload *pl = &b->payloads[p];
         if (id->hash_matched && p == id->accepted)
             continue;
         struct diff d[5];
-        size_t n = booked ? diff_fields(booked, &py->r, d) : 0;
-        short_hash(py->r.hash, hb);
-        payq_breaks_add(c->breaks, PAYQ_BREAK_ID_CONFLICT, py->r.id,
-                        booked ? booked->batch_id : py->r.batch_id, n ? d[0].field : "payload",
+        size_t n = booked ? diff_fields(booked, &pl->r, d) : 0;
+        short_hash(pl->r.hash, hb);
+        payq_breaks_add(c->breaks, PAYQ_BREAK_ID_CONFLICT, pl->r.id,
+                        booked ? booked->batch_id : pl->r.batch_id, n ? d[0].field : "payload",
                         n ? d[0].a : ha, n ? d[0].b : hb,
                         "%s: payload %s is booked, payload %s was refused and is %s "
                         "payq.conflicts",
-                        how, ha, hb, py->recorded ? "recorded in" : "NOT recorded in");
+                        how, ha, hb, pl->recorded ? "recorded in" : "NOT recorded in");
     }
 }
 
-static bool all_recorded(const struct ws *w, const struct ident *id)
+static bool all_recorded(const struct payq_compare_bucket *b, const struct payq_compare_id *id)
 {
-    for (size_t p = id->first; p != NONE; p = w->pays[p].next)
-        if (!w->pays[p].recorded)
+    for (size_t p = id->first; p != NONE; p = b->payloads[p].next)
+        if (!b->payloads[p].recorded)
             return false;
     return true;
 }
 
-static void absent_break(struct payq_compare *c, const struct payq_spill_rec *a, const char *why)
+void payq_compare_absent(struct payq_compare *c, const struct payq_spill_rec *a, const char *why)
 {
     char money[64];
     money_text(a, money, sizeof money);
@@ -346,176 +283,77 @@ static void absent_break(struct payq_compare *c, const struct payq_spill_rec *a,
                         why);
 }
 
-static void matched_verdict(struct payq_compare *c, const struct ws *w, const struct ident *id)
+static void matched_verdict(struct payq_compare *c, const struct payq_compare_bucket *b,
+                            const struct payq_compare_id *id)
 {
     if (id->hash_matched) {
-        content_breaks(c, &w->pays[id->accepted].r, id);
-        if (id->npays > 1)
-            conflict_breaks(c, w, id, "one id, several payloads");
-    } else if (all_recorded(w, id)) {
+        content_breaks(c, &b->payloads[id->accepted].r, id);
+        if (id->npayloads > 1)
+            conflict_breaks(c, b, id, "one id, several payloads");
+    } else if (all_recorded(b, id)) {
         /* The booked payload came before the audit window. */
-        conflict_breaks(c, w, id, "id used before the audit window");
+        conflict_breaks(c, b, id, "id used before the audit window");
     } else {
-        content_breaks(c, &w->pays[id->first].r, id);
-        if (id->npays > 1)
-            conflict_breaks(c, w, id, "one id, several payloads");
+        content_breaks(c, &b->payloads[id->first].r, id);
+        if (id->npayloads > 1)
+            conflict_breaks(c, b, id, "one id, several payloads");
     }
 }
 
-static void verdict(struct payq_compare *c, const struct ws *w, const struct ident *id)
+/* The same payload booked on another date. A message without its own
+ * business_date was dated by its AMQP timestamp: a retry of it published
+ * after midnight is the same transfer, booked the day its first copy
+ * arrived. A message that named its date must be booked on that date. */
+static void elsewhere_verdict(struct payq_compare *c, const struct payq_compare_bucket *b,
+                              const struct payq_compare_id *id)
 {
-    const struct payq_spill_rec *a = &w->pays[id->accepted].r;
+    const struct payq_spill_rec *a = &b->payloads[id->accepted].r;
+    if (a->body_dated)
+        payq_breaks_add(c->breaks, PAYQ_BREAK_CONTENT, a->id, a->batch_id, "business_date", c->date,
+                        id->ldate, "the message names business_date %s; the ledger booked it on %s",
+                        c->date, id->ldate);
+    else
+        c->st.elsewhere++;
+    if (id->npayloads > 1)
+        conflict_breaks(c, b, id, "one id, several payloads");
+}
+
+static void verdict(struct payq_compare *c, const struct payq_compare_bucket *b,
+                    const struct payq_compare_id *id)
+{
+    const struct payq_spill_rec *a = &b->payloads[id->accepted].r;
     char how[96];
     switch (id->state) {
-    case ID_MATCHED:
-        matched_verdict(c, w, id);
+    case PAYQ_ID_MATCHED:
+        matched_verdict(c, b, id);
         break;
-    case ID_ELSEWHERE:
-        c->st.elsewhere++;
-        if (id->npays > 1)
-            conflict_breaks(c, w, id, "one id, several payloads");
+    case PAYQ_ID_ELSEWHERE:
+        elsewhere_verdict(c, b, id);
         break;
-    case ID_LATE:
+    case PAYQ_ID_LATE:
         c->st.late++;
         payq_breaks_add(c->breaks, PAYQ_BREAK_IN_FLIGHT, a->id, a->batch_id, "", "", "",
                         "committed while the reconciler ran: not in this run's ledger scan");
         break;
-    case ID_TAKEN:
+    case PAYQ_ID_TAKEN:
         snprintf(how, sizeof how, "id already booked on %s", id->ldate);
-        conflict_breaks(c, w, id, how);
+        conflict_breaks(c, b, id, how);
         break;
-    case ID_UNSEEN:
-        absent_break(c, a, "");
+    case PAYQ_ID_UNSEEN:
+        payq_compare_absent(c, a, "");
         break;
     }
     payq_tally_audited(c->tally, a->batch_id, a->currency, a->amount);
 }
 
-static int compare_bucket(struct payq_compare *c, struct ws *w, int bucket)
+void payq_compare_verdicts(struct payq_compare *c, const struct payq_compare_bucket *b)
 {
-    if (load_audit(c, w, bucket) != 0 || scan_ledger(c, w, bucket) != 0) {
-        snprintf(c->err, sizeof c->err, "cannot read the spill files (see log)");
-        return -1;
-    }
-    if (lookups(c, w) != 0) {
-        snprintf(c->err, sizeof c->err, "%s", payq_ledger_error(c->ledger));
-        return -1;
-    }
-    for (size_t k = 0; k < w->nids; k++)
-        verdict(c, w, &w->ids[k]);
-    return 0;
+    for (size_t k = 0; k < b->nids; k++)
+        verdict(c, b, &b->ids[k]);
 }
 
-int payq_compare_buckets(struct payq_compare *c)
-{
-    struct ws w;
-    memset(&w, 0, sizeof w);
-    int rc = 0, n = payq_spill_buckets(c->spill);
-    payq_progress_phase(c->prog, "compare", "buckets", (uint64_t)n);
-    for (int b = 0; b < n && rc == 0; b++) {
-        rc = compare_bucket(c, &w, b);
-        payq_progress_update(c->prog, (uint64_t)b + 1);
-    }
-    payq_progress_clear(c->prog);
-    ws_free(&w);
-    return rc;
-}
-
-/* ---- undated transfers ---- */
-
-enum { UNDATED_ABSENT = 0, UNDATED_ON_DATE, UNDATED_ELSEWHERE };
-
-struct undated_ctx {
-    struct payq_compare *c;
-    struct payq_strmap idx; /* id (in recs) -> index of its first record */
-    unsigned char *state;   /* per index: UNDATED_* */
-};
-
-static void on_undated_found(void *ctx, const char *id, const char *date, const uint8_t hash[32])
-{
-    (void)hash;
-    struct undated_ctx *u = ctx;
-    size_t i;
-    if (payq_strmap_get(&u->idx, id, &i))
-        u->state[i] = strcmp(date, u->c->date) == 0 ? UNDATED_ON_DATE : UNDATED_ELSEWHERE;
-}
-
-/* The ledger dated these by their arrival: take its word for the date. */
-static int undated_verdicts(struct payq_compare *c, const struct payq_buf *recs,
-                            const struct undated_ctx *u)
-{
-    struct payq_spill_rec r;
-    size_t off = 0, i;
-    int rc;
-    while ((rc = payq_spill_next(recs, &off, &r)) > 0) {
-        payq_strmap_get(&u->idx, r.id, &i);
-        if (u->state[i] == UNDATED_ABSENT) {
-            absent_break(c, &r, " (no business_date and no AMQP timestamp)");
-        } else if (u->state[i] == UNDATED_ON_DATE) {
-            if (payq_spill_put(c->spill, PAYQ_SPILL_AUDIT, &r) != 0) {
-                snprintf(c->err, sizeof c->err, "cannot write the spill files (see log)");
-                return -1;
-            }
-            c->st.undated_found++;
-        }
-    }
-    return rc;
-}
-
-int payq_compare_undated(struct payq_compare *c, const struct payq_buf *recs)
-{
-    struct payq_spill_rec r;
-    struct undated_ctx u = {.c = c};
-    size_t off = 0, n = 0, cap = 0, i;
-    const char **ids = NULL;
-    int rc;
-    while ((rc = payq_spill_next(recs, &off, &r)) > 0) {
-        if (payq_strmap_get(&u.idx, r.id, &i))
-            continue;
-        ids = grow(ids, &cap, n + 1, sizeof *ids);
-        payq_strmap_put(&u.idx, r.id, n);
-        ids[n++] = r.id;
-    }
-    u.state = payq_xcalloc(n, 1);
-    if (rc == 0 && n && payq_ledger_find_transfers(c->ledger, ids, n, on_undated_found, &u) != 0) {
-        snprintf(c->err, sizeof c->err, "%s", payq_ledger_error(c->ledger));
-        rc = -1;
-    }
-    if (rc == 0)
-        rc = undated_verdicts(c, recs, &u);
-    if (rc < 0 && !c->err[0])
-        snprintf(c->err, sizeof c->err, "corrupt list of undated transfers (see log)");
-    payq_strmap_free(&u.idx);
-    free(u.state);
-    free(ids);
-    return rc < 0 ? -1 : 0;
-}
-
-/* ---- undecodable messages ---- */
-
-static int cmp_invalid(const void *a, const void *b)
-{
-    return memcmp(((const struct payq_audit_invalid *)a)->body_hash,
-                  ((const struct payq_audit_invalid *)b)->body_hash, 32);
-}
-
-struct dead_ctx {
-    struct payq_audit_invalid *inv;
-    size_t n;
-    bool *found;
-};
-
-static void on_dead_found(void *ctx, const uint8_t hash[32])
-{
-    struct dead_ctx *d = ctx;
-    struct payq_audit_invalid key;
-    memcpy(key.body_hash, hash, 32);
-    const struct payq_audit_invalid *hit = bsearch(&key, d->inv, d->n, sizeof *d->inv, cmp_invalid);
-    if (hit)
-        d->found[hit - d->inv] = true;
-}
-
-static void dead_verdict(struct payq_compare *c, const struct payq_audit_invalid *v, bool found)
+void payq_compare_dead_verdict(struct payq_compare *c, const struct payq_audit_invalid *v,
+                               bool found)
 {
     char hex[65];
     if (found) {
@@ -531,27 +369,31 @@ static void dead_verdict(struct payq_compare *c, const struct payq_audit_invalid
                     cat == PAYQ_BREAK_IN_FLIGHT ? " yet while payq.transfers holds messages" : "");
 }
 
-int payq_compare_dead(struct payq_compare *c, struct payq_audit_invalid *inv, size_t n)
+void payq_compare_invariant(struct payq_breaks *b, const struct payq_invariant_row *v)
 {
-    if (n == 0)
-        return 0;
-    qsort(inv, n, sizeof *inv, cmp_invalid);
-    size_t u = 1; /* the same body twice is one dead letter */
-    for (size_t i = 1; i < n; i++)
-        if (memcmp(inv[i].body_hash, inv[u - 1].body_hash, 32) != 0)
-            inv[u++] = inv[i];
-    uint8_t(*hashes)[32] = payq_xreallocarray(NULL, u, sizeof *hashes);
-    bool *found = payq_xcalloc(u, sizeof *found);
-    for (size_t i = 0; i < u; i++)
-        memcpy(hashes[i], inv[i].body_hash, 32);
-    struct dead_ctx d = {inv, u, found};
-    int rc = payq_ledger_find_dead(c->ledger, (const uint8_t(*)[32])hashes, u, on_dead_found, &d);
-    if (rc != 0)
-        snprintf(c->err, sizeof c->err, "%s", payq_ledger_error(c->ledger));
-    for (size_t i = 0; rc == 0 && i < u; i++)
-        dead_verdict(c, &inv[i], found[i]);
-    c->st.dead_checked = u;
-    free(hashes);
-    free(found);
-    return rc;
+    const char *key = v->key, *sd = v->stored_debits, *sc = v->stored_credits;
+    const char *td = v->posted_debits, *tc = v->posted_credits;
+    if (v->currency_wide) {
+        payq_breaks_add(b, PAYQ_BREAK_INVARIANT, key, NULL, "debits_vs_credits", sd, sc,
+                        "over the %s accounts the debits_posted sum to %s but the "
+                        "credits_posted to %s",
+                        key, sd, sc);
+        return;
+    }
+    if (!v->account_exists) {
+        payq_breaks_add(b, PAYQ_BREAK_INVARIANT, key, NULL, "account", "an account", "none",
+                        "posted transfers move account %s (debits %s, credits %s), which does "
+                        "not exist",
+                        key, td, tc);
+        return;
+    }
+    if (strcmp(sd, td) != 0)
+        payq_breaks_add(b, PAYQ_BREAK_INVARIANT, key, NULL, "debits_posted", td, sd,
+                        "the account stores debits_posted %s but its posted transfers debit %s", sd,
+                        td);
+    if (strcmp(sc, tc) != 0)
+        payq_breaks_add(b, PAYQ_BREAK_INVARIANT, key, NULL, "credits_posted", tc, sc,
+                        "the account stores credits_posted %s but its posted transfers credit "
+                        "%s",
+                        sc, tc);
 }

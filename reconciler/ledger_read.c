@@ -10,6 +10,7 @@
 #include "alloc.h"
 #include "broker.h"
 #include "clock.h"
+#include "compare.h"
 #include "log.h"
 #include "pg.h"
 #include "pgarray.h"
@@ -342,32 +343,16 @@ static int scan_once(struct payq_ledger_reader *r, const char *date,
 
 static void invariant_row(struct payq_breaks *b, PGresult *res, int i)
 {
-    const char *kind = PQgetvalue(res, i, 0), *key = PQgetvalue(res, i, 1);
-    const char *sd = PQgetvalue(res, i, 2), *sc = PQgetvalue(res, i, 3);
-    const char *td = PQgetvalue(res, i, 4), *tc = PQgetvalue(res, i, 5);
-    if (strcmp(kind, "currency") == 0) {
-        payq_breaks_add(b, PAYQ_BREAK_INVARIANT, key, NULL, "debits_vs_credits", sd, sc,
-                        "over the %s accounts the debits_posted sum to %s but the "
-                        "credits_posted to %s",
-                        key, sd, sc);
-        return;
-    }
-    if (strcmp(PQgetvalue(res, i, 6), "f") == 0) {
-        payq_breaks_add(b, PAYQ_BREAK_INVARIANT, key, NULL, "account", "an account", "none",
-                        "posted transfers move account %s (debits %s, credits %s), which does "
-                        "not exist",
-                        key, td, tc);
-        return;
-    }
-    if (strcmp(sd, td) != 0)
-        payq_breaks_add(b, PAYQ_BREAK_INVARIANT, key, NULL, "debits_posted", td, sd,
-                        "the account stores debits_posted %s but its posted transfers debit %s", sd,
-                        td);
-    if (strcmp(sc, tc) != 0)
-        payq_breaks_add(b, PAYQ_BREAK_INVARIANT, key, NULL, "credits_posted", tc, sc,
-                        "the account stores credits_posted %s but its posted transfers credit "
-                        "%s",
-                        sc, tc);
+    struct payq_invariant_row v = {
+        .currency_wide = strcmp(PQgetvalue(res, i, 0), "currency") == 0,
+        .key = PQgetvalue(res, i, 1),
+        .stored_debits = PQgetvalue(res, i, 2),
+        .stored_credits = PQgetvalue(res, i, 3),
+        .posted_debits = PQgetvalue(res, i, 4),
+        .posted_credits = PQgetvalue(res, i, 5),
+        .account_exists = strcmp(PQgetvalue(res, i, 6), "f") != 0,
+    };
+    payq_compare_invariant(b, &v);
 }
 
 /* One try of the invariants query. It reads every posted transfer of
@@ -543,4 +528,22 @@ int payq_ledger_find_dead(struct payq_ledger_reader *r, const uint8_t (*hashes)[
     }
     payq_buf_free(&arr);
     return rc;
+}
+
+int payq_ledger_audit_start(struct payq_ledger_reader *r, const char *date, int64_t *offset)
+{
+    static const char sql[] = "SELECT s.indexed_to, (SELECT first_offset FROM payq.audit_index "
+                              "WHERE business_date = $1::date) FROM payq.audit_index_state s";
+    const char *p[1] = {date};
+    PGresult *res = NULL;
+    if (run(r, sql, 1, p, PGRES_TUPLES_OK, "read payq.audit_index", &res) != PAYQ_PG_OK)
+        return -1;
+    int found = PQntuples(res) == 1;
+    if (found) {
+        long long to = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        long long first = PQgetisnull(res, 0, 1) ? to : strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+        *offset = first < to ? first : to;
+    }
+    PQclear(res);
+    return found;
 }

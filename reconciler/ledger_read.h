@@ -80,6 +80,13 @@ int payq_ledger_find_dead(struct payq_ledger_reader *r, const uint8_t (*hashes)[
                           void (*hit)(void *ctx, const uint8_t hash[32]), void *ctx)
     __attribute__((warn_unused_result));
 
+/* Where a default read of the audit stream for date starts (see
+ * schemas/sql/004_audit_index.sql): 1 with *offset set, 0 when no run has
+ * indexed the stream yet (read it from its first message), -1 when the
+ * index cannot be read (logged). */
+int payq_ledger_audit_start(struct payq_ledger_reader *r, const char *date, int64_t *offset)
+    __attribute__((warn_unused_result));
+
 /* Parses 64 hex digits (an optional leading "\x" is skipped). */
 int payq_ledger_unhex(const char *s, uint8_t out[32]) __attribute__((warn_unused_result));
 

@@ -15,6 +15,7 @@
 #include "config.h"
 #include "log.h"
 #include "message.h"
+#include "mgmt_http.h"
 #include "run.h"
 #include "signals.h"
 
@@ -23,17 +24,22 @@
 static void usage(FILE *f)
 {
     fputs("usage: payq-reconciler --date YYYY-MM-DD [--format text|json|csv] [--out FILE]\n"
-          "                       [--audit-from ISO8601|first] [--config FILE] [--help]\n"
+          "                       [--audit-from ISO8601|first] [--config FILE]\n"
+          "                       [--metrics-textfile FILE] [--help]\n"
           "Reconciles one business date: the payq.audit stream against the ledger.\n"
           "  --date D           the business date (UTC)\n"
           "  --format F         text (default when stdout is a terminal), json (default\n"
           "                     otherwise) or csv (one line per break)\n"
           "  --out FILE         write the report to FILE (atomically) instead of stdout\n"
           "  --audit-from T     read the stream from T (2090-01-01, 2090-01-01T22:00:00Z,\n"
-          "                     ...+02:00) or from its first message; default: 00:00 UTC of\n"
-          "                     the date minus reconciler.lookback_hours\n"
+          "                     ...+02:00) or from its first message; default: where the\n"
+          "                     date's first message is (payq.audit_index), else 00:00\n"
+          "                     UTC of the date minus reconciler.lookback_hours\n"
           "  --config FILE      configuration (default config/payq.yaml if present)\n"
-          "Environment: PAYQ_AMQP_URL, PAYQ_AMQP_MGMT_URL, PAYQ_PG_READ_CONNINFO,\n"
+          "  --metrics-textfile FILE  write the result for Prometheus (atomically);\n"
+          "                     default reconciler.metrics_textfile\n"
+          "Environment: PAYQ_AMQP_URL, PAYQ_AMQP_MGMT_URL (one URL or several, comma-\n"
+          "separated), PAYQ_PG_READ_CONNINFO,\n"
           "PAYQ_PG_RECON_CONNINFO override the config.\n"
           "Exit: 0 balanced, 1 breaks or transfers in flight, 2 could not run.\n",
           f);
@@ -125,10 +131,11 @@ static int parse_args(struct cli *c, int argc, char **argv)
                                        {"out", required_argument, NULL, 'o'},
                                        {"audit-from", required_argument, NULL, 'a'},
                                        {"config", required_argument, NULL, 'c'},
+                                       {"metrics-textfile", required_argument, NULL, 'm'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
     int o;
-    while ((o = getopt_long(argc, argv, "d:f:o:a:c:h", lo, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "d:f:o:a:c:m:h", lo, NULL)) != -1) {
         switch (o) {
         case 'd':
             c->date = optarg;
@@ -144,6 +151,9 @@ static int parse_args(struct cli *c, int argc, char **argv)
             break;
         case 'c':
             c->config = optarg;
+            break;
+        case 'm':
+            c->opts.metrics_path = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -183,6 +193,8 @@ static int load_config(struct cli *c, struct payq_config *cfg)
         fprintf(stderr, "payq-reconciler: %s\n", err);
         return -1;
     }
+    if (!c->opts.metrics_path && cfg->reconciler.metrics_textfile[0])
+        c->opts.metrics_path = cfg->reconciler.metrics_textfile;
     enum payq_log_level lvl;
     if (payq_log_level_parse(cfg->log.level, &lvl) == 0)
         payq_log_set_level(lvl);
@@ -197,6 +209,9 @@ static int audit_window(struct cli *c, const struct payq_config *cfg)
     if (c->opts.from_first)
         return 0;
     if (!c->from) {
+        /* The stream index says where the date starts; the window below is
+         * the fallback when it cannot be read. */
+        c->opts.use_index = true;
         if (parse_time(c->opts.date, &c->opts.from_s) != 0)
             return -1;
         c->opts.from_s -= (int64_t)cfg->reconciler.lookback_hours * 3600;
@@ -205,9 +220,7 @@ static int audit_window(struct cli *c, const struct payq_config *cfg)
     if (c->opts.from_s > now) {
         if (c->from)
             return bad_arg("--audit-from \"%s\" is in the future", c->from);
-        payq_log(PAYQ_LOG_INFO, "audit_window_clamped",
-                 "the date's window starts in the future; reading from now");
-        c->opts.from_s = now;
+        c->opts.from_s = now; /* only used when payq.audit_index cannot be read */
     }
     return 0;
 }
@@ -221,6 +234,10 @@ int main(int argc, char **argv)
     if (parse_args(&c, argc, argv) != 0 || load_config(&c, &cfg) != 0 ||
         audit_window(&c, &cfg) != 0)
         return 2;
+    if (payq_mgmt_global_init() != 0) {
+        fputs("payq-reconciler: cannot initialise libcurl\n", stderr);
+        return 2;
+    }
     payq_signals_install();
     return payq_recon_run(&cfg, &c.opts);
 }

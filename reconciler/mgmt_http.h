@@ -1,10 +1,14 @@
 /* mgmt_http: one question to the RabbitMQ management API, "how many
- * messages does this queue hold, ready and unacknowledged?", over a tiny
- * HTTP/1.0 client on a plain TCP socket. It avoids linking libcurl for a
- * single GET: HTTP/1.0 means no chunked encoding and the body ends when the
- * server closes. Credentials come from the URL's userinfo
- * (http://user:pass@host:port[/prefix]) and travel as Basic auth.
- * https:// is not supported: the management listener is on loopback. */
+ * messages does this queue hold, ready and unacknowledged?", asked with
+ * libcurl (http:// or https://, e.g. when the broker runs with TLS).
+ *
+ * amqp.mgmt_url may list several URLs separated by commas (one per node of
+ * a cluster): they are tried in order and the first that answers is used.
+ * A URL that cannot be reached, times out or answers 5xx passes to the
+ * next; a 200, 401 or 404 is the answer (every node would say the same).
+ * Credentials come from the URL's userinfo (http://user:pass@host:port
+ * [/prefix]) and travel as Basic auth; they never reach a log line or an
+ * error message (URLs are shown redacted). */
 #ifndef PAYQ_RECON_MGMT_HTTP_H
 #define PAYQ_RECON_MGMT_HTTP_H
 
@@ -21,14 +25,15 @@ struct payq_mgmt_queue {
     int64_t consumers;
 };
 
-/* GET <mgmt_url>/api/queues/<vhost>/<queue>. Returns 0 with *out filled,
- * or -1 with a one-line reason in err (also logged, password redacted). */
-int payq_mgmt_queue_get(const char *mgmt_url, const char *vhost, const char *queue, int timeout_ms,
+/* Prepares libcurl; call once at start-up, before any other thread runs.
+ * Returns 0 or -1. */
+int payq_mgmt_global_init(void) __attribute__((warn_unused_result));
+
+/* GET <mgmt_url>/api/queues/<vhost>/<queue> from the first URL of the list
+ * that answers, each try bounded by timeout_ms. Returns 0 with *out filled,
+ * or -1 with a one-line reason in err (also logged, credentials redacted). */
+int payq_mgmt_queue_get(const char *mgmt_urls, const char *vhost, const char *queue, int timeout_ms,
                         struct payq_mgmt_queue *out, char *err, size_t errlen)
     __attribute__((warn_unused_result));
-
-/* Standard base64 of src[0..len) into dst (at least 4 * ((len + 2) / 3) + 1
- * bytes), NUL-terminated. */
-void payq_mgmt_base64(const unsigned char *src, size_t len, char *dst);
 
 #endif

@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "broker.h"
@@ -27,16 +26,6 @@ int payq_report_open(struct payq_report_out *o, const char *path)
     return o->f ? 0 : -1;
 }
 
-void payq_report_iso_time(int64_t ms, char buf[32])
-{
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    char base[24];
-    strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf, 32, "%s.%03dZ", base, (int)(ms % 1000));
-}
-
 static void j_u64(struct payq_buf *b, const char *key, uint64_t v, bool comma)
 {
     payq_buf_printf(b, "%s\"%s\":%llu", comma ? "," : "", key, (unsigned long long)v);
@@ -56,7 +45,7 @@ static void j_sum(struct payq_buf *b, const char *key, uint64_t n, __int128 sum,
                     (unsigned long long)n, payq_tally_format(sum, s));
 }
 
-void payq_report_counts(const struct payq_recon_run *run, struct payq_buf *b)
+void payq_report_counts(const struct payq_recon_outcome *run, struct payq_buf *b)
 {
     const struct payq_audit_stats *a = &run->audit;
     const struct payq_compare_stats *c = &run->cmp;
@@ -91,17 +80,12 @@ static void j_queue(struct payq_buf *b, const char *name, const struct payq_queu
                     (long long)q->consumers);
 }
 
-static void j_sources(const struct payq_recon_run *run, struct payq_buf *b)
+static void j_sources(const struct payq_recon_outcome *run, struct payq_buf *b)
 {
-    char from[32];
-    if (run->opts->from_first)
-        snprintf(from, sizeof from, "first");
-    else
-        payq_report_iso_time(run->opts->from_s * 1000, from);
     payq_buf_puts(b, ",\"sources\":{\"audit\":{");
     payq_buf_printf(b, "\"read\":%s", run->audit_read ? "true" : "false");
     j_str(b, "stream", PAYQ_STREAM_AUDIT, true);
-    j_str(b, "from", from, true);
+    j_str(b, "from", run->audit.from, true);
     j_str(b, "marker", run->audit.marker_id, true);
     j_u64(b, "messages", run->audit.messages, true);
     j_u64(b, "ms", (uint64_t)run->audit.read_ms, true);
@@ -178,11 +162,11 @@ static void j_breaks(const struct payq_breaks *br, struct payq_buf *b)
     j_u64(b, "examples_per_category", br->max_examples, true);
 }
 
-static void write_json(const struct payq_recon_run *run, struct payq_buf *b)
+static void write_json(const struct payq_recon_outcome *run, struct payq_buf *b)
 {
     char t0[32], t1[32];
-    payq_report_iso_time(run->started_ms, t0);
-    payq_report_iso_time(run->finished_ms, t1);
+    payq_recon_iso_time(run->started_ms, t0);
+    payq_recon_iso_time(run->finished_ms, t1);
     payq_buf_putc(b, '{');
     j_str(b, "date", run->opts->date, false);
     j_str(b, "started", t0, true);
@@ -231,7 +215,7 @@ static int finish(struct payq_report_out *o, int rc)
     return rc;
 }
 
-int payq_report_write(struct payq_recon_run *run, struct payq_report_out *o)
+int payq_report_write(struct payq_recon_outcome *run, struct payq_report_out *o)
 {
     int rc = 0;
     payq_tally_sort(&run->tally);

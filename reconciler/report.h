@@ -17,7 +17,7 @@
 #include <stdio.h>
 
 #include "buf.h"
-#include "run.h"
+#include "outcome.h"
 
 struct payq_report_out {
     FILE *f;
@@ -32,13 +32,10 @@ int payq_report_open(struct payq_report_out *o, const char *path)
 
 /* Writes the report in the run's format, closes and renames. Sorts the
  * run's tally for stable output. Returns 0 or -1 (logged). */
-int payq_report_write(struct payq_recon_run *run, struct payq_report_out *o)
+int payq_report_write(struct payq_recon_outcome *run, struct payq_report_out *o)
     __attribute__((warn_unused_result));
 
 /* The counts object (JSON text) also stored in payq.reconciliations. */
-void payq_report_counts(const struct payq_recon_run *run, struct payq_buf *out);
-
-/* UTC time with milliseconds, "2026-11-27T14:07:54.123Z", into buf (32). */
-void payq_report_iso_time(int64_t ms, char buf[32]);
+void payq_report_counts(const struct payq_recon_outcome *run, struct payq_buf *out);
 
 #endif

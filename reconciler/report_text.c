@@ -1,10 +1,9 @@
 /* report_text: sources, totals, batches, breaks and the verdict as text. */
 #include "report_text.h"
-#include "broker.h"
 
 #include <string.h>
 
-#include "report.h"
+#include "broker.h"
 
 /* "count / amount" of one column. */
 static const char *cell(uint64_t n, __int128 sum, char *buf, size_t len)
@@ -14,13 +13,10 @@ static const char *cell(uint64_t n, __int128 sum, char *buf, size_t len)
     return buf;
 }
 
-static void text_sources(const struct payq_recon_run *run, FILE *f)
+static void text_sources(const struct payq_recon_outcome *run, FILE *f)
 {
-    char from[32];
-    if (run->opts->from_first)
-        snprintf(from, sizeof from, "its first message");
-    else
-        payq_report_iso_time(run->opts->from_s * 1000, from);
+    const char *from =
+        strcmp(run->audit.from, "first") == 0 ? "its first message" : run->audit.from;
     fputs("Sources\n", f);
     if (run->audit_read)
         fprintf(f,
@@ -107,7 +103,7 @@ static void text_breaks(const struct payq_breaks *br, FILE *f)
         fputs("  none\n", f);
 }
 
-static void text_verdict(const struct payq_recon_run *run, FILE *f)
+static void text_verdict(const struct payq_recon_outcome *run, FILE *f)
 {
     fputs("\nVerdict: ", f);
     switch (run->result) {
@@ -127,14 +123,16 @@ static void text_verdict(const struct payq_recon_run *run, FILE *f)
         break;
     }
     if (!run->recorded)
-        fputs("WARNING: this run could not be recorded in payq.reconciliations (see log)\n", f);
+        fputs("NOT COMPLETE: this run could not be recorded in payq.reconciliations (exit 2, "
+              "see log)\n",
+              f);
 }
 
-void payq_report_text(const struct payq_recon_run *run, FILE *f)
+void payq_report_text(const struct payq_recon_outcome *run, FILE *f)
 {
     char t0[32], t1[32];
-    payq_report_iso_time(run->started_ms, t0);
-    payq_report_iso_time(run->finished_ms, t1);
+    payq_recon_iso_time(run->started_ms, t0);
+    payq_recon_iso_time(run->finished_ms, t1);
     fprintf(f, "payq reconciliation of %s\nstarted %s, finished %s (%.1f s)\n\n", run->opts->date,
             t0, t1, (double)(run->finished_ms - run->started_ms) / 1000.0);
     text_sources(run, f);

@@ -6,8 +6,8 @@
 
 #include <stdio.h>
 
-#include "run.h"
+#include "outcome.h"
 
-void payq_report_text(const struct payq_recon_run *run, FILE *f);
+void payq_report_text(const struct payq_recon_outcome *run, FILE *f);
 
 #endif

@@ -10,7 +10,9 @@
 #include "alloc.h"
 #include "broker.h"
 #include "clock.h"
+#include "join.h"
 #include "log.h"
+#include "metrics.h"
 #include "progress.h"
 #include "report.h"
 #include "run_record.h"
@@ -19,7 +21,7 @@
 #define REPLAY_TIMEOUT_MS 60000
 
 struct run_ctx {
-    struct payq_recon_run *run;
+    struct payq_recon_outcome *run;
     struct payq_spill *spill;
     struct payq_ledger_reader *ledger;
     struct payq_progress prog;
@@ -27,13 +29,8 @@ struct run_ctx {
     struct payq_audit_invalid *inv;
     size_t ninv, inv_cap;
     bool spill_failed;
+    struct payq_audit_index index; /* dates seen by a default read */
 };
-
-const char *payq_recon_result_name(enum payq_recon_result r)
-{
-    static const char *const names[] = {"balanced", "breaks", "in_flight", "failed"};
-    return r <= PAYQ_RESULT_FAILED ? names[r] : "failed";
-}
 
 /* Marks the run failed with "cannot <what>: <why>" (the CLI prints it). */
 static int fail(struct run_ctx *x, const char *what, const char *why)
@@ -48,11 +45,17 @@ static int fail(struct run_ctx *x, const char *what, const char *why)
 static struct payq_spill_rec audit_rec(const struct payq_transfer *t, const uint8_t hash[32],
                                        uint64_t seq)
 {
-    struct payq_spill_rec r = {
-        t->id, t->batch_id, t->debit_account, t->credit_account, "", t->amount, seq,
-        {0},   {0},         PAYQ_SPILL_NONE};
+    struct payq_spill_rec r = {.id = t->id,
+                               .batch_id = t->batch_id,
+                               .debit = t->debit_account,
+                               .credit = t->credit_account,
+                               .reason = "",
+                               .amount = t->amount,
+                               .seq = seq,
+                               .status = PAYQ_SPILL_NONE};
     memcpy(r.hash, hash, 32);
     memcpy(r.currency, t->currency, 4);
+    r.body_dated = t->business_date[0] != '\0';
     return r;
 }
 
@@ -115,11 +118,55 @@ static int sink_restart(void *ctx)
 
 /* ---- stages ---- */
 
+/* With default options the read starts where payq.audit_index says the
+ * date's first message is (or at the stream's first message before any
+ * run indexed it), so a transfer published long before its business date
+ * is still read; the lookback window is the fallback. */
+static void choose_start(struct run_ctx *x, struct payq_audit_req *req)
+{
+    int64_t offset;
+    switch (payq_ledger_audit_start(x->ledger, x->run->opts->date, &offset)) {
+    case 1:
+        req->from_offset = offset;
+        req->index = &x->index;
+        break;
+    case 0:
+        req->from_first = true;
+        req->index = &x->index;
+        break;
+    default:
+        payq_log(PAYQ_LOG_WARN, "audit_index_unavailable",
+                 "reading the stream from reconciler.lookback_hours before the date");
+        break;
+    }
+}
+
+/* Notes where each date seen starts, for the next runs. A failure costs
+ * the next run a longer read, not correctness: it is only logged. */
+static void index_stream(struct run_ctx *x, const struct payq_audit_req *req)
+{
+    const struct payq_audit_stats *a = &x->run->audit;
+    if (!req->index || a->marker_offset < 0)
+        return;
+    int64_t from = req->from_first ? 0 : req->from_offset;
+    if (a->first_offset >= 0 && a->first_offset < from)
+        from = a->first_offset;
+    char why[512];
+    if (payq_run_record_index(x->run->cfg, from, a->marker_offset, req->index, why, sizeof why) !=
+        0)
+        payq_log(PAYQ_LOG_WARN, "audit_index_not_recorded", "%s", why);
+}
+
 static int read_audit(struct run_ctx *x)
 {
-    struct payq_recon_run *run = x->run;
-    struct payq_audit_req req = {run->cfg, run->opts->date, run->opts->from_first,
-                                 run->opts->from_s};
+    struct payq_recon_outcome *run = x->run;
+    struct payq_audit_req req = {.cfg = run->cfg,
+                                 .date = run->opts->date,
+                                 .from_first = run->opts->from_first,
+                                 .from_offset = -1,
+                                 .from_s = run->opts->from_s};
+    if (run->opts->use_index)
+        choose_start(x, &req);
     struct payq_audit_sink sink = {x, sink_transfer, sink_undated, sink_manifest, sink_invalid};
     char why[512];
     if (payq_audit_read(&req, &sink, &x->prog, &run->audit, why, sizeof why) != 0)
@@ -128,6 +175,7 @@ static int read_audit(struct run_ctx *x)
     if (payq_spill_flush(x->spill, PAYQ_SPILL_AUDIT) != 0)
         return fail(x, "use the spill directory", "a write failed (see log)");
     run->audit_read = true;
+    index_stream(x, &req);
     return 0;
 }
 
@@ -142,7 +190,7 @@ static int read_queues(struct run_ctx *x)
 
 static int read_ledger(struct run_ctx *x)
 {
-    struct payq_recon_run *run = x->run;
+    struct payq_recon_outcome *run = x->run;
     struct payq_ledger_sink sink = {x, sink_row, sink_restart};
     if (payq_ledger_wait_replay(x->ledger, REPLAY_TIMEOUT_MS, &run->ledger) != 0 ||
         payq_ledger_scan(x->ledger, run->opts->date, &sink, &run->breaks, &x->prog, &run->ledger) !=
@@ -157,34 +205,27 @@ static int read_ledger(struct run_ctx *x)
 
 static int compare(struct run_ctx *x)
 {
-    struct payq_recon_run *run = x->run;
-    struct payq_compare c = {x->spill,
-                             x->ledger,
-                             &run->tally,
-                             &run->breaks,
-                             &x->prog,
-                             run->opts->date,
-                             payq_queues_pending(&run->queues),
-                             {0},
-                             ""};
-    int rc = payq_compare_undated(&c, &x->undated);
+    struct payq_recon_outcome *run = x->run;
+    struct payq_join j = {.spill = x->spill,
+                          .ledger = x->ledger,
+                          .prog = &x->prog,
+                          .cmp = {.tally = &run->tally,
+                                  .breaks = &run->breaks,
+                                  .date = run->opts->date,
+                                  .pending = payq_queues_pending(&run->queues)}};
+    int rc = payq_join_undated(&j, &x->undated);
     if (rc == 0 && (rc = payq_spill_flush(x->spill, PAYQ_SPILL_AUDIT)) != 0)
-        snprintf(c.err, sizeof c.err, "cannot write the spill files (see log)");
+        snprintf(j.err, sizeof j.err, "cannot write the spill files (see log)");
     if (rc == 0)
-        rc = payq_compare_dead(&c, x->inv, x->ninv);
+        rc = payq_join_dead(&j, x->inv, x->ninv);
     if (rc == 0)
-        rc = payq_compare_buckets(&c);
-    run->cmp = c.st;
+        rc = payq_join_buckets(&j);
+    run->cmp = j.cmp.st;
     run->spill_bytes = payq_spill_bytes(x->spill);
     if (rc != 0)
-        return fail(x, "compare with the ledger", c.err);
+        return fail(x, "compare with the ledger", j.err);
     payq_tally_check_batches(&run->tally, &run->breaks, run->opts->date);
-    if (payq_breaks_total(&run->breaks) > 0)
-        run->result = PAYQ_RESULT_BREAKS;
-    else if (run->breaks.count[PAYQ_BREAK_IN_FLIGHT] > 0)
-        run->result = PAYQ_RESULT_IN_FLIGHT;
-    else
-        run->result = PAYQ_RESULT_BALANCED;
+    run->result = payq_recon_verdict(&run->breaks);
     return 0;
 }
 
@@ -192,7 +233,7 @@ static int compare(struct run_ctx *x)
 
 static int prepare(struct run_ctx *x)
 {
-    struct payq_recon_run *run = x->run;
+    struct payq_recon_outcome *run = x->run;
     const struct payq_config *cfg = run->cfg;
     char path[4200], why[512];
     if (payq_spill_new(cfg->reconciler.spill_dir, cfg->reconciler.buckets, &x->spill) != 0)
@@ -207,7 +248,7 @@ static int prepare(struct run_ctx *x)
     return 0;
 }
 
-static void log_summary(const struct payq_recon_run *run)
+static void log_summary(const struct payq_recon_outcome *run)
 {
     struct payq_log_rec r;
     payq_log_begin(&r, run->result == PAYQ_RESULT_FAILED ? PAYQ_LOG_ERROR : PAYQ_LOG_INFO,
@@ -224,23 +265,9 @@ static void log_summary(const struct payq_recon_run *run)
     payq_log_end(&r);
 }
 
-static int exit_code(const struct payq_recon_run *run)
-{
-    switch (run->result) {
-    case PAYQ_RESULT_BALANCED:
-        return 0;
-    case PAYQ_RESULT_BREAKS:
-    case PAYQ_RESULT_IN_FLIGHT:
-        return 1;
-    case PAYQ_RESULT_FAILED:
-        break;
-    }
-    return 2;
-}
-
 int payq_recon_run(const struct payq_config *cfg, const struct payq_recon_opts *opts)
 {
-    static struct payq_recon_run run; /* large; one per process */
+    static struct payq_recon_outcome run; /* large; one per process */
     memset(&run, 0, sizeof run);
     run.cfg = cfg;
     run.opts = opts;
@@ -262,21 +289,34 @@ int payq_recon_run(const struct payq_config *cfg, const struct payq_recon_opts *
         compare(&x);
     payq_ledger_close(x.ledger);
     run.finished_ms = payq_clock_wall_ms();
-    run.recorded = payq_run_record(&run) == 0;
-    int rc = exit_code(&run);
+    char unrecorded[512] = "";
+    run.recorded = payq_run_record(&run, unrecorded, sizeof unrecorded) == 0;
+    int rc = payq_recon_exit_code(run.result);
     /* The CSV list of breaks lives in the spill directory: report first. */
     bool written = payq_report_write(&run, &out) == 0;
+    char metrics_err[4400] = "";
+    bool metrics_ok =
+        !opts->metrics_path ||
+        payq_recon_metrics_write(&run, opts->metrics_path, metrics_err, sizeof metrics_err) == 0;
     payq_spill_free(x.spill);
     log_summary(&run);
     if (run.result == PAYQ_RESULT_FAILED)
         fprintf(stderr, "payq-reconciler: %s\n", run.error);
+    else if (!run.recorded)
+        fprintf(stderr, "payq-reconciler: cannot record the run in payq.reconciliations: %s\n",
+                unrecorded);
     else if (!written)
         fprintf(stderr, "payq-reconciler: cannot write the report (see log)\n");
-    if (!written)
-        rc = 2; /* a verdict nobody can read is no verdict */
+    else if (!metrics_ok)
+        fprintf(stderr, "payq-reconciler: %s\n", metrics_err);
+    /* A verdict nobody can read is no verdict; a run missing from the
+     * history is a run that did not complete. */
+    if (!written || !run.recorded || !metrics_ok)
+        rc = 2;
     payq_breaks_free(&run.breaks);
     payq_tally_free(&run.tally);
     payq_buf_free(&x.undated);
     free(x.inv);
+    payq_audit_index_free(&x.index);
     return rc;
 }

@@ -1,21 +1,32 @@
 /* run_record: finance's history of runs, one row per run in
- * payq.reconciliations, written through pg.recon_conninfo (role payq_recon:
- * INSERT only, hence no RETURNING).
+ * payq.reconciliations, written through pg.recon_conninfo (role payq_recon)
+ * by the SECURITY DEFINER function payq.record_reconciliation(), which
+ * refuses back-dated or self-contradicting records and stamps when, by whom
+ * and against which ledger rows of the date the run was recorded.
+ * payq_recon cannot INSERT into the table itself.
  *
- * Policy: a run that cannot be recorded keeps its verdict and exit code,
- * with a warning in the log and "recorded": false in the report. The exit
- * code speaks about the books and the sources they were read from; the
- * record is bookkeeping about the run, and the report file the nightly job
- * keeps carries the same facts. A monitor that needs the history should
- * alert on a missing row for the date. */
+ * Policy: a run that cannot be recorded did not complete. The nightly
+ * history would otherwise have a silent gap, so the run exits 2 with one
+ * line naming why, whatever the books said; the report still shows the
+ * verdict, with "recorded": false. */
 #ifndef PAYQ_RECON_RUN_RECORD_H
 #define PAYQ_RECON_RUN_RECORD_H
 
-#include "run.h"
+#include <stddef.h>
 
-/* Inserts the run (in_flight is recorded as "breaks", with
+#include "outcome.h"
+
+/* Records the run (in_flight is recorded as "breaks", with
  * counts.result = "in_flight": the table allows balanced|breaks|failed).
- * Returns 0, or -1 (logged where detected). */
-int payq_run_record(const struct payq_recon_run *run) __attribute__((warn_unused_result));
+ * Returns 0, or -1 (logged where detected) with a one-line reason in err. */
+int payq_run_record(const struct payq_recon_outcome *run, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Notes, through payq.record_audit_index(), the first stream offset of
+ * every date a default read from offset `from` up to its marker at `to`
+ * saw. Returns 0, or -1 with a one-line reason in err. */
+int payq_run_record_index(const struct payq_config *cfg, int64_t from, int64_t to,
+                          const struct payq_audit_index *ix, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 #endif

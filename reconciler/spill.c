@@ -26,8 +26,9 @@ struct spill_hdr {
     uint64_t seq;
     uint8_t hash[32];
     char currency[4];
+    uint8_t body_dated;
 };
-#define HDR_SIZE (4 + 1 + 8 + 8 + 32 + 4)
+#define HDR_SIZE (4 + 1 + 8 + 8 + 32 + 4 + 1)
 
 struct payq_spill {
     char dir[4096];
@@ -175,6 +176,7 @@ void payq_spill_encode(struct payq_buf *out, const struct payq_spill_rec *r)
     memcpy(h + 13, &r->seq, 8);
     memcpy(h + 21, r->hash, 32);
     memcpy(h + 53, r->currency, 4);
+    h[57] = r->body_dated ? 1 : 0;
     payq_buf_append(out, h, HDR_SIZE);
     for (int i = 0; i < SPILL_STRINGS; i++)
         payq_buf_append(out, strs[i] ? strs[i] : "", lens[i]);
@@ -289,6 +291,7 @@ int payq_spill_next(const struct payq_buf *data, size_t *off, struct payq_spill_
     memcpy(out->hash, p + 21, 32);
     memcpy(out->currency, p + 53, 4);
     out->currency[3] = '\0';
+    out->body_dated = p[57] != 0;
     out->id = strs[0];
     out->batch_id = strs[1];
     out->debit = strs[2];

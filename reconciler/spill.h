@@ -41,6 +41,9 @@ struct payq_spill_rec {
     uint8_t hash[32]; /* payq_transfer_hash (audit) or payload_sha256 (ledger) */
     char currency[4];
     uint8_t status; /* enum payq_spill_status */
+    /* audit: the message names its business_date (else it was dated by its
+     * AMQP timestamp or by the ledger); ledger: false */
+    bool body_dated;
 };
 
 struct payq_spill;

@@ -233,6 +233,24 @@ static void check_totals(const struct payq_batch_tally *b, struct payq_breaks *b
     }
 }
 
+/* The ledger must hold every transfer the manifest counts, posted or
+ * rejected, on the manifest's date. A shortfall while transfers are in
+ * flight is theirs to explain (the run is not balanced either way). */
+static void check_ledger_count(const struct payq_batch_tally *b, struct payq_breaks *br)
+{
+    uint64_t booked = b->posted_n + b->rejected_n;
+    if ((uint64_t)b->m_count == booked ||
+        (booked < (uint64_t)b->m_count && br->count[PAYQ_BREAK_IN_FLIGHT] > 0))
+        return;
+    char exp[24], act[24];
+    snprintf(exp, sizeof exp, "%lld", (long long)b->m_count);
+    snprintf(act, sizeof act, "%llu", (unsigned long long)booked);
+    payq_breaks_add(br, PAYQ_BREAK_BATCH, NULL, b->batch_id, "ledger_count", exp, act,
+                    "the manifest counts %s transfers, the ledger holds %s of the batch on its "
+                    "date (posted or rejected)",
+                    exp, act);
+}
+
 /* Policy: a batch is checked when the audit holds a manifest or transfers
  * of it for the date. Transfers without batch_id (HTTP API) have no
  * manifest and are not batch-checked. A batch with transfers but no
@@ -263,6 +281,7 @@ void payq_tally_check_batches(struct payq_tally *t, struct payq_breaks *br, cons
                             "two different manifests were published for this batch; the last "
                             "one was compared");
         check_totals(b, br);
+        check_ledger_count(b, br);
     }
 }
 

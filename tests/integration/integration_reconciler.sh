@@ -6,7 +6,8 @@
 #  2. each break category injected alone on a fresh business date: exit 1,
 #     that category naming the right id or batch, nothing unrelated
 #     (invariant_violation beside it only where the tampering unbalances the
-#     books); every tampering is repaired before the next case;
+#     books, batch_totals_mismatch only where it changes a batch's ledger
+#     count); every tampering is repaired before the next case;
 #  3. an unreachable broker, database or management API: exit 2 and one
 #     clear line naming the source;
 #  4. every run is recorded in payq.reconciliations.
@@ -167,9 +168,11 @@ UNDO=$(row_sql "$P-miss-2") && UNDO="$UNDO; $(moves_sql "$P-A" 200 0); $(moves_s
 tamper "DELETE FROM payq.transfers WHERE id = '$P-miss-2';
         $(moves_sql "$P-A" -200 0); $(moves_sql "$P-C" 0 -200)" "$UNDO"
 recon "$D"
-expect_breaks "missing_in_ledger" "$D" 1 "missing_in_ledger"
+expect_breaks "missing_in_ledger" "$D" 1 "batch_totals_mismatch,missing_in_ledger"
 check "missing_in_ledger: names the deleted id" "$P-miss-2" "$(keys "$TMP/$D.json" missing_in_ledger)"
-check "missing_in_ledger: recorded" "breaks|1" \
+check "missing_in_ledger: the batch's ledger count is short" "$P-miss ledger_count 3 2" \
+    "$(mine "$TMP/$D.json" | jq -r '.[] | select(.category == "batch_totals_mismatch") | "\(.batch_id) \(.field) \(.expected) \(.actual)"')"
+check "missing_in_ledger: recorded" "breaks|2" \
     "$(q "SELECT result || '|' || breaks FROM payq.reconciliations WHERE business_date = '$D' ORDER BY seq DESC LIMIT 1")"
 untamper
 recon "$D"
