@@ -1,7 +1,9 @@
 /* payq-worker: drains payq.transfers into the ledger. Each loop takes a
- * batch of deliveries, applies it in one PostgreSQL transaction, routes
- * undecodable messages to payq.dead (confirmed), and only then acks the
- * batch. Start as many as you like, anywhere: they compete for messages. */
+ * batch of deliveries, applies it in one PostgreSQL transaction whose COMMIT
+ * the synchronous standby holds (commit.h), routes undecodable messages to
+ * payq.dead (confirmed), and only then acks the batch. Without its database
+ * it holds no deliveries (ensure_pg). Start as many as you like, anywhere:
+ * they compete for messages. */
 #include <getopt.h>
 #include <microhttpd.h>
 #include <stdio.h>

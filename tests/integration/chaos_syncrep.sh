@@ -92,6 +92,10 @@ run_case() {
         sleep 0.1
     done
     check "$how: every id on the standby, once" "$N" "$d"
+    # The first worker's retry, still waiting when it was killed, committed
+    # once the standby caught up: its journal row says attempt 2.
+    check "$how: the retry is journaled as a second attempt" 2 \
+        "$(q "SELECT max(attempt) FROM payq.batches WHERE worker LIKE '%:$worker'")"
 }
 
 run_case cancel
