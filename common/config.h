@@ -56,6 +56,9 @@ struct payq_config {
         /* producer.pack_max: transfers per broker message, 1..1000 (PAYQ_PACK_MAX_ITEMS),
          * default 100; 1 publishes one "transfer" message per transfer */
         int pack_max;
+        /* producer.spool_max_mib: largest input that cannot seek (stdin, a FIFO) spooled to
+         * TMPDIR, in MiB, 1..1048576, default 16384 */
+        int spool_max_mib;
         /* producer.api_tokens_sha256: list of 64-hex-char SHA-256 digests */
         char api_tokens_sha256[PAYQ_CONFIG_MAX_TOKENS][65];
         size_t n_api_tokens;

@@ -73,7 +73,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char path[64];
     snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
     struct payq_lines r;
-    check(payq_lines_open(&r, path, max_line) == 0, "could not open the memory file");
+    check(payq_lines_open(&r, path, max_line, UINT64_MAX) == 0, "could not open the memory file");
     uint64_t sum1, sum2;
     uint64_t n1 = pass(&r, file, fsize, max_line, &sum1);
     check(payq_lines_rewind(&r) == 0, "rewind failed");
