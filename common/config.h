@@ -48,9 +48,19 @@ struct payq_config {
         int statement_timeout_ms; /* pg.statement_timeout_ms: 0..3600000, default 30000 */
     } pg;
     struct {
-        char listen[256];      /* producer.listen: HOST:PORT, default "127.0.0.1:17080" */
-        int confirm_window;    /* producer.confirm_window: 1..65535, default 500 */
-        int http_threads;      /* producer.http_threads: 1..64, default 4 */
+        char listen[256];   /* producer.listen: HOST:PORT, default "127.0.0.1:17080" */
+        int confirm_window; /* producer.confirm_window: 1..65535, default 500 */
+        int http_threads;   /* producer.http_threads: 1..64, default 4 */
+        /* producer.http_max_connections: open connections, 16..1000000, default 4096 */
+        int http_max_connections;
+        /* producer.http_max_per_ip: open connections from one address, 0 (no limit)..1000000,
+         * default 512 */
+        int http_max_per_ip;
+        /* producer.http_header_timeout_ms: a request's headers must be in this long after the
+         * connection opened (or the previous response), 100..600000, default 10000 */
+        int http_header_timeout_ms;
+        /* producer.http_body_timeout_ms: then its body within this, 100..3600000, default 30000 */
+        int http_body_timeout_ms;
         int max_request_bytes; /* producer.max_request_bytes: 1024..67108864, default 4194304 */
         int max_batch_items;   /* producer.max_batch_items: 1..1000, default 1000 */
         /* producer.pack_max: transfers per broker message, 1..1000 (PAYQ_PACK_MAX_ITEMS),
