@@ -69,6 +69,12 @@ struct payq_config {
         /* producer.spool_max_mib: largest input that cannot seek (stdin, a FIFO) spooled to
          * TMPDIR, in MiB, 1..1048576, default 16384 */
         int spool_max_mib;
+        /* producer.group_publishers: HTTP group commit publisher threads (each its own broker
+         * connection), 0 (off: each request publishes its own packs)..16, default 2 */
+        int group_publishers;
+        /* producer.group_linger_us: how long a shared pack waits for more requests after its
+         * first, in microseconds, 0..1000000, default 1000 */
+        int group_linger_us;
         /* producer.api_tokens_sha256: list of 64-hex-char SHA-256 digests */
         char api_tokens_sha256[PAYQ_CONFIG_MAX_TOKENS][65];
         size_t n_api_tokens;

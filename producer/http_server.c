@@ -17,6 +17,7 @@
 
 #include "http.h"
 #include "http_auth.h"
+#include "http_group.h"
 #include "http_ops.h"
 #include "http_routes.h"
 #include "http_transfers.h"
@@ -408,7 +409,7 @@ int payq_http_serve(const struct payq_config *cfg, const char *listen)
     app.ntokens = payq_http_auth_load(cfg, app.tokens);
     pthread_mutex_init(&app.threads_lock, NULL);
     payq_http_metrics_init(&app.metrics);
-    struct MHD_Daemon *d = start(&app, listen);
+    struct MHD_Daemon *d = payq_http_group_start(&app) == 0 ? start(&app, listen) : NULL;
     int rc = 1;
     if (d) {
         struct payq_log_rec r;
@@ -427,6 +428,7 @@ int payq_http_serve(const struct payq_config *cfg, const char *listen)
         payq_log(PAYQ_LOG_INFO, "http_stopped", "stopped after a signal");
         rc = 0;
     }
+    payq_http_group_stop(&app);
     payq_http_threads_free(&app);
     payq_http_guard_free(app.guard);
     payq_http_metrics_free(&app.metrics);

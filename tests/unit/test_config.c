@@ -195,6 +195,8 @@ static void test_payq_yaml_documents_everything(void **state)
                                           "max_batch_items: 1000",
                                           "pack_max: 100",
                                           "spool_max_mib: 16384",
+                                          "group_publishers: 2",
+                                          "group_linger_us: 1000",
                                           "http_max_connections: 4096",
                                           "http_max_per_ip: 512",
                                           "http_header_timeout_ms: 10000",
