@@ -154,7 +154,7 @@ static void run_and_check(struct fake *f, struct payq_gc *gc, int nreq, const si
         for (const char *p = f->body[k]; *p; p++)
             lines += *p == '\n';
         assert_int_equal(lines, f->items[k]);
-        char first[64];
+        char first[96];
         snprintf(first, sizeof first, "{\"id\":\"%s\"}", f->id[k]);
         assert_memory_equal(f->body[k], first, strlen(first));
     }
