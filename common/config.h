@@ -48,14 +48,33 @@ struct payq_config {
         int statement_timeout_ms; /* pg.statement_timeout_ms: 0..3600000, default 30000 */
     } pg;
     struct {
-        char listen[256];      /* producer.listen: HOST:PORT, default "127.0.0.1:17080" */
-        int confirm_window;    /* producer.confirm_window: 1..65535, default 500 */
-        int http_threads;      /* producer.http_threads: 1..64, default 4 */
+        char listen[256];   /* producer.listen: HOST:PORT, default "127.0.0.1:17080" */
+        int confirm_window; /* producer.confirm_window: 1..65535, default 500 */
+        int http_threads;   /* producer.http_threads: 1..64, default 4 */
+        /* producer.http_max_connections: open connections, 16..1000000, default 4096 */
+        int http_max_connections;
+        /* producer.http_max_per_ip: open connections from one address, 0 (no limit)..1000000,
+         * default 512 */
+        int http_max_per_ip;
+        /* producer.http_header_timeout_ms: a request's headers must be in this long after the
+         * connection opened (or the previous response), 100..600000, default 10000 */
+        int http_header_timeout_ms;
+        /* producer.http_body_timeout_ms: then its body within this, 100..3600000, default 30000 */
+        int http_body_timeout_ms;
         int max_request_bytes; /* producer.max_request_bytes: 1024..67108864, default 4194304 */
         int max_batch_items;   /* producer.max_batch_items: 1..1000, default 1000 */
         /* producer.pack_max: transfers per broker message, 1..1000 (PAYQ_PACK_MAX_ITEMS),
          * default 100; 1 publishes one "transfer" message per transfer */
         int pack_max;
+        /* producer.spool_max_mib: largest input that cannot seek (stdin, a FIFO) spooled to
+         * TMPDIR, in MiB, 1..1048576, default 16384 */
+        int spool_max_mib;
+        /* producer.group_publishers: HTTP group commit publisher threads (each its own broker
+         * connection), 0 (off: each request publishes its own packs)..16, default 2 */
+        int group_publishers;
+        /* producer.group_linger_us: how long a shared pack waits for more requests after its
+         * first, in microseconds, 0..1000000, default 1000 */
+        int group_linger_us;
         /* producer.api_tokens_sha256: list of 64-hex-char SHA-256 digests */
         char api_tokens_sha256[PAYQ_CONFIG_MAX_TOKENS][65];
         size_t n_api_tokens;

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -96,12 +97,134 @@ void payq_log_begin(struct payq_log_rec *r, enum payq_log_level level, const cha
     put_escaped(r, event, strlen(event));
 }
 
+/* A bounded output for redact(): never overflows, always room for a NUL. */
+struct sink {
+    char *dst;
+    size_t cap, len;
+};
+
+static void sink_put(struct sink *o, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n && o->len + 1 < o->cap; i++)
+        o->dst[o->len++] = s[i];
+}
+
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+/* At p (n bytes left): a conninfo "password" keyword with its "=", spaces
+ * allowed around it as libpq allows them. Returns the length up to and
+ * including the "=" and its trailing spaces, or 0. */
+static size_t password_key_len(const char *p, size_t n)
+{
+    static const char kw[] = "password";
+    if (n < sizeof kw - 1 || strncasecmp(p, kw, sizeof kw - 1) != 0)
+        return 0;
+    size_t i = sizeof kw - 1;
+    while (i < n && is_space(p[i]))
+        i++;
+    if (i >= n || p[i] != '=')
+        return 0;
+    i++;
+    while (i < n && is_space(p[i]))
+        i++;
+    return i;
+}
+
+/* Length of a conninfo or URL-query value at p: a single-quoted value with
+ * libpq's backslash escapes (to its closing quote, or the end if it has
+ * none), else up to a space, '&' or a double quote. */
+static size_t password_value_len(const char *p, size_t n)
+{
+    size_t i = 0;
+    if (n && p[0] == '\'') {
+        for (i = 1; i < n; i++) {
+            if (p[i] == '\\' && i + 1 < n)
+                i++;
+            else if (p[i] == '\'')
+                return i + 1;
+        }
+        return n;
+    }
+    while (i < n && !is_space(p[i]) && p[i] != '&' && p[i] != '"')
+        i++;
+    return i;
+}
+
+/* At p, just after "://": the length of the userinfo's password (after the
+ * first ':' and before the last '@' of the authority), with *skip set to
+ * where the password starts; 0 when the authority has no user:pass@. The
+ * authority ends at '/', '?', '#', a space or a double quote. */
+static size_t url_password_len(const char *p, size_t n, size_t *skip)
+{
+    size_t end = 0, at = 0, colon = 0;
+    bool have_at = false, have_colon = false;
+    for (; end < n; end++) {
+        char c = p[end];
+        if (c == '/' || c == '?' || c == '#' || c == '"' || is_space(c))
+            break;
+        if (c == '@') {
+            at = end;
+            have_at = true;
+        }
+    }
+    if (!have_at)
+        return 0;
+    for (size_t i = 0; i < at; i++)
+        if (p[i] == ':') {
+            colon = i;
+            have_colon = true;
+            break;
+        }
+    if (!have_colon)
+        return 0;
+    *skip = colon + 1;
+    return at - colon - 1;
+}
+
+/* Copies src[0..n) into o with every conninfo password value (quoted or
+ * not) and every URL user:password@ password replaced by "***". */
+static void redact(const char *src, size_t n, struct sink *o)
+{
+    size_t i = 0;
+    while (i < n) {
+        size_t k = password_key_len(src + i, n - i);
+        if (k) {
+            sink_put(o, src + i, k);
+            i += k;
+            sink_put(o, "***", 3);
+            i += password_value_len(src + i, n - i);
+            continue;
+        }
+        if (n - i >= 3 && memcmp(src + i, "://", 3) == 0) {
+            size_t skip = 0, pw = url_password_len(src + i + 3, n - i - 3, &skip);
+            if (pw) {
+                sink_put(o, src + i, 3 + skip);
+                sink_put(o, "***", 3);
+                i += 3 + skip + pw;
+                continue;
+            }
+        }
+        sink_put(o, src + i, 1);
+        i++;
+    }
+}
+
 void payq_log_strn(struct payq_log_rec *r, const char *key, const char *val, size_t len)
 {
     if (!r->active)
         return;
+    /* Every string value is masked, so a password inside an error message
+     * (a libpq or broker text quoting a conninfo or URL) never reaches a
+     * line. Masking only shortens: the line's size bounds the copy. */
+    char masked[PAYQ_LOG_LINE_MAX];
+    struct sink o = {masked, sizeof masked, 0};
+    if (val)
+        redact(val, len, &o);
     put_key(r, key);
-    put_escaped(r, val ? val : "", val ? len : 0);
+    put_escaped(r, masked, o.len);
 }
 
 void payq_log_str(struct payq_log_rec *r, const char *key, const char *val)
@@ -182,37 +305,13 @@ void payq_log(enum payq_log_level level, const char *event, const char *fmt, ...
     payq_log_end(&r);
 }
 
-/* Masks "password=..." in conninfos and "user:pass@" in URLs. */
+/* Masks passwords in conninfos ("password=x", "password = 'a b'") and in
+ * URLs ("scheme://user:pass@host"). */
 void payq_log_redact(const char *src, char *dst, size_t dstlen)
 {
     if (dstlen == 0)
         return;
-    size_t o = 0;
-    const char *p = src;
-    while (*p && o + 1 < dstlen) {
-        if (strncmp(p, "password=", 9) == 0) {
-            const char *m = "password=***";
-            for (; *m && o + 1 < dstlen; m++)
-                dst[o++] = *m;
-            p += 9;
-            while (*p && *p != ' ' && *p != '&')
-                p++;
-            continue;
-        }
-        if (strncmp(p, "://", 3) == 0) {
-            const char *at = strchr(p + 3, '@');
-            const char *colon = strchr(p + 3, ':');
-            const char *slash = strchr(p + 3, '/');
-            if (at && colon && colon < at && (!slash || at < slash)) {
-                for (const char *q = p; q <= colon && o + 1 < dstlen; q++)
-                    dst[o++] = *q;
-                for (const char *m = "***"; *m && o + 1 < dstlen; m++)
-                    dst[o++] = *m;
-                p = at;
-                continue;
-            }
-        }
-        dst[o++] = *p++;
-    }
-    dst[o] = '\0';
+    struct sink o = {dst, dstlen, 0};
+    redact(src, strlen(src), &o);
+    dst[o.len] = '\0';
 }

@@ -15,6 +15,8 @@
 #include "broker.h"
 #include "buf.h"
 #include "config.h"
+#include "group_commit.h"
+#include "http_guard.h"
 #include "http_metrics.h"
 #include "outbox.h"
 
@@ -24,6 +26,9 @@ struct payq_http_app {
     const struct payq_config *cfg;
     struct payq_amqp_target target;
     struct payq_http_metrics metrics;
+    struct payq_http_guard *guard; /* connection deadlines and eviction */
+    struct payq_gc *gc;            /* shared packs across requests, or NULL (http_group.c) */
+    void *group_sinks;             /* owned by http_group.c */
     unsigned char tokens[PAYQ_CONFIG_MAX_TOKENS][32]; /* accepted SHA-256 digests */
     size_t ntokens;
     pthread_mutex_t threads_lock; /* guards threads */

@@ -11,12 +11,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "clock.h"
 #include "http.h"
 #include "http_auth.h"
+#include "http_group.h"
 #include "http_ops.h"
 #include "http_routes.h"
 #include "http_transfers.h"
@@ -24,8 +26,14 @@
 #include "message.h"
 #include "signals.h"
 
-/* Seconds an idle connection is kept open. */
+/* libmicrohttpd's own idle timeout: a backstop behind the guard's
+ * deadlines (producer/http_guard.h), which a trickle cannot extend. */
 #define HTTP_IDLE_TIMEOUT_S 60
+/* Descriptors kept beyond the connection limit: listen socket, broker and
+ * database connections, epoll and pipe descriptors, logs. */
+#define HTTP_FD_SPARE 256
+/* How often the serve loop reaps connections past their deadlines. */
+#define HTTP_REAP_MS 100
 
 struct request {
     struct payq_route_match m;
@@ -36,6 +44,7 @@ struct request {
     struct payq_http_reply rep; /* status 0 until decided */
     bool queued;                /* a response was queued: ignore the rest */
     int64_t started_ns;
+    struct payq_http_guard_conn *guarded; /* this connection's deadlines, or NULL */
 };
 
 static _Atomic long g_in_flight;
@@ -183,6 +192,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         rq->started_ns = mono_ns();
         *con_cls = rq;
         atomic_fetch_add(&g_in_flight, 1);
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        rq->guarded = ci ? ci->socket_context : NULL;
+        payq_http_guard_headers_in(app->guard, rq->guarded, rq->started_ns);
         /* Refusals go out before any body is read. */
         if (early_answer(app, rq, conn, url, method))
             return respond(app, conn, rq);
@@ -207,6 +220,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0;
         return MHD_YES;
     }
+    payq_http_guard_handling(app->guard, rq->guarded);
     dispatch(app, rq);
     return respond(app, conn, rq);
 }
@@ -214,12 +228,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
+    struct payq_http_app *app = cls;
     (void)conn;
     (void)toe;
     struct request *rq = *con_cls;
     if (!rq)
         return;
+    payq_http_guard_request_done(app->guard, rq->guarded, mono_ns());
     payq_buf_free(&rq->body);
     payq_buf_free(&rq->rep.body);
     free(rq);
@@ -227,15 +242,84 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     atomic_fetch_sub(&g_in_flight, 1);
 }
 
+/* Connections open and close for the guard. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct payq_http_app *app = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        *socket_context = ci ? payq_http_guard_open(app->guard, ci->connect_fd, mono_ns()) : NULL;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        payq_http_guard_close(app->guard, *socket_context);
+        *socket_context = NULL;
+    }
+}
+
+/* At most this many library lines a second: under a flood libmicrohttpd
+ * reports every refused connection, and the log must not become the
+ * bottleneck. The next line says how many were dropped. */
+#define HTTP_LIBLOG_PER_S 5
+
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    static int64_t window_s;
+    static long in_window, dropped;
     (void)cls;
+    int64_t now_s = mono_ns() / 1000000000;
+    long skipped = 0;
+    pthread_mutex_lock(&lock);
+    if (now_s != window_s) {
+        window_s = now_s;
+        in_window = 0;
+    }
+    bool emit = ++in_window <= HTTP_LIBLOG_PER_S;
+    if (emit) {
+        skipped = dropped;
+        dropped = 0;
+    } else {
+        dropped++;
+    }
+    pthread_mutex_unlock(&lock);
+    if (!emit)
+        return;
     char msg[512];
     vsnprintf(msg, sizeof msg, fmt, ap);
     size_t n = strlen(msg);
     while (n && isspace((unsigned char)msg[n - 1]))
         msg[--n] = '\0';
-    payq_log(PAYQ_LOG_WARN, "http_library", "%s", msg);
+    struct payq_log_rec r;
+    payq_log_begin(&r, PAYQ_LOG_WARN, "http_library");
+    payq_log_str(&r, "msg", msg);
+    if (skipped)
+        payq_log_int(&r, "dropped_before", skipped);
+    payq_log_end(&r);
+}
+
+/* Raises the open-file limit to fit max connections (up to the hard
+ * limit); returns the connection limit that fits. */
+static unsigned fit_fd_limit(long max)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return (unsigned)max;
+    rlim_t want = (rlim_t)max + HTTP_FD_SPARE;
+    if (rl.rlim_cur < want) {
+        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur >= want)
+        return (unsigned)max;
+    long fit = (long)rl.rlim_cur - HTTP_FD_SPARE;
+    if (fit < 16)
+        fit = 16;
+    payq_log(PAYQ_LOG_WARN, "http_fd_limit",
+             "open-file limit %ld fits %ld connections, not producer.http_max_connections %ld",
+             (long)rl.rlim_cur, fit, max);
+    return (unsigned)fit;
 }
 
 static struct MHD_Daemon *start(struct payq_http_app *app, const char *listen)
@@ -245,16 +329,52 @@ static struct MHD_Daemon *start(struct payq_http_app *app, const char *listen)
         payq_log(PAYQ_LOG_ERROR, "http_start_failed", "invalid listen address \"%s\"", listen);
         return NULL;
     }
+    /* epoll: no select() FD_SETSIZE ceiling on descriptors. */
+    const struct payq_config *cfg = app->cfg;
+    unsigned limit = fit_fd_limit(cfg->producer.http_max_connections);
+    struct payq_http_guard_opts go = {
+        .header_timeout_ms = cfg->producer.http_header_timeout_ms,
+        .body_timeout_ms = cfg->producer.http_body_timeout_ms,
+        .evict_at = (long)limit - (long)limit / 8,
+    };
+    app->guard = payq_http_guard_new(&go);
+    if (!app->guard)
+        return NULL;
     struct MHD_Daemon *d = MHD_start_daemon(
-        MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG, ntohs(addr.sin_port), NULL,
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG, ntohs(addr.sin_port), NULL,
         NULL, on_request, app, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_SOCK_ADDR,
-        (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE,
-        (unsigned)app->cfg->producer.http_threads, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)HTTP_IDLE_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-        MHD_OPTION_END);
+        (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->producer.http_threads,
+        MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned)cfg->producer.http_max_per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)HTTP_IDLE_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, on_completed, app,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, app, MHD_OPTION_END);
     if (!d)
         payq_log(PAYQ_LOG_ERROR, "http_start_failed", "could not listen on %s", listen);
     return d;
+}
+
+/* Shuts down connections past their deadlines; logs what the guard did at
+ * most every 10 s, so a flood costs one line, not one per connection. */
+static void reap(struct payq_http_app *app)
+{
+    static int64_t last_log_ns;
+    static struct payq_http_guard_stats logged;
+    int64_t now = mono_ns();
+    payq_http_guard_reap(app->guard, now);
+    if (now - last_log_ns < 10 * (int64_t)1000000000)
+        return;
+    struct payq_http_guard_stats st;
+    payq_http_guard_stats(app->guard, &st);
+    last_log_ns = now;
+    if (st.timed_out == logged.timed_out && st.evicted == logged.evicted)
+        return;
+    struct payq_log_rec r;
+    payq_log_begin(&r, PAYQ_LOG_WARN, "http_connections_closed");
+    payq_log_int(&r, "timed_out", st.timed_out - logged.timed_out);
+    payq_log_int(&r, "evicted", st.evicted - logged.evicted);
+    payq_log_int(&r, "open", st.open);
+    payq_log_end(&r);
+    logged = st;
 }
 
 /* Stops accepting, waits for the requests in flight, stops the daemon. */
@@ -288,23 +408,28 @@ int payq_http_serve(const struct payq_config *cfg, const char *listen)
     app.ntokens = payq_http_auth_load(cfg, app.tokens);
     pthread_mutex_init(&app.threads_lock, NULL);
     payq_http_metrics_init(&app.metrics);
-    struct MHD_Daemon *d = start(&app, listen);
+    struct MHD_Daemon *d = payq_http_group_start(&app) == 0 ? start(&app, listen) : NULL;
     int rc = 1;
     if (d) {
         struct payq_log_rec r;
         payq_log_begin(&r, PAYQ_LOG_INFO, "http_listening");
         payq_log_str(&r, "listen", listen);
         payq_log_int(&r, "threads", cfg->producer.http_threads);
+        payq_log_int(&r, "max_connections", cfg->producer.http_max_connections);
+        payq_log_int(&r, "max_per_ip", cfg->producer.http_max_per_ip);
         payq_log_end(&r);
         while (!payq_signals_stop_requested()) {
-            struct timespec ts = {0, 100 * 1000000L};
+            struct timespec ts = {0, HTTP_REAP_MS * 1000000L};
             nanosleep(&ts, NULL);
+            reap(&app);
         }
         stop(d);
         payq_log(PAYQ_LOG_INFO, "http_stopped", "stopped after a signal");
         rc = 0;
     }
+    payq_http_group_stop(&app);
     payq_http_threads_free(&app);
+    payq_http_guard_free(app.guard);
     payq_http_metrics_free(&app.metrics);
     pthread_mutex_destroy(&app.threads_lock);
     return rc;

@@ -86,10 +86,53 @@ static int check_item(struct post *p, long i, const char *body, struct payq_http
     return 0;
 }
 
+static void reply_unavailable(struct payq_http_reply *rep, const char *why)
+{
+    char detail[512];
+    snprintf(detail, sizeof detail,
+             "%s; no transfer of this request was accepted (some may still be booked): "
+             "retry the request, ids make retries safe",
+             why);
+    payq_http_reply_error(rep, 503, "the broker is unavailable", detail);
+}
+
+/* Hands the request's items to the group commit when they fit one shared
+ * pack. Returns 0 (confirmed), -1 (rep holds the 503), or 1 when the
+ * request is too big to share a pack (publish it on its own). */
+static int publish_grouped(struct post *p, struct payq_http_reply *rep)
+{
+    struct payq_gc *gc = p->app->gc;
+    size_t n = 0, bytes = 0;
+    for (long i = 0; i < p->n; i++)
+        if (!p->items[i].repeat) {
+            n++;
+            bytes += p->items[i].len;
+        }
+    if (!gc || !payq_gc_fits(gc, n, bytes))
+        return 1;
+    struct payq_gc_item *gi = malloc(n * sizeof *gi);
+    if (!gi)
+        abort();
+    n = 0;
+    for (long i = 0; i < p->n; i++)
+        if (!p->items[i].repeat)
+            gi[n++] = (struct payq_gc_item){p->items[i].id, p->canon.data + p->items[i].off,
+                                            p->items[i].len};
+    char why[256];
+    int rc = payq_gc_submit(gc, gi, n, why, sizeof why);
+    free(gi);
+    if (rc != 0)
+        reply_unavailable(rep, why);
+    return rc;
+}
+
 /* Publishes every valid item, in packs of producer.pack_max, and waits for
  * the broker's confirms. Returns 0, or -1 with rep set to the 503. */
 static int publish_items(struct post *p, struct payq_http_reply *rep)
 {
+    int grouped = publish_grouped(p, rep);
+    if (grouped <= 0)
+        return grouped;
     struct payq_http_thread *th = payq_http_thread_get(p->app);
     struct payq_outbox_stats before, after;
     struct payq_packer pk;
@@ -107,12 +150,7 @@ static int publish_items(struct post *p, struct payq_http_reply *rep)
     if (rc == 0)
         rc = payq_outbox_wait(th->outbox);
     if (rc != 0) {
-        char detail[512];
-        snprintf(detail, sizeof detail,
-                 "%s; no transfer of this request was accepted (some may still be booked): "
-                 "retry the request, ids make retries safe",
-                 payq_outbox_error(th->outbox));
-        payq_http_reply_error(rep, 503, "the broker is unavailable", detail);
+        reply_unavailable(rep, payq_outbox_error(th->outbox));
         payq_outbox_reset(th->outbox);
     }
     payq_outbox_stats(th->outbox, &after);

@@ -12,9 +12,12 @@
 
 #define PAYQ_LINES_BUF (1u << 20)
 
-/* Copies standard input into an unlinked temporary file and returns its
- * descriptor, or -1 (printed). Nothing is ever held in memory. */
-static int spool_stdin(void)
+/* Copies src (standard input, a pipe, a FIFO, a character device: input
+ * that cannot be read twice) into an unlinked temporary file in $TMPDIR
+ * (or /tmp) and returns its descriptor, or -1 (printed). Nothing is held in
+ * memory; more than max bytes is refused, so a runaway upstream cannot
+ * fill the disk. */
+static int spool(int src, const char *name, uint64_t max)
 {
     const char *dir = getenv("TMPDIR");
     char path[4096];
@@ -26,15 +29,24 @@ static int spool_stdin(void)
         return -1;
     }
     unlink(path);
+    uint64_t total = 0;
     char *chunk = payq_xmalloc(PAYQ_LINES_BUF);
     for (;;) {
-        ssize_t n = read(STDIN_FILENO, chunk, PAYQ_LINES_BUF);
+        ssize_t n = read(src, chunk, PAYQ_LINES_BUF);
         if (n == 0)
             break;
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            fprintf(stderr, "payq-producer: could not read standard input: %s\n", strerror(errno));
+            fprintf(stderr, "payq-producer: could not read %s: %s\n", name, strerror(errno));
+            goto fail;
+        }
+        total += (uint64_t)n;
+        if (total > max) {
+            fprintf(stderr,
+                    "payq-producer: %s is larger than producer.spool_max_mib (%llu bytes); "
+                    "write it to a file and publish the file\n",
+                    name, (unsigned long long)max);
             goto fail;
         }
         for (ssize_t off = 0; off < n;) {
@@ -42,7 +54,7 @@ static int spool_stdin(void)
             if (w < 0 && errno == EINTR)
                 continue;
             if (w < 0) {
-                fprintf(stderr, "payq-producer: could not spool standard input: %s\n",
+                fprintf(stderr, "payq-producer: could not spool %s into \"%s\": %s\n", name, path,
                         strerror(errno));
                 goto fail;
             }
@@ -57,20 +69,34 @@ fail:
     return -1;
 }
 
-int payq_lines_open(struct payq_lines *r, const char *path, size_t max_line)
+/* Opens path for reading twice: a regular file as it is, anything that
+ * cannot seek (a FIFO, <(...), /dev/stdin on a pipe) through a spool. */
+static int open_input(const char *path, uint64_t spool_max)
+{
+    if (strcmp(path, "-") == 0)
+        return spool(STDIN_FILENO, "standard input", spool_max);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        fprintf(stderr, "payq-producer: could not open file \"%s\": %s\n", path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+        return fd;
+    char name[4200];
+    snprintf(name, sizeof name, "\"%s\"", path);
+    int spooled = spool(fd, name, spool_max);
+    close(fd);
+    return spooled;
+}
+
+int payq_lines_open(struct payq_lines *r, const char *path, size_t max_line, uint64_t spool_max)
 {
     memset(r, 0, sizeof *r);
     r->fd = -1;
     /* A line we keep must fit in the buffer with room to spare. */
     r->max_line = max_line < PAYQ_LINES_BUF / 2 ? max_line : PAYQ_LINES_BUF / 2;
-    if (strcmp(path, "-") == 0) {
-        r->fd = spool_stdin();
-    } else {
-        r->fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (r->fd < 0)
-            fprintf(stderr, "payq-producer: could not open file \"%s\": %s\n", path,
-                    strerror(errno));
-    }
+    r->fd = open_input(path, spool_max);
     if (r->fd < 0)
         return -1;
     struct stat st;

@@ -1,8 +1,9 @@
 /* lines: reads a JSON Lines file one line at a time in bounded memory,
  * knowing each line's number and byte offset, so that a file of millions of
  * lines can be read twice (validate, then publish) and any earlier line can
- * be read again by its offset. Standard input ("-") is first spooled into
- * an unlinked temporary file: a pipe cannot be read twice. */
+ * be read again by its offset. Standard input ("-") and any input that
+ * cannot seek (a FIFO, a shell's <(...), /dev/stdin on a pipe) are first
+ * spooled into an unlinked temporary file: a pipe cannot be read twice. */
 #ifndef PAYQ_LINES_H
 #define PAYQ_LINES_H
 
@@ -24,10 +25,11 @@ struct payq_lines {
     size_t max_line;      /* longer lines are reported, not returned */
 };
 
-/* Opens path ("-" = standard input, spooled to $TMPDIR or /tmp). Lines
- * longer than max_line bytes come back with too_long set. Returns 0, or -1
- * after printing why to stderr. Close with payq_lines_close. */
-int payq_lines_open(struct payq_lines *r, const char *path, size_t max_line)
+/* Opens path ("-" = standard input). Input that cannot seek is spooled to
+ * $TMPDIR or /tmp, at most spool_max bytes (more is refused). Lines longer
+ * than max_line bytes come back with too_long set. Returns 0, or -1 after
+ * printing why to stderr. Close with payq_lines_close. */
+int payq_lines_open(struct payq_lines *r, const char *path, size_t max_line, uint64_t spool_max)
     __attribute__((warn_unused_result));
 
 /* Starts again at the first line. Returns 0 or -1 (printed). */

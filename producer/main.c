@@ -25,14 +25,16 @@
 static const char g_usage[] =
     "usage:\n"
     "  payq-producer publish FILE [--batch-id ID] [--business-date YYYY-MM-DD]\n"
-    "                             [--quiet|--json] [--config FILE]\n"
-    "  payq-producer open-accounts FILE [--quiet|--json] [--config FILE]\n"
+    "                             [--allow-empty] [--quiet|--json] [--config FILE]\n"
+    "  payq-producer open-accounts FILE [--allow-empty] [--quiet|--json] [--config FILE]\n"
     "  payq-producer serve [--listen HOST:PORT] [--config FILE]\n"
     "\n"
     "--config defaults to " DEFAULT_CONFIG " when it exists; PAYQ_* variables override it.\n"
     "FILE is JSON Lines, one message per line; - reads standard input. Every line is\n"
     "validated before anything is published; blank lines are errors. One file is one\n"
     "batch of one business day; an id repeated with identical content is published once.\n"
+    "An empty FILE is refused (exit 1) unless --allow-empty. A FILE that cannot be read\n"
+    "twice (-, a FIFO, <(...)) is first copied to TMPDIR (producer.spool_max_mib).\n"
     "Exit status: 0 all confirmed, 1 invalid input, 2 usage, 3 publishing failed.\n";
 
 struct args {
@@ -43,6 +45,7 @@ struct args {
     const char *business_date;
     const char *listen;
     enum payq_output output;
+    bool allow_empty;
 };
 
 static int usage_error(const char *fmt, const char *arg)
@@ -86,6 +89,8 @@ static int check_args(const struct args *a)
         return usage_error("unexpected argument \"%s\"", a->file);
     if (strcmp(a->cmd, "publish") != 0 && (a->batch_id || a->business_date))
         return usage_error("%s takes no --batch-id or --business-date", a->cmd);
+    if (!file_cmd && a->allow_empty)
+        return usage_error("%s takes no --allow-empty", a->cmd);
     if (!file_cmd && a->output != PAYQ_OUTPUT_HUMAN)
         return usage_error("%s takes no --quiet or --json", a->cmd);
     if (strcmp(a->cmd, "serve") != 0 && a->listen)
@@ -110,6 +115,10 @@ static int parse_option(int argc, char **argv, int *i, struct args *a)
         return option_value(argc, argv, i, "--business-date", &a->business_date);
     if (is_option(arg, "--listen"))
         return option_value(argc, argv, i, "--listen", &a->listen);
+    if (strcmp(arg, "--allow-empty") == 0) {
+        a->allow_empty = true;
+        return 0;
+    }
     enum payq_output out = PAYQ_OUTPUT_HUMAN;
     if (strcmp(arg, "--quiet") == 0 || strcmp(arg, "-q") == 0)
         out = PAYQ_OUTPUT_QUIET;
@@ -188,6 +197,7 @@ int main(int argc, char **argv)
         .batch_id = a.batch_id,
         .business_date = a.business_date,
         .output = a.output,
+        .allow_empty = a.allow_empty,
     };
     return payq_publish_file(&cfg, &o);
 }

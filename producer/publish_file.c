@@ -189,6 +189,19 @@ static void print_human(const struct run *r)
            (unsigned long long)r->messages, r->messages == 1 ? "" : "s");
 }
 
+/* An empty input is most often a failed upstream export: publishing an
+ * empty batch and exiting 0 would look like success. */
+static void refuse_empty(const struct run *r)
+{
+    const char *name = strcmp(r->o->path, "-") == 0 ? "standard input" : r->o->path;
+    char why[64];
+    snprintf(why, sizeof why, "no %s", kind_noun(r->o->kind));
+    fprintf(stderr, "payq-producer: %s: %s (nothing was published; --allow-empty publishes it)\n",
+            name, why);
+    if (r->o->output == PAYQ_OUTPUT_JSON)
+        print_json(r, false, why);
+}
+
 /* Pass 2 and the manifest; prints the outcome. Returns the exit code. */
 static int publish_all(const struct payq_config *cfg, struct run *r)
 {
@@ -244,7 +257,8 @@ int payq_publish_file(const struct payq_config *cfg, const struct payq_publish_f
     r.started_ms = payq_clock_mono_ms();
     r.pack_max = cfg->producer.pack_max;
     payq_progress_init(&r.prog, o->output == PAYQ_OUTPUT_HUMAN && isatty(STDERR_FILENO));
-    if (payq_lines_open(&r.in, o->path, PAYQ_MSG_MAX_BODY) != 0)
+    if (payq_lines_open(&r.in, o->path, PAYQ_MSG_MAX_BODY,
+                        (uint64_t)cfg->producer.spool_max_mib << 20) != 0)
         return 1;
     struct payq_batch_opts bo = {
         .kind = o->kind,
@@ -264,6 +278,9 @@ int payq_publish_file(const struct payq_config *cfg, const struct payq_publish_f
         if (rc > 0)
             fprintf(stderr, "payq-producer: %llu invalid line%s in %s; nothing was published\n",
                     (unsigned long long)r.b.errors, r.b.errors == 1 ? "" : "s", o->path);
+        rc = 1;
+    } else if (r.b.lines == 0 && !o->allow_empty) {
+        refuse_empty(&r);
         rc = 1;
     } else {
         rc = publish_all(cfg, &r);

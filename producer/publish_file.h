@@ -4,8 +4,8 @@
  * canonical message through an outbox (producer/outbox.h) that survives
  * broker restarts; for transfers the batch manifest follows once every
  * transfer is confirmed. Exit codes: 0 everything confirmed, 1 invalid
- * input (or unreadable file), 3 publishing failed or was interrupted by
- * SIGINT/SIGTERM (the confirmed count is printed). */
+ * input (or unreadable file, or an empty one without allow_empty), 3 publishing failed or was
+ * interrupted by SIGINT/SIGTERM (the confirmed count is printed). */
 #ifndef PAYQ_PUBLISH_FILE_H
 #define PAYQ_PUBLISH_FILE_H
 
@@ -20,6 +20,7 @@ struct payq_publish_file_opts {
     const char *batch_id;      /* validated, or NULL */
     const char *business_date; /* validated, or NULL */
     enum payq_output output;
+    bool allow_empty; /* publish an input without lines (else exit 1: "FILE: no transfers") */
 };
 
 /* Runs both passes; returns the process exit code. */

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -80,6 +81,62 @@ static void test_redact(void **state)
     payq_log_redact("amqp://payq:s3cret@127.0.0.1:17672/payq", out, sizeof out);
     assert_string_equal(out, "amqp://payq:***@127.0.0.1:17672/payq");
     assert_null(strstr(out, "s3cret"));
+    /* Quoted values (issue 17 item 5): the whole quoted value goes, spaces,
+     * escaped quotes and all. */
+    payq_log_redact("host=a password='QUOTED SPACEPASS789' dbname=payq", out, sizeof out);
+    assert_string_equal(out, "host=a password=*** dbname=payq");
+    payq_log_redact("password = 'it\\'s x' user=w", out, sizeof out);
+    assert_string_equal(out, "password = *** user=w");
+    payq_log_redact("password='never closed", out, sizeof out);
+    assert_string_equal(out, "password=***");
+    /* URL-form conninfos, with a query password too. */
+    payq_log_redact("postgresql://payq_worker:PGPASS123@db1,db2:5432/payq?sslmode=require", out,
+                    sizeof out);
+    assert_string_equal(out, "postgresql://payq_worker:***@db1,db2:5432/payq?sslmode=require");
+    payq_log_redact("postgres://u@h/d?password=QPASS&sslmode=disable", out, sizeof out);
+    assert_string_equal(out, "postgres://u@h/d?password=***&sslmode=disable");
+    payq_log_redact("amqps://payq:p@ss:w0rd@rabbit:5671/payq", out, sizeof out);
+    assert_string_equal(out, "amqps://payq:***@rabbit:5671/payq");
+    /* No userinfo, or a user without a password: unchanged. */
+    payq_log_redact("http://127.0.0.1:17673 and amqp://guest@h/v", out, sizeof out);
+    assert_string_equal(out, "http://127.0.0.1:17673 and amqp://guest@h/v");
+}
+
+/* Reads what payq_log wrote to a pipe standing in for stderr. */
+static void capture_log(const char *text, char *out, size_t outlen)
+{
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    int saved = dup(STDERR_FILENO);
+    dup2(fds[1], STDERR_FILENO);
+    payq_log_init("test", PAYQ_LOG_DEBUG);
+    payq_log(PAYQ_LOG_WARN, "pg_connect_failed", "could not connect with %s: refused", text);
+    struct payq_log_rec r;
+    payq_log_begin(&r, PAYQ_LOG_WARN, "x");
+    payq_log_str(&r, "conninfo", text);
+    payq_log_end(&r);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    close(fds[1]);
+    ssize_t n = read(fds[0], out, outlen - 1);
+    close(fds[0]);
+    out[n > 0 ? n : 0] = '\0';
+}
+
+/* Every log line is masked, not only the fields that call payq_log_redact:
+ * a driver's error text quoting a conninfo or URL must not leak it. */
+static void test_log_lines_masked(void **state)
+{
+    (void)state;
+    char out[8192];
+    capture_log("host=a password='QUOTED SPACEPASS789' dbname=payq", out, sizeof out);
+    assert_null(strstr(out, "SPACEPASS789"));
+    assert_non_null(strstr(out, "password=*** dbname=payq"));
+    capture_log("postgresql://u:URLPASS456@h:5432/payq", out, sizeof out);
+    assert_null(strstr(out, "URLPASS456"));
+    assert_non_null(strstr(out, "postgresql://u:***@h:5432/payq"));
+    capture_log("amqp://payq:AMQPPASS@127.0.0.1:17672/payq", out, sizeof out);
+    assert_null(strstr(out, "AMQPPASS"));
 }
 
 static void test_account_masking(void **state)
@@ -147,6 +204,7 @@ int main(void)
         cmocka_unit_test(test_pgarray_quoting),
         cmocka_unit_test(test_buf_json),
         cmocka_unit_test(test_redact),
+        cmocka_unit_test(test_log_lines_masked),
         cmocka_unit_test(test_account_masking),
         cmocka_unit_test(test_metrics_render),
         cmocka_unit_test(test_histogram_negative),
