@@ -68,7 +68,7 @@ wait "${loop_pids[@]}"
 sort -k2,2n -o "$work/ok" "$work/ok" 2>/dev/null
 sed 's/^/# failover: /' "$work/failover.log"
 check "scripts/stack failover exits 0" 0 "$fo_rc"
-echo "# failover took $(secs $((t_fo1 - t_fo0))) s (including re-seeding the old primary)"
+echo "# failover took $(secs $((t_fo1 - t_fo0))) s (including the old leader's rejoin)"
 
 touch "$work/ok" "$work/failed"
 n_ok=$(wc -l <"$work/ok")

@@ -29,7 +29,7 @@ check "accounts opened" "$ACCOUNTS" "$(q "SELECT count(*) FROM payq.accounts WHE
 gen_transfers "$P" $((400 * CHUNK)) "$ACCOUNTS" 17 | cut -f2 | sed 's/,"batch_id":"[^"]*"//' >"$TMP/all"
 split -l "$CHUNK" -d -a 3 "$TMP/all" "$TMP/batch."
 
-# publisher: one batch about every 0.5 s until told to stop; a batch whose
+# publisher: one batch about every second until told to stop; a batch whose
 # publish exits 0 (every message confirmed by the broker) goes to confirmed.
 (
     for f in "$TMP"/batch.*; do
@@ -41,7 +41,7 @@ split -l "$CHUNK" -d -a 3 "$TMP/all" "$TMP/batch."
         else
             echo "$f" >>"$TMP/unconfirmed"
         fi
-        sleep 0.5
+        sleep 1
     done
 ) &
 publisher=$!
