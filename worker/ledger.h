@@ -5,6 +5,7 @@
  *      with a balance rule) in id order and read their balances again
  *   3. read which transfer ids already exist, with their fingerprints
  *   4. decide every outcome in memory, in delivery order, on running balances
+ *      (rules.c: pure functions, unit-tested without a server)
  *   5. insert ledger rows; lock the other accounts whose balances move, in id
  *      order (no deadlocks), and move balances by aggregated deltas; record
  *      conflicts and dead letters; COMMIT.
