@@ -174,13 +174,6 @@ static bool restricted(const struct payq_rules_acct *a)
     return a->in_db && a->flags != 0;
 }
 
-/* Unrestricted accounts whose balances move: restricted ones are locked
- * already. */
-static bool moving_unrestricted(const struct payq_rules_acct *a)
-{
-    return a->flags == 0 && (a->dd != 0 || a->dc != 0);
-}
-
 static void take_account(struct payq_rules_acct *a, PGresult *res, int r)
 {
     a->in_db = true;
@@ -199,7 +192,7 @@ static void take_balances(struct payq_rules_acct *a, PGresult *res, int r)
 /* Step 2: reads every account the batch names, without locking: currency and
  * flags never change, and only restricted accounts (a balance rule) need
  * exact balances now. Those are locked, in id order, and read again. The
- * others are locked only at step 5b, so a second worker touching the same
+ * others are locked only by step 5b's UPDATE, so a second worker touching the same
  * accounts waits for the end of this batch's balance update, not for the
  * whole batch. Overflow on an unrestricted account read here without a lock
  * is still refused: the bigint column raises, the batch is split and the
@@ -219,15 +212,17 @@ static enum payq_pg_fault read_accounts(struct payq_ledger *l, PGconn *conn)
                         restricted, "lock restricted accounts", take_balances);
 }
 
-/* Step 5b, first half: every lock in id order, so two workers never wait on
- * each other in a cycle (restricted accounts, locked at step 2, are never
- * waited for by a worker at this step: it already holds its own). */
-static enum payq_pg_fault lock_moving(struct payq_ledger *l, PGconn *conn)
+/* Index plans for every statement of the batch, whatever the size of the
+ * tables: an account read, lock or update costs an index probe, not a share
+ * of a sequential scan or of a hash built over every account. Step 5b's lock
+ * order depends on it too (see update_balances). Transaction-local, so a
+ * retried batch sets it again. */
+static enum payq_pg_fault index_plans(PGconn *conn)
 {
-    return for_accounts(l, conn,
-                        "SELECT id FROM payq.accounts WHERE id = ANY($1::text[]) "
-                        "ORDER BY id FOR UPDATE",
-                        moving_unrestricted, "lock accounts", NULL);
+    return payq_pg_exec(conn,
+                        "SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off; "
+                        "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off",
+                        "set index plans");
 }
 
 /* Step 3: which transfer ids already exist. *res keeps the strings alive. */
@@ -336,7 +331,17 @@ static enum payq_pg_fault insert_transfers(struct payq_ledger *l, PGconn *conn, 
     return PAYQ_PG_OK;
 }
 
-/* Step 5b: balances move by the batch's aggregated deltas. */
+/* Step 5b: balances move by the batch's aggregated deltas, in one statement
+ * that is also the lock pass: each row is written once. Rows are updated,
+ * and so locked, in id order, so two workers never wait on each other in a
+ * cycle. The order comes from the plan: with sequential and bitmap scans,
+ * hash and merge joins disabled (index_plans), the only plans left are
+ * nested loops driven either by the deltas sorted by id (the subquery's
+ * ORDER BY, byte order as the id column's COLLATE "C") with an index probe
+ * per row, or by an index scan of accounts_pkey (id order too).
+ * tests/integration/integration_worker_plans.sh checks the plan. Restricted
+ * accounts, locked at step 2, are never waited for here by a worker: it
+ * already holds its own. */
 static enum payq_pg_fault update_balances(struct payq_ledger *l, PGconn *conn)
 {
     struct payq_buf ids = PAYQ_BUF_INIT, dd = PAYQ_BUF_INIT, dc = PAYQ_BUF_INIT;
@@ -363,8 +368,8 @@ static enum payq_pg_fault update_balances(struct payq_ledger *l, PGconn *conn)
         f = run(conn,
                 "UPDATE payq.accounts a SET debits_posted = a.debits_posted + v.d, "
                 "credits_posted = a.credits_posted + v.c "
-                "FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS v(id, d, c) "
-                "WHERE a.id = v.id",
+                "FROM (SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[]) "
+                "AS u(id, d, c) ORDER BY id COLLATE \"C\") AS v WHERE a.id = v.id",
                 3, p, PGRES_COMMAND_OK, "update balances", &res);
         if (f == PAYQ_PG_OK) {
             if (strtoul(PQcmdTuples(res), NULL, 10) != nupd) {
@@ -485,13 +490,14 @@ enum payq_pg_fault payq_ledger_apply(struct payq_ledger *l, PGconn *conn, struct
     enum payq_pg_fault f = payq_pg_exec(conn, "BEGIN", "begin");
     if (f != PAYQ_PG_OK)
         return f;
-    if ((f = open_accounts(l, conn, msgs, n)) != PAYQ_PG_OK ||
+    if ((f = index_plans(conn)) != PAYQ_PG_OK ||
+        (f = open_accounts(l, conn, msgs, n)) != PAYQ_PG_OK ||
         (f = read_accounts(l, conn)) != PAYQ_PG_OK ||
         (f = read_existing(l, conn, msgs, n, &existing)) != PAYQ_PG_OK)
         goto fail;
     payq_rules_decide_batch(&l->rules, msgs, n); /* step 4 */
     if ((f = insert_transfers(l, conn, msgs, n)) != PAYQ_PG_OK ||
-        (f = lock_moving(l, conn)) != PAYQ_PG_OK || (f = update_balances(l, conn)) != PAYQ_PG_OK ||
+        (f = update_balances(l, conn)) != PAYQ_PG_OK ||
         (f = insert_conflicts(l, conn, msgs, n)) != PAYQ_PG_OK ||
         (f = insert_dead(l, conn, msgs, n)) != PAYQ_PG_OK)
         goto fail;

@@ -6,9 +6,10 @@
  *   3. read which transfer ids already exist, with their fingerprints
  *   4. decide every outcome in memory, in delivery order, on running balances
  *      (rules.c: pure functions, unit-tested without a server)
- *   5. insert ledger rows; lock the other accounts whose balances move, in id
- *      order (no deadlocks), and move balances by aggregated deltas; record
- *      conflicts and dead letters; COMMIT.
+ *   5. insert ledger rows; move balances by aggregated deltas in one UPDATE
+ *      that also locks the other accounts, in id order (no deadlocks; index
+ *      plans only, whatever the table size); record conflicts and dead
+ *      letters; COMMIT.
  * One row lock per account per batch, not per transfer: a hot merchant
  * account costs one lock per thousand transfers, held only from step 5's
  * balance update to COMMIT, so a second worker overlaps the rest.
