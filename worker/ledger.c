@@ -8,27 +8,8 @@
 #include "alloc.h"
 #include "buf.h"
 #include "log.h"
-#include "money.h"
 #include "pgarray.h"
-#include "strmap.h"
-
-#define NO_INDEX ((size_t)-1)
-
-/* An account as the batch sees it, with its running balances. */
-struct acct {
-    const char *id;
-    bool in_db;       /* a row exists (before, or opened by this batch) */
-    size_t opened_at; /* message index that opens it in this batch, or NO_INDEX */
-    char currency[4];
-    unsigned flags;
-    int64_t debits, credits; /* running balances */
-    int64_t dd, dc;          /* deltas this batch */
-};
-
-/* A transfer id already in the ledger (fields point into a PGresult). */
-struct existing {
-    const char *hash_hex, *debit, *credit, *amount, *currency, *batch_id, *date, *reference;
-};
+#include "rules.h"
 
 enum {
     COL_ID,
@@ -48,13 +29,7 @@ enum {
 };
 
 struct payq_ledger {
-    struct acct *accts;
-    size_t nacct, acct_cap;
-    struct payq_strmap acct_idx; /* id -> accts index */
-    struct existing *ex;
-    size_t nex, ex_cap;
-    struct payq_strmap ex_idx; /* id -> ex index */
-    struct payq_strmap seen;   /* id -> message index of its first new row */
+    struct payq_rules rules; /* the batch's inputs and decisions */
     struct payq_buf col[NCOLS];
     struct payq_buf tmp;
     size_t nrows;
@@ -69,32 +44,11 @@ void payq_ledger_free(struct payq_ledger *l)
 {
     if (!l)
         return;
-    free(l->accts);
-    free(l->ex);
-    payq_strmap_free(&l->acct_idx);
-    payq_strmap_free(&l->ex_idx);
-    payq_strmap_free(&l->seen);
+    payq_rules_free(&l->rules);
     for (int i = 0; i < NCOLS; i++)
         payq_buf_free(&l->col[i]);
     payq_buf_free(&l->tmp);
     free(l);
-}
-
-static struct acct *acct_get(struct payq_ledger *l, const char *id)
-{
-    size_t i;
-    if (payq_strmap_get(&l->acct_idx, id, &i))
-        return &l->accts[i];
-    if (l->nacct == l->acct_cap) {
-        l->acct_cap = l->acct_cap ? l->acct_cap * 2 : 256;
-        l->accts = payq_xreallocarray(l->accts, l->acct_cap, sizeof *l->accts);
-    }
-    struct acct *a = &l->accts[l->nacct];
-    memset(a, 0, sizeof *a);
-    a->id = id;
-    a->opened_at = NO_INDEX;
-    payq_strmap_put(&l->acct_idx, id, l->nacct++);
-    return a;
 }
 
 /* Runs a parameterised statement with text parameters and checks it. The
@@ -110,14 +64,6 @@ static enum payq_pg_fault run(PGconn *conn, const char *sql, int nparams, const 
     }
     PQclear(res);
     return f;
-}
-
-static size_t first_opening(struct wmsg **msgs, size_t n, const char *id)
-{
-    for (size_t i = 0; i < n; i++)
-        if (msgs[i]->kind == WMSG_ACCOUNT && strcmp(msgs[i]->u.account.id, id) == 0)
-            return i;
-    return NO_INDEX;
 }
 
 static int cmp_acct_msg(const void *a, const void *b)
@@ -168,11 +114,8 @@ static enum payq_pg_fault open_accounts(struct payq_ledger *l, PGconn *conn, str
             "RETURNING id",
             3, p, PGRES_TUPLES_OK, "open accounts", &res);
     if (f == PAYQ_PG_OK) {
-        for (int r = 0; r < PQntuples(res); r++) {
-            size_t ai;
-            if (payq_strmap_get(&l->acct_idx, PQgetvalue(res, r, 0), &ai))
-                l->accts[ai].opened_at = first_opening(msgs, n, l->accts[ai].id);
-        }
+        for (int r = 0; r < PQntuples(res); r++)
+            payq_rules_opened(&l->rules, PQgetvalue(res, r, 0), msgs, n);
         PQclear(res);
     }
     payq_buf_free(&ids);
@@ -187,15 +130,16 @@ out:
  * array, in id order) and hands each row to take(). No matching account:
  * nothing runs. */
 static enum payq_pg_fault for_accounts(struct payq_ledger *l, PGconn *conn, const char *sql,
-                                       bool (*keep)(const struct acct *), const char *what,
-                                       void (*take)(struct acct *, PGresult *, int))
+                                       bool (*keep)(const struct payq_rules_acct *),
+                                       const char *what,
+                                       void (*take)(struct payq_rules_acct *, PGresult *, int))
 {
     size_t k = 0;
     payq_pgarr_begin(&l->tmp);
-    for (size_t i = 0; i < l->nacct; i++) {
-        if (!keep(&l->accts[i]))
+    for (size_t i = 0; i < l->rules.nacct; i++) {
+        if (!keep(&l->rules.accts[i]))
             continue;
-        payq_pgarr_str(&l->tmp, l->accts[i].id);
+        payq_pgarr_str(&l->tmp, l->rules.accts[i].id);
         k++;
     }
     payq_pgarr_end(&l->tmp);
@@ -207,33 +151,26 @@ static enum payq_pg_fault for_accounts(struct payq_ledger *l, PGconn *conn, cons
     if (f != PAYQ_PG_OK)
         return f;
     for (int r = 0; take && r < PQntuples(res); r++) {
-        size_t i;
-        if (payq_strmap_get(&l->acct_idx, PQgetvalue(res, r, 0), &i))
-            take(&l->accts[i], res, r);
+        struct payq_rules_acct *a = payq_rules_acct(&l->rules, PQgetvalue(res, r, 0));
+        if (a)
+            take(a, res, r);
     }
     PQclear(res);
     return PAYQ_PG_OK;
 }
 
-static bool any_account(const struct acct *a)
+static bool any_account(const struct payq_rules_acct *a)
 {
     (void)a;
     return true;
 }
 
-static bool restricted(const struct acct *a)
+static bool restricted(const struct payq_rules_acct *a)
 {
     return a->in_db && a->flags != 0;
 }
 
-/* Unrestricted accounts whose balances move: restricted ones are locked
- * already. */
-static bool moving_unrestricted(const struct acct *a)
-{
-    return a->flags == 0 && (a->dd != 0 || a->dc != 0);
-}
-
-static void take_account(struct acct *a, PGresult *res, int r)
+static void take_account(struct payq_rules_acct *a, PGresult *res, int r)
 {
     a->in_db = true;
     snprintf(a->currency, sizeof a->currency, "%s", PQgetvalue(res, r, 1));
@@ -242,7 +179,7 @@ static void take_account(struct acct *a, PGresult *res, int r)
     a->credits = strtoll(PQgetvalue(res, r, 4), NULL, 10);
 }
 
-static void take_balances(struct acct *a, PGresult *res, int r)
+static void take_balances(struct payq_rules_acct *a, PGresult *res, int r)
 {
     a->debits = strtoll(PQgetvalue(res, r, 1), NULL, 10);
     a->credits = strtoll(PQgetvalue(res, r, 2), NULL, 10);
@@ -251,7 +188,7 @@ static void take_balances(struct acct *a, PGresult *res, int r)
 /* Step 2: reads every account the batch names, without locking: currency and
  * flags never change, and only restricted accounts (a balance rule) need
  * exact balances now. Those are locked, in id order, and read again. The
- * others are locked only at step 5b, so a second worker touching the same
+ * others are locked only by step 5b's UPDATE, so a second worker touching the same
  * accounts waits for the end of this batch's balance update, not for the
  * whole batch. Overflow on an unrestricted account read here without a lock
  * is still refused: the bigint column raises, the batch is split and the
@@ -271,15 +208,17 @@ static enum payq_pg_fault read_accounts(struct payq_ledger *l, PGconn *conn)
                         restricted, "lock restricted accounts", take_balances);
 }
 
-/* Step 5b, first half: every lock in id order, so two workers never wait on
- * each other in a cycle (restricted accounts, locked at step 2, are never
- * waited for by a worker at this step: it already holds its own). */
-static enum payq_pg_fault lock_moving(struct payq_ledger *l, PGconn *conn)
+/* Index plans for every statement of the batch, whatever the size of the
+ * tables: an account read, lock or update costs an index probe, not a share
+ * of a sequential scan or of a hash built over every account. Step 5b's lock
+ * order depends on it too (see update_balances). Transaction-local, so a
+ * retried batch sets it again. */
+static enum payq_pg_fault index_plans(PGconn *conn)
 {
-    return for_accounts(l, conn,
-                        "SELECT id FROM payq.accounts WHERE id = ANY($1::text[]) "
-                        "ORDER BY id FOR UPDATE",
-                        moving_unrestricted, "lock accounts", NULL);
+    return payq_pg_exec(conn,
+                        "SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off; "
+                        "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off",
+                        "set index plans");
 }
 
 /* Step 3: which transfer ids already exist. *res keeps the strings alive. */
@@ -306,156 +245,20 @@ static enum payq_pg_fault read_existing(struct payq_ledger *l, PGconn *conn, str
             1, p, PGRES_TUPLES_OK, "read existing transfers", res);
     if (f != PAYQ_PG_OK)
         return f;
-    int rows = PQntuples(*res);
-    if ((size_t)rows > l->ex_cap) {
-        l->ex_cap = (size_t)rows * 2;
-        l->ex = payq_xreallocarray(l->ex, l->ex_cap, sizeof *l->ex);
+    for (int r = 0; r < PQntuples(*res); r++) {
+        const struct payq_rules_existing e = {
+            .hash_hex = PQgetvalue(*res, r, 1),
+            .debit = PQgetvalue(*res, r, 2),
+            .credit = PQgetvalue(*res, r, 3),
+            .amount = strtoll(PQgetvalue(*res, r, 4), NULL, 10),
+            .currency = PQgetvalue(*res, r, 5),
+            .batch_id = PQgetvalue(*res, r, 6),
+            .date = PQgetvalue(*res, r, 7),
+            .reference = PQgetvalue(*res, r, 8),
+        };
+        payq_rules_add_existing(&l->rules, PQgetvalue(*res, r, 0), &e);
     }
-    for (int r = 0; r < rows; r++) {
-        struct existing *e = &l->ex[r];
-        e->hash_hex = PQgetvalue(*res, r, 1);
-        e->debit = PQgetvalue(*res, r, 2);
-        e->credit = PQgetvalue(*res, r, 3);
-        e->amount = PQgetvalue(*res, r, 4);
-        e->currency = PQgetvalue(*res, r, 5);
-        e->batch_id = PQgetvalue(*res, r, 6);
-        e->date = PQgetvalue(*res, r, 7);
-        e->reference = PQgetvalue(*res, r, 8);
-        payq_strmap_put(&l->ex_idx, PQgetvalue(*res, r, 0), (size_t)r);
-    }
-    l->nex = (size_t)rows;
     return PAYQ_PG_OK;
-}
-
-/* Names the first field in which a message differs from what holds its id,
- * TigerBeetle-style. */
-static const char *conflict_reason(const struct wmsg *m, const char *debit, const char *credit,
-                                   int64_t amount, const char *currency, const char *batch_id,
-                                   const char *date, const char *reference)
-{
-    const struct payq_transfer *t = &m->u.transfer;
-    if (t->amount != amount)
-        return "exists_with_different_amount";
-    if (strcmp(t->debit_account, debit) != 0)
-        return "exists_with_different_debit_account";
-    if (strcmp(t->credit_account, credit) != 0)
-        return "exists_with_different_credit_account";
-    if (strcmp(t->currency, currency) != 0)
-        return "exists_with_different_currency";
-    if (strcmp(t->batch_id, batch_id) != 0)
-        return "exists_with_different_batch_id";
-    if (strcmp(m->business_date, date) != 0)
-        return "exists_with_different_business_date";
-    if (strcmp(t->reference, reference) != 0)
-        return "exists_with_different_reference";
-    return "exists_with_different_payload";
-}
-
-/* Idempotency: returns true (and sets the outcome) when the id was seen
- * before, in the ledger or earlier in this batch. */
-static bool check_duplicate(struct payq_ledger *l, struct wmsg **msgs, struct wmsg *m)
-{
-    const struct payq_transfer *t = &m->u.transfer;
-    size_t i;
-    if (payq_strmap_get(&l->ex_idx, t->id, &i)) {
-        const struct existing *e = &l->ex[i];
-        char hex[65];
-        payq_hash_hex(m->hash, hex);
-        if (strcmp(hex, e->hash_hex) == 0) {
-            m->outcome = WOUT_DUPLICATE;
-        } else {
-            m->outcome = WOUT_CONFLICT;
-            m->reason = conflict_reason(m, e->debit, e->credit, strtoll(e->amount, NULL, 10),
-                                        e->currency, e->batch_id, e->date, e->reference);
-        }
-        return true;
-    }
-    if (payq_strmap_get(&l->seen, t->id, &i)) {
-        const struct wmsg *first = msgs[i];
-        const struct payq_transfer *f = &first->u.transfer;
-        if (memcmp(first->hash, m->hash, 32) == 0) {
-            m->outcome = WOUT_DUPLICATE;
-        } else {
-            m->outcome = WOUT_CONFLICT;
-            m->reason =
-                conflict_reason(m, f->debit_account, f->credit_account, f->amount, f->currency,
-                                f->batch_id, first->business_date, f->reference);
-        }
-        return true;
-    }
-    return false;
-}
-
-/* The balance rules, on running balances. Returns NULL to post, else the
- * rejection reason. */
-static const char *decide(const struct acct *d, const struct acct *c, size_t idx, int64_t amount,
-                          const char *currency, int64_t *nd, int64_t *nc)
-{
-    bool d_open = d->in_db && (d->opened_at == NO_INDEX || d->opened_at < idx);
-    bool c_open = c->in_db && (c->opened_at == NO_INDEX || c->opened_at < idx);
-    if (!d_open || !c_open)
-        return "account_not_found";
-    if (strcmp(d->currency, currency) != 0 || strcmp(c->currency, currency) != 0)
-        return "currency_mismatch";
-    if (!payq_money_add(d->debits, amount, nd) || !payq_money_add(c->credits, amount, nc))
-        return "overflow";
-    if ((d->flags & PAYQ_ACCT_DEBITS_MUST_NOT_EXCEED_CREDITS) && *nd > d->credits)
-        return "insufficient_funds";
-    if ((c->flags & PAYQ_ACCT_CREDITS_MUST_NOT_EXCEED_DEBITS) && *nc > c->debits)
-        return "credit_limit";
-    return NULL;
-}
-
-static void apply_transfer(struct payq_ledger *l, struct wmsg **msgs, size_t idx)
-{
-    struct wmsg *m = msgs[idx];
-    const struct payq_transfer *t = &m->u.transfer;
-    if (check_duplicate(l, msgs, m))
-        return;
-    payq_strmap_put(&l->seen, t->id, idx);
-    struct acct *d = acct_get(l, t->debit_account);
-    struct acct *c = acct_get(l, t->credit_account);
-    int64_t nd = 0, nc = 0;
-    m->reason = decide(d, c, idx, t->amount, t->currency, &nd, &nc);
-    if (m->reason) {
-        m->outcome = WOUT_REJECTED;
-        return;
-    }
-    m->outcome = WOUT_POSTED;
-    d->debits = nd;
-    c->credits = nc;
-    d->dd += t->amount; /* cannot overflow: bounded by the new balance */
-    c->dc += t->amount;
-}
-
-static void apply_account(struct payq_ledger *l, struct wmsg *m, size_t idx)
-{
-    struct acct *a = acct_get(l, m->u.account.id);
-    if (a->opened_at == idx) {
-        m->outcome = WOUT_OPENED;
-    } else if (strcmp(a->currency, m->u.account.currency) != 0) {
-        m->outcome = WOUT_CONFLICT;
-        m->reason = "exists_with_different_currency";
-    } else if (a->flags != m->u.account.flags) {
-        m->outcome = WOUT_CONFLICT;
-        m->reason = "exists_with_different_flags";
-    } else {
-        m->outcome = WOUT_DUPLICATE;
-    }
-}
-
-/* Step 4: every outcome, in delivery order. */
-static void simulate(struct payq_ledger *l, struct wmsg **msgs, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        struct wmsg *m = msgs[i];
-        if (m->kind == WMSG_TRANSFER)
-            apply_transfer(l, msgs, i);
-        else if (m->kind == WMSG_ACCOUNT)
-            apply_account(l, m, i);
-        else
-            m->outcome = WOUT_DEAD;
-    }
 }
 
 static void add_row(struct payq_ledger *l, const struct wmsg *m)
@@ -524,7 +327,17 @@ static enum payq_pg_fault insert_transfers(struct payq_ledger *l, PGconn *conn, 
     return PAYQ_PG_OK;
 }
 
-/* Step 5b: balances move by the batch's aggregated deltas. */
+/* Step 5b: balances move by the batch's aggregated deltas, in one statement
+ * that is also the lock pass: each row is written once. Rows are updated,
+ * and so locked, in id order, so two workers never wait on each other in a
+ * cycle. The order comes from the plan: with sequential and bitmap scans,
+ * hash and merge joins disabled (index_plans), the only plans left are
+ * nested loops driven either by the deltas sorted by id (the subquery's
+ * ORDER BY, byte order as the id column's COLLATE "C") with an index probe
+ * per row, or by an index scan of accounts_pkey (id order too).
+ * tests/integration/integration_worker_plans.sh checks the plan. Restricted
+ * accounts, locked at step 2, are never waited for here by a worker: it
+ * already holds its own. */
 static enum payq_pg_fault update_balances(struct payq_ledger *l, PGconn *conn)
 {
     struct payq_buf ids = PAYQ_BUF_INIT, dd = PAYQ_BUF_INIT, dc = PAYQ_BUF_INIT;
@@ -532,8 +345,8 @@ static enum payq_pg_fault update_balances(struct payq_ledger *l, PGconn *conn)
     payq_pgarr_begin(&dd);
     payq_pgarr_begin(&dc);
     size_t nupd = 0;
-    for (size_t i = 0; i < l->nacct; i++) {
-        const struct acct *a = &l->accts[i];
+    for (size_t i = 0; i < l->rules.nacct; i++) {
+        const struct payq_rules_acct *a = &l->rules.accts[i];
         if (a->dd == 0 && a->dc == 0)
             continue;
         payq_pgarr_str(&ids, a->id);
@@ -551,8 +364,8 @@ static enum payq_pg_fault update_balances(struct payq_ledger *l, PGconn *conn)
         f = run(conn,
                 "UPDATE payq.accounts a SET debits_posted = a.debits_posted + v.d, "
                 "credits_posted = a.credits_posted + v.c "
-                "FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS v(id, d, c) "
-                "WHERE a.id = v.id",
+                "FROM (SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[]) "
+                "AS u(id, d, c) ORDER BY id COLLATE \"C\") AS v WHERE a.id = v.id",
                 3, p, PGRES_COMMAND_OK, "update balances", &res);
         if (f == PAYQ_PG_OK) {
             if (strtoul(PQcmdTuples(res), NULL, 10) != nupd) {
@@ -664,40 +477,23 @@ static enum payq_pg_fault insert_dead(struct payq_ledger *l, PGconn *conn, struc
     return f;
 }
 
-static void prepare(struct payq_ledger *l, struct wmsg **msgs, size_t n)
-{
-    l->nacct = 0;
-    l->nex = 0;
-    payq_strmap_reset(&l->acct_idx, n * 2);
-    payq_strmap_reset(&l->ex_idx, n);
-    payq_strmap_reset(&l->seen, n);
-    for (size_t i = 0; i < n; i++) {
-        struct wmsg *m = msgs[i];
-        if (m->kind == WMSG_TRANSFER) {
-            acct_get(l, m->u.transfer.debit_account);
-            acct_get(l, m->u.transfer.credit_account);
-        } else if (m->kind == WMSG_ACCOUNT) {
-            acct_get(l, m->u.account.id);
-        }
-    }
-}
-
 enum payq_pg_fault payq_ledger_apply(struct payq_ledger *l, PGconn *conn,
                                      struct payq_commit_watch *watch, const struct payq_journal *j,
                                      struct wmsg **msgs, size_t n)
 {
     PGresult *existing = NULL;
-    prepare(l, msgs, n);
+    payq_rules_reset(&l->rules, msgs, n);
     enum payq_pg_fault f = payq_pg_exec(conn, "BEGIN", "begin");
     if (f != PAYQ_PG_OK)
         return f;
-    if ((f = open_accounts(l, conn, msgs, n)) != PAYQ_PG_OK ||
+    if ((f = index_plans(conn)) != PAYQ_PG_OK ||
+        (f = open_accounts(l, conn, msgs, n)) != PAYQ_PG_OK ||
         (f = read_accounts(l, conn)) != PAYQ_PG_OK ||
         (f = read_existing(l, conn, msgs, n, &existing)) != PAYQ_PG_OK)
         goto fail;
-    simulate(l, msgs, n);
+    payq_rules_decide_batch(&l->rules, msgs, n); /* step 4 */
     if ((f = insert_transfers(l, conn, msgs, n)) != PAYQ_PG_OK ||
-        (f = lock_moving(l, conn)) != PAYQ_PG_OK || (f = update_balances(l, conn)) != PAYQ_PG_OK ||
+        (f = update_balances(l, conn)) != PAYQ_PG_OK ||
         (f = insert_conflicts(l, conn, msgs, n)) != PAYQ_PG_OK ||
         (f = insert_dead(l, conn, msgs, n)) != PAYQ_PG_OK)
         goto fail;

@@ -5,9 +5,11 @@
  *      with a balance rule) in id order and read their balances again
  *   3. read which transfer ids already exist, with their fingerprints
  *   4. decide every outcome in memory, in delivery order, on running balances
- *   5. insert ledger rows; lock the other accounts whose balances move, in id
- *      order (no deadlocks), and move balances by aggregated deltas; record
- *      conflicts and dead letters
+ *      (rules.c: pure functions, unit-tested without a server)
+ *   5. insert ledger rows; move balances by aggregated deltas in one UPDATE
+ *      that also locks the other accounts, in id order (no deadlocks; index
+ *      plans only, whatever the table size); record conflicts and dead
+ *      letters
  *   6. insert the batch's journal row (payq.batches) and COMMIT, which must
  *      have waited for the synchronous standby (commit.h).
  * One row lock per account per batch, not per transfer: a hot merchant

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# tests/tools/drain_bench.sh: one worker's drain rate over pre-queued
+# transfers, with a chosen number of extra accounts in payq.accounts (accounts
+# the run never touches: what a ledger of that size costs a batch). Not a
+# test and not scripts/bench: a small, repeatable before/after measurement
+# for worker and schema changes. Needs `scripts/stack up` and build/.
+#
+#   tests/tools/drain_bench.sh [-n TRANSFERS] [-a ACCOUNTS] [-x EXTRA] [-s]
+#     -n  transfers to pre-queue (default 200000), uniform over
+#     -a  accounts opened for the run (default 10000)
+#     -x  extra accounts kept in the table (default 0; created or deleted
+#         to match, ids xtra:N, then ANALYZE)
+#     -s  print pg_stat_statements per statement (needs the extension loaded)
+# Prints: extra=E transfers=N seconds=S rate=R/s backend_cpu=C, where S is
+# first to last committed_at of the run's transfers (publishing and start-up
+# excluded) and C the CPU time of the worker's PostgreSQL backend.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BIN=${PAYQ_BUILD_DIR:-$ROOT/build}
+eval "$("$ROOT/scripts/stack" env)"
+N=200000 A=10000 X=0 STATS=0
+while getopts "n:a:x:s" o; do
+    case $o in
+    n) N=$OPTARG ;;
+    a) A=$OPTARG ;;
+    x) X=$OPTARG ;;
+    s) STATS=1 ;;
+    *) exit 2 ;;
+    esac
+done
+q() { psql "$PAYQ_PG_PRIMARY" -X -qAt -v ON_ERROR_STOP=1 -c "$1"; }
+P=db$(date +%s)$RANDOM
+
+have=$(q "SELECT count(*) FROM payq.accounts WHERE id LIKE 'xtra:%'")
+if [ "$have" -lt "$X" ]; then
+    q "INSERT INTO payq.accounts (id, currency) SELECT 'xtra:' || g, 'EUR'
+       FROM generate_series($have + 1, $X) g ON CONFLICT DO NOTHING" >/dev/null
+elif [ "$have" -gt "$X" ]; then
+    q "DELETE FROM payq.accounts WHERE id LIKE 'xtra:%' AND substr(id, 6)::bigint > $X" >/dev/null
+fi
+q "INSERT INTO payq.accounts (id, currency) SELECT '$P:a:' || g, 'EUR' FROM generate_series(0, $A - 1) g" >/dev/null
+q "VACUUM ANALYZE payq.accounts" >/dev/null
+
+awk -v p="$P" -v n="$N" -v a="$A" 'BEGIN {
+    srand(7)
+    for (i = 1; i <= n; i++) {
+        d = int(rand() * a); c = int(rand() * (a - 1)); if (c >= d) c++
+        printf "transfer\t{\"id\":\"%s:t:%d\",\"debit_account\":\"%s:a:%d\",\"credit_account\":\"%s:a:%d\",\"amount\":\"%d\",\"currency\":\"EUR\",\"business_date\":\"2026-01-02\"}\n", p, i, p, d, p, c, int(rand() * 99999) + 1
+    } }' | "$BIN/payq-rawpub" --pack 100 >/dev/null
+
+[ "$STATS" = 1 ] && q "SELECT pg_stat_statements_reset()" >/dev/null
+"$BIN/payq-worker" --exit-when-idle 2000 2>"${TMPDIR:-/tmp}/drain_bench.$P.log" &
+wpid=$!
+# CPU seconds of the worker's PostgreSQL backend (user + system), sampled
+# until the worker exits: the last sample falls in its final idle wait, after
+# the last commit. Unlike the rate, it hardly moves with other load.
+bpid="" bticks=0
+while kill -0 "$wpid" 2>/dev/null; do
+    [ -n "$bpid" ] || bpid=$(q "SELECT pid FROM pg_stat_activity WHERE usename = 'payq_worker' LIMIT 1")
+    if [ -n "$bpid" ] && read -r st 2>/dev/null <"/proc/$bpid/stat"; then
+        read -r -a f <<<"${st##*) }"
+        bticks=$((f[11] + f[12]))
+    fi
+    sleep 0.5
+done
+wait "$wpid"
+q "SELECT 'extra=$X transfers=' || count(*) || ' posted=' || count(*) FILTER (WHERE status = 'posted')
+          || ' seconds=' || round(extract(epoch FROM max(committed_at) - min(committed_at))::numeric, 2)
+          || ' rate=' || round(count(*) / extract(epoch FROM max(committed_at) - min(committed_at))::numeric) || '/s'
+          || ' backend_cpu=' || round($bticks / $(getconf CLK_TCK).0, 2) || 's ('
+          || round($bticks * 1000000 / $(getconf CLK_TCK).0 / count(*), 1) || ' us/transfer)'
+   FROM payq.transfers WHERE id LIKE '$P:t:%'"
+if [ "$STATS" = 1 ]; then
+    q "SELECT calls || ' calls, ' || round(mean_exec_time::numeric, 2) || ' ms mean, '
+              || round((shared_blks_hit + shared_blks_read) / greatest(calls, 1)) || ' blocks/call: '
+              || left(regexp_replace(query, '\s+', ' ', 'g'), 90)
+       FROM pg_stat_statements WHERE userid = 'payq_worker'::regrole AND calls > 1
+       ORDER BY total_exec_time DESC LIMIT 10"
+fi
