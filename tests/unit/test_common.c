@@ -200,14 +200,10 @@ static void test_histogram_negative(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_strmap),
-        cmocka_unit_test(test_pgarray_quoting),
-        cmocka_unit_test(test_buf_json),
-        cmocka_unit_test(test_redact),
-        cmocka_unit_test(test_log_lines_masked),
-        cmocka_unit_test(test_account_masking),
-        cmocka_unit_test(test_metrics_render),
-        cmocka_unit_test(test_histogram_negative),
+        cmocka_unit_test(test_strmap),           cmocka_unit_test(test_pgarray_quoting),
+        cmocka_unit_test(test_buf_json),         cmocka_unit_test(test_redact),
+        cmocka_unit_test(test_log_lines_masked), cmocka_unit_test(test_account_masking),
+        cmocka_unit_test(test_metrics_render),   cmocka_unit_test(test_histogram_negative),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
