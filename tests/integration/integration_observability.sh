@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2317 # cleanup runs from a trap
 # integration_observability: the local observability stack end to end. With
 # the stack running, starts Prometheus and the exporters (obs_up), two
 # workers (workers_up 2) and one intake replica, pushes a demo-sized load

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2317,SC2016 # cleanup runs from a trap; $1 is a literal in the log
 # integration_pg_log_params (#17 item 4): a worker batch that PostgreSQL logs
 # as slow leaves no full account id in the server log. The stack sets
 # log_parameter_max_length = 0 (and ..._on_error = 0), so a logged statement

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2002 # cat | producer: the input must be a pipe, not a seekable file
 # integration_producer_input: what `payq-producer publish` does with inputs
 # that are not plain non-empty files (issue 17 item 7), against the real
 # broker in a private vhost. An empty file and empty standard input are

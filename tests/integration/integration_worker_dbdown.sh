@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2015,SC2317,SC2001 # `cond && ok || fail` is safe (ok always succeeds); cleanup runs from a trap
 # integration_worker_dbdown: a worker that cannot reach the database neither
 # sits on messages nor ignores SIGTERM.
 #   1. Database unreachable (nothing listens on its port) with 1,000

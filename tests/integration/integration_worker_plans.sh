@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2317 # reset_role runs from a trap
 # integration_worker_plans: the plans PostgreSQL actually runs for a real
 # worker batch (auto_explain on the worker's role for the length of the
 # test) read and update accounts through accounts_pkey, whatever the table's
