@@ -1,18 +1,17 @@
 /* message: strict decoding and canonical encoding of the three payq message
  * bodies (transfer, account, batch manifest), as message.h and the JSON
- * Schemas in schemas/ describe them, plus the SHA-256 fingerprint. */
+ * Schemas in schemas/ describe them, plus the SHA-256 fingerprint of a
+ * transfer (the hashing itself is common/digest). */
 #include "message.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
-#include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "json_scan.h"
-#include "log.h"
 #include "money.h"
 
 #define ID_RULE "must match ^[A-Za-z0-9._:-]{1,64}$"
@@ -791,18 +790,7 @@ void payq_msg_encode_manifest(const struct payq_manifest *m, struct payq_buf *ou
     payq_buf_puts(out, n ? "}}" : "{}}");
 }
 
-/* ---- hashing ---- */
-
-void payq_sha256(const void *data, size_t len, uint8_t out[32])
-{
-    unsigned int n = 0;
-
-    if (!EVP_Digest(len ? data : "", len, out, &n, EVP_sha256(), NULL) || n != 32) {
-        /* Only out of memory or a broken libcrypto: as fatal as OOM in buf.c. */
-        payq_log(PAYQ_LOG_ERROR, "sha256_failed", "EVP_Digest failed");
-        abort();
-    }
-}
+/* ---- fingerprint ---- */
 
 void payq_transfer_hash(const struct payq_transfer *t, uint8_t out[32])
 {
@@ -811,28 +799,6 @@ void payq_transfer_hash(const struct payq_transfer *t, uint8_t out[32])
     payq_msg_encode_transfer(t, &b);
     payq_sha256(b.data, b.len, out);
     payq_buf_free(&b);
-}
-
-void payq_hash_hex(const uint8_t hash[32], char hex[65])
-{
-    static const char digits[] = "0123456789abcdef";
-
-    for (size_t i = 0; i < 32; i++) {
-        hex[2 * i] = digits[hash[i] >> 4];
-        hex[2 * i + 1] = digits[hash[i] & 15];
-    }
-    hex[64] = '\0';
-}
-
-int payq_hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 /* id is set to "" when no valid id is found. Never uses cJSON: the body is

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "digest.h" /* the fingerprint's users want its hex too */
 
 #define PAYQ_MSG_MAX_BODY 16384
 #define PAYQ_MSG_MAX_DEPTH 16
@@ -100,12 +101,6 @@ void payq_msg_encode_manifest(const struct payq_manifest *m, struct payq_buf *ou
  * transfers with the same id are "the same instruction" iff their hashes
  * are equal. */
 void payq_transfer_hash(const struct payq_transfer *t, uint8_t out[32]);
-/* Lowercase hex of a 32-byte hash into hex (65 bytes). */
-void payq_hash_hex(const uint8_t hash[32], char hex[65]);
-/* Value of one hex digit (either case), or -1. */
-int payq_hex_digit(char c);
-/* SHA-256 of arbitrary bytes (dead-lettered bodies are recorded by it). */
-void payq_sha256(const void *data, size_t len, uint8_t out[32]);
 
 /* Field validators shared by producer, worker and reconciler. */
 bool payq_msg_valid_id(const char *s, size_t len);       /* 1-64 of [A-Za-z0-9._:-] */
