@@ -126,11 +126,13 @@ static bool has_prefix(const char *s, size_t n, const char *prefix)
     return n >= plen && memcmp(s, prefix, plen) == 0;
 }
 
-/* Mirrors how payq_amqp_connect splits the list (on ',', leading spaces skipped, empty items
- * ignored, at most 32 URLs), so a list accepted here is a list it will use in full. */
-static const char *check_amqp_urls(const char *s)
+/* A comma-separated list of 1..32 URLs, each starting with scheme_a or
+ * scheme_b and holding no space. Mirrors how payq_amqp_connect splits the
+ * list (on ',', leading spaces skipped, empty items ignored), so a list
+ * accepted here is a list the programs use in full. Returns NULL or reason. */
+static const char *check_url_list(const char *s, const char *scheme_a, const char *scheme_b,
+                                  const char *reason)
 {
-    static const char reason[] = "must be up to 32 amqp:// or amqps:// URLs separated by commas";
     size_t n_urls = 0;
 
     for (;;) {
@@ -138,7 +140,7 @@ static const char *check_amqp_urls(const char *s)
             s++;
         size_t n = strcspn(s, ",");
         if (n > 0) {
-            bool scheme = has_prefix(s, n, "amqp://") || has_prefix(s, n, "amqps://");
+            bool scheme = has_prefix(s, n, scheme_a) || has_prefix(s, n, scheme_b);
             if (!scheme || memchr(s, ' ', n) != NULL || ++n_urls > 32)
                 return reason;
         }
@@ -149,27 +151,17 @@ static const char *check_amqp_urls(const char *s)
     return n_urls > 0 ? NULL : reason;
 }
 
+static const char *check_amqp_urls(const char *s)
+{
+    return check_url_list(s, "amqp://", "amqps://",
+                          "must be up to 32 amqp:// or amqps:// URLs separated by commas");
+}
+
 /* One URL, or several separated by commas (one per cluster node: the
  * reconciler uses the first that answers). */
 static const char *check_http_url(const char *s)
 {
-    static const char reason[] = "must be an http:// or https:// URL";
-    size_t n_urls = 0;
-
-    for (;;) {
-        while (*s == ' ')
-            s++;
-        size_t n = strcspn(s, ",");
-        if (n > 0) {
-            bool scheme = has_prefix(s, n, "http://") || has_prefix(s, n, "https://");
-            if (!scheme || memchr(s, ' ', n) != NULL || ++n_urls > 32)
-                return reason;
-        }
-        if (s[n] == '\0')
-            break;
-        s += n + 1;
-    }
-    return n_urls > 0 ? NULL : reason;
+    return check_url_list(s, "http://", "https://", "must be an http:// or https:// URL");
 }
 
 /* HOST:PORT, split at the last ':' so "[::1]:17080" works too. */

@@ -24,13 +24,30 @@ static const char *table_result(enum payq_recon_result r)
     return "failed";
 }
 
-int payq_run_record(const struct payq_recon_outcome *run, char *err, size_t errlen)
+/* Calls one of the reconciler's recording functions as payq_recon on a
+ * connection of its own. Returns 0, or -1 with err naming why. */
+static int call_recorder(const struct payq_config *cfg, const char *sql, int nparams,
+                         const char *const *params, const char *what, char *err, size_t errlen)
 {
-    PGconn *c = payq_pg_connect(run->cfg->pg.recon_conninfo, "payq-reconciler");
+    PGconn *c = payq_pg_connect(cfg->pg.recon_conninfo, "payq-reconciler");
     if (!c) {
         snprintf(err, errlen, "cannot connect with pg.recon_conninfo (see log)");
         return -1;
     }
+    PGresult *res = PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, 0);
+    int rc = payq_pg_check(c, res, PGRES_TUPLES_OK, what) == PAYQ_PG_OK ? 0 : -1;
+    if (rc != 0) {
+        const char *why = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+        snprintf(err, errlen, "the database refused it: %s", why ? why : PQerrorMessage(c));
+        err[strcspn(err, "\n")] = '\0';
+    }
+    PQclear(res);
+    PQfinish(c);
+    return rc;
+}
+
+int payq_run_record(const struct payq_recon_outcome *run, char *err, size_t errlen)
+{
     char started[32], finished[32], breaks[24];
     struct payq_buf counts = PAYQ_BUF_INIT;
     payq_recon_iso_time(run->started_ms, started);
@@ -41,18 +58,10 @@ int payq_run_record(const struct payq_recon_outcome *run, char *err, size_t errl
                         table_result(run->result), breaks,  counts.data};
     /* Through the SECURITY DEFINER function: payq_recon has no INSERT (see
      * schemas/sql/003_reconciliation_record.sql). */
-    PGresult *res = PQexecParams(c,
-                                 "SELECT payq.record_reconciliation($1::date, $2::timestamptz, "
-                                 "$3::timestamptz, $4, $5::bigint, $6::jsonb)",
-                                 6, NULL, p, NULL, NULL, 0);
-    int rc = payq_pg_check(c, res, PGRES_TUPLES_OK, "record the run") == PAYQ_PG_OK ? 0 : -1;
-    if (rc != 0) {
-        const char *why = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-        snprintf(err, errlen, "the database refused it: %s", why ? why : PQerrorMessage(c));
-        err[strcspn(err, "\n")] = '\0';
-    }
-    PQclear(res);
-    PQfinish(c);
+    int rc = call_recorder(run->cfg,
+                           "SELECT payq.record_reconciliation($1::date, $2::timestamptz, "
+                           "$3::timestamptz, $4, $5::bigint, $6::jsonb)",
+                           6, p, "record the run", err, errlen);
     payq_buf_free(&counts);
     return rc;
 }
@@ -60,11 +69,6 @@ int payq_run_record(const struct payq_recon_outcome *run, char *err, size_t errl
 int payq_run_record_index(const struct payq_config *cfg, int64_t from, int64_t to,
                           const struct payq_audit_index *ix, char *err, size_t errlen)
 {
-    PGconn *c = payq_pg_connect(cfg->pg.recon_conninfo, "payq-reconciler");
-    if (!c) {
-        snprintf(err, errlen, "cannot connect with pg.recon_conninfo (see log)");
-        return -1;
-    }
     struct payq_buf dates = PAYQ_BUF_INIT, offsets = PAYQ_BUF_INIT;
     char sfrom[24], sto[24];
     snprintf(sfrom, sizeof sfrom, "%lld", (long long)from);
@@ -78,19 +82,10 @@ int payq_run_record_index(const struct payq_config *cfg, int64_t from, int64_t t
     payq_pgarr_end(&dates);
     payq_pgarr_end(&offsets);
     const char *p[4] = {sfrom, sto, dates.data, offsets.data};
-    PGresult *res = PQexecParams(c,
-                                 "SELECT payq.record_audit_index($1::bigint, $2::bigint, "
-                                 "$3::date[], $4::bigint[])",
-                                 4, NULL, p, NULL, NULL, 0);
-    int rc =
-        payq_pg_check(c, res, PGRES_TUPLES_OK, "record the audit index") == PAYQ_PG_OK ? 0 : -1;
-    if (rc != 0) {
-        const char *why = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-        snprintf(err, errlen, "the database refused it: %s", why ? why : PQerrorMessage(c));
-        err[strcspn(err, "\n")] = '\0';
-    }
-    PQclear(res);
-    PQfinish(c);
+    int rc = call_recorder(cfg,
+                           "SELECT payq.record_audit_index($1::bigint, $2::bigint, "
+                           "$3::date[], $4::bigint[])",
+                           4, p, "record the audit index", err, errlen);
     payq_buf_free(&dates);
     payq_buf_free(&offsets);
     return rc;
