@@ -131,6 +131,10 @@ static amqp_connection_state_t try_url(const struct payq_amqp_target *t, const c
         why = amqp_error_string2(st);
         goto fail;
     }
+    /* The handshake waits at most as long as the connect (the library's
+     * default is 12 s): a frozen node accepts TCP in its kernel but never
+     * answers. */
+    amqp_set_handshake_timeout(conn, &tv);
     amqp_table_entry_t props[1];
     props[0].key = amqp_cstring_bytes("connection_name");
     props[0].value.kind = AMQP_FIELD_KIND_UTF8;
@@ -175,7 +179,10 @@ int payq_amqp_connect(const struct payq_amqp_target *t, unsigned *cursor,
         unsigned idx = (*cursor + i) % n;
         amqp_connection_state_t conn = try_url(t, urls[idx]);
         if (conn) {
-            *cursor = idx;
+            /* Next time start after this node: when it dies the reconnect
+             * goes straight to another (a frozen node would cost a full
+             * handshake timeout first). */
+            *cursor = (idx + 1) % n;
             *out = conn;
             rc = 0;
             break;

@@ -36,7 +36,8 @@ struct payq_amqp_target {
 
 /* Opens a connection and logs in, trying each URL once. On success *out is
  * an open connection the caller closes with payq_amqp_close(). *cursor
- * remembers which URL to try first next time (start it at 0). Logs each
+ * remembers which URL to try first next time (start it at 0): the one after
+ * the URL that worked, so a reconnect moves on to another node. Logs each
  * failure (password redacted); returns 0 or -1. */
 int payq_amqp_connect(const struct payq_amqp_target *t, unsigned *cursor,
                       amqp_connection_state_t *out) __attribute__((warn_unused_result));

@@ -15,6 +15,7 @@
 
 #define BACKOFF_FIRST_MS 100
 #define BACKOFF_MAX_MS 5000
+#define NACK_PAUSE_MS 100
 
 enum entry_state { ENTRY_PENDING = 0, ENTRY_DONE, ENTRY_REFUSED };
 
@@ -45,6 +46,8 @@ struct payq_outbox {
     uint64_t *seqmap;
     uint64_t seqcap;
     struct payq_outbox_stats st;
+    bool nacked;       /* some pending entry was nacked: publish it again */
+    int64_t nacked_ms; /* when nacked entries were last published again */
     bool failed;
     char error[384];
 };
@@ -87,6 +90,17 @@ static void on_settle(void *ctx, uint64_t seq, bool ok, const char *why)
         o->st.confirmed++;
         o->st.items += e->items;
         trim(o);
+        return;
+    }
+    if (why && strcmp(why, PAYQ_PUBLISH_NACKED) == 0) {
+        /* Published again from settle(); a broker that never takes it ends
+         * in the stall limit there. */
+        e->seq = 0;
+        o->nacked = true;
+        if (o->st.nacked++ == 0)
+            payq_log(PAYQ_LOG_WARN, "publish_nacked",
+                     "message %.*s nacked by the broker: publishing it again", PAYQ_ID_MAX,
+                     e->id ? e->id : "");
         return;
     }
     e->state = ENTRY_REFUSED;
@@ -218,6 +232,24 @@ static int recover(struct payq_outbox *o)
 
 static int settle(struct payq_outbox *o, size_t keep);
 
+/* Publishes again, oldest first, the pending entries that were nacked on
+ * this connection. Returns 0 or -1 (the connection failed). */
+static int republish_nacked(struct payq_outbox *o)
+{
+    /* A broker that nacks everything (a queue at its length limit) is asked
+     * again at most every NACK_PAUSE_MS, not in a busy loop. */
+    if (payq_clock_mono_ms() - o->nacked_ms < NACK_PAUSE_MS)
+        return 0;
+    o->nacked_ms = payq_clock_mono_ms();
+    o->nacked = false;
+    for (uint64_t n = o->head; n < o->tail; n++) {
+        struct entry *e = at(o, n);
+        if (e->state == ENTRY_PENDING && e->seq == 0 && publish_entry(o, n) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* Copies m into e: the body, then each string, in one block. */
 static void copy_msg(struct entry *e, const struct payq_outbox_msg *m)
 {
@@ -297,7 +329,7 @@ static int settle(struct payq_outbox *o, size_t keep)
         int r = payq_publisher_flush(o->pub, keep ? 10 : 200);
         if (o->opts.tick)
             o->opts.tick(o->opts.tick_ctx);
-        if (r < 0) {
+        if (r < 0 || (o->nacked && republish_nacked(o) != 0)) {
             o->connected = false;
             continue;
         }

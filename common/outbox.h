@@ -56,7 +56,8 @@ struct payq_outbox_stats {
     uint64_t published; /* basic.publish calls, republishing included */
     uint64_t confirmed; /* distinct messages confirmed */
     uint64_t items;     /* what those messages carried (transfers of a pack, else 1 each) */
-    uint64_t refused;   /* nacked or returned */
+    uint64_t refused;   /* returned (no route): the outbox fails */
+    uint64_t nacked;    /* nacks; each nacked message is published again */
     uint64_t reconnects;
 };
 

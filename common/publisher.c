@@ -120,7 +120,7 @@ static void on_event(struct payq_publisher *p, const struct payq_broker_event *e
         }
         break;
     case PAYQ_BROKER_NACK:
-        settle(p, ev->tag, ev->multiple, false, "nacked by the broker");
+        settle(p, ev->tag, ev->multiple, false, PAYQ_PUBLISH_NACKED);
         break;
     case PAYQ_BROKER_RETURN:
         snprintf(p->return_why, sizeof p->return_why, "%s", ev->why);

@@ -24,6 +24,10 @@
 struct payq_publisher;
 
 typedef void (*payq_settle_fn)(void *ctx, uint64_t seq, bool ok, const char *why);
+/* The why of a settle for a basic.nack (compare with strcmp): the broker did
+ * not take the message, which in a cluster can be passing (a queue leader
+ * lost mid-publish), unlike a basic.return (no queue bound). */
+#define PAYQ_PUBLISH_NACKED "nacked by the broker"
 
 /* A string header of a published message. */
 struct payq_header {

@@ -341,6 +341,7 @@ static int on_other_frame(struct reader *rd)
         return 0;
     case PAYQ_FRAME_FAILED:
         snprintf(rd->err, rd->errlen, "the connection to the broker failed while reading");
+        rd->st->broker_lost = true;
         return -1;
     case PAYQ_FRAME_CANCELLED:
         snprintf(rd->err, rd->errlen, "the broker cancelled the stream consumer");
@@ -366,6 +367,9 @@ static int next_delivery(struct reader *rd, amqp_envelope_t *e)
     if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
         r.library_error == AMQP_STATUS_UNEXPECTED_STATE)
         return on_other_frame(rd) == 0 ? 0 : -1;
+    /* A library error here is the connection: closed, reset, or no
+     * heartbeat from a node that went silent. */
+    rd->st->broker_lost = r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION;
     payq_amqp_reply_text(r, rd->err, rd->errlen);
     payq_amqp_check_reply(r, "read payq.audit");
     return -1;
@@ -409,6 +413,7 @@ static int read_to_marker(struct reader *rd, struct payq_progress *prog)
             if (payq_amqp_check_status(amqp_basic_ack(rd->conn, AUDIT_CHANNEL, tag, 1),
                                        "basic.ack payq.audit") != 0) {
                 snprintf(rd->err, rd->errlen, "the connection failed while acking");
+                rd->st->broker_lost = true;
                 return -1;
             }
             unacked = 0;

@@ -82,10 +82,14 @@ struct payq_audit_stats {
     int64_t first_offset;  /* the first delivery's, -1 if none or unknown */
     char from[40];         /* where the read started: "first", "offset N" or a UTC time */
     int64_t read_ms;
+    /* The read failed because the connection to the broker was lost (its
+     * node died or went silent): a new read, from the start, may succeed. */
+    bool broker_lost;
 };
 
 /* Publishes the marker and reads up to it, calling the sink. Returns 0 when
- * the stream was read whole, -1 otherwise with a one-line reason in err
+ * the stream was read whole, -1 otherwise (st->broker_lost says whether the
+ * broker went away mid-read) with a one-line reason in err
  * (details are logged where detected). A sink callback returning non-zero
  * stops the read (its failure is logged by the sink). */
 int payq_audit_read(const struct payq_audit_req *req, const struct payq_audit_sink *sink,

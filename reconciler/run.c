@@ -16,6 +16,7 @@
 #include "progress.h"
 #include "report.h"
 #include "run_record.h"
+#include "signals.h"
 #include "spill.h"
 
 #define REPLAY_TIMEOUT_MS 60000
@@ -116,6 +117,19 @@ static int sink_restart(void *ctx)
     return payq_spill_reset(x->spill, PAYQ_SPILL_LEDGER);
 }
 
+/* Drops what a partial read of the audit stream kept, before reading it
+ * again from the start. Returns 0 or -1 (spill write failed, logged). */
+static int audit_forget(struct run_ctx *x)
+{
+    payq_buf_reset(&x->undated);
+    payq_audit_index_free(&x->index); /* the new read notes every date again */
+    memset(&x->index, 0, sizeof x->index);
+    x->ninv = 0;
+    payq_tally_free(&x->run->tally);
+    payq_tally_init(&x->run->tally);
+    return payq_spill_reset(x->spill, PAYQ_SPILL_AUDIT);
+}
+
 /* ---- stages ---- */
 
 /* With default options the read starts where payq.audit_index says the
@@ -156,6 +170,9 @@ static void index_stream(struct run_ctx *x, const struct payq_audit_req *req)
         0)
         payq_log(PAYQ_LOG_WARN, "audit_index_not_recorded", "%s", why);
 }
+/* Reads of the audit stream when the broker goes away mid-read (a cluster
+ * node lost): each starts over on the next node that answers. */
+#define AUDIT_READS 3
 
 static int read_audit(struct run_ctx *x)
 {
@@ -169,9 +186,20 @@ static int read_audit(struct run_ctx *x)
         choose_start(x, &req);
     struct payq_audit_sink sink = {x, sink_transfer, sink_undated, sink_manifest, sink_invalid};
     char why[512];
-    if (payq_audit_read(&req, &sink, &x->prog, &run->audit, why, sizeof why) != 0)
-        return fail(x, x->spill_failed ? "use the spill directory" : "read the audit stream",
-                    x->spill_failed ? "a write failed (see log)" : why);
+    for (int attempt = 1;; attempt++) {
+        if (payq_audit_read(&req, &sink, &x->prog, &run->audit, why, sizeof why) == 0)
+            break;
+        if (x->spill_failed || !run->audit.broker_lost || attempt == AUDIT_READS ||
+            payq_signals_stop_requested())
+            return fail(x, x->spill_failed ? "use the spill directory" : "read the audit stream",
+                        x->spill_failed ? "a write failed (see log)" : why);
+        payq_log(PAYQ_LOG_WARN, "audit_reread",
+                 "the broker went away after %llu messages (%s): reading the stream again from "
+                 "the start, attempt %d of %d",
+                 (unsigned long long)run->audit.messages, why, attempt + 1, AUDIT_READS);
+        if (audit_forget(x) != 0)
+            return fail(x, "use the spill directory", "a write failed (see log)");
+    }
     if (payq_spill_flush(x->spill, PAYQ_SPILL_AUDIT) != 0)
         return fail(x, "use the spill directory", "a write failed (see log)");
     run->audit_read = true;

@@ -24,7 +24,7 @@
 #   PAYQ_BUILD_DIR          where payq-worker is (default build/)
 # Ports (+ offset): Prometheus 17690, rabbitmq_prometheus 17691, postgres
 # exporters 17692.. (one per node, in OBS_PG_NODES order), reconciler
-# textfile 17696, worker i's metrics 17700+i (i = 1..19).
+# textfile 17696, worker i's metrics 17720+i (i = 1..19).
 
 OBS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 OBS_RUN=${RUN:-$OBS_ROOT/.run}
@@ -34,7 +34,7 @@ OBS_PROM_PORT=$((17690 + OBS_OFF))
 OBS_RMQ_PROM_PORT=$((17691 + OBS_OFF))
 OBS_PGX_PORT0=$((17692 + OBS_OFF))
 OBS_TEXTFILE_PORT=$((17696 + OBS_OFF))
-OBS_WORKER_PORT0=$((17700 + OBS_OFF))
+OBS_WORKER_PORT0=$((17720 + OBS_OFF))
 OBS_WORKERS_MAX=19
 
 _obs_log() { printf '[obs] %s\n' "$*" >&2; }
@@ -258,7 +258,7 @@ _obs_workers_targets() {
 }
 
 # workers_up M: workers 1..M run (those already running are kept), each with
-# --metrics-listen 127.0.0.1:17700+i(+offset), logs in .run/obs/log/worker-i.log.
+# --metrics-listen 127.0.0.1:17720+i(+offset), logs in .run/obs/log/worker-i.log.
 # Waits until each answers /readyz (consuming).
 workers_up() {
     local m=${1:-}

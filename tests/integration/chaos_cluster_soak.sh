@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# chaos_cluster_soak: on a three-node broker cluster (scripts/stack up
+# --brokers 3), payq-producer publishes 100,000 transfers (20 files of 5,000,
+# in packs) while two payq-workers drain them. Every client lists the node
+# that leads payq.transfers first in PAYQ_AMQP_URL, so they all sit on it
+# when it is killed (SIGKILL, a lost machine) mid-publish; it is started
+# again 20 s later. Then the node the clients moved to is frozen (kill -STOP)
+# for 30 s and thawed: only the AMQP heartbeat (5 s here) tells the clients
+# it is gone. Proves: every producer run exits 0 with every transfer
+# confirmed; every id is in the ledger exactly once with balances equal to
+# the model; payq-reconciler reads the audit stream across the cluster and
+# reconciles the day `balanced`; the cluster is whole again at the end.
+# Prints the producer's confirm stall and the ledger's pause at each fault.
+# Exits 77 (skipped) on a single-broker stack.
+source "$(dirname "$0")/lib/common.sh"
+if [ "${PAYQ_STACK_BROKERS:-1}" != 3 ]; then
+    echo "skipped: the stack runs ${PAYQ_STACK_BROKERS:-1} broker(s), not 3 (scripts/stack up --brokers 3)"
+    exit 77
+fi
+P=csoak$RUN_ID
+FILES=${SOAK_FILES:-20}
+PER_FILE=${SOAK_PER_FILE:-5000}
+ACCOUNTS=200
+DAY=$(date -u -d "+$((3000 + RANDOM % 20000)) days" +%Y-%m-%d)
+START=$(date -u -d '-1 min' +%Y-%m-%dT%H:%M:%SZ)
+STACK=$SRC/scripts/stack
+FROZEN=
+
+# Whatever happens, the frozen node thaws and every node runs again: the
+# next test needs the whole cluster.
+# shellcheck disable=SC2317 # called by the EXIT trap
+restore_cluster() {
+    [ -z "$FROZEN" ] || kill -CONT "$FROZEN" 2>/dev/null
+    local n
+    for n in 1 2 3; do "$STACK" start-broker "$n" >/dev/null 2>&1; done
+    cleanup_common
+}
+trap restore_cluster EXIT
+
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+ledger_n() { q "SELECT count(*) FROM payq.transfers WHERE id LIKE '$P-t-%'"; }
+mgmt() { # PATH: the first management API of the cluster that answers
+    local u
+    for u in ${PAYQ_AMQP_MGMT_URLS//,/ }; do
+        curl -sf --max-time 5 "$u/api/$1" && return 0
+    done
+    return 1
+}
+leader() { mgmt queues/payq/payq.transfers | jq -r '.leader // empty'; }
+node_index() { # NAME -> 1-based position in PAYQ_AMQP_NODES
+    local i=1 n
+    for n in ${PAYQ_AMQP_NODES//,/ }; do [ "$n" = "$1" ] && { echo "$i"; return 0; }; i=$((i + 1)); done
+    return 1
+}
+beam_pid() { # N: the beam.smp of node N
+    local f=$PAYQ_RUN_DIR/rabbitmq/payq.pid
+    [ "$1" = 1 ] || f=$PAYQ_RUN_DIR/rabbitmq/node$1/payq.pid
+    cat "$f"
+}
+# ledger_pause T0_MS: milliseconds from T0 until the ledger count grows
+# past its value at T0 (up to 120 s).
+ledger_pause() {
+    local n0 i
+    n0=$(ledger_n)
+    for ((i = 0; i < 600; i++)); do
+        [ "$(ledger_n)" -gt "$n0" ] && { echo $(($(now_ms) - $1)); return 0; }
+        sleep 0.2
+    done
+    echo never
+}
+
+# Clients list the leader of payq.transfers first: they all sit on it.
+L=$(leader)
+LI=$(node_index "$L") || { fail "payq.transfers has a leader among PAYQ_AMQP_NODES (got '$L')"; finish; }
+IFS=, read -r -a urls <<<"$PAYQ_AMQP_URL"
+rot=()
+for ((i = 0; i < 3; i++)); do rot+=("${urls[(LI - 1 + i) % 3]}"); done
+PAYQ_AMQP_URL=$(IFS=,; echo "${rot[*]}")
+export PAYQ_AMQP_URL
+# The node the clients move to when the leader dies (the next URL).
+NEXT=$(( LI % 3 + 1 ))
+printf 'amqp:\n  heartbeat_s: 5\n' >"$TMP/cluster.yaml"
+CFG=(--config "$TMP/cluster.yaml")
+echo "# payq.transfers leader: $L (node $LI); clients fail over to node $NEXT"
+
+gen_accounts "$P" "$ACCOUNTS" | cut -f2 >"$TMP/accounts"
+"$BIN/payq-producer" open-accounts "$TMP/accounts" --quiet "${CFG[@]}" 2>>"$TMP/producer.log" || fail "open accounts"
+"$BIN/payq-worker" --exit-when-idle 1000 "${CFG[@]}" 2>>"$TMP/w0.log"
+check "accounts opened" "$ACCOUNTS" "$(q "SELECT count(*) FROM payq.accounts WHERE id LIKE '$P-acct-%'")"
+
+gen_transfers "$P" $((FILES * PER_FILE)) "$ACCOUNTS" 23 | cut -f2 | sed 's/,"batch_id":"[^"]*"//' >"$TMP/all"
+split -l "$PER_FILE" -d -a 3 "$TMP/all" "$TMP/batch."
+
+# publisher: the files one after the other, about one every 4 s (so the
+# faults fall mid-publish); each run's exit status and duration are kept.
+(
+    for f in "$TMP"/batch.*; do
+        t0=$(now_ms)
+        "$BIN/payq-producer" publish "$f" --batch-id "$P-b${f##*.}" --business-date "$DAY" --quiet \
+            "${CFG[@]}" 2>>"$TMP/producer.log"
+        echo "$? $(($(now_ms) - t0)) $f" >>"$TMP/runs"
+        sleep 4
+    done
+) &
+publisher=$!
+BG_PIDS+=("$publisher")
+start_worker "${CFG[@]}"
+w1=$LAST_PID
+start_worker "${CFG[@]}"
+w2=$LAST_PID
+
+sleep 10
+t_kill=$(now_ms)
+"$STACK" kill-broker "$LI" || fail "kill-broker $LI"
+p=$(ledger_pause "$t_kill")
+echo "# killed node $LI ($L) at ledger row $(ledger_n); the ledger grew again after ${p} ms"
+if [ "$p" != never ]; then ok "workers resume after the leader's node is killed (${p} ms)"
+else fail "workers resume after the leader's node is killed"; fi
+left=$((20000 - ($(now_ms) - t_kill)))
+[ "$left" -le 0 ] || sleep "$((left / 1000)).$((left % 1000 / 100))"
+t=$(now_ms)
+"$STACK" start-broker "$LI" >/dev/null || fail "start-broker $LI"
+echo "# node $LI back in the cluster after $(($(now_ms) - t)) ms; new payq.transfers leader $(leader)"
+
+FROZEN=$(beam_pid "$NEXT")
+t_stop=$(now_ms)
+kill -STOP "$FROZEN"
+echo "# froze node $NEXT (pid $FROZEN) at ledger row $(ledger_n)"
+p=$(ledger_pause "$t_stop")
+echo "# the ledger grew again ${p} ms after the freeze"
+if [ "$p" != never ]; then ok "workers resume while a node is frozen (${p} ms)"
+else fail "workers resume while a node is frozen"; fi
+left=$((30000 - ($(now_ms) - t_stop)))
+[ "$left" -le 0 ] || sleep "$((left / 1000)).$((left % 1000 / 100))"
+kill -CONT "$FROZEN"
+FROZEN=
+echo "# thawed node $NEXT after $(($(now_ms) - t_stop)) ms"
+# The two others declared it down meanwhile: thawed, it finds itself
+# partitioned from them (pause_minority keeps them serving), and
+# start-broker restarts it so it rejoins.
+sleep 5
+t=$(now_ms)
+"$STACK" start-broker "$NEXT" >/dev/null 2>>"$TMP/stack.log" || fail "start-broker $NEXT after the thaw"
+echo "# node $NEXT running in the cluster again $(($(now_ms) - t)) ms after start-broker"
+
+wait "$publisher"
+check "all $FILES producer runs done" "$FILES" "$(wc -l <"$TMP/runs")"
+check "every producer run exits 0 (every transfer confirmed)" 0 "$(awk '$1 != 0' "$TMP/runs" | wc -l)"
+sort -k2 -n "$TMP/runs" | awk '{ d[NR] = $2 } END { printf "# producer run ms: min %d, p50 %d, max %d (the max holds the confirm stall)\n", d[1], d[int((NR + 1) / 2)], d[NR] }'
+n=$((FILES * PER_FILE))
+
+deadline=$((SECONDS + 300))
+while [ $SECONDS -lt $deadline ]; do
+    [ "$(ledger_n)" = "$n" ] && break
+    sleep 1
+done
+kill -TERM "$w1" "$w2"
+wait "$w1"; r1=$?
+wait "$w2"; r2=$?
+check "workers stop gracefully" "0 0" "$r1 $r2"
+
+sed 's/^{"id":"\([^"]*\)".*/\1/' "$TMP/all" | sort >"$TMP/ids.sent"
+q "SELECT id FROM payq.transfers WHERE id LIKE '$P-t-%'" | sort >"$TMP/ids.ledger"
+check "every transfer id is in the ledger (missing)" 0 "$(comm -23 "$TMP/ids.sent" "$TMP/ids.ledger" | wc -l)"
+check "no id the producer did not send (extra)" 0 "$(comm -13 "$TMP/ids.sent" "$TMP/ids.ledger" | wc -l)"
+check "no id twice in the ledger" 0 "$(uniq -d "$TMP/ids.ledger" | wc -l)"
+check "every transfer posted on $DAY" "$n" \
+    "$(q "SELECT count(*) FROM payq.transfers WHERE id LIKE '$P-t-%' AND status = 'posted' AND business_date = '$DAY'")"
+sed 's/^/transfer\t/' "$TMP/all" >"$TMP/model.tsv"
+model_balances "$TMP/model.tsv" >"$TMP/model.bal"
+ledger_balances "$P" >"$TMP/ledger.bal"
+if diff -q "$TMP/model.bal" "$TMP/ledger.bal" >/dev/null; then
+    ok "every balance equals the model ($(wc -l <"$TMP/model.bal") accounts)"
+else
+    fail "balances differ from the model: $(diff "$TMP/model.bal" "$TMP/ledger.bal" | head -5 | tr '\n' ' ')"
+fi
+
+"$BIN/payq-reconciler" --date "$DAY" --audit-from "$START" --format json "${CFG[@]}" >"$TMP/recon.json" 2>"$TMP/recon.err"
+check "payq-reconciler exits 0 for $DAY" 0 "$?"
+check "the day reconciles balanced" balanced "$(jq -r .result "$TMP/recon.json" 2>/dev/null)"
+[ "$(jq -r .result "$TMP/recon.json" 2>/dev/null)" = balanced ] || head -c 600 "$TMP/recon.json" "$TMP/recon.err"
+
+for ((i = 0; i < 60; i++)); do
+    [ "$(mgmt nodes | jq '[.[] | select(.running)] | length')" = 3 ] && break
+    sleep 2
+done
+check "the cluster sees three running nodes at the end" 3 "$(mgmt nodes | jq '[.[] | select(.running)] | length')"
+check "payq.transfers has three members online at the end" 3 "$(mgmt queues/payq/payq.transfers | jq '.online | length')"
+grep -h '"amqp_connect_failed"\|"broker_reconnect"\|heartbeat' "$TMP"/producer.log "$TMP"/worker-*.log 2>/dev/null | head -n 5 | sed 's/^/# log: /'
+finish
