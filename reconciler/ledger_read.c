@@ -27,6 +27,9 @@ struct payq_ledger_reader {
     /* A second session running the invariants query from the start of the
      * run (see payq_ledger_open), or NULL. */
     PGconn *inv_conn;
+    const struct payq_config *cfg;
+    bool full_invariants;   /* verify every date, rebuild the checkpoints */
+    bool recon_unreachable; /* no session on pg.recon_conninfo */
     char err[512];
 };
 
@@ -38,13 +41,24 @@ static const char SCAN_SQL[] =
     "currency, status, coalesce(reason, ''), encode(payload_sha256, 'hex') "
     "FROM payq.transfers WHERE business_date = $1::date";
 
-/* The books, all dates, in one statement (one snapshot): per currency the
- * accounts' debits_posted and credits_posted must sum alike (double
- * entry), and each account's stored totals must equal the sums of its
- * posted transfers. Only violations come back. Each side is aggregated on
- * its own (two parallel scans, per-account sums first): 13 s instead of 18 s
- * at 17M rows here, against one row per side of every transfer. */
+/* The books: per currency the accounts' debits_posted and credits_posted
+ * must sum alike (double entry), and each account's stored totals must
+ * equal the sums of its posted transfers. payq.verify_books() checks the
+ * latter against per-account checkpoints plus the transfers committed
+ * since its watermark, so a run's cost follows the new rows, not history
+ * (schemas/sql/008_recon_checkpoints.sql argues the watermark); it falls
+ * back to all dates itself on any disagreement. It moves the watermark, so
+ * it runs on the primary (pg.recon_conninfo) in a REPEATABLE READ
+ * transaction that must COMMIT. Only violations come back. */
 static const char INVARIANTS_SQL[] =
+    "SELECT kind, key, stored_debits::text, stored_credits::text, sum_debits::text, "
+    "sum_credits::text, known, mode FROM payq.verify_books(%s)";
+/* The same check without checkpoints, read-only, all dates (the query of
+ * every run before them): used when pg.recon_conninfo cannot be reached,
+ * so that the verdict does not depend on the session that records it.
+ * Each side is aggregated on its own (two parallel scans, per-account sums
+ * first): 13 s instead of 18 s at 17M rows here. */
+static const char INVARIANTS_READ_SQL[] =
     "WITH sums AS ("
     "  SELECT account, sum(d) AS debits, sum(c) AS credits FROM ("
     "    SELECT debit_account AS account, sum(amount) AS d, 0::numeric AS c"
@@ -68,6 +82,8 @@ static const char INVARIANTS_SQL[] =
     "     OR a.credits_posted <> coalesce(s.credits, 0))"
     "SELECT kind, key, stored_debits::text, stored_credits::text, sum_debits::text,"
     "       sum_credits::text, known FROM bad ORDER BY kind DESC, key";
+static const char INVARIANTS_BEGIN[] =
+    "BEGIN ISOLATION LEVEL REPEATABLE READ; SET LOCAL statement_timeout = '" INVARIANTS_TIMEOUT "'";
 
 const char *payq_ledger_error(const struct payq_ledger_reader *r)
 {
@@ -75,11 +91,12 @@ const char *payq_ledger_error(const struct payq_ledger_reader *r)
 }
 
 /* Keeps "what: first line of the server's message" for the CLI. */
-static void keep_error(struct payq_ledger_reader *r, const char *what, const PGresult *res)
+static void keep_error(struct payq_ledger_reader *r, PGconn *c, const char *what,
+                       const PGresult *res)
 {
     const char *msg = res ? PQresultErrorMessage(res) : "";
     if (!msg || !*msg)
-        msg = PQerrorMessage(r->conn);
+        msg = PQerrorMessage(c);
     size_t n = strcspn(msg, "\n");
     snprintf(r->err, sizeof r->err, "%s: %.*s", what, (int)n, msg);
 }
@@ -87,14 +104,14 @@ static void keep_error(struct payq_ledger_reader *r, const char *what, const PGr
 /* Runs one statement and checks its status; on failure logs (once, in
  * payq_pg_check), keeps the reason and returns the fault class. On success
  * *out (if not NULL) holds the result for the caller to clear. */
-static enum payq_pg_fault run(struct payq_ledger_reader *r, const char *sql, int nparams,
-                              const char *const *params, ExecStatusType expect, const char *what,
-                              PGresult **out)
+static enum payq_pg_fault run_on(struct payq_ledger_reader *r, PGconn *c, const char *sql,
+                                 int nparams, const char *const *params, ExecStatusType expect,
+                                 const char *what, PGresult **out)
 {
-    PGresult *res = PQexecParams(r->conn, sql, nparams, NULL, params, NULL, NULL, 0);
-    enum payq_pg_fault f = payq_pg_check(r->conn, res, expect, what);
+    PGresult *res = PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, 0);
+    enum payq_pg_fault f = payq_pg_check(c, res, expect, what);
     if (f != PAYQ_PG_OK) {
-        keep_error(r, what, res);
+        keep_error(r, c, what, res);
         PQclear(res);
         return f;
     }
@@ -105,20 +122,31 @@ static enum payq_pg_fault run(struct payq_ledger_reader *r, const char *sql, int
     return PAYQ_PG_OK;
 }
 
-/* The invariants query reads the whole ledger, every date: its time grows
- * with history, not with the day. Sent on a session of its own as the run
- * starts, it runs on the database while the stream is read and the day is
- * scanned and compared, instead of after them. The books balance in every
- * committed snapshot, so an earlier snapshot checks the same invariants.
- * Returns the session with the query in flight, or NULL (then it runs at
- * the end on the main session, as before). */
-static PGconn *start_invariants(const struct payq_config *cfg)
+static enum payq_pg_fault run(struct payq_ledger_reader *r, const char *sql, int nparams,
+                              const char *const *params, ExecStatusType expect, const char *what,
+                              PGresult **out)
 {
-    PGconn *c = payq_pg_connect(cfg->pg.read_conninfo, "payq-reconciler-invariants");
+    return run_on(r, r->conn, sql, nparams, params, expect, what, out);
+}
+
+static void invariants_sql(bool full, char *sql, size_t n)
+{
+    snprintf(sql, n, INVARIANTS_SQL, full ? "true" : "false");
+}
+
+/* Sent on a session of its own as the run starts, the invariants run on
+ * the database while the stream is read and the day is scanned and
+ * compared, instead of after them (they were the constant part of every
+ * run before the checkpoints, and a full check still is). The books
+ * balance in every committed snapshot, so an earlier snapshot checks the
+ * same invariants. Returns the session with the query in flight, or NULL
+ * (then it runs at the end, as before). */
+static PGconn *start_invariants(const struct payq_config *cfg, bool full)
+{
+    PGconn *c = payq_pg_connect(cfg->pg.recon_conninfo, "payq-reconciler-invariants");
     if (!c)
         return NULL;
-    if (!PQsendQuery(c,
-                     "BEGIN READ ONLY; SET LOCAL statement_timeout = '" INVARIANTS_TIMEOUT "'; ")) {
+    if (!PQsendQuery(c, INVARIANTS_BEGIN)) {
         PQfinish(c);
         return NULL;
     }
@@ -129,16 +157,18 @@ static PGconn *start_invariants(const struct payq_config *cfg)
         ok &= PQresultStatus(res) == PGRES_COMMAND_OK;
         PQclear(res);
     }
-    if (!ok || !PQsendQuery(c, INVARIANTS_SQL)) {
+    char sql[sizeof INVARIANTS_SQL + 8];
+    invariants_sql(full, sql, sizeof sql);
+    if (!ok || !PQsendQuery(c, sql)) {
         PQfinish(c);
         return NULL;
     }
     return c;
 }
 
-/* The result of start_invariants' query, or NULL when it failed (a
- * recovery conflict on the standby, a lost connection): the caller then runs
- * it again synchronously. */
+/* The result of start_invariants' query once committed (the watermark
+ * moved), or NULL when it failed (a lost connection, a concurrent run, a
+ * failover): the caller then runs it again synchronously. */
 static PGresult *collect_invariants(struct payq_ledger_reader *r)
 {
     if (!r->inv_conn)
@@ -153,13 +183,22 @@ static PGresult *collect_invariants(struct payq_ledger_reader *r)
             payq_pg_check(r->inv_conn, res, PGRES_TUPLES_OK, "check invariants (concurrently)");
         PQclear(res);
     }
+    if (got) {
+        res = PQexec(r->inv_conn, "COMMIT");
+        if (payq_pg_check(r->inv_conn, res, PGRES_COMMAND_OK, "commit the invariants") !=
+            PAYQ_PG_OK) {
+            PQclear(got);
+            got = NULL;
+        }
+        PQclear(res);
+    }
     PQfinish(r->inv_conn);
     r->inv_conn = NULL;
     return got;
 }
 
-int payq_ledger_open(const struct payq_config *cfg, struct payq_ledger_reader **out, char *err,
-                     size_t errlen)
+int payq_ledger_open(const struct payq_config *cfg, bool full_invariants,
+                     struct payq_ledger_reader **out, char *err, size_t errlen)
 {
     *out = NULL;
     PGconn *c = payq_pg_connect(cfg->pg.read_conninfo, "payq-reconciler");
@@ -185,7 +224,9 @@ int payq_ledger_open(const struct payq_config *cfg, struct payq_ledger_reader **
         payq_ledger_close(r);
         return -1;
     }
-    r->inv_conn = start_invariants(cfg);
+    r->cfg = cfg;
+    r->full_invariants = full_invariants;
+    r->inv_conn = start_invariants(cfg, full_invariants);
     *out = r;
     return 0;
 }
@@ -355,18 +396,46 @@ static void invariant_row(struct payq_breaks *b, PGresult *res, int i)
     payq_compare_invariant(b, &v);
 }
 
-/* One try of the invariants query. It reads every posted transfer of
- * every date (about 1 s per million rows here), so it may outlast
- * pg.statement_timeout, which is sized for the cursor's FETCHes: it gets
- * INVARIANTS_TIMEOUT of its own, in its own read-only transaction. */
+/* One try of the invariants on a session of its own (pg.recon_conninfo:
+ * payq.verify_books() writes its checkpoints), with INVARIANTS_TIMEOUT:
+ * a full check reads every posted transfer of every date (about 1 s per
+ * million rows here) and may outlast pg.statement_timeout. */
 static enum payq_pg_fault invariants_once(struct payq_ledger_reader *r, PGresult **res)
+{
+    PGconn *c = payq_pg_connect(r->cfg->pg.recon_conninfo, "payq-reconciler-invariants");
+    if (!c) {
+        snprintf(r->err, sizeof r->err, "cannot connect with pg.recon_conninfo (see log)");
+        r->recon_unreachable = true;
+        return PAYQ_PG_FATAL;
+    }
+    char sql[sizeof INVARIANTS_SQL + 8];
+    invariants_sql(r->full_invariants, sql, sizeof sql);
+    enum payq_pg_fault f = run_on(r, c, "BEGIN ISOLATION LEVEL REPEATABLE READ", 0, NULL,
+                                  PGRES_COMMAND_OK, "begin", NULL);
+    if (f == PAYQ_PG_OK)
+        f = run_on(r, c, "SET LOCAL statement_timeout = '" INVARIANTS_TIMEOUT "'", 0, NULL,
+                   PGRES_COMMAND_OK, "set timeout", NULL);
+    if (f == PAYQ_PG_OK)
+        f = run_on(r, c, sql, 0, NULL, PGRES_TUPLES_OK, "check invariants", res);
+    if (f == PAYQ_PG_OK) {
+        f = run_on(r, c, "COMMIT", 0, NULL, PGRES_COMMAND_OK, "commit", NULL);
+        if (f != PAYQ_PG_OK)
+            PQclear(*res);
+    }
+    PQfinish(c); /* rolls back what did not commit */
+    return f;
+}
+
+/* INVARIANTS_READ_SQL on the read session, in its own read-only
+ * transaction with INVARIANTS_TIMEOUT. */
+static enum payq_pg_fault invariants_read_once(struct payq_ledger_reader *r, PGresult **res)
 {
     enum payq_pg_fault f = run(r, "BEGIN READ ONLY", 0, NULL, PGRES_COMMAND_OK, "begin", NULL);
     if (f == PAYQ_PG_OK)
         f = run(r, "SET LOCAL statement_timeout = '" INVARIANTS_TIMEOUT "'", 0, NULL,
                 PGRES_COMMAND_OK, "set timeout", NULL);
     if (f == PAYQ_PG_OK)
-        f = run(r, INVARIANTS_SQL, 0, NULL, PGRES_TUPLES_OK, "check invariants", res);
+        f = run(r, INVARIANTS_READ_SQL, 0, NULL, PGRES_TUPLES_OK, "check invariants", res);
     if (f == PAYQ_PG_OK) {
         f = run(r, "COMMIT", 0, NULL, PGRES_COMMAND_OK, "commit", NULL);
         if (f != PAYQ_PG_OK)
@@ -377,14 +446,23 @@ static enum payq_pg_fault invariants_once(struct payq_ledger_reader *r, PGresult
     return f;
 }
 
-/* The invariants query has no side effects, so it is simply rerun after a
- * recovery conflict. */
+/* payq.verify_books() is rerun after a failure: what did not commit moved
+ * nothing. */
 static int check_invariants(struct payq_ledger_reader *r, struct payq_breaks *b)
 {
     PGresult *res = collect_invariants(r);
     enum payq_pg_fault f = res ? PAYQ_PG_OK : PAYQ_PG_RETRY;
-    for (int attempt = 1; attempt <= LEDGER_ATTEMPTS && f == PAYQ_PG_RETRY; attempt++)
+    for (int attempt = 1;
+         attempt <= LEDGER_ATTEMPTS && (f == PAYQ_PG_RETRY || f == PAYQ_PG_RECONNECT); attempt++)
         f = invariants_once(r, &res);
+    if (f != PAYQ_PG_OK && r->recon_unreachable) {
+        payq_log(PAYQ_LOG_WARN, "invariants_without_checkpoints",
+                 "pg.recon_conninfo unreachable: checking every date read-only instead");
+        r->err[0] = '\0';
+        f = PAYQ_PG_RETRY;
+        for (int attempt = 1; attempt <= LEDGER_ATTEMPTS && f == PAYQ_PG_RETRY; attempt++)
+            f = invariants_read_once(r, &res);
+    }
     if (f != PAYQ_PG_OK)
         return -1;
     for (int i = 0; i < PQntuples(res); i++)

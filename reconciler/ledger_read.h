@@ -45,10 +45,13 @@ struct payq_ledger_sink {
     int (*restart)(void *ctx);
 };
 
-/* Connects and sets the session up (read only, statement_timeout). On
- * failure returns -1, *out NULL, and a one-line reason in err. */
-int payq_ledger_open(const struct payq_config *cfg, struct payq_ledger_reader **out, char *err,
-                     size_t errlen) __attribute__((warn_unused_result));
+/* Connects and sets the session up (read only, statement_timeout), and
+ * starts the invariants (payq.verify_books() on pg.recon_conninfo; every
+ * date and the checkpoints rebuilt when full_invariants). On failure
+ * returns -1, *out NULL, and a one-line reason in err. */
+int payq_ledger_open(const struct payq_config *cfg, bool full_invariants,
+                     struct payq_ledger_reader **out, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 void payq_ledger_close(struct payq_ledger_reader *r); /* safe on NULL */
 
 /* The reason of the last failure, for the CLI's one line. */

@@ -25,7 +25,7 @@ static void usage(FILE *f)
 {
     fputs("usage: payq-reconciler --date YYYY-MM-DD [--format text|json|csv] [--out FILE]\n"
           "                       [--audit-from ISO8601|first] [--config FILE]\n"
-          "                       [--metrics-textfile FILE] [--help]\n"
+          "                       [--metrics-textfile FILE] [--full-invariants] [--help]\n"
           "Reconciles one business date: the payq.audit stream against the ledger.\n"
           "  --date D           the business date (UTC)\n"
           "  --format F         text (default when stdout is a terminal), json (default\n"
@@ -38,6 +38,10 @@ static void usage(FILE *f)
           "  --config FILE      configuration (default config/payq.yaml if present)\n"
           "  --metrics-textfile FILE  write the result for Prometheus (atomically);\n"
           "                     default reconciler.metrics_textfile\n"
+          "  --full-invariants  check every account against all its transfers of every\n"
+          "                     date and rebuild the checkpoints (default: checkpoints\n"
+          "                     plus what committed since; a disagreement falls back to\n"
+          "                     the full check by itself)\n"
           "Environment: PAYQ_AMQP_URL, PAYQ_AMQP_MGMT_URL (one URL or several, comma-\n"
           "separated), PAYQ_PG_READ_CONNINFO,\n"
           "PAYQ_PG_RECON_CONNINFO override the config.\n"
@@ -132,6 +136,7 @@ static int parse_args(struct cli *c, int argc, char **argv)
                                        {"audit-from", required_argument, NULL, 'a'},
                                        {"config", required_argument, NULL, 'c'},
                                        {"metrics-textfile", required_argument, NULL, 'm'},
+                                       {"full-invariants", no_argument, NULL, 'F'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
     int o;
@@ -154,6 +159,9 @@ static int parse_args(struct cli *c, int argc, char **argv)
             break;
         case 'm':
             c->opts.metrics_path = optarg;
+            break;
+        case 'F':
+            c->opts.full_invariants = true;
             break;
         case 'h':
             usage(stdout);

@@ -32,6 +32,7 @@ struct payq_recon_opts {
     bool from_first;          /* --audit-from first */
     bool use_index;           /* no --audit-from: start where payq.audit_index says */
     int64_t from_s;           /* else (or if the index is unavailable) where the read starts (s) */
+    bool full_invariants;     /* --full-invariants: every date, checkpoints rebuilt */
 };
 
 enum payq_recon_result {

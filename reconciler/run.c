@@ -271,7 +271,7 @@ static int prepare(struct run_ctx *x)
         csv = payq_spill_path(x->spill, "breaks.csv", path, sizeof path);
     if (payq_breaks_init(&run->breaks, (size_t)cfg->reconciler.examples, csv) != 0)
         return fail(x, "use the spill directory", "cannot create the list of breaks");
-    if (payq_ledger_open(cfg, &x->ledger, why, sizeof why) != 0)
+    if (payq_ledger_open(cfg, run->opts->full_invariants, &x->ledger, why, sizeof why) != 0)
         return fail(x, "read the ledger", why);
     return 0;
 }

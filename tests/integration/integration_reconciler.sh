@@ -248,6 +248,28 @@ check "invariant_violation: names the account and its currency" "$(printf '%s\n'
     "$(keys "$TMP/$D.json" invariant_violation)"
 untamper
 
+# invariant_violation below the watermark: every transfer of the account is
+# already in payq.recon_checkpoints (two runs moved the watermark past
+# them), so only "stored = checkpoint + new transfers" can see the change.
+fresh_date
+small_batch wm "$D"
+recon "$D"
+recon "$D"
+check "watermark: past every transfer of the account" "t" \
+    "$(q "SELECT bool_and(payq.recon_full_xid(t.xmin, pg_snapshot_xmax(pg_current_snapshot())::text::bigint)
+                         < w.xid_horizon::text::bigint)
+          FROM payq.transfers t, payq.recon_watermark w
+          WHERE '$P-A' IN (t.debit_account, t.credit_account)")"
+tamper "$(moves_sql "$P-A" 0 5)" "$(moves_sql "$P-A" 0 -5)"
+recon "$D"
+expect_breaks "invariant_violation below the watermark" "$D" 1 "invariant_violation"
+check "invariant_violation below the watermark: names the account and its currency" \
+    "$(printf '%s\n' "$P-A" "$CUR" | LC_ALL=C sort | paste -sd, -)" \
+    "$(keys "$TMP/$D.json" invariant_violation)"
+untamper
+recon "$D"
+check "invariant_violation below the watermark: balanced again once repaired" 0 "$RC"
+
 # --- 3. sources that cannot be read ---------------------------------------------
 fresh_date
 PAYQ_AMQP_URL="amqp://payq:x@127.0.0.1:1/payq" \
