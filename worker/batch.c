@@ -9,14 +9,15 @@
 #include "alloc.h"
 #include "pack.h"
 
-static struct wmsg *add_one(struct wbatch *b, const struct wdelivery *d, const char *routing_key,
-                            size_t rk_len, const void *body, size_t len)
+static struct payq_wmsg *add_one(struct payq_wbatch *b, const struct payq_wdelivery *d,
+                                 const char *routing_key, size_t rk_len, const void *body,
+                                 size_t len)
 {
     if (b->n == b->cap) {
         b->cap = b->cap ? b->cap * 2 : 256;
         b->msgs = payq_xreallocarray(b->msgs, b->cap, sizeof *b->msgs);
     }
-    struct wmsg *m = &b->msgs[b->n++];
+    struct payq_wmsg *m = &b->msgs[b->n++];
     memset(m, 0, sizeof *m);
     m->delivery_tag = d->tag;
     m->redelivered = d->redelivered;
@@ -50,8 +51,8 @@ static bool is_pack(const char *rk, size_t len)
            memcmp(rk, PAYQ_PACK_ROUTING_KEY, len) == 0;
 }
 
-size_t payq_wbatch_add(struct wbatch *b, const struct wdelivery *d, const char *routing_key,
-                       size_t rk_len, const void *body, size_t len)
+size_t payq_wbatch_add(struct payq_wbatch *b, const struct payq_wdelivery *d,
+                       const char *routing_key, size_t rk_len, const void *body, size_t len)
 {
     struct payq_msg_error err;
     if (!is_pack(routing_key, rk_len) || payq_pack_check(body, len, &err) == 0) {
@@ -71,7 +72,7 @@ size_t payq_wbatch_add(struct wbatch *b, const struct wdelivery *d, const char *
 
 /* A transfer without business_date is booked on the UTC date of its AMQP
  * timestamp; the reconciler applies the same rule to the audit stream. */
-static void effective_date(struct wmsg *m)
+static void effective_date(struct payq_wmsg *m)
 {
     if (m->u.transfer.business_date[0]) {
         memcpy(m->business_date, m->u.transfer.business_date, sizeof m->business_date);
@@ -83,7 +84,7 @@ static void effective_date(struct wmsg *m)
     strftime(m->business_date, sizeof m->business_date, "%Y-%m-%d", &tm);
 }
 
-static void decode_one(struct wmsg *m)
+static void decode_one(struct payq_wmsg *m)
 {
     enum payq_msg_kind kind;
     memset(&m->err, 0, sizeof m->err);
@@ -115,23 +116,23 @@ static void decode_one(struct wmsg *m)
     payq_sha256(m->body, m->body_len, m->hash);
 }
 
-const char *payq_wmsg_dead_id(const struct wmsg *m, char *buf)
+const char *payq_wmsg_dead_id(const struct payq_wmsg *m, char *buf)
 {
     if (payq_msg_peek_id(m->body, m->body_len, buf))
         return buf;
     return m->message_id[0] ? m->message_id : NULL;
 }
 
-void payq_wbatch_decode(struct wbatch *b)
+void payq_wbatch_decode(struct payq_wbatch *b)
 {
     for (size_t i = 0; i < b->n; i++)
         decode_one(&b->msgs[i]);
 }
 
-void payq_wbatch_clear(struct wbatch *b)
+void payq_wbatch_clear(struct payq_wbatch *b)
 {
     for (size_t i = 0; i < b->n; i++) {
-        struct wmsg *m = &b->msgs[i];
+        struct payq_wmsg *m = &b->msgs[i];
         if (m->kind == WMSG_TRANSFER)
             payq_transfer_clear(&m->u.transfer);
         free(m->body);
@@ -139,7 +140,7 @@ void payq_wbatch_clear(struct wbatch *b)
     b->n = 0;
 }
 
-void payq_wbatch_free(struct wbatch *b)
+void payq_wbatch_free(struct payq_wbatch *b)
 {
     payq_wbatch_clear(b);
     free(b->msgs);

@@ -31,7 +31,7 @@ enum wmsg_outcome {
     WOUT_DEAD,      /* undecodable: payq.dead + payq.dead_letters */
 };
 
-struct wmsg {
+struct payq_wmsg {
     uint64_t delivery_tag;
     bool redelivered;
     int delivery_count;   /* x-delivery-count (quorum queues), 0 if absent */
@@ -55,14 +55,14 @@ struct wmsg {
     const char *reason; /* static string for rejections and conflicts */
 };
 
-struct wbatch {
-    struct wmsg *msgs;
+struct payq_wbatch {
+    struct payq_wmsg *msgs;
     size_t n, cap;
 };
 
 /* What the broker said about one delivery; shared by every message a pack
  * carries. */
-struct wdelivery {
+struct payq_wdelivery {
     uint64_t tag;
     bool redelivered;
     int delivery_count;     /* x-delivery-count, 0 if absent */
@@ -77,18 +77,18 @@ struct wdelivery {
  * delivery's properties; a badly framed pack stays one message and is
  * dead-lettered whole by the decoder. Returns the number of messages added.
  * Aborts on OOM. */
-size_t payq_wbatch_add(struct wbatch *b, const struct wdelivery *d, const char *routing_key,
-                       size_t rk_len, const void *body, size_t len);
+size_t payq_wbatch_add(struct payq_wbatch *b, const struct payq_wdelivery *d,
+                       const char *routing_key, size_t rk_len, const void *body, size_t len);
 /* The id a dead letter goes by, so an upstream system can find its message:
  * the body's own "id" when it can be read (a pack line names itself), else
  * the publisher's AMQP message_id (a body that is not JSON, too big, binary,
  * an array, empty), else NULL. buf holds PAYQ_ID_MAX + 1 bytes. */
-const char *payq_wmsg_dead_id(const struct wmsg *m, char *buf);
+const char *payq_wmsg_dead_id(const struct payq_wmsg *m, char *buf);
 
 /* Decodes every message (sets kind, u, err, hash, business_date). */
-void payq_wbatch_decode(struct wbatch *b);
+void payq_wbatch_decode(struct payq_wbatch *b);
 /* Frees the messages' memory and empties the batch, keeping the array. */
-void payq_wbatch_clear(struct wbatch *b);
-void payq_wbatch_free(struct wbatch *b);
+void payq_wbatch_clear(struct payq_wbatch *b);
+void payq_wbatch_free(struct payq_wbatch *b);
 
 #endif

@@ -38,7 +38,7 @@ void payq_commit_watch(PGconn *conn, struct payq_commit_watch *w)
 }
 
 static enum payq_pg_fault insert_journal(PGconn *conn, const struct payq_journal *j,
-                                         struct wmsg **msgs, size_t n)
+                                         struct payq_wmsg **msgs, size_t n)
 {
     unsigned c[WOUT_DEAD + 1] = {0};
     for (size_t i = 0; i < n; i++)
@@ -62,7 +62,8 @@ static enum payq_pg_fault insert_journal(PGconn *conn, const struct payq_journal
 }
 
 enum payq_pg_fault payq_commit_batch(PGconn *conn, struct payq_commit_watch *w,
-                                     const struct payq_journal *j, struct wmsg **msgs, size_t n)
+                                     const struct payq_journal *j, struct payq_wmsg **msgs,
+                                     size_t n)
 {
     enum payq_pg_fault f = insert_journal(conn, j, msgs, n);
     if (f != PAYQ_PG_OK) {

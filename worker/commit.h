@@ -60,6 +60,7 @@ void payq_commit_watch(PGconn *conn, struct payq_commit_watch *w);
  * PAYQ_PG_RECONNECT when its outcome is unknown (drop the connection and
  * retry the batch); otherwise the fault class of the failure. */
 enum payq_pg_fault payq_commit_batch(PGconn *conn, struct payq_commit_watch *w,
-                                     const struct payq_journal *j, struct wmsg **msgs, size_t n);
+                                     const struct payq_journal *j, struct payq_wmsg **msgs,
+                                     size_t n);
 
 #endif

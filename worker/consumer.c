@@ -119,11 +119,11 @@ static int64_t int_header(const amqp_basic_properties_t *p, const char *key)
     }
 }
 
-static void take(struct wbatch *b, const amqp_envelope_t *e)
+static void take(struct payq_wbatch *b, const amqp_envelope_t *e)
 {
     const amqp_basic_properties_t *p = &e->message.properties;
     int64_t dc = int_header(p, "x-delivery-count");
-    struct wdelivery d = {
+    struct payq_wdelivery d = {
         .tag = e->delivery_tag,
         .redelivered = e->redelivered != 0,
         .delivery_count = dc > 1000 ? 1000 : (int)dc,
@@ -158,7 +158,7 @@ static int handle_other_frame(struct payq_consumer *c)
 }
 
 /* One delivery within timeout_ms: 1 taken, 0 timed out, -1 failed. */
-static int next(struct payq_consumer *c, struct wbatch *b, int timeout_ms)
+static int next(struct payq_consumer *c, struct payq_wbatch *b, int timeout_ms)
 {
     amqp_maybe_release_buffers(c->conn);
     struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
@@ -178,8 +178,8 @@ static int next(struct payq_consumer *c, struct wbatch *b, int timeout_ms)
     return -1;
 }
 
-int payq_consumer_collect(struct payq_consumer *c, struct wbatch *b, int max, int batch_wait_ms,
-                          int first_wait_ms)
+int payq_consumer_collect(struct payq_consumer *c, struct payq_wbatch *b, int max,
+                          int batch_wait_ms, int first_wait_ms)
 {
     if (!c->conn)
         return -1;

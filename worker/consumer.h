@@ -30,8 +30,8 @@ int payq_consumer_reconnect(struct payq_consumer *c) __attribute__((warn_unused_
 /* Appends up to max deliveries to b: waits up to first_wait_ms for the first,
  * then at most batch_wait_ms for the rest. Returns 0 (b may be empty) or -1
  * if the connection failed (the batch must then be discarded unacked). */
-int payq_consumer_collect(struct payq_consumer *c, struct wbatch *b, int max, int batch_wait_ms,
-                          int first_wait_ms) __attribute__((warn_unused_result));
+int payq_consumer_collect(struct payq_consumer *c, struct payq_wbatch *b, int max,
+                          int batch_wait_ms, int first_wait_ms) __attribute__((warn_unused_result));
 
 /* Acks every delivery up to and including tag. Returns 0 or -1. */
 int payq_consumer_ack_upto(struct payq_consumer *c, uint64_t tag)

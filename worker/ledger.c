@@ -68,7 +68,7 @@ static enum payq_pg_fault run(PGconn *conn, const char *sql, int nparams, const 
 
 static int cmp_acct_msg(const void *a, const void *b)
 {
-    const struct wmsg *x = *(struct wmsg *const *)a, *y = *(struct wmsg *const *)b;
+    const struct payq_wmsg *x = *(struct payq_wmsg *const *)a, *y = *(struct payq_wmsg *const *)b;
     int c = strcmp(x->u.account.id, y->u.account.id);
     if (c)
         return c;
@@ -80,10 +80,10 @@ static int cmp_acct_msg(const void *a, const void *b)
  * message for an id (in delivery order) defines it. The ids this insert
  * created exist only from their first account message on: earlier transfers
  * in the batch still find them missing, as delivery order says. */
-static enum payq_pg_fault open_accounts(struct payq_ledger *l, PGconn *conn, struct wmsg **msgs,
-                                        size_t n)
+static enum payq_pg_fault open_accounts(struct payq_ledger *l, PGconn *conn,
+                                        struct payq_wmsg **msgs, size_t n)
 {
-    struct wmsg **am = payq_xreallocarray(NULL, n ? n : 1, sizeof *am);
+    struct payq_wmsg **am = payq_xreallocarray(NULL, n ? n : 1, sizeof *am);
     size_t na = 0;
     for (size_t i = 0; i < n; i++)
         if (msgs[i]->kind == WMSG_ACCOUNT)
@@ -92,21 +92,21 @@ static enum payq_pg_fault open_accounts(struct payq_ledger *l, PGconn *conn, str
     if (na == 0)
         goto out;
     qsort(am, na, sizeof *am, cmp_acct_msg);
-    struct payq_buf ids = PAYQ_BUF_INIT, cur = PAYQ_BUF_INIT, fl = PAYQ_BUF_INIT;
+    struct payq_buf ids = PAYQ_BUF_INIT, cur = PAYQ_BUF_INIT, flags_arr = PAYQ_BUF_INIT;
     payq_pgarr_begin(&ids);
     payq_pgarr_begin(&cur);
-    payq_pgarr_begin(&fl);
+    payq_pgarr_begin(&flags_arr);
     for (size_t i = 0; i < na; i++) {
         if (i > 0 && strcmp(am[i]->u.account.id, am[i - 1]->u.account.id) == 0)
             continue;
         payq_pgarr_str(&ids, am[i]->u.account.id);
         payq_pgarr_str(&cur, am[i]->u.account.currency);
-        payq_pgarr_int(&fl, am[i]->u.account.flags);
+        payq_pgarr_int(&flags_arr, am[i]->u.account.flags);
     }
     payq_pgarr_end(&ids);
     payq_pgarr_end(&cur);
-    payq_pgarr_end(&fl);
-    const char *p[3] = {ids.data, cur.data, fl.data};
+    payq_pgarr_end(&flags_arr);
+    const char *p[3] = {ids.data, cur.data, flags_arr.data};
     PGresult *res = NULL;
     f = run(conn,
             "INSERT INTO payq.accounts (id, currency, flags) "
@@ -120,7 +120,7 @@ static enum payq_pg_fault open_accounts(struct payq_ledger *l, PGconn *conn, str
     }
     payq_buf_free(&ids);
     payq_buf_free(&cur);
-    payq_buf_free(&fl);
+    payq_buf_free(&flags_arr);
 out:
     free(am);
     return f;
@@ -222,8 +222,8 @@ static enum payq_pg_fault index_plans(PGconn *conn)
 }
 
 /* Step 3: which transfer ids already exist. *res keeps the strings alive. */
-static enum payq_pg_fault read_existing(struct payq_ledger *l, PGconn *conn, struct wmsg **msgs,
-                                        size_t n, PGresult **res)
+static enum payq_pg_fault read_existing(struct payq_ledger *l, PGconn *conn,
+                                        struct payq_wmsg **msgs, size_t n, PGresult **res)
 {
     payq_pgarr_begin(&l->tmp);
     size_t nt = 0;
@@ -261,7 +261,7 @@ static enum payq_pg_fault read_existing(struct payq_ledger *l, PGconn *conn, str
     return PAYQ_PG_OK;
 }
 
-static void add_row(struct payq_ledger *l, const struct wmsg *m)
+static void add_row(struct payq_ledger *l, const struct payq_wmsg *m)
 {
     const struct payq_transfer *t = &m->u.transfer;
     char hex[65];
@@ -285,8 +285,8 @@ static void add_row(struct payq_ledger *l, const struct wmsg *m)
 /* Step 5a: the ledger rows. If another worker inserted one of these ids
  * since step 3 (a redelivery racing its original), the counts differ and
  * the batch is retried, when step 3 will see it. */
-static enum payq_pg_fault insert_transfers(struct payq_ledger *l, PGconn *conn, struct wmsg **msgs,
-                                           size_t n)
+static enum payq_pg_fault insert_transfers(struct payq_ledger *l, PGconn *conn,
+                                           struct payq_wmsg **msgs, size_t n)
 {
     l->nrows = 0;
     for (int c = 0; c < NCOLS; c++)
@@ -340,26 +340,27 @@ static enum payq_pg_fault insert_transfers(struct payq_ledger *l, PGconn *conn, 
  * already holds its own. */
 static enum payq_pg_fault update_balances(struct payq_ledger *l, PGconn *conn)
 {
-    struct payq_buf ids = PAYQ_BUF_INIT, dd = PAYQ_BUF_INIT, dc = PAYQ_BUF_INIT;
+    struct payq_buf ids = PAYQ_BUF_INIT, debit_deltas = PAYQ_BUF_INIT,
+                    credit_deltas = PAYQ_BUF_INIT;
     payq_pgarr_begin(&ids);
-    payq_pgarr_begin(&dd);
-    payq_pgarr_begin(&dc);
+    payq_pgarr_begin(&debit_deltas);
+    payq_pgarr_begin(&credit_deltas);
     size_t nupd = 0;
     for (size_t i = 0; i < l->rules.nacct; i++) {
         const struct payq_rules_acct *a = &l->rules.accts[i];
-        if (a->dd == 0 && a->dc == 0)
+        if (a->debit_delta == 0 && a->credit_delta == 0)
             continue;
         payq_pgarr_str(&ids, a->id);
-        payq_pgarr_int(&dd, a->dd);
-        payq_pgarr_int(&dc, a->dc);
+        payq_pgarr_int(&debit_deltas, a->debit_delta);
+        payq_pgarr_int(&credit_deltas, a->credit_delta);
         nupd++;
     }
     payq_pgarr_end(&ids);
-    payq_pgarr_end(&dd);
-    payq_pgarr_end(&dc);
+    payq_pgarr_end(&debit_deltas);
+    payq_pgarr_end(&credit_deltas);
     enum payq_pg_fault f = PAYQ_PG_OK;
     if (nupd > 0) {
-        const char *p[3] = {ids.data, dd.data, dc.data};
+        const char *p[3] = {ids.data, debit_deltas.data, credit_deltas.data};
         PGresult *res = NULL;
         f = run(conn,
                 "UPDATE payq.accounts a SET debits_posted = a.debits_posted + v.d, "
@@ -377,14 +378,14 @@ static enum payq_pg_fault update_balances(struct payq_ledger *l, PGconn *conn)
         }
     }
     payq_buf_free(&ids);
-    payq_buf_free(&dd);
-    payq_buf_free(&dc);
+    payq_buf_free(&debit_deltas);
+    payq_buf_free(&credit_deltas);
     return f;
 }
 
 /* Step 5c: id conflicts (transfers) and re-opened accounts with other fields. */
-static enum payq_pg_fault insert_conflicts(struct payq_ledger *l, PGconn *conn, struct wmsg **msgs,
-                                           size_t n)
+static enum payq_pg_fault insert_conflicts(struct payq_ledger *l, PGconn *conn,
+                                           struct payq_wmsg **msgs, size_t n)
 {
     struct payq_buf c[6] = {PAYQ_BUF_INIT, PAYQ_BUF_INIT, PAYQ_BUF_INIT,
                             PAYQ_BUF_INIT, PAYQ_BUF_INIT, PAYQ_BUF_INIT};
@@ -392,7 +393,7 @@ static enum payq_pg_fault insert_conflicts(struct payq_ledger *l, PGconn *conn, 
         payq_pgarr_begin(&c[k]);
     size_t nc = 0;
     for (size_t i = 0; i < n; i++) {
-        struct wmsg *m = msgs[i];
+        struct payq_wmsg *m = msgs[i];
         if (m->outcome != WOUT_CONFLICT)
             continue;
         payq_buf_reset(&l->tmp);
@@ -435,7 +436,7 @@ static enum payq_pg_fault insert_conflicts(struct payq_ledger *l, PGconn *conn, 
 }
 
 /* Step 5d: undecodable messages, so reconciliation can account for them. */
-static enum payq_pg_fault insert_dead(struct payq_ledger *l, PGconn *conn, struct wmsg **msgs,
+static enum payq_pg_fault insert_dead(struct payq_ledger *l, PGconn *conn, struct payq_wmsg **msgs,
                                       size_t n)
 {
     (void)l;
@@ -445,7 +446,7 @@ static enum payq_pg_fault insert_dead(struct payq_ledger *l, PGconn *conn, struc
         payq_pgarr_begin(&c[k]);
     size_t nd = 0;
     for (size_t i = 0; i < n; i++) {
-        struct wmsg *m = msgs[i];
+        struct payq_wmsg *m = msgs[i];
         if (m->outcome != WOUT_DEAD)
             continue;
         char hex[65], id[PAYQ_ID_MAX + 1];
@@ -479,7 +480,7 @@ static enum payq_pg_fault insert_dead(struct payq_ledger *l, PGconn *conn, struc
 
 enum payq_pg_fault payq_ledger_apply(struct payq_ledger *l, PGconn *conn,
                                      struct payq_commit_watch *watch, const struct payq_journal *j,
-                                     struct wmsg **msgs, size_t n)
+                                     struct payq_wmsg **msgs, size_t n)
 {
     PGresult *existing = NULL;
     payq_rules_reset(&l->rules, msgs, n);

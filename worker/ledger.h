@@ -39,6 +39,6 @@ void payq_ledger_free(struct payq_ledger *l); /* safe on NULL */
  * rolling back or an unknown outcome (outcomes are then meaningless). */
 enum payq_pg_fault payq_ledger_apply(struct payq_ledger *l, PGconn *conn,
                                      struct payq_commit_watch *watch, const struct payq_journal *j,
-                                     struct wmsg **msgs, size_t n);
+                                     struct payq_wmsg **msgs, size_t n);
 
 #endif

@@ -42,8 +42,8 @@ struct worker {
     char id[96];                    /* host:pid, in the batch journal */
     uint64_t txn_seq;               /* batch transactions begun, for their journal ids */
     struct payq_ledger *ledger;
-    struct wbatch batch;
-    struct wmsg **normal, **suspect;
+    struct payq_wbatch batch;
+    struct payq_wmsg **normal, **suspect;
     size_t ptr_cap;
     struct payq_wmetrics m;
     struct MHD_Daemon *mhd;
@@ -123,7 +123,7 @@ enum commit_result {
  * connections, unknown COMMIT outcomes and failovers until it commits or
  * fails for a reason a retry cannot fix. Every attempt writes a journal row
  * under one batch id. */
-static enum commit_result commit_with_retry(struct worker *w, struct wmsg **msgs, size_t n)
+static enum commit_result commit_with_retry(struct worker *w, struct payq_wmsg **msgs, size_t n)
 {
     struct payq_backoff bo;
     payq_backoff_init(&bo, 20, w->cfg.worker.reconnect_max_ms);
@@ -164,7 +164,7 @@ static enum commit_result commit_with_retry(struct worker *w, struct wmsg **msgs
  * database cannot store) becomes a dead letter rather than blocking the
  * queue. Returns 0, or -1 if even the dead-letter record failed or the
  * batch was abandoned. */
-static int commit_alone(struct worker *w, struct wmsg *m)
+static int commit_alone(struct worker *w, struct payq_wmsg *m)
 {
     enum commit_result r = commit_with_retry(w, &m, 1);
     if (r != COMMIT_REFUSED)
@@ -193,7 +193,7 @@ static int publish_dead(struct worker *w)
     }
     int rc = 0;
     for (size_t i = 0; i < w->batch.n && rc == 0; i++) {
-        struct wmsg *m = &w->batch.msgs[i];
+        struct payq_wmsg *m = &w->batch.msgs[i];
         if (m->outcome != WOUT_DEAD)
             continue;
         char id[PAYQ_ID_MAX + 1];
@@ -247,12 +247,12 @@ static void log_batch(const struct worker *w, size_t nn, size_t ns)
  * when the AMQP side failed (the batch will be redelivered). */
 static int process_batch(struct worker *w)
 {
-    struct wbatch *b = &w->batch;
+    struct payq_wbatch *b = &w->batch;
     payq_wbatch_decode(b);
     ensure_ptr_cap(w, b->n);
     size_t nn = 0, ns = 0;
     for (size_t i = 0; i < b->n; i++) {
-        struct wmsg *m = &b->msgs[i];
+        struct payq_wmsg *m = &b->msgs[i];
         if (m->delivery_count >= w->cfg.worker.solo_after_deliveries)
             w->suspect[ns++] = m;
         else

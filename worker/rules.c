@@ -25,7 +25,7 @@ static struct payq_rules_acct *acct_get(struct payq_rules *r, const char *id)
     return a;
 }
 
-void payq_rules_reset(struct payq_rules *r, struct wmsg *const *msgs, size_t n)
+void payq_rules_reset(struct payq_rules *r, struct payq_wmsg *const *msgs, size_t n)
 {
     r->nacct = 0;
     r->nex = 0;
@@ -33,7 +33,7 @@ void payq_rules_reset(struct payq_rules *r, struct wmsg *const *msgs, size_t n)
     payq_strmap_reset(&r->ex_idx, n);
     payq_strmap_reset(&r->seen, n);
     for (size_t i = 0; i < n; i++) {
-        const struct wmsg *m = msgs[i];
+        const struct payq_wmsg *m = msgs[i];
         if (m->kind == WMSG_TRANSFER) {
             acct_get(r, m->u.transfer.debit_account);
             acct_get(r, m->u.transfer.credit_account);
@@ -59,7 +59,8 @@ struct payq_rules_acct *payq_rules_acct(struct payq_rules *r, const char *id)
     return payq_strmap_get(&r->acct_idx, id, &i) ? &r->accts[i] : NULL;
 }
 
-void payq_rules_opened(struct payq_rules *r, const char *id, struct wmsg *const *msgs, size_t n)
+void payq_rules_opened(struct payq_rules *r, const char *id, struct payq_wmsg *const *msgs,
+                       size_t n)
 {
     struct payq_rules_acct *a = payq_rules_acct(r, id);
     if (!a)
@@ -84,7 +85,8 @@ void payq_rules_add_existing(struct payq_rules *r, const char *id,
     payq_strmap_put(&r->ex_idx, id, r->nex++);
 }
 
-const char *payq_rules_conflict_reason(const struct wmsg *m, const struct payq_rules_existing *e)
+const char *payq_rules_conflict_reason(const struct payq_wmsg *m,
+                                       const struct payq_rules_existing *e)
 {
     const struct payq_transfer *t = &m->u.transfer;
     if (t->amount != e->amount)
@@ -106,7 +108,7 @@ const char *payq_rules_conflict_reason(const struct wmsg *m, const struct payq_r
 
 /* Idempotency: returns true (and sets the outcome) when the id was seen
  * before, in the ledger or earlier in this batch. */
-static bool check_duplicate(struct payq_rules *r, struct wmsg **msgs, struct wmsg *m)
+static bool check_duplicate(struct payq_rules *r, struct payq_wmsg **msgs, struct payq_wmsg *m)
 {
     const struct payq_transfer *t = &m->u.transfer;
     size_t i;
@@ -123,7 +125,7 @@ static bool check_duplicate(struct payq_rules *r, struct wmsg **msgs, struct wms
         return true;
     }
     if (payq_strmap_get(&r->seen, t->id, &i)) {
-        const struct wmsg *first = msgs[i];
+        const struct payq_wmsg *first = msgs[i];
         const struct payq_transfer *f = &first->u.transfer;
         if (memcmp(first->hash, m->hash, 32) == 0) {
             m->outcome = WOUT_DUPLICATE;
@@ -164,9 +166,9 @@ const char *payq_rules_decide(const struct payq_rules_acct *d, const struct payq
     return NULL;
 }
 
-static void apply_transfer(struct payq_rules *r, struct wmsg **msgs, size_t idx)
+static void apply_transfer(struct payq_rules *r, struct payq_wmsg **msgs, size_t idx)
 {
-    struct wmsg *m = msgs[idx];
+    struct payq_wmsg *m = msgs[idx];
     const struct payq_transfer *t = &m->u.transfer;
     if (check_duplicate(r, msgs, m))
         return;
@@ -182,11 +184,11 @@ static void apply_transfer(struct payq_rules *r, struct wmsg **msgs, size_t idx)
     m->outcome = WOUT_POSTED;
     d->debits = nd;
     c->credits = nc;
-    d->dd += t->amount; /* cannot overflow: bounded by the new balance */
-    c->dc += t->amount;
+    d->debit_delta += t->amount; /* cannot overflow: bounded by the new balance */
+    c->credit_delta += t->amount;
 }
 
-static void apply_account(struct payq_rules *r, struct wmsg *m, size_t idx)
+static void apply_account(struct payq_rules *r, struct payq_wmsg *m, size_t idx)
 {
     struct payq_rules_acct *a = acct_get(r, m->u.account.id);
     if (a->opened_at == idx) {
@@ -202,10 +204,10 @@ static void apply_account(struct payq_rules *r, struct wmsg *m, size_t idx)
     }
 }
 
-void payq_rules_decide_batch(struct payq_rules *r, struct wmsg **msgs, size_t n)
+void payq_rules_decide_batch(struct payq_rules *r, struct payq_wmsg **msgs, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        struct wmsg *m = msgs[i];
+        struct payq_wmsg *m = msgs[i];
         if (m->kind == WMSG_TRANSFER)
             apply_transfer(r, msgs, i);
         else if (m->kind == WMSG_ACCOUNT)

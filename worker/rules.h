@@ -23,9 +23,9 @@ struct payq_rules_acct {
     bool in_db;       /* a row exists (before, or opened by this batch) */
     size_t opened_at; /* message index that opens it in this batch, or NO_INDEX */
     char currency[4];
-    unsigned flags;          /* PAYQ_ACCT_* */
-    int64_t debits, credits; /* running balances */
-    int64_t dd, dc;          /* deltas this batch: what the ledger adds to the row */
+    unsigned flags;                    /* PAYQ_ACCT_* */
+    int64_t debits, credits;           /* running balances */
+    int64_t debit_delta, credit_delta; /* this batch: what the ledger adds to the row */
 };
 
 /* A transfer id already in the ledger, as stored (strings borrowed from the
@@ -52,7 +52,7 @@ struct payq_rules {
 
 /* Empties r and registers every account msgs[0..n) names, as absent from the
  * database, in order of first mention. Aborts on OOM. */
-void payq_rules_reset(struct payq_rules *r, struct wmsg *const *msgs, size_t n);
+void payq_rules_reset(struct payq_rules *r, struct payq_wmsg *const *msgs, size_t n);
 void payq_rules_free(struct payq_rules *r); /* safe on a zeroed struct */
 
 /* The account the batch names as id, or NULL when it names none. */
@@ -61,7 +61,8 @@ struct payq_rules_acct *payq_rules_acct(struct payq_rules *r, const char *id);
 /* Records that this batch created account id (the database said so): it
  * exists from its first account message in msgs on, so earlier transfers
  * still find it missing, as delivery order says. */
-void payq_rules_opened(struct payq_rules *r, const char *id, struct wmsg *const *msgs, size_t n);
+void payq_rules_opened(struct payq_rules *r, const char *id, struct payq_wmsg *const *msgs,
+                       size_t n);
 
 /* Records that transfer id is already in the ledger as *e (copied; its
  * strings and id stay borrowed). Aborts on OOM. */
@@ -71,8 +72,8 @@ void payq_rules_add_existing(struct payq_rules *r, const char *id,
 /* Decides every message's outcome (and reason) in delivery order: transfers
  * are posted, rejected, duplicates or conflicts; account messages opened,
  * duplicates or conflicts; invalid messages dead. Posted transfers move the
- * running balances and add to each account's dd/dc. Call once per reset. */
-void payq_rules_decide_batch(struct payq_rules *r, struct wmsg **msgs, size_t n);
+ * running balances and add to each account's debit_delta/credit_delta. Call once per reset. */
+void payq_rules_decide_batch(struct payq_rules *r, struct payq_wmsg **msgs, size_t n);
 
 /* The balance rules for one transfer at message index idx: returns NULL to
  * post (with the new running debits of d in *nd and credits of c in *nc),
@@ -83,6 +84,7 @@ const char *payq_rules_decide(const struct payq_rules_acct *d, const struct payq
 
 /* The first field in which transfer message m differs from what holds its id
  * (TigerBeetle-style), as a static conflict reason. */
-const char *payq_rules_conflict_reason(const struct wmsg *m, const struct payq_rules_existing *e);
+const char *payq_rules_conflict_reason(const struct payq_wmsg *m,
+                                       const struct payq_rules_existing *e);
 
 #endif

@@ -62,18 +62,18 @@ void payq_wmetrics_free(struct payq_wmetrics *m)
     m->reg = NULL;
 }
 
-void payq_wmetrics_count(struct payq_wmetrics *m, struct wmsg **msgs, size_t n)
+void payq_wmetrics_count(struct payq_wmetrics *m, struct payq_wmsg **msgs, size_t n)
 {
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     payq_wmetrics_count_at(m, msgs, n, (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000);
 }
 
-void payq_wmetrics_count_at(struct payq_wmetrics *m, struct wmsg **msgs, size_t n,
+void payq_wmetrics_count_at(struct payq_wmetrics *m, struct payq_wmsg **msgs, size_t n,
                             int64_t commit_ms)
 {
     for (size_t i = 0; i < n; i++) {
-        const struct wmsg *w = msgs[i];
+        const struct payq_wmsg *w = msgs[i];
         /* A duplicate's first booking was observed already; a message
          * without any timestamp has published_ms 0 and is not observed. */
         if ((w->outcome == WOUT_POSTED || w->outcome == WOUT_REJECTED) && w->published_ms > 0)

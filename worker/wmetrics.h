@@ -19,9 +19,9 @@ void payq_wmetrics_free(struct payq_wmetrics *m);
 /* Counts the outcomes of committed messages, and observes each new ledger
  * row's (posted or rejected transfer) time from its intake timestamp to now,
  * which the caller makes right after the batch's COMMIT and ack. */
-void payq_wmetrics_count(struct payq_wmetrics *m, struct wmsg **msgs, size_t n);
+void payq_wmetrics_count(struct payq_wmetrics *m, struct payq_wmsg **msgs, size_t n);
 /* The same with the instant of the COMMIT given (unix milliseconds). */
-void payq_wmetrics_count_at(struct payq_wmetrics *m, struct wmsg **msgs, size_t n,
+void payq_wmetrics_count_at(struct payq_wmetrics *m, struct payq_wmsg **msgs, size_t n,
                             int64_t commit_ms);
 
 #endif

@@ -25,8 +25,8 @@
 #define CRD PAYQ_ACCT_CREDITS_MUST_NOT_EXCEED_DEBITS
 
 struct fx {
-    struct wmsg m[MAXMSG];
-    struct wmsg *p[MAXMSG];
+    struct payq_wmsg m[MAXMSG];
+    struct payq_wmsg *p[MAXMSG];
     size_t n;
     struct payq_rules r;
     char hex[MAXMSG][65]; /* fingerprints of "booked" rows */
@@ -48,10 +48,10 @@ static int fx_teardown(void **state)
     return 0;
 }
 
-static struct wmsg *add(struct fx *f, enum wmsg_kind kind)
+static struct payq_wmsg *add(struct fx *f, enum wmsg_kind kind)
 {
     assert_true(f->n < MAXMSG);
-    struct wmsg *m = &f->m[f->n];
+    struct payq_wmsg *m = &f->m[f->n];
     memset(m, 0, sizeof *m);
     m->kind = kind;
     f->p[f->n++] = m;
@@ -60,11 +60,12 @@ static struct wmsg *add(struct fx *f, enum wmsg_kind kind)
 
 /* Appends a transfer as the decoder leaves it: fields, effective business
  * date and canonical hash. */
-static struct wmsg *xfer_full(struct fx *f, const char *id, const char *debit, const char *credit,
-                              int64_t amount, const char *currency, const char *batch_id,
-                              const char *date, const char *reference, char *metadata)
+static struct payq_wmsg *xfer_full(struct fx *f, const char *id, const char *debit,
+                                   const char *credit, int64_t amount, const char *currency,
+                                   const char *batch_id, const char *date, const char *reference,
+                                   char *metadata)
 {
-    struct wmsg *m = add(f, WMSG_TRANSFER);
+    struct payq_wmsg *m = add(f, WMSG_TRANSFER);
     struct payq_transfer *t = &m->u.transfer;
     snprintf(t->id, sizeof t->id, "%s", id);
     snprintf(t->debit_account, sizeof t->debit_account, "%s", debit);
@@ -80,15 +81,16 @@ static struct wmsg *xfer_full(struct fx *f, const char *id, const char *debit, c
     return m;
 }
 
-static struct wmsg *xfer(struct fx *f, const char *id, const char *debit, const char *credit,
-                         int64_t amount)
+static struct payq_wmsg *xfer(struct fx *f, const char *id, const char *debit, const char *credit,
+                              int64_t amount)
 {
     return xfer_full(f, id, debit, credit, amount, "EUR", "B-1", "2026-01-02", "", NULL);
 }
 
-static struct wmsg *acct_msg(struct fx *f, const char *id, const char *currency, unsigned flags)
+static struct payq_wmsg *acct_msg(struct fx *f, const char *id, const char *currency,
+                                  unsigned flags)
 {
-    struct wmsg *m = add(f, WMSG_ACCOUNT);
+    struct payq_wmsg *m = add(f, WMSG_ACCOUNT);
     snprintf(m->u.account.id, sizeof m->u.account.id, "%s", id);
     snprintf(m->u.account.currency, sizeof m->u.account.currency, "%s", currency);
     m->u.account.flags = flags;
@@ -127,7 +129,7 @@ static struct payq_rules_acct *opened_here(struct fx *f, const char *id, const c
 /* Transfer message i is already booked, exactly as it is. */
 static void booked(struct fx *f, size_t i)
 {
-    const struct wmsg *m = f->p[i];
+    const struct payq_wmsg *m = f->p[i];
     const struct payq_transfer *t = &m->u.transfer;
     payq_hash_hex(m->hash, f->hex[i]);
     const struct payq_rules_existing e = {
@@ -148,20 +150,20 @@ static void decide(struct fx *f)
     payq_rules_decide_batch(&f->r, f->p, f->n);
 }
 
-static void assert_posted(const struct wmsg *m)
+static void assert_posted(const struct payq_wmsg *m)
 {
     assert_int_equal(m->outcome, WOUT_POSTED);
     assert_null(m->reason);
 }
 
-static void assert_rejected(const struct wmsg *m, const char *reason)
+static void assert_rejected(const struct payq_wmsg *m, const char *reason)
 {
     assert_int_equal(m->outcome, WOUT_REJECTED);
     assert_non_null(m->reason);
     assert_string_equal(m->reason, reason);
 }
 
-static void assert_conflict(const struct wmsg *m, const char *reason)
+static void assert_conflict(const struct payq_wmsg *m, const char *reason)
 {
     assert_int_equal(m->outcome, WOUT_CONFLICT);
     assert_non_null(m->reason);
@@ -175,8 +177,8 @@ static void assert_acct(struct fx *f, const char *id, int64_t debits, int64_t cr
     assert_non_null(a);
     assert_true(a->debits == debits);
     assert_true(a->credits == credits);
-    assert_true(a->dd == dd);
-    assert_true(a->dc == dc);
+    assert_true(a->debit_delta == dd);
+    assert_true(a->credit_delta == dc);
 }
 
 /* ------------------------------------------------------------ outcomes */
@@ -625,7 +627,7 @@ static void test_aggregated_deltas(void **state)
         assert_posted(f->p[k]);
     /* credits 1+3+...+19 = 100; debits 1+3+...+19 = 100 */
     assert_acct(f, "HOT", 100, 100, 100, 100);
-    assert_true(hot->debits == 0 + hot->dd && hot->credits == 0 + hot->dc);
+    assert_true(hot->debits == 0 + hot->debit_delta && hot->credits == 0 + hot->credit_delta);
     assert_acct(f, "X", 0, 100, 0, 100);
     assert_acct(f, "Y", 100, 0, 100, 0);
 }
