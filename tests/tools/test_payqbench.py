@@ -218,7 +218,8 @@ class Results(unittest.TestCase):
                            r["ratio_vs_uniform"]) for r in out], [(1, 0.25, 50, 1),
                                                                   (3, 0.5, 50, 1)])
         t = report.table(report.jq_normal(out), extra_dims=("brokers",)).splitlines()
-        self.assertEqual(t[0].split(), ["figure", "uniform/1w/1", "uniform/1w/3"])
+        self.assertEqual(t[0].split(), ["figure", "uniform/1w/brokers=1",
+                                        "uniform/1w/brokers=3"])
 
     def test_table(self):
         r = report.jq_normal(self.build())

@@ -217,7 +217,7 @@ def shapes(specs, broker_list):
             for n in matrix.dedup(broker_list)]
 
 
-def reshape(b, brokers):
+def reshape(b, brokers, restoring=False):
     """The stack with `brokers` RabbitMQ nodes (None: as it is). False (and
     an error) when it could not be brought to that shape."""
     if brokers is None:
@@ -229,9 +229,13 @@ def reshape(b, brokers):
         b.ui.err("could not bring the stack to %d RabbitMQ node(s) (see %s/stack-up.log)"
                  % (brokers, b.out))
         return False
-    b.ui.log("== shape: %d RabbitMQ node(s) (%s): the runs tagged %db-* and their broker "
-             "ceilings run on it" % (brokers, b.stack.env.get("PAYQ_AMQP_NODES", "?"),
-                                     brokers))
+    nodes = b.stack.env.get("PAYQ_AMQP_NODES", "?")
+    if restoring:
+        b.ui.log("stack: %d RabbitMQ node(s) (%s) again, as found: only the reconciler scaling "
+                 "and the failover figure (when asked for) run on it" % (brokers, nodes))
+    else:
+        b.ui.log("== shape: %d RabbitMQ node(s) (%s): the runs tagged %db-* and their broker "
+                 "ceilings run on it" % (brokers, nodes, brokers))
     return True
 
 
@@ -242,7 +246,7 @@ def restore(b):
     if b.stack.brokers() == n:
         return True
     b.ui.log("stack: back to %d RabbitMQ node(s), as found" % n)
-    return reshape(b, n)
+    return reshape(b, n, restoring=True)
 
 
 def run_group(b, runner, specs, group_dims):
