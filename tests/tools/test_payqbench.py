@@ -11,7 +11,7 @@ import os
 import tempfile
 import unittest
 
-from payqbench import cli, failover, latency, matrix, reconcile, report, runs, ui
+from payqbench import cli, failover, latency, main, matrix, reconcile, report, runs, ui
 
 SRC = os.environ.get("PAYQ_SOURCE_DIR",
                      os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -86,6 +86,18 @@ class CommandLine(unittest.TestCase):
         with self.assertRaises(cli.Help):
             cli.parse(["--help"])
 
+    def test_brokers(self):
+        self.assertEqual(cli.parse([]).broker_list, [])
+        self.assertEqual(cli.parse(["--brokers", "1,3"]).broker_list, [1, 3])
+        self.assertEqual(cli.parse(["--brokers=3"]).broker_list, [3])
+        for argv, msg in ((["--brokers", "2"], "--brokers takes 1 and/or 3 (scripts/stack up "
+                                               "--brokers), not '2'"),
+                          (["--brokers", ""], "empty --brokers"),
+                          (["--brokers"], "--brokers needs a value")):
+            with self.assertRaises(cli.UsageError) as e:
+                cli.parse(argv)
+            self.assertEqual(str(e.exception), msg)
+
 
 class Matrix(unittest.TestCase):
     def test_plan_order_and_tags(self):
@@ -104,6 +116,31 @@ class Matrix(unittest.TestCase):
                          ["zipf-textbook", "zipf-2w", "zipf-3b-textbook", "zipf-3b-2w"])
         self.assertEqual(specs[3].values, {"skew": "zipf", "brokers": 3, "workers": 2})
         self.assertEqual(specs[3].group(), (("skew", "zipf"), ("brokers", 3)))
+
+    def test_no_brokers_option_no_brokers_dimension(self):
+        dims = main.dimensions(cli.parse(["--workers", "1,2"]))
+        self.assertEqual([d.name for d, _ in dims], ["skew", "workers"])
+        specs = matrix.plan(dims, 10, 5)
+        self.assertEqual([s.tag() for s in specs], ["uniform-textbook", "uniform-1w",
+                                                    "uniform-2w"])
+        self.assertTrue(all("brokers" not in s.values for s in specs))
+        self.assertEqual(main.shapes(specs, []), [(None, specs)])
+
+    def test_brokers_outermost_one_shape_at_a_time(self):
+        opts = cli.parse(["--brokers", "3,1,3", "--skew", "uniform,hot", "--workers", "1,2"])
+        dims = main.dimensions(opts)
+        self.assertEqual([d.name for d, _ in dims], ["brokers", "skew", "workers"])
+        specs = matrix.plan(dims, 10, 5)
+        self.assertEqual([s.tag() for s in specs], [
+            "3b-uniform-textbook", "3b-uniform-1w", "3b-uniform-2w",
+            "3b-hot-textbook", "3b-hot-1w", "3b-hot-2w",
+            "1b-uniform-textbook", "1b-uniform-1w", "1b-uniform-2w",
+            "1b-hot-textbook", "1b-hot-1w", "1b-hot-2w"])
+        self.assertEqual(specs[4].values, {"brokers": 3, "skew": "hot", "workers": 1})
+        self.assertEqual(specs[4].group(), (("brokers", 3), ("skew", "hot")))
+        shapes = main.shapes(specs, opts.broker_list)
+        self.assertEqual([(n, [s.tag() for s in g]) for n, g in shapes],
+                         [(3, [s.tag() for s in specs[:6]]), (1, [s.tag() for s in specs[6:]])])
 
 
 def run_fig(skew, workers, tps, taken=0):
@@ -159,6 +196,30 @@ class Results(unittest.TestCase):
         self.assertEqual(list(r["baselines"]), list(published["baselines"]))
         for k in r["baselines"]:
             self.assertEqual(list(r["baselines"][k]), list(published["baselines"][k]), k)
+
+    def test_brokers_key_and_per_shape_comparisons(self):
+        # main builds results.json one shape at a time (its own ceilings and
+        # textbook runs); a run's only new key is `brokers`, at the end.
+        dims = ("brokers", "skew")
+        out = []
+        for n, tps, ceiling in ((1, 1000, 4000), (3, 500, 1000)):
+            fig = dict(run_fig("uniform", 1, tps), brokers=n)
+            tb = {(n, "uniform"): dict(run_fig("uniform", 1, tps / 50), kind="textbook",
+                                       brokers=n)}
+            out += report.build_results([fig], tb, {"e2e_tps": ceiling}, None, MACHINE, PARAMS,
+                                        "0 0 0", dims=dims)
+        plain = report.build_results([run_fig("uniform", 1, 1000)],
+                                     {("uniform",): run_fig("uniform", 1, 20)}, {}, None,
+                                     MACHINE, PARAMS, "0 0 0")[0]
+        self.assertEqual(list(out[0]), list(plain)[:len(run_fig("uniform", 1, 1))] + ["brokers"]
+                         + list(plain)[len(run_fig("uniform", 1, 1)):])
+        self.assertNotIn("brokers", plain)
+        self.assertEqual([(r["brokers"], r["ratio_vs_broker"], r["ratio_vs_textbook"],
+                           r["ratio_vs_uniform"]) for r in out], [(1, 0.25, 50, 1),
+                                                                  (3, 0.5, 50, 1)])
+        t = report.table(report.jq_normal(out), extra_dims=("brokers",)).splitlines()
+        self.assertEqual(t[0].split(), ["figure", "uniform/1w/brokers=1",
+                                        "uniform/1w/brokers=3"])
 
     def test_table(self):
         r = report.jq_normal(self.build())

@@ -22,6 +22,7 @@ the run's business date with payq-reconciler.
                 [--skew uniform|zipf|hot[,...]] [--quick] [--out DIR]
                 [--recon-sizes 100000,1000000] [--textbook-transfers N]
                 [--half-load-seconds S] [--seed S] [--keep-data]
+                [--brokers 1,3]
 
   --transfers N        per run (default 200000: about a minute per run here)
   --accounts A         regular accounts per run (default 10000); A/200 (at
@@ -40,6 +41,13 @@ the run's business date with payq-reconciler.
                        transfer when N > 1: what packing buys
   --half-load-seconds  length of the half-load run (default 15)
   --keep-data          keep the generated JSON Lines files
+  --brokers LIST       RabbitMQ node counts to run on (1 and/or 3). For each,
+                       the stack is brought to that shape (scripts/stack
+                       purge, then up --brokers N: the ledger starts empty),
+                       the ceilings and the runs are measured on it, and each
+                       run gets the key `brokers`; at the end the stack is
+                       put back to the count it had (purge + up again).
+                       Without it: the stack as it is, no `brokers` key
 
 Output in --out (default bench-out/<UTC timestamp>): results.json (one
 object per run), bench.png (throughput against workers; latency CDFs),
@@ -55,7 +63,7 @@ VALUED = {
     "--transfers": "transfers", "--accounts": "accounts", "--workers": "workers",
     "--skew": "skews", "--skews": "skews", "--out": "out", "--recon-sizes": "recon_sizes",
     "--textbook-transfers": "textbook_transfers", "--half-load-seconds": "half_load_seconds",
-    "--seed": "seed", "--pack": "pack",
+    "--seed": "seed", "--pack": "pack", "--brokers": "brokers",
 }
 FLAGS = {"--quick": "quick", "--keep-data": "keep"}
 SKEWS = ("uniform", "zipf", "hot")
@@ -80,6 +88,7 @@ class Options:
         self.out = self.recon_sizes = self.textbook_transfers = self.half_load_seconds = None
         self.seed = "1"
         self.pack = "100"
+        self.brokers = None
         self.quick = False
         self.keep = False
 
@@ -156,6 +165,16 @@ def _defaults(o):
     o.worker_list = [int(w) for w in o.worker_list]
     o.recon_list = [int(r) for r in o.recon_list]
     o.textbook_transfers = min(o.textbook_transfers, o.transfers)
+    o.broker_list = []
+    if o.brokers is not None:
+        o.broker_list = _split(o.brokers)
+        if not o.broker_list:
+            raise UsageError("empty --brokers")
+        for n in o.broker_list:
+            if n not in ("1", "3"):
+                raise UsageError("--brokers takes 1 and/or 3 (scripts/stack up --brokers), "
+                                 "not '%s'" % n)
+        o.broker_list = [int(n) for n in o.broker_list]
     return o
 
 

@@ -44,6 +44,7 @@ class Bench:
         self.stamp = datetime.datetime.utcnow().strftime("%m%d%H%M%S") + \
             "%04x" % random.randrange(65536)
         self.dates = []
+        self.brokers_at_start = 1
         self.date_i = 0
         self.out = self.cfg = self.cfg_pack1 = self.cfg_textbook = None
 
@@ -115,6 +116,7 @@ def prepare(b):
     ui.log("stack: scripts/stack up")
     if not b.stack.up(os.path.join(b.out, "stack-up.log")):
         raise Fatal("scripts/stack up failed (see %s/stack-up.log)" % b.out)
+    b.brokers_at_start = b.stack.brokers()
     try:
         b.cfg, b.cfg_pack1, b.cfg_textbook, b.cfg_text = write_configs(b.root, b.out, opts.pack)
     except (OSError, ValueError) as e:
@@ -180,7 +182,7 @@ def git_rev(root):
 
 def params_of(b):
     o = b.opts
-    return {"transfers": b.n, "accounts": b.A, "restricted_accounts": b.R,
+    p = {"transfers": b.n, "accounts": b.A, "restricted_accounts": b.R,
             "textbook_transfers": o.textbook_transfers, "half_load_seconds": o.half_load_seconds,
             "seed": o.seed, "quick": o.quick,
             "workers": [int(w) for w in o.workers.split(",") if w != ""],
@@ -192,12 +194,83 @@ def params_of(b):
                               "pack_max": o.pack},
             "textbook_config": {"batch_max": 1, "prefetch": 1, "pack_max": 1},
             "id_stamp": b.stamp, "git_revision": git_rev(b.root), "build_dir": b.bin}
+    if o.broker_list:
+        p["brokers"] = matrix.dedup(o.broker_list)
+    return p
 
 
 def dimensions(opts):
     """The matrix asked for: (Dimension, values), workers last. A new
     dimension is one more entry here (see matrix)."""
-    return [(matrix.SKEW, opts.skew_list), (matrix.WORKERS, opts.worker_list)]
+    dims = [(matrix.SKEW, opts.skew_list), (matrix.WORKERS, opts.worker_list)]
+    if opts.broker_list:
+        dims.insert(0, (matrix.BROKERS, opts.broker_list))
+    return dims
+
+
+def shapes(specs, broker_list):
+    """The plan cut by stack shape: [(brokers, specs)] in the order asked
+    for; [(None, specs)] (the stack as it is) without --brokers."""
+    if not broker_list:
+        return [(None, specs)]
+    return [(n, [s for s in specs if s.values["brokers"] == n])
+            for n in matrix.dedup(broker_list)]
+
+
+def reshape(b, brokers, restoring=False):
+    """The stack with `brokers` RabbitMQ nodes (None: as it is). False (and
+    an error) when it could not be brought to that shape."""
+    if brokers is None:
+        return True
+    if b.stack.brokers() != brokers:
+        b.ui.log("stack: %d RabbitMQ node(s) -> %d: scripts/stack purge, then up --brokers %d "
+                 "(the ledger starts empty)" % (b.stack.brokers(), brokers, brokers))
+    if not b.stack.reshape(brokers, os.path.join(b.out, "stack-up.log")):
+        b.ui.err("could not bring the stack to %d RabbitMQ node(s) (see %s/stack-up.log)"
+                 % (brokers, b.out))
+        return False
+    nodes = b.stack.env.get("PAYQ_AMQP_NODES", "?")
+    if restoring:
+        b.ui.log("stack: %d RabbitMQ node(s) (%s) again, as found: only the reconciler scaling "
+                 "and the failover figure (when asked for) run on it" % (brokers, nodes))
+    else:
+        b.ui.log("== shape: %d RabbitMQ node(s) (%s): the runs tagged %db-* and their broker "
+                 "ceilings run on it" % (brokers, nodes, brokers))
+    return True
+
+
+def restore(b):
+    """The stack back to the RabbitMQ node count it had when the bench
+    started (at least one node)."""
+    n = max(b.brokers_at_start, 1)
+    if b.stack.brokers() == n:
+        return True
+    b.ui.log("stack: back to %d RabbitMQ node(s), as found" % n)
+    return reshape(b, n, restoring=True)
+
+
+def run_group(b, runner, specs, group_dims):
+    """The broker ceilings, then the runs of one stack shape. Returns (payq
+    runs, textbook runs by group, ceiling, ceiling1, aborted)."""
+    # A failed ceiling leaves nothing behind in the queue: the payq runs go
+    # on (and the exit status says it failed).
+    ceiling1 = None
+    brokers = specs[0].values.get("brokers") if specs else None
+    pfx = "" if brokers is None else "%db-" % brokers  # a tag as the runs' (3b-uniform-1w)
+    if b.opts.pack > 1:
+        # One message per transfer: the broker's own limit, which packs lift.
+        ceiling1 = runner.ceiling(b.cfg_pack1, pfx + "ceiling-pack1", 1)
+    ceiling = runner.ceiling(b.cfg, pfx + "ceiling", b.opts.pack)
+    payq_runs, textbook = [], {}
+    for spec in specs:
+        fig = runner.payq(spec)
+        if fig is None:
+            return payq_runs, textbook, ceiling, ceiling1, True
+        if spec.kind == "textbook":
+            textbook[tuple(spec.values[d] for d in group_dims)] = fig
+        else:
+            payq_runs.append(fig)
+    return payq_runs, textbook, ceiling, ceiling1, False
 
 
 def run(b):
@@ -207,7 +280,7 @@ def run(b):
     params = params_of(b)
     dims = dimensions(opts)
     specs = matrix.plan(dims, b.n, opts.textbook_transfers)
-    ndates = 4 + len(specs) + len(opts.recon_list)
+    ndates = 4 * max(len(opts.broker_list), 1) + len(specs) + len(opts.recon_list)
     try:
         b.dates = b.stack.unused_dates(ndates)
     except QueryError as e:
@@ -229,43 +302,40 @@ def run(b):
                      if opts.recon_sizes else ""))
 
     runner = Runner(b)
-    # A failed ceiling leaves nothing behind in the queue: the payq runs go
-    # on (and the exit status says it failed).
-    ceiling1 = None
-    if opts.pack > 1:
-        # One message per transfer: the broker's own limit, which packs lift.
-        ceiling1 = runner.ceiling(b.cfg_pack1, "ceiling-pack1", 1)
-    ceiling = runner.ceiling(b.cfg, "ceiling", opts.pack)
-
-    payq_runs, textbook = [], {}
     group_dims = tuple(d.name for d, _ in dims if d is not matrix.WORKERS)
-    aborted = False
-    for spec in specs:
-        if aborted:
-            break
-        fig = runner.payq(spec)
-        if fig is None:
+    results, aborted = [], False
+    shape_results = []  # per shape: (payq runs, textbook runs, ceiling, ceiling1)
+    try:
+        for brokers, group in shapes(specs, opts.broker_list):
+            if not reshape(b, brokers):
+                aborted = True
+                break
+            g_runs, g_textbook, ceiling, ceiling1, aborted = run_group(b, runner, group,
+                                                                       group_dims)
+            shape_results.append((g_runs, g_textbook, ceiling, ceiling1))
+            if aborted:
+                break
+        recon = []
+        if opts.broker_list and not restore(b):
             aborted = True
-        elif spec.kind == "textbook":
-            textbook[tuple(spec.values[d] for d in group_dims)] = fig
-        else:
-            payq_runs.append(fig)
-    recon = []
-    if not aborted:
-        for size in opts.recon_list:
+        for size in ([] if aborted else opts.recon_list):
             e = runner.recon_size(size)
             if e is None:
                 aborted = True
                 break
             recon.append(e)
+    finally:
+        if opts.broker_list and b.stack.brokers() != b.brokers_at_start:
+            restore(b)
     if aborted:
         ui.err("a run failed: the remaining runs were skipped")
     recon = reconcile.with_marginals(recon)
     fo = failover.measure(b.here, b.out, b.stack.env, ui)
 
-    results = report.build_results(payq_runs, textbook, ceiling, ceiling1, machine, params,
-                                   loadavg(), recon=recon if opts.recon_list else None,
-                                   failover=fo, dims=group_dims)
+    for g_runs, g_textbook, ceiling, ceiling1 in shape_results:
+        results += report.build_results(g_runs, g_textbook, ceiling, ceiling1, machine, params,
+                                        loadavg(), recon=recon if opts.recon_list else None,
+                                        failover=fo, dims=group_dims)
     rpath = os.path.join(b.out, "results.json")
     try:
         report.write_json(rpath, results)
@@ -274,9 +344,15 @@ def run(b):
     if not results:
         ui.err("results.json holds no run")
 
-    tb_tps = {k[0]: v["e2e_tps"] for k, v in textbook.items()}
-    ok = report.chart(b.out, b.here, report.jq_normal(results), skews, workers, tb_tps,
-                      (ceiling or {}).get("e2e_tps"), (ceiling1 or {}).get("e2e_tps"), machine)
+    # The chart draws one shape: the first asked for (the whole table has
+    # every shape).
+    first = shape_results[0] if shape_results else ([], {}, None, None)
+    si = group_dims.index("skew")
+    tb_tps = {k[si]: v["e2e_tps"] for k, v in first[1].items()}
+    charted = [r for r in results
+               if not opts.broker_list or r.get("brokers") == opts.broker_list[0]]
+    ok = report.chart(b.out, b.here, report.jq_normal(charted), skews, workers, tb_tps,
+                      (first[2] or {}).get("e2e_tps"), (first[3] or {}).get("e2e_tps"), machine)
     png = os.path.join(b.out, "bench.png")
     if not ok:
         ui.err("gnuplot failed (see %s/gnuplot.log)" % b.out)
@@ -289,7 +365,8 @@ def run(b):
 
     if results:
         text = report.table(report.jq_normal(results),
-                            report.jq_normal(recon) if opts.recon_list else None)
+                            report.jq_normal(recon) if opts.recon_list else None,
+                            extra_dims=("brokers",) if opts.broker_list else ())
         with open(os.path.join(b.out, "table.txt"), "w") as f:
             f.write(text)
         ui.clear_line()

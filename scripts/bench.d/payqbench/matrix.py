@@ -27,6 +27,9 @@ class Dimension:
 
 SKEW = Dimension("skew", lambda v: v)
 WORKERS = Dimension("workers", lambda v: "%dw" % v)
+# RabbitMQ nodes of the stack (scripts/stack up --brokers N). Outermost in
+# the plan: the stack changes shape (a purge) once per count, not per run.
+BROKERS = Dimension("brokers", lambda v: "%db" % v)
 
 
 def dedup(values):

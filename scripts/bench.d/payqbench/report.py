@@ -165,9 +165,10 @@ def columns(rows):
 
 def table(results, recon=None, extra_dims=()):
     """table.txt: one column per run, one row per figure; then the
-    reconciler-scaling table when sizes were asked for."""
+    reconciler-scaling table when sizes were asked for. extra_dims: keys
+    named in each column's head as name=value (brokers=3)."""
     head = ["figure"] + ["%s/%sw%s" % (r["skew"], r["workers"],
-                                        "".join("/%s" % r.get(k) for k in extra_dims))
+                                        "".join("/%s=%s" % (k, r.get(k)) for k in extra_dims))
                          for r in results]
     rows = [head]
     for label, path in ROWS:

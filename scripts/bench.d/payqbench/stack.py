@@ -17,16 +17,21 @@ class Stack:
         self.root = root
         self.ui = ui
         self.env = dict(os.environ)
+        # scripts/stack runs with the bench's starting environment, never
+        # with the PAYQ_* variables of a stack it has since purged.
+        self.base_env = dict(os.environ)
 
-    def up(self, log_path):
-        """scripts/stack up (output in log_path), then its environment."""
-        with open(log_path, "w") as log:
-            rc = subprocess.call([os.path.join(self.root, "scripts/stack"), "up"],
-                                 stdout=log, stderr=subprocess.STDOUT)
+    def up(self, log_path, brokers=None):
+        """scripts/stack up [--brokers N] (output in log_path), then its
+        environment."""
+        args = ["up"] if brokers is None else ["up", "--brokers", str(brokers)]
+        with open(log_path, "a") as log:
+            rc = subprocess.call([os.path.join(self.root, "scripts/stack")] + args,
+                                 stdout=log, stderr=subprocess.STDOUT, env=self.base_env)
         if rc != 0:
             return False
         out = subprocess.run(["bash", "-c", 'eval "$("$1/scripts/stack" env)" && env -0', "env",
-                              self.root], capture_output=True)
+                              self.root], capture_output=True, env=self.base_env)
         if out.returncode != 0:
             return False
         for item in out.stdout.split(b"\0"):
@@ -35,6 +40,28 @@ class Stack:
                 self.env[k] = v
         os.environ.update({k: v for k, v in self.env.items() if k.startswith("PAYQ_")})
         return True
+
+    def brokers(self):
+        """RabbitMQ nodes of the stack that is up: the entries of
+        PAYQ_AMQP_NODES (scripts/stack env)."""
+        return len([n for n in self.env.get("PAYQ_AMQP_NODES", "").split(",") if n])
+
+    def reshape(self, brokers, log_path):
+        """The stack with `brokers` RabbitMQ nodes: nothing when it has them
+        already, else scripts/stack purge (a single node's data and a
+        cluster's do not convert: the ledger and queues start empty), then
+        up --brokers N. True when it is up with that count."""
+        if self.brokers() == brokers:
+            return True
+        with open(log_path, "a") as log:
+            rc = subprocess.call([os.path.join(self.root, "scripts/stack"), "purge"],
+                                 stdout=log, stderr=subprocess.STDOUT, env=self.base_env)
+        if rc != 0:
+            return False
+        self.env = dict(self.base_env)
+        for k in [k for k in os.environ if k.startswith("PAYQ_") and k not in self.base_env]:
+            del os.environ[k]
+        return self.up(log_path, brokers) and self.brokers() == brokers
 
     def q(self, sql, timeout=None):
         """Rows of one query as lists of text fields ('|' separated by psql)."""
