@@ -23,6 +23,9 @@ struct acct {
     unsigned flags;
     int64_t debits, credits; /* running balances */
     int64_t dd, dc;          /* deltas this batch */
+    /* What the balance (credits - debits) read at step 2 missed: another
+     * worker's commits before step 5b locked the account. */
+    int64_t balance_fix;
 };
 
 /* A transfer id already in the ledger (fields point into a PGresult). */
@@ -44,6 +47,8 @@ enum {
     COL_REASON,
     COL_HASH,
     COL_TS,
+    COL_DBAL,
+    COL_CBAL,
     NCOLS
 };
 
@@ -271,15 +276,26 @@ static enum payq_pg_fault read_accounts(struct payq_ledger *l, PGconn *conn)
                         restricted, "lock restricted accounts", take_balances);
 }
 
-/* Step 5b, first half: every lock in id order, so two workers never wait on
+/* The locked balances against those step 2 read (running values minus this
+ * batch's deltas): the difference corrects the balances the transfer rows
+ * record. */
+static void take_locked(struct acct *a, PGresult *res, int r)
+{
+    int64_t debits = strtoll(PQgetvalue(res, r, 1), NULL, 10);
+    int64_t credits = strtoll(PQgetvalue(res, r, 2), NULL, 10);
+    a->balance_fix = (credits - (a->credits - a->dc)) - (debits - (a->debits - a->dd));
+}
+
+/* Step 5, first half: every lock in id order, so two workers never wait on
  * each other in a cycle (restricted accounts, locked at step 2, are never
- * waited for by a worker at this step: it already holds its own). */
+ * waited for by a worker at this step: it already holds its own). It comes
+ * before the ledger rows, which record balances only exact under the lock. */
 static enum payq_pg_fault lock_moving(struct payq_ledger *l, PGconn *conn)
 {
     return for_accounts(l, conn,
-                        "SELECT id FROM payq.accounts WHERE id = ANY($1::text[]) "
-                        "ORDER BY id FOR UPDATE",
-                        moving_unrestricted, "lock accounts", NULL);
+                        "SELECT id, debits_posted, credits_posted FROM payq.accounts "
+                        "WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE",
+                        moving_unrestricted, "lock accounts", take_locked);
 }
 
 /* Step 3: which transfer ids already exist. *res keeps the strings alive. */
@@ -424,6 +440,8 @@ static void apply_transfer(struct payq_ledger *l, struct wmsg **msgs, size_t idx
     m->outcome = WOUT_POSTED;
     d->debits = nd;
     c->credits = nc;
+    m->debit_balance = d->credits - d->debits; /* before balance_fix (add_row) */
+    m->credit_balance = c->credits - c->debits;
     d->dd += t->amount; /* cannot overflow: bounded by the new balance */
     c->dc += t->amount;
 }
@@ -458,6 +476,25 @@ static void simulate(struct payq_ledger *l, struct wmsg **msgs, size_t n)
     }
 }
 
+static int64_t d_fix(struct payq_ledger *l, const struct payq_transfer *t)
+{
+    return acct_get(l, t->debit_account)->balance_fix;
+}
+
+static int64_t c_fix(struct payq_ledger *l, const struct payq_transfer *t)
+{
+    return acct_get(l, t->credit_account)->balance_fix;
+}
+
+/* A bigint array element, NULL unless present. */
+static void pgarr_int_or_null(struct payq_buf *b, bool present, int64_t v)
+{
+    if (present)
+        payq_pgarr_int(b, v);
+    else
+        payq_pgarr_str(b, NULL);
+}
+
 static void add_row(struct payq_ledger *l, const struct wmsg *m)
 {
     const struct payq_transfer *t = &m->u.transfer;
@@ -476,6 +513,9 @@ static void add_row(struct payq_ledger *l, const struct wmsg *m)
     payq_pgarr_str(&l->col[COL_REASON], m->outcome == WOUT_POSTED ? NULL : m->reason);
     payq_pgarr_str(&l->col[COL_HASH], hex);
     payq_pgarr_int(&l->col[COL_TS], m->published_ms);
+    bool posted = m->outcome == WOUT_POSTED;
+    pgarr_int_or_null(&l->col[COL_DBAL], posted, m->debit_balance + d_fix(l, t));
+    pgarr_int_or_null(&l->col[COL_CBAL], posted, m->credit_balance + c_fix(l, t));
     l->nrows++;
 }
 
@@ -503,14 +543,15 @@ static enum payq_pg_fault insert_transfers(struct payq_ledger *l, PGconn *conn, 
         conn,
         "INSERT INTO payq.transfers (id, batch_id, debit_account, credit_account, amount, "
         "currency, business_date, reference, metadata, status, reason, payload_sha256, "
-        "published_at) "
+        "published_at, debit_balance, credit_balance) "
         "SELECT id, batch_id, debit, credit, amount, currency, bdate::date, reference, "
         "meta::jsonb, status, reason, decode(hash, 'hex'), "
-        "'epoch'::timestamptz + ts * interval '1 millisecond' "
+        "'epoch'::timestamptz + ts * interval '1 millisecond', dbal, cbal "
         "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], "
-        "$7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[]) "
+        "$7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[], "
+        "$14::bigint[], $15::bigint[]) "
         "AS v(id, batch_id, debit, credit, amount, currency, bdate, reference, meta, status, "
-        "reason, hash, ts) ON CONFLICT (id) DO NOTHING",
+        "reason, hash, ts, dbal, cbal) ON CONFLICT (id) DO NOTHING",
         NCOLS, p, PGRES_COMMAND_OK, "insert transfers", &res);
     if (f != PAYQ_PG_OK)
         return f;
@@ -696,8 +737,9 @@ enum payq_pg_fault payq_ledger_apply(struct payq_ledger *l, PGconn *conn,
         (f = read_existing(l, conn, msgs, n, &existing)) != PAYQ_PG_OK)
         goto fail;
     simulate(l, msgs, n);
-    if ((f = insert_transfers(l, conn, msgs, n)) != PAYQ_PG_OK ||
-        (f = lock_moving(l, conn)) != PAYQ_PG_OK || (f = update_balances(l, conn)) != PAYQ_PG_OK ||
+    if ((f = lock_moving(l, conn)) != PAYQ_PG_OK ||
+        (f = insert_transfers(l, conn, msgs, n)) != PAYQ_PG_OK ||
+        (f = update_balances(l, conn)) != PAYQ_PG_OK ||
         (f = insert_conflicts(l, conn, msgs, n)) != PAYQ_PG_OK ||
         (f = insert_dead(l, conn, msgs, n)) != PAYQ_PG_OK)
         goto fail;

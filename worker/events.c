@@ -1,0 +1,140 @@
+/* events: outcome events from the ledger's rows (see events.h). */
+#include "events.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "log.h"
+#include "pgarray.h"
+
+/* Each query returns (id, routing key, committed_at in epoch ms, body).
+ * PostgreSQL writes the body: the same row gives the same bytes, whichever
+ * worker asks and whenever. Timestamps are rendered in UTC explicitly, not
+ * in the session's TimeZone. */
+#define TS_UTC(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+#define TS_MS(col) "(extract(epoch FROM " col ") * 1000)::bigint"
+
+static const char SQL_TRANSFERS[] = "SELECT id, status, " TS_MS(
+    "committed_at") ", json_build_object("
+                    "'id', id, 'status', status, 'reason', reason, 'batch_id', batch_id, "
+                    "'business_date', business_date::text, 'amount', amount, 'currency', currency, "
+                    "'debit_account', debit_account, 'credit_account', credit_account, "
+                    "'committed_at', " TS_UTC(
+                        "committed_at") ", "
+                                        "'debit_balance', debit_balance, 'credit_balance', "
+                                        "credit_balance)::text "
+                                        "FROM payq.transfers WHERE id = ANY($1::text[]) ORDER BY "
+                                        "id";
+
+static const char SQL_CONFLICTS[] = "SELECT entity_id, 'conflict', " TS_MS(
+    "seen_at") ", json_build_object("
+               "'id', entity_id, 'status', 'conflict', 'reason', reason, "
+               "'batch_id', payload->>'batch_id', 'business_date', business_date::text, "
+               "'amount', (payload->>'amount')::bigint, 'currency', payload->>'currency', "
+               "'debit_account', payload->>'debit_account', 'credit_account', "
+               "payload->>'credit_account', "
+               "'committed_at', " TS_UTC(
+                   "seen_at") ", 'payload_sha256', encode(payload_sha256, 'hex'))::text "
+                              "FROM payq.conflicts WHERE kind = 'transfer' AND (entity_id, "
+                              "encode(payload_sha256, 'hex')) "
+                              "IN (SELECT * FROM unnest($1::text[], $2::text[])) ORDER BY "
+                              "entity_id, seq";
+
+static const char SQL_DEAD[] = "SELECT coalesce(message_id, ''), 'dead_lettered', " TS_MS(
+    "dead_at") ", json_build_object("
+               "'id', message_id, 'status', 'dead_lettered', 'reason', reason, 'field', field, "
+               "'routing_key', routing_key, 'batch_id', NULL, 'business_date', NULL, 'amount', "
+               "NULL, "
+               "'currency', NULL, 'debit_account', NULL, 'credit_account', NULL, "
+               "'committed_at', " TS_UTC(
+                   "dead_at") ", 'body_sha256', encode(body_sha256, 'hex'))::text "
+                              "FROM payq.dead_letters WHERE encode(body_sha256, 'hex') = "
+                              "ANY($1::text[]) "
+                              "ORDER BY body_sha256";
+
+/* Runs one query (params are Postgres array literals) and publishes a
+ * message per row. */
+static enum payq_pg_fault emit(PGconn *conn, struct payq_outbox *out, const char *sql, int np,
+                               const char *const *params, const char *what, size_t *published)
+{
+    PGresult *res = PQexecParams(conn, sql, np, NULL, params, NULL, NULL, 0);
+    enum payq_pg_fault f = payq_pg_check(conn, res, PGRES_TUPLES_OK, what);
+    if (f != PAYQ_PG_OK) {
+        PQclear(res);
+        return f;
+    }
+    for (int r = 0; r < PQntuples(res) && f == PAYQ_PG_OK; r++) {
+        const char *id = PQgetvalue(res, r, 0);
+        struct payq_outbox_msg om = {
+            .routing_key = PQgetvalue(res, r, 1),
+            .id = id[0] ? id : NULL,
+            .body = PQgetvalue(res, r, 3),
+            .len = (size_t)PQgetlength(res, r, 3),
+            .timestamp_ms = strtoll(PQgetvalue(res, r, 2), NULL, 10),
+        };
+        if (payq_outbox_put(out, &om) != 0)
+            f = PAYQ_PG_FATAL;
+        else
+            (*published)++;
+    }
+    PQclear(res);
+    return f;
+}
+
+enum payq_pg_fault payq_events_publish(PGconn *conn, struct payq_outbox *out, struct wmsg *msgs,
+                                       size_t n, size_t *published)
+{
+    struct payq_buf ids = PAYQ_BUF_INIT, cids = PAYQ_BUF_INIT, chash = PAYQ_BUF_INIT,
+                    dhash = PAYQ_BUF_INIT;
+    payq_pgarr_begin(&ids);
+    payq_pgarr_begin(&cids);
+    payq_pgarr_begin(&chash);
+    payq_pgarr_begin(&dhash);
+    size_t nt = 0, nc = 0, nd = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct wmsg *m = &msgs[i];
+        char hex[65];
+        payq_hash_hex(m->hash, hex);
+        if (m->outcome == WOUT_DEAD) {
+            payq_pgarr_str(&dhash, hex);
+            nd++;
+        } else if (m->kind != WMSG_TRANSFER) {
+            continue;
+        } else if (m->outcome == WOUT_CONFLICT) {
+            payq_pgarr_str(&cids, m->u.transfer.id);
+            payq_pgarr_str(&chash, hex);
+            nc++;
+        } else {
+            payq_pgarr_str(&ids, m->u.transfer.id); /* posted, rejected, duplicate */
+            nt++;
+        }
+    }
+    payq_pgarr_end(&ids);
+    payq_pgarr_end(&cids);
+    payq_pgarr_end(&chash);
+    payq_pgarr_end(&dhash);
+    *published = 0;
+    enum payq_pg_fault f = PAYQ_PG_OK;
+    const char *pc[2] = {cids.data, chash.data};
+    if (nt > 0)
+        f = emit(conn, out, SQL_TRANSFERS, 1, (const char *const[]){ids.data}, "read outcomes",
+                 published);
+    if (f == PAYQ_PG_OK && nc > 0)
+        f = emit(conn, out, SQL_CONFLICTS, 2, pc, "read conflicts", published);
+    if (f == PAYQ_PG_OK && nd > 0)
+        f = emit(conn, out, SQL_DEAD, 1, (const char *const[]){dhash.data}, "read dead letters",
+                 published);
+    if (f == PAYQ_PG_OK && *published > 0 && payq_outbox_wait(out) != 0)
+        f = PAYQ_PG_FATAL;
+    if (f == PAYQ_PG_FATAL && payq_outbox_error(out)[0]) {
+        payq_log(PAYQ_LOG_ERROR, "result_events_failed", "%s", payq_outbox_error(out));
+        payq_outbox_reset(out);
+    }
+    payq_buf_free(&ids);
+    payq_buf_free(&cids);
+    payq_buf_free(&chash);
+    payq_buf_free(&dhash);
+    return f;
+}
