@@ -7,6 +7,7 @@
 
 #include "buf.h"
 #include "log.h"
+#include "message.h"
 #include "pgarray.h"
 
 /* Each query returns (id, routing key, committed_at in epoch ms, body).
@@ -26,7 +27,7 @@ static const char SQL_TRANSFERS[] = "SELECT id, status, " TS_MS(
                                         "'debit_balance', debit_balance, 'credit_balance', "
                                         "credit_balance)::text "
                                         "FROM payq.transfers WHERE id = ANY($1::text[]) ORDER BY "
-                                        "id";
+                                        "status, id";
 
 static const char SQL_CONFLICTS[] = "SELECT entity_id, 'conflict', " TS_MS(
     "seen_at") ", json_build_object("
@@ -54,10 +55,55 @@ static const char SQL_DEAD[] = "SELECT coalesce(message_id, ''), 'dead_lettered'
                               "ANY($1::text[]) "
                               "ORDER BY body_sha256";
 
-/* Runs one query (params are Postgres array literals) and publishes a
- * message per row. */
-static enum payq_pg_fault emit(PGconn *conn, struct payq_outbox *out, const char *sql, int np,
-                               const char *const *params, const char *what, size_t *published)
+/* Events waiting to go out as one pack (JSON Lines) per routing key. */
+struct pack {
+    struct payq_buf body;
+    char rk[16];
+    char first_id[PAYQ_ID_MAX + 1]; /* the pack's message_id */
+    int64_t ts_ms;                  /* its first event's */
+    uint32_t n;
+};
+
+static int flush(struct payq_outbox *out, struct pack *p)
+{
+    if (p->n == 0)
+        return 0;
+    struct payq_outbox_msg om = {.routing_key = p->rk,
+                                 .id = p->first_id[0] ? p->first_id : NULL,
+                                 .body = p->body.data,
+                                 .len = p->body.len,
+                                 .items = p->n,
+                                 .timestamp_ms = p->ts_ms};
+    int rc = payq_outbox_put(out, &om); /* copies the body */
+    p->n = 0;
+    payq_buf_reset(&p->body);
+    return rc;
+}
+
+/* Adds one event to the pack of its routing key, sending the pack when it
+ * is full or belongs to another key. */
+static int add_event(struct payq_outbox *out, struct pack *p, int pack_max, const char *rk,
+                     const char *id, int64_t ts_ms, const char *body, size_t len)
+{
+    if (p->n > 0 && strcmp(p->rk, rk) != 0 && flush(out, p) != 0)
+        return -1;
+    if (p->n == 0) {
+        snprintf(p->rk, sizeof p->rk, "%s", rk);
+        snprintf(p->first_id, sizeof p->first_id, "%s", id);
+        p->ts_ms = ts_ms;
+    } else {
+        payq_buf_putc(&p->body, '\n');
+    }
+    payq_buf_append(&p->body, body, len);
+    p->n++;
+    return (int)p->n >= pack_max ? flush(out, p) : 0;
+}
+
+/* Runs one query (params are Postgres array literals) and publishes its
+ * rows' events. */
+static enum payq_pg_fault emit(PGconn *conn, struct payq_outbox *out, struct pack *pk, int pack_max,
+                               const char *sql, int np, const char *const *params, const char *what,
+                               size_t *published)
 {
     PGresult *res = PQexecParams(conn, sql, np, NULL, params, NULL, NULL, 0);
     enum payq_pg_fault f = payq_pg_check(conn, res, PGRES_TUPLES_OK, what);
@@ -66,15 +112,9 @@ static enum payq_pg_fault emit(PGconn *conn, struct payq_outbox *out, const char
         return f;
     }
     for (int r = 0; r < PQntuples(res) && f == PAYQ_PG_OK; r++) {
-        const char *id = PQgetvalue(res, r, 0);
-        struct payq_outbox_msg om = {
-            .routing_key = PQgetvalue(res, r, 1),
-            .id = id[0] ? id : NULL,
-            .body = PQgetvalue(res, r, 3),
-            .len = (size_t)PQgetlength(res, r, 3),
-            .timestamp_ms = strtoll(PQgetvalue(res, r, 2), NULL, 10),
-        };
-        if (payq_outbox_put(out, &om) != 0)
+        if (add_event(out, pk, pack_max, PQgetvalue(res, r, 1), PQgetvalue(res, r, 0),
+                      strtoll(PQgetvalue(res, r, 2), NULL, 10), PQgetvalue(res, r, 3),
+                      (size_t)PQgetlength(res, r, 3)) != 0)
             f = PAYQ_PG_FATAL;
         else
             (*published)++;
@@ -83,9 +123,10 @@ static enum payq_pg_fault emit(PGconn *conn, struct payq_outbox *out, const char
     return f;
 }
 
-enum payq_pg_fault payq_events_publish(PGconn *conn, struct payq_outbox *out, struct wmsg *msgs,
-                                       size_t n, size_t *published)
+enum payq_pg_fault payq_events_publish(PGconn *conn, struct payq_outbox *out, int pack_max,
+                                       struct wmsg *msgs, size_t n, size_t *published)
 {
+    struct pack pk = {.body = PAYQ_BUF_INIT};
     struct payq_buf ids = PAYQ_BUF_INIT, cids = PAYQ_BUF_INIT, chash = PAYQ_BUF_INIT,
                     dhash = PAYQ_BUF_INIT;
     payq_pgarr_begin(&ids);
@@ -119,13 +160,15 @@ enum payq_pg_fault payq_events_publish(PGconn *conn, struct payq_outbox *out, st
     enum payq_pg_fault f = PAYQ_PG_OK;
     const char *pc[2] = {cids.data, chash.data};
     if (nt > 0)
-        f = emit(conn, out, SQL_TRANSFERS, 1, (const char *const[]){ids.data}, "read outcomes",
-                 published);
+        f = emit(conn, out, &pk, pack_max, SQL_TRANSFERS, 1, (const char *const[]){ids.data},
+                 "read outcomes", published);
     if (f == PAYQ_PG_OK && nc > 0)
-        f = emit(conn, out, SQL_CONFLICTS, 2, pc, "read conflicts", published);
+        f = emit(conn, out, &pk, pack_max, SQL_CONFLICTS, 2, pc, "read conflicts", published);
     if (f == PAYQ_PG_OK && nd > 0)
-        f = emit(conn, out, SQL_DEAD, 1, (const char *const[]){dhash.data}, "read dead letters",
-                 published);
+        f = emit(conn, out, &pk, pack_max, SQL_DEAD, 1, (const char *const[]){dhash.data},
+                 "read dead letters", published);
+    if (f == PAYQ_PG_OK && flush(out, &pk) != 0)
+        f = PAYQ_PG_FATAL;
     if (f == PAYQ_PG_OK && *published > 0 && payq_outbox_wait(out) != 0)
         f = PAYQ_PG_FATAL;
     if (f == PAYQ_PG_FATAL && payq_outbox_error(out)[0]) {
@@ -136,5 +179,6 @@ enum payq_pg_fault payq_events_publish(PGconn *conn, struct payq_outbox *out, st
     payq_buf_free(&cids);
     payq_buf_free(&chash);
     payq_buf_free(&dhash);
+    payq_buf_free(&pk.body);
     return f;
 }

@@ -17,10 +17,13 @@
 /* Reads the stored outcome of every transfer message, conflict and dead
  * letter in msgs[0..n) from conn (after COMMIT) and publishes one event per
  * row through out (exchange payq.results), waiting for every confirm.
+ * Events of one status travel in packs of up to pack_max (JSON Lines, one
+ * event per line, message_id = the first line's id); pack_max 1 sends one
+ * event per message, message_id = its id. *published counts events.
  * Returns PAYQ_PG_OK when all are confirmed; the fault class of a failed
  * query (PAYQ_PG_RECONNECT: drop conn); PAYQ_PG_FATAL when the broker
  * failed (logged; the outbox is reset). The caller must not ack unless OK. */
-enum payq_pg_fault payq_events_publish(PGconn *conn, struct payq_outbox *out, struct wmsg *msgs,
-                                       size_t n, size_t *published);
+enum payq_pg_fault payq_events_publish(PGconn *conn, struct payq_outbox *out, int pack_max,
+                                       struct wmsg *msgs, size_t n, size_t *published);
 
 #endif

@@ -242,8 +242,8 @@ static int publish_results(struct worker *w)
         w->result_out = payq_outbox_new(&oo);
     }
     size_t published = 0;
-    enum payq_pg_fault f =
-        payq_events_publish(w->pg, w->result_out, w->batch.msgs, w->batch.n, &published);
+    enum payq_pg_fault f = payq_events_publish(w->pg, w->result_out, w->cfg.worker.result_pack_max,
+                                               w->batch.msgs, w->batch.n, &published);
     if (f == PAYQ_PG_RECONNECT) {
         PQfinish(w->pg);
         w->pg = NULL;

@@ -7,6 +7,7 @@
 # ledger row, conflict row and dead letter of the run; each agrees with its
 # row (status, reason, amount); repeated events are byte-identical; and the
 # balance in each account's last posted event is the account's balance.
+# Events travel in packs (worker.result_pack_max, default 100).
 # shellcheck source=lib/common.sh
 # shellcheck disable=SC2015 # `cond && ok .. || fail ..` is safe: ok() always succeeds
 source "$(dirname "$0")/lib/common.sh"
@@ -122,10 +123,13 @@ tmp, p = sys.argv[1], sys.argv[2]
 def rows(name): return [l.rstrip("\n").split("|") for l in open(f"{tmp}/{name}") if l.strip()]
 events = collections.defaultdict(set)   # (status, key) -> bodies
 bad_props = 0
+first_ids, mids = set(), set()
 for line in open(f"{tmp}/events", encoding="utf-8"):
     rk, mid, body = line.rstrip("\n").split("\t", 2)
     e = json.loads(body)
-    if e["status"] != rk or (e["id"] or "") != mid: bad_props += 1
+    if e["status"] != rk: bad_props += 1   # a pack holds one status, its routing key
+    if mid: mids.add(mid)
+    if e["id"]: first_ids.add(e["id"])
     if e["status"] == "conflict": key = (e["id"], e["payload_sha256"])
     elif e["status"] == "dead_lettered": key = e["body_sha256"]
     else: key = e["id"]
@@ -154,7 +158,8 @@ for line in open(f"{tmp}/msgs", encoding="utf-8"):
     if e is None: res["dead letter without event"] += 1
     elif e["reason"] != dead[h]: res["dead event disagrees"] += 1
 res["repeated events differ"] = sum(1 for b in events.values() if len(b) > 1)
-res["event properties disagree with body"] = bad_props
+res["event routing key differs from status"] = bad_props
+res["message_id naming no event of the run"] = len(mids - first_ids)
 last = {}
 for (status, key), bodies in events.items():
     if status != "posted" or not key.startswith(p): continue
@@ -168,7 +173,7 @@ res["final balance not in the last posted event"] = sum(
     1 for a, b in rows("balances") if int(b) not in last.get(a, ("", set()))[1])
 st = collections.Counter(r[1] for r in mine)
 print(f"rows {len(mine)} ({dict(st)}), conflicts {len(rows('conflicts'))}, dead letters {ndead}, "
-      f"distinct events {len(events)}, event messages {sum(1 for _ in open(f'{tmp}/events'))}")
+      f"distinct events {len(events)}, events received {sum(1 for _ in open(f'{tmp}/events'))}")
 for k, v in res.items(): print(f"check {k}: {v}")
 sys.exit(1 if any(res.values()) or ndead == 0 or not mine else 0)
 PY

@@ -8,8 +8,8 @@
  * Prints "drained N in S s" on stdout. PAYQ_AMQP_URL names the broker.
  * --bind consumes instead an exclusive server-named queue bound to EXCHANGE
  * with key "#" (a consumer of payq.results); --dump writes each message as
- * "ROUTING_KEY <TAB> MESSAGE_ID <TAB> BODY" to FILE (bodies must be one
- * line), and writes "ready" to stderr once the queue is bound. */
+ * "ROUTING_KEY <TAB> MESSAGE_ID <TAB> LINE" to FILE, one record per line of
+ * its body, and writes "ready" to stderr once the queue is bound. */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,13 +33,20 @@ static int bind_queue(amqp_connection_state_t c, const char *exchange, char *nam
     return payq_amqp_check_reply(amqp_get_rpc_reply(c), "queue.bind");
 }
 
+/* One record per line of the body (an event pack is JSON Lines). */
 static void dump_message(FILE *out, const amqp_envelope_t *e)
 {
     const amqp_basic_properties_t *p = &e->message.properties;
     bool has_id = p->_flags & AMQP_BASIC_MESSAGE_ID_FLAG;
-    fprintf(out, "%.*s\t%.*s\t%.*s\n", (int)e->routing_key.len, (const char *)e->routing_key.bytes,
-            has_id ? (int)p->message_id.len : 0, has_id ? (const char *)p->message_id.bytes : "",
-            (int)e->message.body.len, (const char *)e->message.body.bytes);
+    const char *b = e->message.body.bytes, *end = b + e->message.body.len;
+    while (b < end) {
+        const char *nl = memchr(b, '\n', (size_t)(end - b));
+        const char *stop = nl ? nl : end;
+        fprintf(out, "%.*s\t%.*s\t%.*s\n", (int)e->routing_key.len,
+                (const char *)e->routing_key.bytes, has_id ? (int)p->message_id.len : 0,
+                has_id ? (const char *)p->message_id.bytes : "", (int)(stop - b), b);
+        b = stop + 1;
+    }
 }
 
 int main(int argc, char **argv)
