@@ -15,7 +15,7 @@
 # stack: where the planner, left alone, prefers a hash join over them.
 source "$(dirname "$0")/lib/common.sh"
 P=wp$RUN_ID
-LOG=$PAYQ_RUN_DIR/pg/log/$(cat "$PAYQ_RUN_DIR/pg/primary").log
+LOG=$PAYQ_PG_LOG_DIR/postgresql-$PAYQ_PG_PRIMARY_NODE.log
 
 reset_role() { q "ALTER ROLE payq_worker RESET ALL" >/dev/null; cleanup_common; }
 trap reset_role EXIT
