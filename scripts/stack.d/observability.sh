@@ -17,7 +17,7 @@
 #   PAYQ_PG_PRIMARY         superuser conninfo of the primary (creates the
 #                           payq_monitor role); PAYQ_AMQP_URL, PAYQ_PG_CONNINFO
 #                           for workers. Taken from `scripts/stack env` when unset.
-#   OBS_PG_NODES            "NAME:PORT ..." PostgreSQL nodes (default a:17432 b:17433)
+#   OBS_PG_NODES            "NAME:PORT ..." PostgreSQL nodes (default: each node under .run/pg)
 #   OBS_RMQ_PROM_TARGETS    "HOST:PORT ..." rabbitmq_prometheus of each broker
 #                           node (default 127.0.0.1:17691)
 #   OBS_INTAKE_TARGETS      "HOST:PORT ..." payq-producer serve replicas (default none)
@@ -156,7 +156,17 @@ _obs_rmq_prometheus() {
     _obs_die "rabbitmq_prometheus does not answer on 127.0.0.1:$OBS_RMQ_PROM_PORT"
 }
 
-_obs_pg_nodes() { echo "${OBS_PG_NODES:-a:$((17432 + OBS_OFF)) b:$((17433 + OBS_OFF))}"; }
+# Every PostgreSQL node of the stack (a, b and c unless it runs two), so the
+# leader is watched whichever node Patroni promoted.
+_obs_pg_nodes() {
+    if [ -n "${OBS_PG_NODES:-}" ]; then echo "$OBS_PG_NODES"; return; fi
+    local n i=0 out=''
+    for n in a b c; do
+        if [ "$n" = a ] || [ -d "$OBS_RUN/pg/$n" ]; then out+="$n:$((17432 + OBS_OFF + i)) "; fi
+        i=$((i + 1))
+    done
+    echo "${out% }"
+}
 
 _obs_exporters_up() {
     local pw=$1 i=0 nd name port targets=()
