@@ -168,6 +168,8 @@ static void reply_conflict(struct post *p, struct payq_http_reply *rep)
  * an outage of the standby must not stop intake. */
 static int check_replays(struct post *p, struct payq_http_reply *rep)
 {
+    if (!p->app->cfg->producer.replay_check)
+        return 0;
     struct payq_http_thread *th = payq_http_thread_get(p->app);
     int64_t now = payq_clock_mono_ns();
     if (now < th->replay_paused_until_ns)

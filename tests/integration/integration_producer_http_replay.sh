@@ -9,7 +9,8 @@
 # nothing is published (queue depth and audit stream unchanged), the new
 # id never reaches the ledger, and the original row is unchanged. With the
 # read replica unreachable a conflicting request is published (202) and the
-# worker records the conflict in payq.conflicts, the original untouched.
+# worker records the conflict in payq.conflicts, the original untouched; so
+# it does with producer.replay_check: false, which never looks.
 # Runs in a private vhost (see lib/producer_common.sh) so counts are exact.
 # shellcheck disable=SC2015 # `cond && ok .. || fail ..` is safe: ok() always succeeds
 set -uo pipefail
@@ -131,4 +132,21 @@ check "replica down: the worker recorded the conflict" "1 exists_with_different_
     "$(conflicts "$T")"
 check "replica down: original row unchanged" "1 1250 $P-a2" "$(row "$T")"
 check "replica down: balances unchanged" "$B0" "$(balances)"
+
+# ---- producer.replay_check: false publishes without looking (the worker decides)
+printf 'producer:\n  replay_check: false\n' >"$TMP/nocheck.yaml"
+PORT3=$(free_port $((PORT2 + 1)))
+env PAYQ_AMQP_URL="$VURL" "$PRODUCER" serve --listen "127.0.0.1:$PORT3" \
+    --config "$TMP/nocheck.yaml" >/dev/null 2>>"$TMP/nocheck.log" &
+BG_PIDS+=("$!")
+wait_http "http://127.0.0.1:$PORT3/healthz" || fail "third server did not start"
+check "replay_check false: conflicting request published (202)" 202 \
+    "$(post "http://127.0.0.1:$PORT3" "$(tr1 "$T" 998)")"
+check "replay_check false: queued" 1 "$(depth)"
+check "replay_check false: no lookup skipped (none attempted)" 0 \
+    "$(grep -c replay_check_skipped "$TMP/nocheck.log")"
+pv_drain "$V"
+check "replay_check false: the worker recorded the second conflict" \
+    "2 exists_with_different_amount,exists_with_different_amount" "$(conflicts "$T")"
+check "replay_check false: original row unchanged" "1 1250 $P-a2" "$(row "$T")"
 finish
