@@ -172,8 +172,10 @@ static int check_replays(struct post *p, struct payq_http_reply *rep)
         return 0;
     struct payq_http_thread *th = payq_http_thread_get(p->app);
     int64_t now = payq_clock_mono_ns();
-    if (now < th->replay_paused_until_ns)
+    if (now < th->replay_paused_until_ns) {
+        payq_counter_add(p->app->metrics.replay_unchecked, 1);
         return 0;
+    }
     struct replay rp = {.p = p};
     time_t wall = time(NULL);
     struct tm tm;
@@ -198,6 +200,7 @@ static int check_replays(struct post *p, struct payq_http_reply *rep)
     free(ids);
     if (r == PAYQ_LOOKUP_FAILED || r == PAYQ_LOOKUP_ERROR) {
         th->replay_paused_until_ns = now + REPLAY_PAUSE_NS;
+        payq_counter_add(p->app->metrics.replay_unchecked, 1);
         payq_log(PAYQ_LOG_WARN, "replay_check_skipped",
                  "the ledger could not be read: publishing without the replay check for 1 s");
         return 0;

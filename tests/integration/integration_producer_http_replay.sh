@@ -87,6 +87,8 @@ pv_drain "$V"
 check "replay: ledger holds the id once, original amount" "1 1250 $P-a2" "$(row "$T")"
 check "replay: balances unchanged" "$B0" "$(balances)"
 check "replay: no conflict recorded" "0 -" "$(conflicts "$T")"
+check "replica up: nothing let through unchecked" 0 \
+    "$(curl -s "$BASE/metrics" | awk '/^payq_producer_replay_unchecked_total / { print $2 }')"
 n1=$(stream_len)
 check "replay: one more message in the audit stream" $((n0 + 1)) "$n1"
 
@@ -127,6 +129,8 @@ check "replica down: conflicting request published (202)" 202 \
     "$(post "http://127.0.0.1:$PORT2" "$(tr1 "$T" 999)")"
 check "replica down: the skipped check is logged" 1 \
     "$(grep -c '"event":"replay_check_skipped"' "$TMP/noreplica.log" | awk '{ print ($1 > 0) }')"
+check "replica down: counted in payq_producer_replay_unchecked_total" 1 \
+    "$(curl -s "http://127.0.0.1:$PORT2/metrics" | awk '/^payq_producer_replay_unchecked_total / { print $2 }')"
 pv_drain "$V"
 check "replica down: the worker recorded the conflict" "1 exists_with_different_amount" \
     "$(conflicts "$T")"
