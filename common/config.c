@@ -78,6 +78,7 @@ static const struct key keys[] = {
     KINT("producer.spool_max_mib", producer.spool_max_mib, 1, 1048576, 16384),
     KINT("producer.group_publishers", producer.group_publishers, 0, 16, 2),
     KINT("producer.group_linger_us", producer.group_linger_us, 0, 1000000, 1000),
+    KBOOL("producer.replay_check", producer.replay_check, true),
     {"producer.api_tokens_sha256", KEY_TOKENS, FIELD(producer.api_tokens_sha256), 0,
      PAYQ_CONFIG_MAX_TOKENS, 0, NULL, false, NULL},
     KINT("worker.batch_max", worker.batch_max, 1, 8189, 4000),

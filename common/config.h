@@ -75,6 +75,9 @@ struct payq_config {
         /* producer.group_linger_us: how long a shared pack waits for more requests after its
          * first, in microseconds, 0..1000000, default 1000 */
         int group_linger_us;
+        /* producer.replay_check: POST looks its ids up on the read replica and answers 409
+         * for an id held with another payload, default true */
+        bool replay_check;
         /* producer.api_tokens_sha256: list of 64-hex-char SHA-256 digests */
         char api_tokens_sha256[PAYQ_CONFIG_MAX_TOKENS][65];
         size_t n_api_tokens;

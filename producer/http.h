@@ -36,8 +36,9 @@ struct payq_http_app {
 };
 
 struct payq_http_thread {
-    struct payq_outbox *outbox; /* NULL until first needed */
-    PGconn *pg;                 /* NULL until first needed or after a failure */
+    struct payq_outbox *outbox;     /* NULL until first needed */
+    PGconn *pg;                     /* NULL until first needed or after a failure */
+    int64_t replay_paused_until_ns; /* no replay check before (http_transfers.c) */
     struct payq_http_thread *next;
 };
 

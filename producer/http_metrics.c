@@ -54,6 +54,10 @@ void payq_http_metrics_init(struct payq_http_metrics *m)
                                       "messages the broker nacked or returned as unroutable");
     m->reconnects = payq_metrics_counter(m->reg, "payq_producer_broker_reconnects_total", "",
                                          "broker connections reopened after a failure");
+    m->replay_unchecked =
+        payq_metrics_counter(m->reg, "payq_producer_replay_unchecked_total", "",
+                             "POST requests let through without the ledger lookup behind 409 "
+                             "because the read replica could not be read");
     m->latency =
         payq_metrics_histogram(m->reg, "payq_producer_http_request_duration_seconds",
                                "time from request headers to the queued response", g_latency_bounds,

@@ -1,8 +1,9 @@
 /* http_metrics: the producer's Prometheus series: requests by route and
  * status code (one series per answer the route table declares), messages
  * published, confirmed and refused (nacked or returned), the transfers the
- * confirmed messages carried (a pack holds several), reconnects, and a
- * request latency histogram. Rendered by GET /metrics. */
+ * confirmed messages carried (a pack holds several), reconnects, POST
+ * requests published without their replay check, and a request latency
+ * histogram. Rendered by GET /metrics. */
 #ifndef PAYQ_HTTP_METRICS_H
 #define PAYQ_HTTP_METRICS_H
 
@@ -25,6 +26,7 @@ struct payq_http_metrics {
     char **labels; /* owned label strings the registry points at */
     size_t nlabels;
     struct payq_counter *published, *confirmed, *transfers, *refused, *reconnects;
+    struct payq_counter *replay_unchecked; /* replica unreadable: no 409 possible */
     struct payq_histogram *latency;
 };
 

@@ -8,8 +8,12 @@
 /* clang-format off */
 static const struct payq_route g_routes[] = {
     {PAYQ_ROUTE_POST_TRANSFERS, "POST", "/v1/transfers", true, true,
-     {202, 400, 401, 413, 415, 422, 503, 0}},
+     {202, 400, 401, 409, 413, 415, 422, 503, 0}},
     {PAYQ_ROUTE_GET_TRANSFER, "GET", "/v1/transfers/{id}", true, false,
+     {200, 400, 401, 404, 503, 0}},
+    {PAYQ_ROUTE_GET_ACCOUNT, "GET", "/v1/accounts/{id}", true, false,
+     {200, 400, 401, 404, 503, 0}},
+    {PAYQ_ROUTE_GET_BATCH, "GET", "/v1/batches/{batch_id}", true, false,
      {200, 400, 401, 404, 503, 0}},
     {PAYQ_ROUTE_HEALTHZ, "GET", "/healthz", false, false, {200, 0}},
     {PAYQ_ROUTE_READYZ, "GET", "/readyz", false, false, {200, 503, 0}},

@@ -20,6 +20,7 @@
 #include "http_auth.h"
 #include "http_group.h"
 #include "http_ops.h"
+#include "http_reads.h"
 #include "http_routes.h"
 #include "http_transfers.h"
 #include "log.h"
@@ -134,6 +135,12 @@ static void dispatch(struct payq_http_app *app, struct request *rq)
         break;
     case PAYQ_ROUTE_GET_TRANSFER:
         payq_http_get_transfer(app, rq->param, rq->param_len, &rq->rep);
+        break;
+    case PAYQ_ROUTE_GET_ACCOUNT:
+        payq_http_get_account(app, rq->param, rq->param_len, &rq->rep);
+        break;
+    case PAYQ_ROUTE_GET_BATCH:
+        payq_http_get_batch(app, rq->param, rq->param_len, &rq->rep);
         break;
     case PAYQ_ROUTE_HEALTHZ:
         payq_http_healthz(app, &rq->rep);

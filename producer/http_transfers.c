@@ -4,21 +4,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "alloc.h"
+#include "clock.h"
 #include "json_items.h"
 #include "json_scan.h"
 #include "ledger_lookup.h"
 #include "log.h"
 #include "message.h"
 #include "packer.h"
+#include "replay.h"
 #include "strmap.h"
 
 /* One valid item: its canonical text is canon[off..off+len). */
 struct item {
     char id[PAYQ_ID_MAX + 1];
     size_t off, len;
-    bool repeat; /* identical to an earlier item: not published again */
+    bool repeat;          /* identical to an earlier item: not published again */
+    uint8_t hash[32];     /* SHA-256 of the canonical text, as the worker hashes it */
+    const char *conflict; /* the field differing from the ledger's row, or NULL */
 };
 
 struct post {
@@ -68,6 +73,7 @@ static int check_item(struct post *p, long i, const char *body, struct payq_http
     it->off = p->canon.len;
     payq_msg_encode_transfer(&t, &p->canon);
     it->len = p->canon.len - it->off;
+    payq_transfer_hash(&t, it->hash);
     payq_transfer_clear(&t);
     size_t j;
     if (!payq_strmap_get(&p->ids, it->id, &j)) {
@@ -84,6 +90,125 @@ static int check_item(struct post *p, long i, const char *body, struct payq_http
     snprintf(why, sizeof why, "repeats the id of item %zu with different content", j);
     add_error(p, i, "id", why);
     return 0;
+}
+
+/* After a failed lookup the replay check is skipped for this long on that
+ * pool thread, so a database outage costs one connection attempt a second,
+ * not one per request. */
+#define REPLAY_PAUSE_NS (1000 * 1000000LL)
+
+struct replay {
+    struct post *p;
+    char today[11]; /* the UTC day a transfer without business_date is booked on */
+    size_t nconflicts;
+};
+
+/* One ledger row of the request's ids: a replay (same hash) is left to be
+ * published as before; a different payload marks its items' conflict. */
+static void on_stored(void *ctx, const char *id, const struct payq_replay_stored *s)
+{
+    struct replay *rp = ctx;
+    struct post *p = rp->p;
+    size_t i;
+    if (!payq_strmap_get(&p->ids, id, &i))
+        return;
+    struct item *it = &p->items[i];
+    struct payq_transfer t;
+    struct payq_msg_error err;
+    /* Decoding the canonical text again cannot fail: it was made from a
+     * decoded transfer (message.h: decoding the encoding gives it back). */
+    if (payq_msg_decode_transfer(p->canon.data + it->off, it->len, &t, &err) != 0)
+        return;
+    it->conflict =
+        payq_replay_field(&t, it->hash, t.business_date[0] ? t.business_date : rp->today, s);
+    payq_transfer_clear(&t);
+    if (it->conflict)
+        rp->nconflicts++;
+}
+
+static void reply_conflict(struct post *p, struct payq_http_reply *rep)
+{
+    const struct item *first = NULL;
+    struct payq_buf list = PAYQ_BUF_INIT;
+    payq_buf_putc(&list, '[');
+    for (long i = 0; i < p->n; i++) {
+        const struct item *it = &p->items[i];
+        if (!it->conflict || it->repeat)
+            continue;
+        payq_buf_printf(&list, "%s{\"index\":%ld,\"id\":", first ? "," : "", i);
+        payq_buf_json_str(&list, it->id);
+        payq_buf_printf(&list, ",\"field\":\"%s\"}", it->conflict);
+        if (!first)
+            first = it;
+    }
+    payq_buf_putc(&list, ']');
+    char detail[256];
+    snprintf(detail, sizeof detail,
+             "the ledger already holds id %s with a different %s; nothing of this request was "
+             "published",
+             first->id, first->conflict);
+    rep->status = 409;
+    payq_buf_reset(&rep->body);
+    payq_buf_puts(&rep->body, "{\"error\":\"conflict\",\"id\":");
+    payq_buf_json_str(&rep->body, first->id);
+    payq_buf_printf(&rep->body, ",\"field\":\"%s\",\"index\":%ld,\"detail\":", first->conflict,
+                    (long)(first - p->items));
+    payq_buf_json_str(&rep->body, detail);
+    payq_buf_puts(&rep->body, ",\"conflicts\":");
+    payq_buf_append(&rep->body, list.data, list.len);
+    payq_buf_putc(&rep->body, '}');
+    payq_buf_free(&list);
+}
+
+/* Looks every distinct id of the request up in the ledger (one query, on
+ * the thread's read-only connection). Returns 0 to publish, or -1 with rep
+ * set to the 409 when any id is held with a different payload: the whole
+ * request is refused. When the database cannot be read the request is
+ * published as before (the worker's own check still records a conflict):
+ * an outage of the standby must not stop intake. */
+static int check_replays(struct post *p, struct payq_http_reply *rep)
+{
+    if (!p->app->cfg->producer.replay_check)
+        return 0;
+    struct payq_http_thread *th = payq_http_thread_get(p->app);
+    int64_t now = payq_clock_mono_ns();
+    if (now < th->replay_paused_until_ns) {
+        payq_counter_add(p->app->metrics.replay_unchecked, 1);
+        return 0;
+    }
+    struct replay rp = {.p = p};
+    time_t wall = time(NULL);
+    struct tm tm;
+    gmtime_r(&wall, &tm);
+    strftime(rp.today, sizeof rp.today, "%Y-%m-%d", &tm);
+    const char **ids = payq_xreallocarray(NULL, (size_t)p->n, sizeof *ids);
+    size_t n = 0;
+    for (long i = 0; i < p->n; i++)
+        if (!p->items[i].repeat)
+            ids[n++] = p->items[i].id;
+    enum payq_lookup r = PAYQ_LOOKUP_FAILED;
+    /* One retry on a fresh connection, as for GET: the old one may predate
+     * a failover. */
+    for (int attempt = 0; attempt < 2 && r == PAYQ_LOOKUP_FAILED; attempt++) {
+        PGconn *pg = payq_http_thread_pg(p->app, th);
+        if (!pg)
+            break;
+        r = payq_ledger_lookup_many(pg, ids, n, on_stored, &rp);
+        if (r == PAYQ_LOOKUP_FAILED || r == PAYQ_LOOKUP_ERROR)
+            payq_http_thread_pg_drop(th);
+    }
+    free(ids);
+    if (r == PAYQ_LOOKUP_FAILED || r == PAYQ_LOOKUP_ERROR) {
+        th->replay_paused_until_ns = now + REPLAY_PAUSE_NS;
+        payq_counter_add(p->app->metrics.replay_unchecked, 1);
+        payq_log(PAYQ_LOG_WARN, "replay_check_skipped",
+                 "the ledger could not be read: publishing without the replay check for 1 s");
+        return 0;
+    }
+    if (rp.nconflicts == 0)
+        return 0;
+    reply_conflict(p, rep);
+    return -1;
 }
 
 static void reply_unavailable(struct payq_http_reply *rep, const char *why)
@@ -212,6 +337,8 @@ void payq_http_post_transfers(struct payq_http_app *app, const char *body, size_
         payq_buf_puts(&rep->body, "]}");
         goto out;
     }
+    if (check_replays(&p, rep) != 0)
+        goto out;
     if (publish_items(&p, rep) == 0)
         reply_accepted(&p, rep);
 out:

@@ -1,12 +1,17 @@
 /* ledger_lookup: a transfer's outcome read from the ledger for
- * GET /v1/transfers/{id}, over the read-only role (pg.read_conninfo, which
- * prefers the standby), with one parameterised query. */
+ * GET /v1/transfers/{id}, and the stored payloads of a POST's ids for its
+ * replay check (producer/replay.h), over the read-only role
+ * (pg.read_conninfo, which prefers the standby), each with one
+ * parameterised query. */
 #ifndef PAYQ_LEDGER_LOOKUP_H
 #define PAYQ_LEDGER_LOOKUP_H
 
 #include <libpq-fe.h>
 
+#include <stddef.h>
+
 #include "buf.h"
+#include "replay.h"
 
 enum payq_lookup {
     PAYQ_LOOKUP_FOUND,
@@ -21,5 +26,15 @@ enum payq_lookup {
  * to out (amount as a digit string, times as RFC 3339 UTC, absent values
  * null). Logs failures. */
 enum payq_lookup payq_ledger_lookup(PGconn *pg, const char *id, struct payq_buf *out);
+
+/* Called once per id found, with the row's strings valid for the call. */
+typedef void (*payq_lookup_row_fn)(void *ctx, const char *id, const struct payq_replay_stored *s);
+
+/* Looks the n ids (already validated) up with one query
+ * (id = ANY($1::text[])) and calls fn for each one the ledger holds.
+ * Returns FOUND when at least one was, NOT_FOUND when none, FAILED or
+ * ERROR as payq_ledger_lookup (logged). */
+enum payq_lookup payq_ledger_lookup_many(PGconn *pg, const char *const *ids, size_t n,
+                                         payq_lookup_row_fn fn, void *ctx);
 
 #endif
