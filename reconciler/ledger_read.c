@@ -492,9 +492,12 @@ int payq_ledger_scan(struct payq_ledger_reader *r, const char *date,
         rc = scan_once(r, date, sink, prog, st);
     }
     payq_progress_clear(prog);
+    int64_t t1 = payq_clock_mono_ms();
+    st->scan_ms = t1 - t0;
     if (rc == 0)
         rc = check_invariants(r, breaks);
     st->read_ms = payq_clock_mono_ms() - t0;
+    st->invariants_wait_ms = st->read_ms - st->scan_ms;
     return rc == 0 ? 0 : -1;
 }
 

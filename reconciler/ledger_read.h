@@ -34,7 +34,11 @@ struct payq_ledger_stats {
     int64_t replay_wait_ms; /* time spent waiting for replay */
     uint64_t rows;          /* transfer rows of the date */
     int attempts;           /* scans started (more than 1 after recovery conflicts) */
-    int64_t read_ms;
+    int64_t read_ms;        /* the scan plus the wait for the invariants */
+    int64_t scan_ms;        /* the day's rows alone, every attempt */
+    /* How long the run waited for the invariants after the scan: the part
+     * of them that was not hidden behind the stream read and the scan. */
+    int64_t invariants_wait_ms;
 };
 
 struct payq_ledger_sink {

@@ -58,6 +58,7 @@ struct payq_recon_outcome {
     struct payq_tally tally;
     struct payq_breaks breaks;
     uint64_t spill_bytes;
+    int64_t compare_ms; /* the bucketed join and the batch totals */
 };
 
 /* "balanced", "breaks", "in_flight" or "failed" (the JSON and the log). */

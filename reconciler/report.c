@@ -99,6 +99,10 @@ static void j_sources(const struct payq_recon_outcome *run, struct payq_buf *b)
     j_u64(b, "rows", run->ledger.rows, true);
     j_u64(b, "attempts", (uint64_t)run->ledger.attempts, true);
     j_u64(b, "ms", (uint64_t)run->ledger.read_ms, true);
+    j_u64(b, "scan_ms", (uint64_t)run->ledger.scan_ms, true);
+    j_u64(b, "invariants_wait_ms", (uint64_t)run->ledger.invariants_wait_ms, true);
+    payq_buf_puts(b, "},\"compare\":{");
+    j_u64(b, "ms", (uint64_t)run->compare_ms, false);
     payq_buf_puts(b, "}}");
 }
 

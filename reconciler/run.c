@@ -234,6 +234,7 @@ static int read_ledger(struct run_ctx *x)
 static int compare(struct run_ctx *x)
 {
     struct payq_recon_outcome *run = x->run;
+    int64_t t0 = payq_clock_mono_ms();
     struct payq_join j = {.spill = x->spill,
                           .ledger = x->ledger,
                           .prog = &x->prog,
@@ -254,6 +255,7 @@ static int compare(struct run_ctx *x)
         return fail(x, "compare with the ledger", j.err);
     payq_tally_check_batches(&run->tally, &run->breaks, run->opts->date);
     run->result = payq_recon_verdict(&run->breaks);
+    run->compare_ms = payq_clock_mono_ms() - t0;
     return 0;
 }
 

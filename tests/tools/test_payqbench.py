@@ -11,7 +11,8 @@ import os
 import tempfile
 import unittest
 
-from payqbench import cli, failover, latency, main, matrix, reconcile, report, runs, ui
+from payqbench import (cli, failover, latency, main, matrix, reconcile, reconday, report, runs,
+                       ui)
 
 SRC = os.environ.get("PAYQ_SOURCE_DIR",
                      os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -259,6 +260,35 @@ class Reconciler(unittest.TestCase):
                                    "breaks": [{"category": "missing", "id": "other:1"}]}, "p:")
         self.assertIn("breaks: missing=2\n", t)
         self.assertIn("no example names an id of this run", t)
+
+
+class ReconDay(unittest.TestCase):
+    """The fast path writes the producer's canonical bodies and the worker's
+    rows; integration_recon_fastday proves it against the real reconciler."""
+
+    def test_body_is_the_canonical_encoding(self):
+        # common/message.c payq_msg_encode_transfer: keys in schema order,
+        # amount as a digit string, batch_id and business_date present.
+        self.assertEqual(reconday.transfer_body("t-1", "a:a00001", "a:a00002", 5, "b", "2090-01-29"),
+                         '{"id":"t-1","debit_account":"a:a00001","credit_account":"a:a00002",'
+                         '"amount":"5","currency":"EUR","batch_id":"b","business_date":"2090-01-29"}')
+        self.assertEqual(reconday.manifest_body("b", "2090-01-29", 2, 15),
+                         '{"batch_id":"b","business_date":"2090-01-29","count":"2",'
+                         '"totals":{"EUR":"15"}}')
+
+    def test_copy_line_fields(self):
+        f = reconday.copy_line("t-1", "d", "c", 7, "b", "2090-01-29", "ab" * 32,
+                               "2026-12-01 00:00:00+00").rstrip("\n").split("\t")
+        self.assertEqual(len(f), len(reconday.COPY_COLUMNS.split(",")))
+        self.assertEqual(f[:8], ["t-1", "b", "d", "c", "7", "EUR", "2090-01-29", "posted"])
+        self.assertEqual(f[8], "\\\\x" + "ab" * 32)  # COPY text: \\x -> bytea hex
+
+    def test_day_is_deterministic_and_never_self_transfers(self):
+        a = list(reconday.day("p", "acct", 2000, 3, 5))
+        self.assertEqual(a, list(reconday.day("p", "acct", 2000, 3, 5)))
+        self.assertEqual(len({t[0] for t in a}), 2000)
+        self.assertTrue(all(d != c and 1 <= amt <= 100000 for _, d, c, amt in a))
+        self.assertEqual({t[1] for t in a}, {"acct:a00000", "acct:a00001", "acct:a00002"})
 
 
 class Figures(unittest.TestCase):
