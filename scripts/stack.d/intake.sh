@@ -9,7 +9,8 @@
 #   intake_kill I    SIGKILL replica I (a lost machine); returns once it is gone
 #   intake_stop I    SIGTERM replica I and wait until it has really exited
 #   intake_start I   start replica I again; wait until HAProxy sends it traffic
-#   intake_env       print export PAYQ_API_URL (HAProxy)
+#   intake_env       print export PAYQ_API_URL (HAProxy), PAYQ_API_STATS_URL (its
+#                    statistics page; append ;csv)
 #   intake_status    one line per process and HAProxy's view of each replica;
 #                    returns 3 unless all run and HAProxy sees them up
 #
@@ -281,7 +282,10 @@ intake_start() {
     printf 'intake: replica %s (pid %s) started, in rotation\n' "$1" "$(_intake_pid "replica-$1")"
 }
 
-intake_env() { printf "export PAYQ_API_URL='http://127.0.0.1:%s'\n" "$INTAKE_API_PORT"; }
+intake_env() {
+    printf "export PAYQ_API_URL='http://127.0.0.1:%s'\n" "$INTAKE_API_PORT"
+    printf "export PAYQ_API_STATS_URL='http://127.0.0.1:%s/stats'\n" "$INTAKE_STATS_PORT"
+}
 
 intake_status() {
     local n=$1 i pid rc=0 st
