@@ -53,8 +53,9 @@ cat "$TMP/load.json"
 check "not one failed request" 0 "$(jq .failed_attempts "$TMP/load.json")"
 check "every id got a 202" 0 "$(jq .ids_never_202 "$TMP/load.json")"
 for r in 1 2; do
-    check "HAProxy sent replica $r requests after its restart" true \
-        "$([ "$(server_total "$r")" -gt "${after_start[$r]:-0}" ] && echo true)"
+    end_total=$(server_total "$r")
+    check "HAProxy sent replica $r requests after its restart (${after_start[$r]}, then $end_total)" true \
+        "$([ "${end_total:-0}" -gt "${after_start[$r]:-0}" ] && echo true)"
 done
 check_load_ledger "$P"
 finish
