@@ -4,7 +4,7 @@ attempt, for the intake replica tests (chaos_intake_*.sh; standard library
 only).
 
 --clients threads, each with its own kept-alive connection, send one
-transfer per request for --seconds: ids PREFIX-<client>-<n>, between
+transfer per request for --seconds, or until --stop-file exists: ids PREFIX-<client>-<n>, between
 --accounts accounts PREFIX-acct-1..K (EUR), amount 1 + n % 997 minor units. A
 request that does not answer 202 (another status, a reset, a timeout) is
 sent again with the same id and body on a fresh connection after
@@ -17,6 +17,7 @@ latency p50/p99/max of the 202s, requests/s."""
 import argparse
 import http.client
 import json
+import os
 import threading
 import time
 import urllib.parse
@@ -65,7 +66,7 @@ class Client(threading.Thread):
         a, k = self.a, self.a.accounts
         stop_at = self.t0 + a.seconds
         seq = 0
-        while time.monotonic() < stop_at:
+        while time.monotonic() < stop_at and not (a.stop_file and os.path.exists(a.stop_file)):
             seq += 1
             tid = "%s-%d-%d" % (a.prefix, self.n, seq)
             d = (self.n + seq) % k + 1
@@ -108,6 +109,7 @@ def main():
     ap.add_argument("--retry-ms", type=int, default=100)
     ap.add_argument("--give-up-s", type=float, default=60)
     ap.add_argument("--timeout-s", type=float, default=30)
+    ap.add_argument("--stop-file", help="stop starting new ids once this file exists")
     ap.add_argument("--log", required=True)
     a = ap.parse_args()
     lock = threading.Lock()

@@ -51,15 +51,24 @@ wait_ledger_accounts() {
     return 1
 }
 
-# load_start PREFIX SECONDS K: http_load in the background through HAProxy,
-# 64 clients, one transfer a request, failed requests retried with the same
-# id; attempts in $TMP/attempts, summary in $TMP/load.json, pid in LOAD_PID.
+# load_start PREFIX K: http_load in the background through HAProxy, 64
+# clients, one transfer a request, failed requests retried with the same id,
+# until load_stop (at most 300 s); attempts in $TMP/attempts, summary in
+# $TMP/load.json, pid in LOAD_PID. (Until a stop, not for a fixed time: on
+# this shared machine a replica's restart has taken from 2 to 20 s.)
 load_start() {
     /usr/bin/python3 "$LOAD" --url "$PAYQ_API_URL" --token "$PAYQ_API_TOKEN" --prefix "$1" \
-        --clients 64 --seconds "$2" --accounts "$3" --log "$TMP/attempts" >"$TMP/load.json" \
-        2>"$TMP/load.err" &
+        --clients 64 --seconds 300 --stop-file "$TMP/load.stop" --accounts "$2" \
+        --log "$TMP/attempts" >"$TMP/load.json" 2>"$TMP/load.err" &
     LOAD_PID=$!
     BG_PIDS+=("$LOAD_PID")
+}
+
+# load_stop: the clients finish the id they are at (retrying it if needed)
+# and stop; 0 when the load generator exited 0.
+load_stop() {
+    touch "$TMP/load.stop"
+    wait "$LOAD_PID"
 }
 
 # wait_ledger_stable PREFIX: until the worker has drained payq.transfers and
