@@ -184,8 +184,9 @@ def table(cells, ceilings):
         lines.append("| " + " | ".join(str(x) for x in row) + " |")
     for name, fig in ceilings.items():
         lines.append("")
-        lines.append("raw-broker ceiling, %s: %s transfers/s" %
-                     (name, (fig or {}).get("e2e_tps", "failed")))
+        tps = (fig or {}).get("e2e_tps")
+        lines.append("raw-broker ceiling, %s: %s" %
+                     (name, "%s transfers/s" % tps if tps is not None else "failed"))
     return "\n".join(lines) + "\n"
 
 
