@@ -141,10 +141,14 @@ frontend payq_api
     default_backend payq_intake
 
 backend payq_intake
-    balance leastconn
+    # roundrobin, not leastconn: a dead replica has the fewest connections
+    # (it refuses them), so leastconn sent every redispatched retry back to it.
+    balance roundrobin
     option httpchk GET /readyz
     http-check expect status 200
-    default-server inter 500 fastinter 250 downinter 500 fall 2 rise 2 maxconn $INTAKE_THREADS
+    # A refused connection takes a replica out at once (observe layer4),
+    # without waiting for two failed checks; two passed checks bring it back.
+    default-server inter 500 fastinter 250 downinter 500 fall 2 rise 2 maxconn $INTAKE_THREADS observe layer4 error-limit 1 on-error mark-down
 EOF
         for ((i = 1; i <= n; i++)); do
             printf '    server r%d 127.0.0.1:%d check\n' "$i" "$(_intake_port "$i")"
