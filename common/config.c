@@ -72,6 +72,7 @@ static const struct key keys[] = {
     KINT("producer.http_max_per_ip", producer.http_max_per_ip, 0, 1000000, 512),
     KINT("producer.http_header_timeout_ms", producer.http_header_timeout_ms, 100, 600000, 10000),
     KINT("producer.http_body_timeout_ms", producer.http_body_timeout_ms, 100, 3600000, 30000),
+    KINT("producer.http_drain_ms", producer.http_drain_ms, 0, 600000, 2000),
     KINT("producer.max_request_bytes", producer.max_request_bytes, 1024, 67108864, 4194304),
     KINT("producer.max_batch_items", producer.max_batch_items, 1, 1000, 1000),
     KINT("producer.pack_max", producer.pack_max, 1, 1000, 100),

@@ -61,6 +61,10 @@ struct payq_config {
         int http_header_timeout_ms;
         /* producer.http_body_timeout_ms: then its body within this, 100..3600000, default 30000 */
         int http_body_timeout_ms;
+        /* producer.http_drain_ms: after SIGTERM, /readyz answers 503 and requests are still
+         * served this long (a load balancer's health check takes the replica out) before the
+         * listener closes, 0..600000, default 2000 */
+        int http_drain_ms;
         int max_request_bytes; /* producer.max_request_bytes: 1024..67108864, default 4194304 */
         int max_batch_items;   /* producer.max_batch_items: 1..1000, default 1000 */
         /* producer.pack_max: transfers per broker message, 1..1000 (PAYQ_PACK_MAX_ITEMS),

@@ -49,7 +49,9 @@ struct request {
 };
 
 static _Atomic long g_in_flight;
-static _Atomic bool g_stopping;
+/* Set at SIGTERM: /readyz fails and every response closes its connection,
+ * while requests are still served (drain_then_stop). */
+static _Atomic bool g_draining;
 
 static int64_t mono_ns(void)
 {
@@ -146,7 +148,11 @@ static void dispatch(struct payq_http_app *app, struct request *rq)
         payq_http_healthz(app, &rq->rep);
         break;
     case PAYQ_ROUTE_READYZ:
-        payq_http_readyz(app, &rq->rep);
+        if (atomic_load(&g_draining))
+            payq_http_reply_error(&rq->rep, 503, "not ready",
+                                  "draining: this server is stopping, send requests elsewhere");
+        else
+            payq_http_readyz(app, &rq->rep);
         break;
     case PAYQ_ROUTE_METRICS:
         payq_http_metrics_page(app, &rq->rep);
@@ -175,7 +181,7 @@ static enum MHD_Result respond(struct payq_http_app *app, struct MHD_Connection 
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, rep->allow);
     if (rep->www_authenticate)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"payq\"");
-    if (atomic_load(&g_stopping))
+    if (atomic_load(&g_draining))
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ret = MHD_queue_response(conn, (unsigned)rep->status, resp);
     MHD_destroy_response(resp);
@@ -384,10 +390,33 @@ static void reap(struct payq_http_app *app)
     logged = st;
 }
 
-/* Stops accepting, waits for the requests in flight, stops the daemon. */
+/* The drain window: /readyz answers 503 at once, but every request, new
+ * ones included, is still served for producer.http_drain_ms, so a load
+ * balancer takes this server out of rotation on its health check before
+ * the listener closes (a connection refused then is one it retries
+ * elsewhere, never a request lost). Responses carry Connection: close, so
+ * the balancer's kept-alive connections end after a reply, not at the
+ * stop. */
+static void drain(struct payq_http_app *app)
+{
+    atomic_store(&g_draining, true);
+    struct payq_log_rec r;
+    payq_log_begin(&r, PAYQ_LOG_INFO, "http_draining");
+    payq_log_int(&r, "drain_ms", app->cfg->producer.http_drain_ms);
+    payq_log_int(&r, "in_flight", atomic_load(&g_in_flight));
+    payq_log_end(&r);
+    int64_t until = mono_ns() + (int64_t)app->cfg->producer.http_drain_ms * 1000000;
+    while (mono_ns() < until) {
+        struct timespec ts = {0, 20 * 1000000L};
+        nanosleep(&ts, NULL);
+        reap(app);
+    }
+}
+
+/* Stops accepting, waits for the requests in flight (each answered once
+ * its pack is confirmed or failed), stops the daemon. */
 static void stop(struct MHD_Daemon *d)
 {
-    atomic_store(&g_stopping, true);
     MHD_socket fd = MHD_quiesce_daemon(d);
     if (fd != MHD_INVALID_SOCKET)
         close(fd);
@@ -430,6 +459,7 @@ int payq_http_serve(const struct payq_config *cfg, const char *listen)
             nanosleep(&ts, NULL);
             reap(&app);
         }
+        drain(&app);
         stop(d);
         payq_log(PAYQ_LOG_INFO, "http_stopped", "stopped after a signal");
         rc = 0;

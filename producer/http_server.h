@@ -4,9 +4,11 @@
  * are in, before any body is read: unknown path 404, wrong method 405,
  * missing or wrong bearer token 401, content type 415, a Content-Length
  * over producer.max_request_bytes 413 (a body without a length is counted
- * while it arrives and refused with 413 at its end). SIGTERM/SIGINT stop
- * accepting connections, let the requests in flight finish (up to
- * PAYQ_HTTP_DRAIN_S seconds), then exit 0. */
+ * while it arrives and refused with 413 at its end). SIGTERM/SIGINT first
+ * drain: /readyz answers 503 while requests are still served for
+ * producer.http_drain_ms (a load balancer takes the server out of rotation);
+ * then it stops accepting connections, lets the requests in flight finish
+ * (up to PAYQ_HTTP_DRAIN_S seconds), and exits 0. */
 #ifndef PAYQ_HTTP_SERVER_H
 #define PAYQ_HTTP_SERVER_H
 

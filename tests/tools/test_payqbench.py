@@ -9,10 +9,11 @@ import io
 import json
 import os
 import tempfile
+import time
 import unittest
 
-from payqbench import (cli, failover, latency, main, matrix, reconcile, reconday, report, runs,
-                       ui)
+from payqbench import (cli, failover, http, latency, main, matrix, reconcile, reconday, report,
+                       runs, ui)
 
 SRC = os.environ.get("PAYQ_SOURCE_DIR",
                      os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -306,6 +307,68 @@ class Figures(unittest.TestCase):
         self.assertEqual(runs.fdiv(1718, 1000, 3), 1.718)
         self.assertIsNone(runs.fdiv(1, 0))
         self.assertEqual(runs.funding_for(200000, 50), 2000001)
+
+
+class Http(unittest.TestCase):
+    """scripts/bench --http: its options, wrk's line, a cell's figures,
+    CPU accounting of process trees and the table."""
+
+    def test_options(self):
+        o = cli.parse(["--http"])
+        self.assertTrue(o.http)
+        h = http.parse(o)
+        self.assertEqual((h.seconds, h.conns, h.replicas, h.sizes),
+                         (20, [8, 64, 256], [1, 2], [1, 100]))
+        o = cli.parse(["--http", "--http-seconds=5", "--http-conns", "64",
+                       "--http-replicas", "2", "--http-sizes", "1"])
+        h = http.parse(o)
+        self.assertEqual((h.seconds, h.conns, h.replicas, h.sizes), (5, [64], [2], [1]))
+        for bad in (["--http-replicas", "9"], ["--http-conns", "0"], ["--http-sizes", "1,x"],
+                    ["--http-seconds", "5,6"]):
+            with self.assertRaises(ValueError):
+                http.parse(cli.parse(["--http"] + bad))
+        self.assertFalse(cli.parse([]).http)
+
+    def test_wrk_line_and_figures(self):
+        out = "Running 5s test\n  2 threads\n" + json.dumps({"wrk": {
+            "requests": 30000, "duration_us": 5000000, "non_2xx": 10, "socket_errors": 2,
+            "p50_us": 8123, "p99_us": 45000, "max_us": 120500}}) + "\n"
+        w = http.parse_wrk(out)
+        self.assertEqual(w["requests"], 30000)
+        self.assertIsNone(http.parse_wrk("no json here\n"))
+        f = http.cell_figures(w, 100, {"haproxy": 1.5})
+        self.assertEqual((f["requests_per_s"], f["transfers_per_s"]), (6000.0, 599800.0))
+        self.assertEqual((f["p50_ms"], f["p99_ms"], f["max_ms"]), (8.12, 45.0, 120.5))
+        self.assertEqual(f["cpu_s"], {"haproxy": 1.5})
+        argv = http.wrk_argv("http://127.0.0.1:17080", 256, 5, "x.lua")
+        self.assertEqual(argv[:7], ["wrk", "-t", "2", "-c", "256", "-d", "5s"])
+        self.assertEqual(argv[-1], "http://127.0.0.1:17080/v1/transfers")
+        self.assertEqual(http.wrk_argv("u", 1, 5, "x.lua")[2], "1")
+
+    def test_cpu_of_this_process_tree(self):
+        me = os.getpid()
+        a = http.sample({"me": me})
+        t = time.process_time() + 0.2
+        while time.process_time() < t:
+            pass
+        b = http.sample({"me": me, "gone": 2 ** 22 + 7})
+        cpu = http.cpu_seconds(a, b)
+        self.assertEqual(list(cpu), ["me"])
+        self.assertGreaterEqual(cpu["me"], 0.1)
+        self.assertIsNone(http.proc_ticks(2 ** 22 + 7))
+        self.assertIn(me, http.descendants(me))
+
+    def test_table(self):
+        cells = [{"replicas": 1, "size": 1, "connections": 64, "requests_per_s": 900.5,
+                  "transfers_per_s": 900.5, "p50_ms": 60, "p99_ms": 200, "max_ms": 300,
+                  "non_2xx": 0, "socket_errors": 0, "cpu_s": {"replica-1": 3.2, "haproxy": 0.4}}]
+        t = http.table(cells, {"1 transfer per message": {"e2e_tps": 4719},
+                               "packs of 100": None})
+        self.assertIn("| replicas | transfers/request | connections |", t)
+        self.assertIn("CPU s replica-1 | CPU s haproxy |", t)
+        self.assertIn("| 1 | 1 | 64 | 900.5 | 900.5 | 60 | 200 | 300 | 0 | 0 | 3.2 | 0.4 |", t)
+        self.assertIn("raw-broker ceiling, 1 transfer per message: 4719 transfers/s", t)
+        self.assertIn("raw-broker ceiling, packs of 100: failed\n", t)
 
 
 class Failover(unittest.TestCase):

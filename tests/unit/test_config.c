@@ -201,6 +201,7 @@ static void test_payq_yaml_documents_everything(void **state)
                                           "http_max_per_ip: 512",
                                           "http_header_timeout_ms: 10000",
                                           "http_body_timeout_ms: 30000",
+                                          "http_drain_ms: 2000",
                                           "api_tokens_sha256: []",
                                           "batch_max: 4000",
                                           "batch_wait_ms: 5",

@@ -23,6 +23,8 @@ the run's business date with payq-reconciler.
                 [--recon-sizes 100000,1000000] [--textbook-transfers N]
                 [--half-load-seconds S] [--seed S] [--keep-data]
                 [--brokers 1,3]
+  scripts/bench --http [--http-seconds S] [--http-conns 8,64,256]
+                [--http-replicas 1,2] [--http-sizes 1,100]
 
   --transfers N        per run (default 200000: about a minute per run here)
   --accounts A         regular accounts per run (default 10000); A/200 (at
@@ -49,6 +51,9 @@ the run's business date with payq-reconciler.
                        put back to the count it had (purge + up again).
                        Without it: the stack as it is, no `brokers` key
 
+  --http               the HTTP API through HAProxy with wrk instead (README,
+                       "Intake replicas behind HAProxy"; payqbench/http.py)
+
 Output in --out (default bench-out/<UTC timestamp>): results.json (one
 object per run), bench.png (throughput against workers; latency CDFs),
 table.txt (every figure), per-run files under runs/<tag>/, and the figure
@@ -64,8 +69,10 @@ VALUED = {
     "--skew": "skews", "--skews": "skews", "--out": "out", "--recon-sizes": "recon_sizes",
     "--textbook-transfers": "textbook_transfers", "--half-load-seconds": "half_load_seconds",
     "--seed": "seed", "--pack": "pack", "--brokers": "brokers",
+    "--http-seconds": "http_seconds", "--http-conns": "http_conns",
+    "--http-replicas": "http_replicas", "--http-sizes": "http_sizes",
 }
-FLAGS = {"--quick": "quick", "--keep-data": "keep"}
+FLAGS = {"--quick": "quick", "--keep-data": "keep", "--http": "http"}
 SKEWS = ("uniform", "zipf", "hot")
 
 
@@ -91,6 +98,8 @@ class Options:
         self.brokers = None
         self.quick = False
         self.keep = False
+        self.http = False  # and http_*: checked by payqbench.http
+        self.http_seconds = self.http_conns = self.http_replicas = self.http_sizes = None
 
 
 def _uint(text):

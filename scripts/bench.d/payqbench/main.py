@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 
-from . import cli, failover, matrix, reconcile, report
+from . import cli, failover, http, matrix, reconcile, report
 from .procs import Ports, Procs
 from .runs import Runner
 from .stack import QueryError, Stack, write_configs, yaml_value
@@ -276,6 +276,8 @@ def run_group(b, runner, specs, group_dims):
 def run(b):
     ui, opts = b.ui, b.opts
     prepare(b)
+    if opts.http:
+        return http.run(b, Runner(b))
     machine = machine_info()
     params = params_of(b)
     dims = dimensions(opts)
