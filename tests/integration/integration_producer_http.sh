@@ -175,6 +175,23 @@ kill -TERM "$DPID"
 wait "$DPID"
 check "second server: SIGTERM exits 0" 0 $?
 
+# ---- a live broker and a dead database: still ready, and a POST is taken
+# (a POST needs only the broker; a lost standby must not take replicas out)
+PORT3=$(free_port $((PORT + 2)))
+start_server nodb "$PORT3" \
+    PAYQ_PG_READ_CONNINFO="host=127.0.0.1 port=9 dbname=payq user=payq_reader connect_timeout=2"
+NPID=$!
+BG_PIDS+=("$NPID")
+wait_http "http://127.0.0.1:$PORT3/healthz" || fail "third server did not start"
+expect "dead database only: readyz" 200 GET "http://127.0.0.1:$PORT3/readyz"
+check "readyz reports the database" "ready ok unreachable" \
+    "$(jq -r '"\(.status) \(.broker) \(.database)"' "$TMP/body")"
+expect "dead database only: POST accepted" 202 POST "http://127.0.0.1:$PORT3/v1/transfers" \
+    -H "$AUTH" -H "$JSON" --data "$(tr1 "$P-nodb1")"
+kill -TERM "$NPID"
+wait "$NPID"
+check "third server: SIGTERM exits 0" 0 $?
+
 # ---- packing: servers with pack_max 40 and 1, each in a vhost of its own
 pack_server() { # NAME PACK_MAX: starts it and sets PK_BASE, PK_PID, PK_V
     PK_V=$V-$1
