@@ -12,7 +12,7 @@ import subprocess
 import time
 import urllib.request
 
-from . import latency, procs, reconcile
+from . import latency, ledger, procs, reconcile
 from .stack import QueryError
 
 HALF_WARMUP_MS = 3000
@@ -297,6 +297,11 @@ class Runner:
         run_dir = os.path.join(b.out, "runs", name if attempt == 1 else "%s-%d" % (name, attempt))
         pfx = "bench-%s-%sc%d" % (b.stamp, name[-1], attempt)
         os.makedirs(run_dir, exist_ok=True)
+        present = None
+        if "ledger_accounts" in spec.values:
+            present = ledger.ensure(b.stack, spec.values["ledger_accounts"], ui)
+            if present is None:
+                return None
         date = b.next_date()
         ui.log("broker ceiling (%s): %d transfers (uniform) in messages of %d, payq-producer -> "
                "quorum queue + stream -> payq-ackdrain, date %s" % (name, b.n, pack, date))
@@ -455,6 +460,8 @@ class Runner:
                          cpu, rss, mine, foreign, batches, mean_batch, mean_commit, half, rec,
                          run_start_iso)
         fig.update({k: v for k, v in spec.values.items() if k not in ("skew", "workers")})
+        if present is not None:
+            fig["ledger_accounts_present"] = present
         with open(os.path.join(run_dir, "run.json"), "w") as f:
             json.dump(fig, f, indent=2)
             f.write("\n")
