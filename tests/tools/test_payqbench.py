@@ -171,6 +171,11 @@ class LedgerAccounts(unittest.TestCase):
         self.assertEqual([d.name for d, _ in dims],
                          ["brokers", "ledger_accounts", "skew", "workers"])
 
+    def test_id_suffix_keeps_sizes_apart(self):
+        self.assertNotEqual(ledger.id_suffix(0), ledger.id_suffix(1000000))
+        self.assertRegex("bench-12011812160348-up1" + ledger.id_suffix(1000000),
+                         r"^[A-Za-z0-9._:-]{1,40}$")
+
     def test_fill_sql_continues_the_filler_ids_as_owner(self):
         sql = ledger.fill_sql(5, 1000000)
         self.assertIn("SET ROLE payq_owner", sql)
@@ -194,9 +199,15 @@ class LedgerAccounts(unittest.TestCase):
         st = FakeStack(300, 10)
         self.assertEqual(ledger.ensure(st, 1000, log), 1000)
         self.assertEqual(st.sql, [ledger.fill_sql(10, 700)])
-        st = FakeStack(5000, 0)
+        st = FakeStack(5000, 0)  # no filler to remove: other accounts stay
         self.assertEqual(ledger.ensure(st, 1000, log), 5000)
         self.assertEqual(st.sql, [])
+        st = FakeStack(1005000, 1000000)
+        st.q = lambda sql, timeout=None: (st.sql.append(sql), setattr(st, "present", 5000))
+        self.assertEqual(ledger.ensure(st, 0, log), 5000)
+        self.assertEqual(st.sql, [ledger.shrink_sql(1000000, 1000000)])
+        self.assertIn("substr(id, 14)::bigint > 0", st.sql[0])
+        self.assertIn("id LIKE 'bench-ledger:%'", st.sql[0])
 
     def test_results_carry_the_size_and_the_comparison(self):
         runs_ = []

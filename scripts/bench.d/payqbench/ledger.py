@@ -6,11 +6,12 @@ balances) are added until the table holds at least V accounts. They are
 inserted in one INSERT ... SELECT generate_series as payq_owner (not through
 the pipeline: a million accounts take seconds, not minutes), then ANALYZE.
 
-Accounts are never deleted (no role may), so the table only grows: the
-values run in ascending order, outermost after --brokers (a shape change
-purges the ledger, and each shape starts again from its smallest value).
-Accounts that earlier runs opened count towards V; the count actually
-present is recorded with each run as ledger_accounts_present. What the
+The runs' own accounts are never deleted, so the values run in ascending
+order, outermost after --brokers (a shape change purges the ledger, and each
+shape starts again from its smallest value); filler left above V by an
+earlier invocation is removed (filler only: no transfer names it). Accounts
+that earlier runs opened count towards V; the count actually present is
+recorded with each run as ledger_accounts_present. What the
 dimension proves: a batch's cost does not depend on the ledger's size
 (issue 16: the drain rate at 1,000,000 within 10% of the rate at 10,000);
 drain_ratio_vs_smallest_ledger in results.json is that comparison.
@@ -41,6 +42,13 @@ def parse_list(text):
     return sorted(set(out))
 
 
+def id_suffix(value):
+    """What a run's id prefix gets for its ledger size: the runs of every
+    size share one stack (no purge between them), so their ids, accounts
+    and batch ids must differ."""
+    return "-la%d" % value
+
+
 def add_dimension(dims, ledger_list):
     """dims (matrix order, brokers first when present, workers last) with
     LEDGER inserted right after brokers: every run of one ledger size
@@ -61,18 +69,38 @@ def fill_sql(have_filler, need):
             % (FILLER, have_filler + 1, have_filler + need))
 
 
+def shrink_sql(have_filler, drop):
+    """The statement removing the last `drop` of the `have_filler` filler
+    accounts. Only filler rows: no transfer ever names them (their balances
+    are zero), so the ledger's books are unchanged."""
+    return ("SET ROLE payq_owner; "
+            "DELETE FROM payq.accounts WHERE id LIKE '%s%%' "
+            "AND substr(id, %d)::bigint > %d; "
+            "RESET ROLE; ANALYZE payq.accounts"
+            % (FILLER, len(FILLER) + 1, have_filler - drop))
+
+
 def ensure(stack, target, ui):
-    """At least `target` accounts in payq.accounts before the run opens
-    its own. Returns the count present, or None (and an error) on failure."""
+    """As close to `target` accounts in payq.accounts as filler allows,
+    before the run opens its own: filler is added up to target, and filler
+    left by an earlier invocation above target is removed (other accounts
+    are never touched). Returns the count present, or None (and an error)
+    on failure."""
     try:
         present = int(stack.q1("SELECT count(*) FROM payq.accounts"))
+        have = int(stack.q1("SELECT count(*) FROM payq.accounts WHERE id LIKE '%s%%'"
+                            % FILLER))
         if present < target:
             need = target - present
-            have = int(stack.q1("SELECT count(*) FROM payq.accounts WHERE id LIKE '%s%%'"
-                                % FILLER))
             ui.log("  ledger: %d accounts present, adding %d filler accounts (%s*)"
                    % (present, need, FILLER))
             stack.q(fill_sql(have, need), timeout=1800)
+            present = int(stack.q1("SELECT count(*) FROM payq.accounts"))
+        elif present > target and have > 0:
+            drop = min(have, present - target)
+            ui.log("  ledger: %d accounts present, removing %d filler accounts (%s*)"
+                   % (present, drop, FILLER))
+            stack.q(shrink_sql(have, drop), timeout=1800)
             present = int(stack.q1("SELECT count(*) FROM payq.accounts"))
     except Exception as e:  # QueryError, or a count that is not a number
         ui.err("ledger: could not bring payq.accounts to %d accounts: %s" % (target, e))

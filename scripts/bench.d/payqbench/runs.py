@@ -297,11 +297,6 @@ class Runner:
         run_dir = os.path.join(b.out, "runs", name if attempt == 1 else "%s-%d" % (name, attempt))
         pfx = "bench-%s-%sc%d" % (b.stamp, name[-1], attempt)
         os.makedirs(run_dir, exist_ok=True)
-        present = None
-        if "ledger_accounts" in spec.values:
-            present = ledger.ensure(b.stack, spec.values["ledger_accounts"], ui)
-            if present is None:
-                return None
         date = b.next_date()
         ui.log("broker ceiling (%s): %d transfers (uniform) in messages of %d, payq-producer -> "
                "quorum queue + stream -> payq-ackdrain, date %s" % (name, b.n, pack, date))
@@ -391,6 +386,12 @@ class Runner:
         run_dir = os.path.join(b.out, "runs", tag)
         pfx = "bench-%s-%s%s%d" % (b.stamp, skew[0], kind[0], w)
         os.makedirs(run_dir, exist_ok=True)
+        present = None
+        if "ledger_accounts" in spec.values:  # one stack for every size: ids apart
+            pfx += ledger.id_suffix(spec.values["ledger_accounts"])
+            present = ledger.ensure(b.stack, spec.values["ledger_accounts"], ui)
+            if present is None:
+                return None
         date = b.next_date()
         batch = pfx + "-b"
         run_t0 = now_ms()
