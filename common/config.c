@@ -87,6 +87,7 @@ static const struct key keys[] = {
     KINT("worker.prefetch", worker.prefetch, 1, 65535, 4000),
     KINT("worker.solo_after_deliveries", worker.solo_after_deliveries, 1, 1000, 3),
     KINT("worker.reconnect_max_ms", worker.reconnect_max_ms, 100, 600000, 5000),
+    KINT("worker.account_cache_max", worker.account_cache_max, 0, 10000000, 200000),
     KSTR("worker.metrics_listen", worker.metrics_listen, "", false, check_listen_or_off),
     KINT("reconciler.lookback_hours", reconciler.lookback_hours, 0, 720, 24),
     KSTR("reconciler.spill_dir", reconciler.spill_dir, "/tmp", false, check_nonempty),

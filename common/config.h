@@ -92,6 +92,7 @@ struct payq_config {
         int prefetch;      /* worker.prefetch: 1..65535, default 2000; must be >= batch_max */
         int solo_after_deliveries; /* worker.solo_after_deliveries: 1..1000, default 3 */
         int reconnect_max_ms;      /* worker.reconnect_max_ms: 100..600000, default 5000 */
+        int account_cache_max;     /* worker.account_cache_max: 0..10000000, default 200000 */
         char metrics_listen[256];  /* worker.metrics_listen: HOST:PORT or "" (off), default "" */
     } worker;
     struct {

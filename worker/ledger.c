@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "acache.h"
 #include "alloc.h"
 #include "buf.h"
 #include "log.h"
@@ -33,6 +34,7 @@ struct payq_ledger {
     struct payq_buf col[NCOLS];
     struct payq_buf tmp;
     size_t nrows;
+    struct payq_acache cache; /* accounts' immutable fields across batches */
 };
 
 struct payq_ledger *payq_ledger_new(void)
@@ -45,10 +47,24 @@ void payq_ledger_free(struct payq_ledger *l)
     if (!l)
         return;
     payq_rules_free(&l->rules);
+    payq_acache_free(&l->cache);
     for (int i = 0; i < NCOLS; i++)
         payq_buf_free(&l->col[i]);
     payq_buf_free(&l->tmp);
     free(l);
+}
+
+void payq_ledger_cache_accounts(struct payq_ledger *l, size_t max)
+{
+    payq_acache_free(&l->cache);
+    payq_acache_init(&l->cache, max);
+}
+
+void payq_ledger_cache_stats(const struct payq_ledger *l, unsigned long long *hits,
+                             unsigned long long *misses)
+{
+    *hits = l->cache.hits;
+    *misses = l->cache.misses;
 }
 
 /* Runs a parameterised statement with text parameters and checks it. The
@@ -159,10 +175,11 @@ static enum payq_pg_fault for_accounts(struct payq_ledger *l, PGconn *conn, cons
     return PAYQ_PG_OK;
 }
 
-static bool any_account(const struct payq_rules_acct *a)
+/* Not known from the cache (step 2's read fills currency for every row it
+ * finds; an account the database lacks stays unknown). */
+static bool not_cached(const struct payq_rules_acct *a)
 {
-    (void)a;
-    return true;
+    return a->currency[0] == '\0';
 }
 
 static bool restricted(const struct payq_rules_acct *a)
@@ -185,6 +202,40 @@ static void take_balances(struct payq_rules_acct *a, PGresult *res, int r)
     a->credits = strtoll(PQgetvalue(res, r, 2), NULL, 10);
 }
 
+/* Step 2, from memory: accounts a committed batch already saw exist, with
+ * the currency and flags they will always have (acache.h). Their balances
+ * are left at zero: restricted ones are locked and read below anyway, and
+ * an unrestricted balance only foresees an overflow, which the bigint column
+ * still refuses (the batch then fails, is split, and each message, alone,
+ * reads its accounts from the database: n == 1 never uses the cache, so
+ * the transfer is rejected as overflow on its exact balance). */
+static void from_cache(struct payq_ledger *l, size_t n)
+{
+    if (n <= 1)
+        return;
+    for (size_t i = 0; i < l->rules.nacct; i++) {
+        struct payq_rules_acct *a = &l->rules.accts[i];
+        const struct payq_acache_entry *e = payq_acache_get(&l->cache, a->id);
+        if (!e)
+            continue;
+        a->in_db = true;
+        memcpy(a->currency, e->currency, sizeof a->currency);
+        a->flags = e->flags;
+        a->debits = a->credits = 0;
+    }
+}
+
+/* After a COMMIT the standby confirmed: every account the batch found or
+ * opened exists for good, with these fields. */
+static void remember_accounts(struct payq_ledger *l)
+{
+    for (size_t i = 0; i < l->rules.nacct; i++) {
+        const struct payq_rules_acct *a = &l->rules.accts[i];
+        if (a->in_db && a->currency[0])
+            payq_acache_put(&l->cache, a->id, a->currency, a->flags);
+    }
+}
+
 /* Step 2: reads every account the batch names, without locking: currency and
  * flags never change, and only restricted accounts (a balance rule) need
  * exact balances now. Those are locked, in id order, and read again. The
@@ -193,13 +244,14 @@ static void take_balances(struct payq_rules_acct *a, PGresult *res, int r)
  * whole batch. Overflow on an unrestricted account read here without a lock
  * is still refused: the bigint column raises, the batch is split and the
  * transfer, alone, is rejected on a fresh balance. */
-static enum payq_pg_fault read_accounts(struct payq_ledger *l, PGconn *conn)
+static enum payq_pg_fault read_accounts(struct payq_ledger *l, PGconn *conn, size_t n)
 {
+    from_cache(l, n);
     enum payq_pg_fault f =
         for_accounts(l, conn,
                      "SELECT id, currency, flags, debits_posted, credits_posted FROM payq.accounts "
                      "WHERE id = ANY($1::text[])",
-                     any_account, "read accounts", take_account);
+                     not_cached, "read accounts", take_account);
     if (f != PAYQ_PG_OK)
         return f;
     return for_accounts(l, conn,
@@ -489,7 +541,7 @@ enum payq_pg_fault payq_ledger_apply(struct payq_ledger *l, PGconn *conn,
         return f;
     if ((f = index_plans(conn)) != PAYQ_PG_OK ||
         (f = open_accounts(l, conn, msgs, n)) != PAYQ_PG_OK ||
-        (f = read_accounts(l, conn)) != PAYQ_PG_OK ||
+        (f = read_accounts(l, conn, n)) != PAYQ_PG_OK ||
         (f = read_existing(l, conn, msgs, n, &existing)) != PAYQ_PG_OK)
         goto fail;
     payq_rules_decide_batch(&l->rules, msgs, n); /* step 4 */
@@ -500,6 +552,8 @@ enum payq_pg_fault payq_ledger_apply(struct payq_ledger *l, PGconn *conn,
         goto fail;
     /* Step 6: the journal row and a COMMIT that waited for the standby. */
     f = payq_commit_batch(conn, watch, j, msgs, n);
+    if (f == PAYQ_PG_OK)
+        remember_accounts(l);
     PQclear(existing);
     return f;
 fail:

@@ -1,8 +1,10 @@
 /* ledger: applies a batch of decoded messages to PostgreSQL in one
  * transaction with a handful of set-based statements:
  *   1. open new accounts (INSERT ... ON CONFLICT DO NOTHING, sorted by id)
- *   2. read every account the batch touches; lock the restricted ones (those
- *      with a balance rule) in id order and read their balances again
+ *   2. read every account the batch touches that the worker's account cache
+ *      (acache.h: existence, currency and flags, which never change) does
+ *      not know; lock the restricted ones (those with a balance rule) in id
+ *      order and read their balances
  *   3. read which transfer ids already exist, with their fingerprints
  *   4. decide every outcome in memory, in delivery order, on running balances
  *      (rules.c: pure functions, unit-tested without a server)
@@ -31,6 +33,14 @@ struct payq_ledger;
 
 struct payq_ledger *payq_ledger_new(void);
 void payq_ledger_free(struct payq_ledger *l); /* safe on NULL */
+
+/* Remembers the immutable fields of up to max accounts across batches
+ * (acache.h), so that most batches read no account row; 0 (the state after
+ * payq_ledger_new) reads every account every batch. */
+void payq_ledger_cache_accounts(struct payq_ledger *l, size_t max);
+/* Accounts found in and missing from that cache so far. */
+void payq_ledger_cache_stats(const struct payq_ledger *l, unsigned long long *hits,
+                             unsigned long long *misses);
 
 /* Applies msgs[0..n) (pointers into a batch) in one transaction on conn and
  * sets each message's outcome. The transaction always ends with journal row

@@ -391,6 +391,7 @@ int main(int argc, char **argv)
     gethostname(host, sizeof host - 1);
     snprintf(w.id, sizeof w.id, "%s:%ld", host, (long)getpid());
     w.ledger = payq_ledger_new();
+    payq_ledger_cache_accounts(w.ledger, (size_t)w.cfg.worker.account_cache_max);
     /* The database first: a worker that cannot book takes no deliveries. */
     if (ensure_pg(&w) == PG_STOPPED) {
         rc = 0;
@@ -399,10 +400,15 @@ int main(int argc, char **argv)
     if (payq_consumer_open(&w.target, w.cfg.worker.prefetch, &w.consumer) != 0)
         goto out;
     payq_metrics_set_ready(w.m.reg, 1);
-    payq_log(PAYQ_LOG_INFO, "worker_started", "batch_max=%d batch_wait_ms=%d prefetch=%d",
-             w.cfg.worker.batch_max, w.cfg.worker.batch_wait_ms, w.cfg.worker.prefetch);
+    payq_log(PAYQ_LOG_INFO, "worker_started",
+             "batch_max=%d batch_wait_ms=%d prefetch=%d account_cache_max=%d",
+             w.cfg.worker.batch_max, w.cfg.worker.batch_wait_ms, w.cfg.worker.prefetch,
+             w.cfg.worker.account_cache_max);
     rc = run(&w);
-    payq_log(PAYQ_LOG_INFO, "worker_stopped", "graceful stop complete");
+    unsigned long long hits, misses;
+    payq_ledger_cache_stats(w.ledger, &hits, &misses);
+    payq_log(PAYQ_LOG_INFO, "worker_stopped",
+             "graceful stop complete; account cache %llu hits, %llu misses", hits, misses);
 out:
     payq_consumer_free(w.consumer);
     payq_outbox_free(w.dead_out);

@@ -12,8 +12,8 @@ import tempfile
 import time
 import unittest
 
-from payqbench import (cli, failover, http, latency, main, matrix, reconcile, reconday, report,
-                       runs, ui)
+from payqbench import (cli, failover, http, latency, ledger, main, matrix, reconcile, reconday,
+                       report, runs, ui)
 
 SRC = os.environ.get("PAYQ_SOURCE_DIR",
                      os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -143,6 +143,95 @@ class Matrix(unittest.TestCase):
         shapes = main.shapes(specs, opts.broker_list)
         self.assertEqual([(n, [s.tag() for s in g]) for n, g in shapes],
                          [(3, [s.tag() for s in specs[:6]]), (1, [s.tag() for s in specs[6:]])])
+
+
+
+class LedgerAccounts(unittest.TestCase):
+    def test_option_parses_ascending_once(self):
+        self.assertEqual(cli.parse([]).ledger_list, [])
+        self.assertEqual(cli.parse(["--ledger-accounts", "1000000,0,1000000"]).ledger_list,
+                         [0, 1000000])
+        self.assertEqual(cli.parse(["--ledger-accounts=0"]).ledger_list, [0])
+        for bad in ("", "-1", "1e6", "01", "x", "200000000"):
+            with self.assertRaises(cli.UsageError, msg=bad):
+                cli.parse(["--ledger-accounts", bad])
+
+    def test_dimension_after_brokers_before_skew(self):
+        dims = main.dimensions(cli.parse(["--ledger-accounts", "1000000,0", "--skew",
+                                          "uniform,hot", "--workers", "1,2"]))
+        self.assertEqual([d.name for d, _ in dims], ["ledger_accounts", "skew", "workers"])
+        specs = matrix.plan(dims, 10, 5)
+        # every run of the small ledger before any of the large one
+        self.assertEqual([s.tag() for s in specs], [
+            "la0-uniform-textbook", "la0-uniform-1w", "la0-uniform-2w",
+            "la0-hot-textbook", "la0-hot-1w", "la0-hot-2w",
+            "la1000000-uniform-textbook", "la1000000-uniform-1w", "la1000000-uniform-2w",
+            "la1000000-hot-textbook", "la1000000-hot-1w", "la1000000-hot-2w"])
+        self.assertEqual(specs[7].values, {"ledger_accounts": 1000000, "skew": "uniform",
+                                           "workers": 1})
+        dims = main.dimensions(cli.parse(["--ledger-accounts", "0,5", "--brokers", "1,3"]))
+        self.assertEqual([d.name for d, _ in dims],
+                         ["brokers", "ledger_accounts", "skew", "workers"])
+
+    def test_id_suffix_keeps_sizes_apart(self):
+        self.assertNotEqual(ledger.id_suffix(0), ledger.id_suffix(1000000))
+        self.assertRegex("bench-12011812160348-up1" + ledger.id_suffix(1000000),
+                         r"^[A-Za-z0-9._:-]{1,40}$")
+
+    def test_fill_sql_continues_the_filler_ids_as_owner(self):
+        sql = ledger.fill_sql(5, 1000000)
+        self.assertIn("SET ROLE payq_owner", sql)
+        self.assertIn("generate_series(6, 1000005)", sql)
+        self.assertIn("'bench-ledger:' || g", sql)
+        self.assertIn("ANALYZE payq.accounts", sql)
+
+    def test_ensure_adds_only_what_is_missing(self):
+        class FakeStack:
+            def __init__(self, present, filler):
+                self.present, self.filler, self.sql = present, filler, []
+
+            def q1(self, sql):
+                return str(self.filler if "LIKE" in sql else self.present)
+
+            def q(self, sql, timeout=None):
+                self.sql.append(sql)
+                self.present += 700
+
+        log = ui.Ui(io.StringIO())
+        st = FakeStack(300, 10)
+        self.assertEqual(ledger.ensure(st, 1000, log), 1000)
+        self.assertEqual(st.sql, [ledger.fill_sql(10, 700)])
+        st = FakeStack(5000, 0)  # no filler to remove: other accounts stay
+        self.assertEqual(ledger.ensure(st, 1000, log), 5000)
+        self.assertEqual(st.sql, [])
+        st = FakeStack(1005000, 1000000)
+        st.q = lambda sql, timeout=None: (st.sql.append(sql), setattr(st, "present", 5000))
+        self.assertEqual(ledger.ensure(st, 0, log), 5000)
+        self.assertEqual(st.sql, [ledger.shrink_sql(1000000, 1000000)])
+        self.assertIn("substr(id, 14)::bigint > 0", st.sql[0])
+        self.assertIn("id LIKE 'bench-ledger:%'", st.sql[0])
+
+    def test_results_carry_the_size_and_the_comparison(self):
+        runs_ = []
+        for la in (0, 1000000):
+            for w in (1, 2):
+                r = dict(run_fig("uniform", w, 1000), ledger_accounts=la,
+                         drain_tps=10000 * w - (1000 if la else 0))
+                runs_.append(r)
+        tb = {(la, "uniform"): dict(run_fig("uniform", 1, 20), kind="textbook")
+              for la in (0, 1000000)}
+        res = report.build_results(runs_, tb, None, None, MACHINE, PARAMS, "1",
+                                   dims=("ledger_accounts", "skew"))
+        res = ledger.add_comparisons(res)
+        self.assertEqual([(r["ledger_accounts"], r["workers"], r["drain_ratio_vs_smallest_ledger"])
+                          for r in res], [(0, 1, 1.0), (0, 2, 1.0), (1000000, 1, 0.9),
+                                          (1000000, 2, 0.95)])
+        self.assertEqual(res[3]["scaling_base_workers"], 1)  # per ledger size
+        self.assertEqual(res[2]["textbook_tps"], 20)
+        plain = ledger.add_comparisons([run_fig("uniform", 1, 1000)])
+        self.assertNotIn("drain_ratio_vs_smallest_ledger", plain[0])
+        text = report.table(report.jq_normal(res), extra_dims=("ledger_accounts",))
+        self.assertIn("uniform/1w/ledger_accounts=1000000", text)
 
 
 def run_fig(skew, workers, tps, taken=0):

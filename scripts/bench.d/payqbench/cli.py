@@ -3,6 +3,8 @@ the same options, defaults, messages and exit status 2 on a usage error)."""
 
 import re
 
+from . import ledger
+
 USAGE = """\
 scripts/bench: end-to-end benchmark of payq on the local stack, with full
 durability (publisher confirms, quorum queue payq.transfers, audit stream,
@@ -22,7 +24,7 @@ the run's business date with payq-reconciler.
                 [--skew uniform|zipf|hot[,...]] [--quick] [--out DIR]
                 [--recon-sizes 100000,1000000] [--textbook-transfers N]
                 [--half-load-seconds S] [--seed S] [--keep-data]
-                [--brokers 1,3]
+                [--brokers 1,3] [--ledger-accounts 0,1000000]
   scripts/bench --http [--http-seconds S] [--http-conns 8,64,256]
                 [--http-replicas 1,2] [--http-sizes 1,100]
 
@@ -50,6 +52,12 @@ the run's business date with payq-reconciler.
                        run gets the key `brokers`; at the end the stack is
                        put back to the count it had (purge + up again).
                        Without it: the stack as it is, no `brokers` key
+  --ledger-accounts LIST  accounts present in payq.accounts beyond those a
+                       run touches (e.g. 0,1000000), a dimension like
+                       --workers, run in ascending order: filler accounts
+                       are added (one INSERT, as payq_owner) before the runs
+                       of each value; each run gets the keys ledger_accounts,
+                       ledger_accounts_present, drain_ratio_vs_smallest_ledger
 
   --http               the HTTP API through HAProxy with wrk instead (README,
                        "Intake replicas behind HAProxy"; payqbench/http.py)
@@ -71,6 +79,7 @@ VALUED = {
     "--seed": "seed", "--pack": "pack", "--brokers": "brokers",
     "--http-seconds": "http_seconds", "--http-conns": "http_conns",
     "--http-replicas": "http_replicas", "--http-sizes": "http_sizes",
+    "--ledger-accounts": "ledger_accounts",
 }
 FLAGS = {"--quick": "quick", "--keep-data": "keep", "--http": "http"}
 SKEWS = ("uniform", "zipf", "hot")
@@ -96,6 +105,7 @@ class Options:
         self.seed = "1"
         self.pack = "100"
         self.brokers = None
+        self.ledger_accounts = None
         self.quick = False
         self.keep = False
         self.http = False  # and http_*: checked by payqbench.http
@@ -184,6 +194,10 @@ def _defaults(o):
                 raise UsageError("--brokers takes 1 and/or 3 (scripts/stack up --brokers), "
                                  "not '%s'" % n)
         o.broker_list = [int(n) for n in o.broker_list]
+    try:
+        o.ledger_list = ledger.parse_list(o.ledger_accounts)
+    except ValueError as e:
+        raise UsageError(str(e))
     return o
 
 

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 
-from . import cli, failover, http, matrix, reconcile, report
+from . import cli, failover, http, ledger, matrix, reconcile, report
 from .procs import Ports, Procs
 from .runs import Runner
 from .stack import QueryError, Stack, write_configs, yaml_value
@@ -196,6 +196,8 @@ def params_of(b):
             "id_stamp": b.stamp, "git_revision": git_rev(b.root), "build_dir": b.bin}
     if o.broker_list:
         p["brokers"] = matrix.dedup(o.broker_list)
+    if o.ledger_list:
+        p["ledger_accounts"] = o.ledger_list
     return p
 
 
@@ -205,7 +207,7 @@ def dimensions(opts):
     dims = [(matrix.SKEW, opts.skew_list), (matrix.WORKERS, opts.worker_list)]
     if opts.broker_list:
         dims.insert(0, (matrix.BROKERS, opts.broker_list))
-    return dims
+    return ledger.add_dimension(dims, opts.ledger_list)
 
 
 def shapes(specs, broker_list):
@@ -338,6 +340,7 @@ def run(b):
         results += report.build_results(g_runs, g_textbook, ceiling, ceiling1, machine, params,
                                         loadavg(), recon=recon if opts.recon_list else None,
                                         failover=fo, dims=group_dims)
+    results = ledger.add_comparisons(results)
     rpath = os.path.join(b.out, "results.json")
     try:
         report.write_json(rpath, results)
@@ -346,13 +349,14 @@ def run(b):
     if not results:
         ui.err("results.json holds no run")
 
-    # The chart draws one shape: the first asked for (the whole table has
-    # every shape).
+    # The chart draws one shape: the first asked for, at the smallest ledger
+    # size (the whole table has every shape and size).
     first = shape_results[0] if shape_results else ([], {}, None, None)
     si = group_dims.index("skew")
     tb_tps = {k[si]: v["e2e_tps"] for k, v in first[1].items()}
     charted = [r for r in results
-               if not opts.broker_list or r.get("brokers") == opts.broker_list[0]]
+               if (not opts.broker_list or r.get("brokers") == opts.broker_list[0])
+               and (not opts.ledger_list or r.get("ledger_accounts") == opts.ledger_list[0])]
     ok = report.chart(b.out, b.here, report.jq_normal(charted), skews, workers, tb_tps,
                       (first[2] or {}).get("e2e_tps"), (first[3] or {}).get("e2e_tps"), machine)
     png = os.path.join(b.out, "bench.png")
@@ -368,7 +372,8 @@ def run(b):
     if results:
         text = report.table(report.jq_normal(results),
                             report.jq_normal(recon) if opts.recon_list else None,
-                            extra_dims=("brokers",) if opts.broker_list else ())
+                            extra_dims=(("brokers",) if opts.broker_list else ())
+                            + (("ledger_accounts",) if opts.ledger_list else ()))
         with open(os.path.join(b.out, "table.txt"), "w") as f:
             f.write(text)
         ui.clear_line()

@@ -12,7 +12,7 @@ import subprocess
 import time
 import urllib.request
 
-from . import latency, procs, reconcile
+from . import latency, ledger, procs, reconcile
 from .stack import QueryError
 
 HALF_WARMUP_MS = 3000
@@ -386,6 +386,12 @@ class Runner:
         run_dir = os.path.join(b.out, "runs", tag)
         pfx = "bench-%s-%s%s%d" % (b.stamp, skew[0], kind[0], w)
         os.makedirs(run_dir, exist_ok=True)
+        present = None
+        if "ledger_accounts" in spec.values:  # one stack for every size: ids apart
+            pfx += ledger.id_suffix(spec.values["ledger_accounts"])
+            present = ledger.ensure(b.stack, spec.values["ledger_accounts"], ui)
+            if present is None:
+                return None
         date = b.next_date()
         batch = pfx + "-b"
         run_t0 = now_ms()
@@ -455,6 +461,8 @@ class Runner:
                          cpu, rss, mine, foreign, batches, mean_batch, mean_commit, half, rec,
                          run_start_iso)
         fig.update({k: v for k, v in spec.values.items() if k not in ("skew", "workers")})
+        if present is not None:
+            fig["ledger_accounts_present"] = present
         with open(os.path.join(run_dir, "run.json"), "w") as f:
             json.dump(fig, f, indent=2)
             f.write("\n")

@@ -1,0 +1,127 @@
+"""ledger: --ledger-accounts LIST, the size of the ledger as a run
+dimension. A value V is the number of accounts present in payq.accounts
+beyond those the run itself opens and touches: before the runs of that
+value, filler accounts (ids bench-ledger:N, EUR, unrestricted, zero
+balances) are added until the table holds at least V accounts. They are
+inserted in one INSERT ... SELECT generate_series as payq_owner (not through
+the pipeline: a million accounts take seconds, not minutes), then ANALYZE.
+
+The runs' own accounts are never deleted, so the values run in ascending
+order, outermost after --brokers (a shape change purges the ledger, and each
+shape starts again from its smallest value); filler left above V by an
+earlier invocation is removed (filler only: no transfer names it). Accounts
+that earlier runs opened count towards V; the count actually present is
+recorded with each run as ledger_accounts_present. What the
+dimension proves: a batch's cost does not depend on the ledger's size
+(issue 16: the drain rate at 1,000,000 within 10% of the rate at 10,000);
+drain_ratio_vs_smallest_ledger in results.json is that comparison.
+"""
+
+import re
+
+from . import matrix
+
+LEDGER = matrix.Dimension("ledger_accounts", lambda v: "la%d" % v)
+FILLER = "bench-ledger:"
+MAX = 100000000
+
+
+def parse_list(text):
+    """'0,1000000' -> [0, 1000000], ascending, each once. None -> []
+    (no such dimension). Raises ValueError with the usage message."""
+    if text is None:
+        return []
+    parts = [p for p in text.split(",") if p != ""]
+    if not parts:
+        raise ValueError("empty --ledger-accounts")
+    out = []
+    for p in parts:
+        if not re.fullmatch(r"0|[1-9][0-9]*", p) or int(p) > MAX:
+            raise ValueError("--ledger-accounts takes account counts 0..%d, not '%s'" % (MAX, p))
+        out.append(int(p))
+    return sorted(set(out))
+
+
+def id_suffix(value):
+    """What a run's id prefix gets for its ledger size: the runs of every
+    size share one stack (no purge between them), so their ids, accounts
+    and batch ids must differ."""
+    return "-la%d" % value
+
+
+def add_dimension(dims, ledger_list):
+    """dims (matrix order, brokers first when present, workers last) with
+    LEDGER inserted right after brokers: every run of one ledger size
+    before the next, larger one."""
+    if not ledger_list:
+        return dims
+    at = 1 if dims and dims[0][0] is matrix.BROKERS else 0
+    return dims[:at] + [(LEDGER, ledger_list)] + dims[at:]
+
+
+def fill_sql(have_filler, need):
+    """The statement adding `need` filler accounts after the `have_filler`
+    ones already there (ids continue the sequence)."""
+    return ("SET ROLE payq_owner; "
+            "INSERT INTO payq.accounts (id, currency) "
+            "SELECT '%s' || g, 'EUR' FROM generate_series(%d, %d) g; "
+            "RESET ROLE; ANALYZE payq.accounts"
+            % (FILLER, have_filler + 1, have_filler + need))
+
+
+def shrink_sql(have_filler, drop):
+    """The statement removing the last `drop` of the `have_filler` filler
+    accounts. Only filler rows: no transfer ever names them (their balances
+    are zero), so the ledger's books are unchanged."""
+    return ("SET ROLE payq_owner; "
+            "DELETE FROM payq.accounts WHERE id LIKE '%s%%' "
+            "AND substr(id, %d)::bigint > %d; "
+            "RESET ROLE; ANALYZE payq.accounts"
+            % (FILLER, len(FILLER) + 1, have_filler - drop))
+
+
+def ensure(stack, target, ui):
+    """As close to `target` accounts in payq.accounts as filler allows,
+    before the run opens its own: filler is added up to target, and filler
+    left by an earlier invocation above target is removed (other accounts
+    are never touched). Returns the count present, or None (and an error)
+    on failure."""
+    try:
+        present = int(stack.q1("SELECT count(*) FROM payq.accounts"))
+        have = int(stack.q1("SELECT count(*) FROM payq.accounts WHERE id LIKE '%s%%'"
+                            % FILLER))
+        if present < target:
+            need = target - present
+            ui.log("  ledger: %d accounts present, adding %d filler accounts (%s*)"
+                   % (present, need, FILLER))
+            stack.q(fill_sql(have, need), timeout=1800)
+            present = int(stack.q1("SELECT count(*) FROM payq.accounts"))
+        elif present > target and have > 0:
+            drop = min(have, present - target)
+            ui.log("  ledger: %d accounts present, removing %d filler accounts (%s*)"
+                   % (present, drop, FILLER))
+            stack.q(shrink_sql(have, drop), timeout=1800)
+            present = int(stack.q1("SELECT count(*) FROM payq.accounts"))
+    except Exception as e:  # QueryError, or a count that is not a number
+        ui.err("ledger: could not bring payq.accounts to %d accounts: %s" % (target, e))
+        return None
+    return present
+
+
+def add_comparisons(results):
+    """Each run object with a ledger_accounts key gets
+    drain_ratio_vs_smallest_ledger: its drain rate over that of the run
+    agreeing on every other dimension (skew, workers, brokers) with the
+    smallest ledger_accounts. Objects without the key are left as they are."""
+    def others(r):
+        return (r.get("skew"), r.get("workers"), r.get("brokers"))
+
+    for r in results:
+        if "ledger_accounts" not in r:
+            continue
+        same = [x for x in results if "ledger_accounts" in x and others(x) == others(r)]
+        base = min(same, key=lambda x: x["ledger_accounts"])
+        a, b = r.get("drain_tps"), base.get("drain_tps")
+        r["drain_ratio_vs_smallest_ledger"] = (round(a / b, 2) if a is not None and b
+                                               else None)
+    return results
