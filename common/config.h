@@ -86,6 +86,8 @@ struct payq_config {
         int solo_after_deliveries; /* worker.solo_after_deliveries: 1..1000, default 3 */
         int reconnect_max_ms;      /* worker.reconnect_max_ms: 100..600000, default 5000 */
         char metrics_listen[256];  /* worker.metrics_listen: HOST:PORT or "" (off), default "" */
+        bool result_events;        /* worker.result_events: outcome events, default true */
+        int result_pack_max;       /* worker.result_pack_max: events per message, 1..1000, 100 */
     } worker;
     struct {
         int lookback_hours;                  /* reconciler.lookback_hours: 0..720, default 24 */
