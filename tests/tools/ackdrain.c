@@ -8,8 +8,10 @@
  * Prints "drained N in S s" on stdout. PAYQ_AMQP_URL names the broker.
  * --bind consumes instead an exclusive server-named queue bound to EXCHANGE
  * with key "#" (a consumer of payq.results); --dump writes each message as
- * "ROUTING_KEY <TAB> MESSAGE_ID <TAB> LINE" to FILE, one record per line of
- * its body, and writes "ready" to stderr once the queue is bound. */
+ * "ROUTING_KEY <TAB> MESSAGE_ID <TAB> SEQ <TAB> LINE" to FILE, one record per
+ * line of its body (SEQ numbers the messages from 1, so a reader can put a
+ * pack's lines back together), and writes "ready" to stderr once the queue
+ * is bound. */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,7 +36,7 @@ static int bind_queue(amqp_connection_state_t c, const char *exchange, char *nam
 }
 
 /* One record per line of the body (an event pack is JSON Lines). */
-static void dump_message(FILE *out, const amqp_envelope_t *e)
+static void dump_message(FILE *out, const amqp_envelope_t *e, long seq)
 {
     const amqp_basic_properties_t *p = &e->message.properties;
     bool has_id = p->_flags & AMQP_BASIC_MESSAGE_ID_FLAG;
@@ -42,9 +44,9 @@ static void dump_message(FILE *out, const amqp_envelope_t *e)
     while (b < end) {
         const char *nl = memchr(b, '\n', (size_t)(end - b));
         const char *stop = nl ? nl : end;
-        fprintf(out, "%.*s\t%.*s\t%.*s\n", (int)e->routing_key.len,
+        fprintf(out, "%.*s\t%.*s\t%ld\t%.*s\n", (int)e->routing_key.len,
                 (const char *)e->routing_key.bytes, has_id ? (int)p->message_id.len : 0,
-                has_id ? (const char *)p->message_id.bytes : "", (int)(stop - b), b);
+                has_id ? (const char *)p->message_id.bytes : "", seq, (int)(stop - b), b);
         b = stop + 1;
     }
 }
@@ -103,7 +105,7 @@ int main(int argc, char **argv)
                 start = payq_clock_mono_ms();
             last_tag = e.delivery_tag;
             if (out)
-                dump_message(out, &e);
+                dump_message(out, &e, n + 1);
             amqp_destroy_envelope(&e);
             n++;
             last = payq_clock_mono_ms();
