@@ -3,6 +3,8 @@ the same options, defaults, messages and exit status 2 on a usage error)."""
 
 import re
 
+from . import events
+
 USAGE = """\
 scripts/bench: end-to-end benchmark of payq on the local stack, with full
 durability (publisher confirms, quorum queue payq.transfers, audit stream,
@@ -22,7 +24,7 @@ the run's business date with payq-reconciler.
                 [--skew uniform|zipf|hot[,...]] [--quick] [--out DIR]
                 [--recon-sizes 100000,1000000] [--textbook-transfers N]
                 [--half-load-seconds S] [--seed S] [--keep-data]
-                [--brokers 1,3]
+                [--brokers 1,3] [--result-events on,off]
 
   --transfers N        per run (default 200000: about a minute per run here)
   --accounts A         regular accounts per run (default 10000); A/200 (at
@@ -48,6 +50,7 @@ the run's business date with payq-reconciler.
                        run gets the key `brokers`; at the end the stack is
                        put back to the count it had (purge + up again).
                        Without it: the stack as it is, no `brokers` key
+""" + events.USAGE + """
 
 Output in --out (default bench-out/<UTC timestamp>): results.json (one
 object per run), bench.png (throughput against workers; latency CDFs),
@@ -64,6 +67,7 @@ VALUED = {
     "--skew": "skews", "--skews": "skews", "--out": "out", "--recon-sizes": "recon_sizes",
     "--textbook-transfers": "textbook_transfers", "--half-load-seconds": "half_load_seconds",
     "--seed": "seed", "--pack": "pack", "--brokers": "brokers",
+    events.OPTION: "result_events",
 }
 FLAGS = {"--quick": "quick", "--keep-data": "keep"}
 SKEWS = ("uniform", "zipf", "hot")
@@ -89,6 +93,7 @@ class Options:
         self.seed = "1"
         self.pack = "100"
         self.brokers = None
+        self.result_events = None
         self.quick = False
         self.keep = False
 
@@ -175,6 +180,12 @@ def _defaults(o):
                 raise UsageError("--brokers takes 1 and/or 3 (scripts/stack up --brokers), "
                                  "not '%s'" % n)
         o.broker_list = [int(n) for n in o.broker_list]
+    o.events_list = []
+    if o.result_events is not None:
+        try:
+            o.events_list = events.parse(o.result_events)
+        except ValueError as e:
+            raise UsageError(str(e))
     return o
 
 

@@ -12,7 +12,7 @@ import subprocess
 import time
 import urllib.request
 
-from . import latency, procs, reconcile
+from . import events, latency, procs, reconcile
 from .stack import QueryError
 
 HALF_WARMUP_MS = 3000
@@ -382,7 +382,7 @@ class Runner:
         b, ui = self.b, self.b.ui
         kind, skew, w, n = spec.kind, spec.skew, spec.workers, spec.n
         tag = spec.tag()
-        cfg = b.cfg_textbook if kind == "textbook" else b.cfg
+        cfg = events.config_for(b.cfg_textbook if kind == "textbook" else b.cfg, spec)
         run_dir = os.path.join(b.out, "runs", tag)
         pfx = "bench-%s-%s%s%d" % (b.stamp, skew[0], kind[0], w)
         os.makedirs(run_dir, exist_ok=True)
