@@ -11,7 +11,7 @@
  * outbox per thread: it is not thread-safe. Messages are persistent and
  * mandatory (common/publisher), to one exchange per outbox. The producer
  * publishes through it, the worker its dead letters, the reconciler its
- * audit marker. */
+ * audit marker; the worker also its outcome events. */
 #ifndef PAYQ_OUTBOX_H
 #define PAYQ_OUTBOX_H
 
