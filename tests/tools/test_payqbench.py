@@ -357,9 +357,11 @@ class ResultEvents(unittest.TestCase):
                 f.write(base)
             plain = matrix.RunSpec("payq", {"skew": "uniform", "workers": 1}, 1)
             self.assertEqual(events.config_for(cfg, plain), cfg)
+            self.assertEqual(events.id_part(plain), "")
             spec = matrix.RunSpec("payq", {"result_events": "off", "skew": "uniform",
                                            "workers": 1}, 1)
             path = events.config_for(cfg, spec)
+            self.assertEqual(events.id_part(spec), "-evoff")
             self.assertEqual(path, os.path.join(d, "payq-events-off.yaml"))
             with open(path) as f:
                 self.assertEqual(f.read(), off)

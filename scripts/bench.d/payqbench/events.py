@@ -39,6 +39,14 @@ def parse(text):
     return matrix.dedup(values)
 
 
+def id_part(spec):
+    """What a run's id prefix adds for the dimension ('' without it): runs
+    that differ only in result_events share a stack and must not share
+    account and transfer ids."""
+    value = spec.values.get(DIMENSION.name)
+    return "" if value is None else "-ev" + value
+
+
 def config_text(text, value):
     """A worker config's text with worker.result_events set for value."""
     out, n = set_yaml_key(text, "result_events", "true" if value == "on" else "false")

@@ -384,7 +384,7 @@ class Runner:
         tag = spec.tag()
         cfg = events.config_for(b.cfg_textbook if kind == "textbook" else b.cfg, spec)
         run_dir = os.path.join(b.out, "runs", tag)
-        pfx = "bench-%s-%s%s%d" % (b.stamp, skew[0], kind[0], w)
+        pfx = "bench-%s-%s%s%d%s" % (b.stamp, skew[0], kind[0], w, events.id_part(spec))
         os.makedirs(run_dir, exist_ok=True)
         date = b.next_date()
         batch = pfx + "-b"
