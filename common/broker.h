@@ -17,6 +17,7 @@
 
 #define PAYQ_EXCHANGE_INGRESS "payq.ingress"
 #define PAYQ_EXCHANGE_DLX "payq.dlx"
+#define PAYQ_EXCHANGE_RESULTS "payq.results"
 #define PAYQ_QUEUE_TRANSFERS "payq.transfers"
 #define PAYQ_QUEUE_DEAD "payq.dead"
 #define PAYQ_STREAM_AUDIT "payq.audit"

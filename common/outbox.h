@@ -10,8 +10,8 @@
  * large packs (producer/packer.h) could otherwise hold gigabytes. One
  * outbox per thread: it is not thread-safe. Messages are persistent and
  * mandatory (common/publisher), to one exchange per outbox. The producer
- * publishes through it, the worker its dead letters, the reconciler its
- * audit marker. */
+ * publishes through it, the worker its dead letters and outcome events,
+ * the reconciler its audit marker. */
 #ifndef PAYQ_OUTBOX_H
 #define PAYQ_OUTBOX_H
 

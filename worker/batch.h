@@ -53,6 +53,10 @@ struct payq_wmsg {
     char business_date[11]; /* effective date of a transfer */
     enum wmsg_outcome outcome;
     const char *reason; /* static string for rejections and conflicts */
+    /* Posted: credits_posted - debits_posted of each account just after
+     * this transfer (balances.h), stored in its ledger row for the outcome
+     * event. */
+    int64_t debit_balance, credit_balance;
 };
 
 struct payq_wbatch {

@@ -7,6 +7,7 @@
 
 #include "acache.h"
 #include "alloc.h"
+#include "balances.h"
 #include "buf.h"
 #include "log.h"
 #include "pgarray.h"
@@ -26,6 +27,8 @@ enum {
     COL_REASON,
     COL_HASH,
     COL_TS,
+    COL_DBAL,
+    COL_CBAL,
     NCOLS
 };
 
@@ -239,7 +242,7 @@ static void remember_accounts(struct payq_ledger *l)
 /* Step 2: reads every account the batch names, without locking: currency and
  * flags never change, and only restricted accounts (a balance rule) need
  * exact balances now. Those are locked, in id order, and read again. The
- * others are locked only by step 5b's UPDATE, so a second worker touching the same
+ * others are locked only by step 5a's UPDATE, so a second worker touching the same
  * accounts waits for the end of this batch's balance update, not for the
  * whole batch. Overflow on an unrestricted account read here without a lock
  * is still refused: the bigint column raises, the batch is split and the
@@ -262,7 +265,7 @@ static enum payq_pg_fault read_accounts(struct payq_ledger *l, PGconn *conn, siz
 
 /* Index plans for every statement of the batch, whatever the size of the
  * tables: an account read, lock or update costs an index probe, not a share
- * of a sequential scan or of a hash built over every account. Step 5b's lock
+ * of a sequential scan or of a hash built over every account. Step 5a's lock
  * order depends on it too (see update_balances). Transaction-local, so a
  * retried batch sets it again. */
 static enum payq_pg_fault index_plans(PGconn *conn)
@@ -313,6 +316,15 @@ static enum payq_pg_fault read_existing(struct payq_ledger *l, PGconn *conn,
     return PAYQ_PG_OK;
 }
 
+/* A bigint array element, NULL unless present. */
+static void pgarr_int_or_null(struct payq_buf *b, bool present, int64_t v)
+{
+    if (present)
+        payq_pgarr_int(b, v);
+    else
+        payq_pgarr_str(b, NULL);
+}
+
 static void add_row(struct payq_ledger *l, const struct payq_wmsg *m)
 {
     const struct payq_transfer *t = &m->u.transfer;
@@ -331,12 +343,17 @@ static void add_row(struct payq_ledger *l, const struct payq_wmsg *m)
     payq_pgarr_str(&l->col[COL_REASON], m->outcome == WOUT_POSTED ? NULL : m->reason);
     payq_pgarr_str(&l->col[COL_HASH], hex);
     payq_pgarr_int(&l->col[COL_TS], m->published_ms);
+    bool posted = m->outcome == WOUT_POSTED; /* rejected rows: NULL balances */
+    pgarr_int_or_null(&l->col[COL_DBAL], posted, m->debit_balance);
+    pgarr_int_or_null(&l->col[COL_CBAL], posted, m->credit_balance);
     l->nrows++;
 }
 
-/* Step 5a: the ledger rows. If another worker inserted one of these ids
- * since step 3 (a redelivery racing its original), the counts differ and
- * the batch is retried, when step 3 will see it. */
+/* Step 5c: the ledger rows, posted ones with the balances step 5b derived.
+ * If another worker inserted one of these ids since step 3 (a redelivery
+ * racing its original), the counts differ and the batch is retried, when
+ * step 3 will see it. No row lock is taken here (payq.transfers has no
+ * foreign keys), so coming after step 5a changes no lock order. */
 static enum payq_pg_fault insert_transfers(struct payq_ledger *l, PGconn *conn,
                                            struct payq_wmsg **msgs, size_t n)
 {
@@ -358,14 +375,15 @@ static enum payq_pg_fault insert_transfers(struct payq_ledger *l, PGconn *conn,
         conn,
         "INSERT INTO payq.transfers (id, batch_id, debit_account, credit_account, amount, "
         "currency, business_date, reference, metadata, status, reason, payload_sha256, "
-        "published_at) "
+        "published_at, debit_balance, credit_balance) "
         "SELECT id, batch_id, debit, credit, amount, currency, bdate::date, reference, "
         "meta::jsonb, status, reason, decode(hash, 'hex'), "
-        "'epoch'::timestamptz + ts * interval '1 millisecond' "
+        "'epoch'::timestamptz + ts * interval '1 millisecond', dbal, cbal "
         "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], "
-        "$7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[]) "
+        "$7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[], "
+        "$14::bigint[], $15::bigint[]) "
         "AS v(id, batch_id, debit, credit, amount, currency, bdate, reference, meta, status, "
-        "reason, hash, ts) ON CONFLICT (id) DO NOTHING",
+        "reason, hash, ts, dbal, cbal) ON CONFLICT (id) DO NOTHING",
         NCOLS, p, PGRES_COMMAND_OK, "insert transfers", &res);
     if (f != PAYQ_PG_OK)
         return f;
@@ -379,8 +397,10 @@ static enum payq_pg_fault insert_transfers(struct payq_ledger *l, PGconn *conn,
     return PAYQ_PG_OK;
 }
 
-/* Step 5b: balances move by the batch's aggregated deltas, in one statement
- * that is also the lock pass: each row is written once. Rows are updated,
+/* Step 5a: balances move by the batch's aggregated deltas, in one statement
+ * that is also the lock pass: each row is written once. It returns the new
+ * balances, exact under the row locks held until COMMIT, into the rules'
+ * accounts (for step 5b, balances.h). Rows are updated,
  * and so locked, in id order, so two workers never wait on each other in a
  * cycle. The order comes from the plan: with sequential and bitmap scans,
  * hash and merge joins disabled (index_plans), the only plans left are
@@ -418,10 +438,16 @@ static enum payq_pg_fault update_balances(struct payq_ledger *l, PGconn *conn)
                 "UPDATE payq.accounts a SET debits_posted = a.debits_posted + v.d, "
                 "credits_posted = a.credits_posted + v.c "
                 "FROM (SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[]) "
-                "AS u(id, d, c) ORDER BY id COLLATE \"C\") AS v WHERE a.id = v.id",
-                3, p, PGRES_COMMAND_OK, "update balances", &res);
+                "AS u(id, d, c) ORDER BY id COLLATE \"C\") AS v WHERE a.id = v.id "
+                "RETURNING a.id, a.debits_posted, a.credits_posted",
+                3, p, PGRES_TUPLES_OK, "update balances", &res);
         if (f == PAYQ_PG_OK) {
-            if (strtoul(PQcmdTuples(res), NULL, 10) != nupd) {
+            for (int r = 0; r < PQntuples(res); r++) {
+                struct payq_rules_acct *a = payq_rules_acct(&l->rules, PQgetvalue(res, r, 0));
+                if (a)
+                    take_balances(a, res, r);
+            }
+            if ((size_t)PQntuples(res) != nupd) {
                 payq_log(PAYQ_LOG_ERROR, "balance_update_mismatch",
                          "expected %zu account rows to change", nupd);
                 f = PAYQ_PG_FATAL;
@@ -435,7 +461,7 @@ static enum payq_pg_fault update_balances(struct payq_ledger *l, PGconn *conn)
     return f;
 }
 
-/* Step 5c: id conflicts (transfers) and re-opened accounts with other fields. */
+/* Step 5d: id conflicts (transfers) and re-opened accounts with other fields. */
 static enum payq_pg_fault insert_conflicts(struct payq_ledger *l, PGconn *conn,
                                            struct payq_wmsg **msgs, size_t n)
 {
@@ -487,7 +513,7 @@ static enum payq_pg_fault insert_conflicts(struct payq_ledger *l, PGconn *conn,
     return f;
 }
 
-/* Step 5d: undecodable messages, so reconciliation can account for them. */
+/* Step 5e: undecodable messages, so reconciliation can account for them. */
 static enum payq_pg_fault insert_dead(struct payq_ledger *l, PGconn *conn, struct payq_wmsg **msgs,
                                       size_t n)
 {
@@ -545,8 +571,10 @@ enum payq_pg_fault payq_ledger_apply(struct payq_ledger *l, PGconn *conn,
         (f = read_existing(l, conn, msgs, n, &existing)) != PAYQ_PG_OK)
         goto fail;
     payq_rules_decide_batch(&l->rules, msgs, n); /* step 4 */
+    if ((f = update_balances(l, conn)) != PAYQ_PG_OK)
+        goto fail;
+    payq_balances_after(&l->rules, msgs, n); /* step 5b */
     if ((f = insert_transfers(l, conn, msgs, n)) != PAYQ_PG_OK ||
-        (f = update_balances(l, conn)) != PAYQ_PG_OK ||
         (f = insert_conflicts(l, conn, msgs, n)) != PAYQ_PG_OK ||
         (f = insert_dead(l, conn, msgs, n)) != PAYQ_PG_OK)
         goto fail;

@@ -8,15 +8,18 @@
  *   3. read which transfer ids already exist, with their fingerprints
  *   4. decide every outcome in memory, in delivery order, on running balances
  *      (rules.c: pure functions, unit-tested without a server)
- *   5. insert ledger rows; move balances by aggregated deltas in one UPDATE
- *      that also locks the other accounts, in id order (no deadlocks; index
- *      plans only, whatever the table size); record conflicts and dead
- *      letters
+ *   5. move balances by aggregated deltas in one UPDATE that also locks the
+ *      other accounts, in id order (no deadlocks; index plans only, whatever
+ *      the table size), returning the new balances; derive from them each
+ *      posted transfer's balances after it (balances.h); insert ledger rows
+ *      (which take no row locks); record conflicts and dead letters
  *   6. insert the batch's journal row (payq.batches) and COMMIT, which must
  *      have waited for the synchronous standby (commit.h).
  * One row lock per account per batch, not per transfer: a hot merchant
  * account costs one lock per thousand transfers, held only from step 5's
- * balance update to COMMIT, so a second worker overlaps the rest.
+ * balance update to COMMIT, so a second worker overlaps steps 1-4 (the rows
+ * are inserted under the locks: the balances they record are exact only
+ * there).
  * Because every effect is keyed by transfer id, a retried batch (after a
  * lost connection, an unknown COMMIT outcome, a failover or a redelivery) has
  * no further effect. */

@@ -20,6 +20,7 @@
 #include "commit.h"
 #include "config.h"
 #include "consumer.h"
+#include "events.h"
 #include "ledger.h"
 #include "log.h"
 #include "outbox.h"
@@ -36,7 +37,8 @@ struct worker {
     struct payq_config cfg;
     struct payq_amqp_target target;
     struct payq_consumer *consumer;
-    struct payq_outbox *dead_out; /* to payq.dlx; NULL until the first dead letter */
+    struct payq_outbox *dead_out;   /* to payq.dlx; NULL until the first dead letter */
+    struct payq_outbox *result_out; /* to payq.results; NULL until the first event */
     PGconn *pg;
     struct payq_commit_watch watch; /* notices of pg (commit.h) */
     char id[96];                    /* host:pid, in the batch journal */
@@ -219,6 +221,39 @@ static int publish_dead(struct worker *w)
     return rc;
 }
 
+/* Outcome events: the queue is the outbox. The batch's events are
+ * published, confirmed, after its COMMIT (which the synchronous standby
+ * holds) and before its ack. A worker killed in between leaves the batch
+ * unacked: it comes back, its ids are booked, and whoever takes it re-emits
+ * the events from the stored rows, byte for byte (events.c builds them from
+ * the rows, never from this process's memory or clock). An event is
+ * therefore published at least once for every committed outcome, and never
+ * for one that might roll back. On failure: no ack (-1). */
+static int publish_results(struct worker *w)
+{
+    if (!w->result_out) {
+        struct payq_outbox_opts oo = {.target = &w->target,
+                                      .exchange = PAYQ_EXCHANGE_RESULTS,
+                                      .window = 1000,
+                                      .retry_ms = DEAD_RETRY_MS,
+                                      .stall_ms = DEAD_STALL_MS};
+        w->result_out = payq_outbox_new(&oo);
+    }
+    if (!w->pg)
+        return -1; /* lost after COMMIT: the batch comes back and re-emits */
+    size_t published = 0;
+    enum payq_pg_fault f = payq_events_publish(w->pg, w->result_out, w->cfg.worker.result_pack_max,
+                                               w->batch.msgs, w->batch.n, &published);
+    if (f == PAYQ_PG_RECONNECT) {
+        PQfinish(w->pg);
+        w->pg = NULL;
+    }
+    if (f != PAYQ_PG_OK)
+        return -1;
+    payq_counter_add(w->m.result_events, published);
+    return 0;
+}
+
 static void ensure_ptr_cap(struct worker *w, size_t n)
 {
     if (n <= w->ptr_cap)
@@ -276,6 +311,8 @@ static int process_batch(struct worker *w)
     for (size_t i = 0; i < b->n; i++)
         any_dead |= b->msgs[i].outcome == WOUT_DEAD;
     if (any_dead && publish_dead(w) != 0)
+        return -1;
+    if (w->cfg.worker.result_events && publish_results(w) != 0)
         return -1;
     if (payq_consumer_ack_upto(w->consumer, b->msgs[b->n - 1].delivery_tag) != 0)
         return -1;
@@ -412,6 +449,7 @@ int main(int argc, char **argv)
 out:
     payq_consumer_free(w.consumer);
     payq_outbox_free(w.dead_out);
+    payq_outbox_free(w.result_out);
     PQfinish(w.pg);
     payq_ledger_free(w.ledger);
     payq_wbatch_free(&w.batch);

@@ -44,6 +44,8 @@ void payq_wmetrics_init(struct payq_wmetrics *m)
         payq_metrics_counter(m->reg, "payq_worker_reconnects_total", "target=\"pg\"", "Reconnects");
     m->retries = payq_metrics_counter(m->reg, "payq_worker_batch_retries_total", "",
                                       "Batches rolled back and retried");
+    m->result_events = payq_metrics_counter(m->reg, "payq_worker_result_events_total", "",
+                                            "Outcome events confirmed by payq.results");
     m->batch_size = payq_metrics_histogram(m->reg, "payq_worker_batch_size", "Messages per batch",
                                            size_bounds, sizeof size_bounds / sizeof *size_bounds);
     m->commit_ms = payq_metrics_histogram(m->reg, "payq_worker_commit_ms",

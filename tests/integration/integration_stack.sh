@@ -74,8 +74,11 @@ check "payq.audit is a stream" '"stream"' "$(qj payq.audit .type)"
 check "exchange payq.ingress is a durable topic" '["topic",true]' \
     "$(api exchanges/payq/payq.ingress | jq -c '[.type, .durable]' 2>/dev/null)"
 check "exchange payq.dlx is a fanout" '"fanout"' "$(api exchanges/payq/payq.dlx | jq -c .type 2>/dev/null)"
+check "exchange payq.results is a durable topic" '["topic",true]' \
+    "$(api exchanges/payq/payq.results | jq -c '[.type, .durable]' 2>/dev/null)"
+check "payq.results.all is a quorum queue" '"quorum"' "$(qj payq.results.all .type)"
 bindings=$(api bindings/payq | jq -c '[.[] | select(.source != "") | "\(.source)>\(.destination):\(.routing_key)"] | sort' 2>/dev/null)
-check "bindings" '["payq.dlx>payq.dead:","payq.ingress>payq.audit:#","payq.ingress>payq.transfers:account","payq.ingress>payq.transfers:transfer","payq.ingress>payq.transfers:transfers"]' "$bindings"
+check "bindings" '["payq.dlx>payq.dead:","payq.ingress>payq.audit:#","payq.ingress>payq.transfers:account","payq.ingress>payq.transfers:transfer","payq.ingress>payq.transfers:transfers","payq.results>payq.results.all:#"]' "$bindings"
 check "app user payq may use vhost payq" '[".*",".*",".*"]' \
     "$(api permissions/payq/payq | jq -c '[.configure, .write, .read]' 2>/dev/null)"
 

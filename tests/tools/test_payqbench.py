@@ -12,8 +12,8 @@ import tempfile
 import time
 import unittest
 
-from payqbench import (cli, failover, http, latency, ledger, main, matrix, reconcile, reconday,
-                       report, runs, ui)
+from payqbench import (cli, events, failover, http, latency, ledger, main, matrix, reconcile,
+                       reconday, report, runs, ui)
 
 SRC = os.environ.get("PAYQ_SOURCE_DIR",
                      os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -494,3 +494,71 @@ class Failover(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ResultEvents(unittest.TestCase):
+    """--result-events (payqbench/events.py): the outcome events' cost."""
+
+    def test_option(self):
+        self.assertEqual(cli.parse([]).events_list, [])
+        self.assertEqual(cli.parse(["--result-events", "on,off,on"]).events_list, ["on", "off"])
+        self.assertEqual(cli.parse(["--result-events=off"]).events_list, ["off"])
+        for argv, msg in ((["--result-events", "yes"],
+                           "--result-events takes on and/or off, not 'yes'"),
+                          (["--result-events", ""], "empty --result-events"),
+                          (["--result-events"], "--result-events needs a value")):
+            with self.assertRaises(cli.UsageError) as e:
+                cli.parse(argv)
+            self.assertEqual(str(e.exception), msg)
+
+    def test_dimension_outside_skew_inside_brokers(self):
+        dims = main.dimensions(cli.parse(["--result-events", "on,off", "--brokers", "1",
+                                          "--workers", "2"]))
+        self.assertEqual([d.name for d, _ in dims], ["brokers", "result_events", "skew",
+                                                     "workers"])
+        specs = matrix.plan(dims, 10, 5)
+        self.assertEqual([s.tag() for s in specs],
+                         ["1b-ev-on-uniform-textbook", "1b-ev-on-uniform-2w",
+                          "1b-ev-off-uniform-textbook", "1b-ev-off-uniform-2w"])
+        self.assertEqual(specs[3].values["result_events"], "off")
+        self.assertNotIn("result_events",
+                         [d.name for d, _ in main.dimensions(cli.parse([]))])
+
+    def test_config_variants(self):
+        with open(os.path.join(SRC, "config", "payq.yaml")) as f:
+            base = f.read()
+        self.assertIn("\n  result_events: true\n", base)
+        off = events.config_text(base, "off")
+        self.assertIn("\n  result_events: false\n", off)
+        self.assertEqual(off.replace("result_events: false", "result_events: true"), base)
+        with self.assertRaises(ValueError):
+            events.config_text("worker:\n  batch_max: 1\n", "off")
+        with tempfile.TemporaryDirectory() as d:
+            cfg = os.path.join(d, "payq.yaml")
+            with open(cfg, "w") as f:
+                f.write(base)
+            plain = matrix.RunSpec("payq", {"skew": "uniform", "workers": 1}, 1)
+            self.assertEqual(events.config_for(cfg, plain), cfg)
+            self.assertEqual(events.id_part(plain), "")
+            spec = matrix.RunSpec("payq", {"result_events": "off", "skew": "uniform",
+                                           "workers": 1}, 1)
+            path = events.config_for(cfg, spec)
+            self.assertEqual(events.id_part(spec), "-evoff")
+            self.assertEqual(path, os.path.join(d, "payq-events-off.yaml"))
+            with open(path) as f:
+                self.assertEqual(f.read(), off)
+
+    def test_cost_rows_pair_runs_that_agree_on_the_rest(self):
+        res = [dict(run_fig("uniform", 1, 1000), result_events="on"),
+               dict(run_fig("uniform", 2, 1600), result_events="on"),
+               dict(run_fig("uniform", 1, 1250), result_events="off"),
+               dict(run_fig("uniform", 2, 2000), result_events="off"),
+               dict(run_fig("zipf", 1, 900), result_events="on")]
+        rows = events.cost_rows(res, report.ratio)
+        self.assertEqual(rows[0][:4], ["result_events_cost", "e2e_tps_events_on",
+                                       "e2e_tps_events_off", "on_vs_off"])
+        self.assertEqual([r[:4] for r in rows[1:]], [["uniform/1w", "1000", "1250", "0.8"],
+                                                     ["uniform/2w", "1600", "2000", "0.8"]])
+        self.assertEqual(events.cost_rows([run_fig("uniform", 1, 1)], report.ratio), [])
+        self.assertEqual(events.charted(res, ["on", "off"]), [res[0], res[1], res[4]])
+        self.assertEqual(events.charted(res, []), res)

@@ -3,7 +3,7 @@ the same options, defaults, messages and exit status 2 on a usage error)."""
 
 import re
 
-from . import ledger
+from . import events, ledger
 
 USAGE = """\
 scripts/bench: end-to-end benchmark of payq on the local stack, with full
@@ -24,7 +24,7 @@ the run's business date with payq-reconciler.
                 [--skew uniform|zipf|hot[,...]] [--quick] [--out DIR]
                 [--recon-sizes 100000,1000000] [--textbook-transfers N]
                 [--half-load-seconds S] [--seed S] [--keep-data]
-                [--brokers 1,3] [--ledger-accounts 0,1000000]
+                [--brokers 1,3] [--ledger-accounts 0,1000000] [--result-events on,off]
   scripts/bench --http [--http-seconds S] [--http-conns 8,64,256]
                 [--http-replicas 1,2] [--http-sizes 1,100]
 
@@ -58,7 +58,7 @@ the run's business date with payq-reconciler.
                        are added (one INSERT, as payq_owner) before the runs
                        of each value; each run gets the keys ledger_accounts,
                        ledger_accounts_present, drain_ratio_vs_smallest_ledger
-
+""" + events.USAGE + """
   --http               the HTTP API through HAProxy with wrk instead (README,
                        "Intake replicas behind HAProxy"; payqbench/http.py)
 
@@ -80,6 +80,7 @@ VALUED = {
     "--http-seconds": "http_seconds", "--http-conns": "http_conns",
     "--http-replicas": "http_replicas", "--http-sizes": "http_sizes",
     "--ledger-accounts": "ledger_accounts",
+    events.OPTION: "result_events",
 }
 FLAGS = {"--quick": "quick", "--keep-data": "keep", "--http": "http"}
 SKEWS = ("uniform", "zipf", "hot")
@@ -106,6 +107,7 @@ class Options:
         self.pack = "100"
         self.brokers = None
         self.ledger_accounts = None
+        self.result_events = None
         self.quick = False
         self.keep = False
         self.http = False  # and http_*: checked by payqbench.http
@@ -198,6 +200,12 @@ def _defaults(o):
         o.ledger_list = ledger.parse_list(o.ledger_accounts)
     except ValueError as e:
         raise UsageError(str(e))
+    o.events_list = []
+    if o.result_events is not None:
+        try:
+            o.events_list = events.parse(o.result_events)
+        except ValueError as e:
+            raise UsageError(str(e))
     return o
 
 

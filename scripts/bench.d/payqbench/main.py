@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 
-from . import cli, failover, http, ledger, matrix, reconcile, report
+from . import cli, events, failover, http, ledger, matrix, reconcile, report
 from .procs import Ports, Procs
 from .runs import Runner
 from .stack import QueryError, Stack, write_configs, yaml_value
@@ -198,6 +198,8 @@ def params_of(b):
         p["brokers"] = matrix.dedup(o.broker_list)
     if o.ledger_list:
         p["ledger_accounts"] = o.ledger_list
+    if o.events_list:
+        p["result_events"] = o.events_list
     return p
 
 
@@ -205,6 +207,8 @@ def dimensions(opts):
     """The matrix asked for: (Dimension, values), workers last. A new
     dimension is one more entry here (see matrix)."""
     dims = [(matrix.SKEW, opts.skew_list), (matrix.WORKERS, opts.worker_list)]
+    if opts.events_list:
+        dims.insert(0, (events.DIMENSION, opts.events_list))
     if opts.broker_list:
         dims.insert(0, (matrix.BROKERS, opts.broker_list))
     return ledger.add_dimension(dims, opts.ledger_list)
@@ -354,7 +358,7 @@ def run(b):
     first = shape_results[0] if shape_results else ([], {}, None, None)
     si = group_dims.index("skew")
     tb_tps = {k[si]: v["e2e_tps"] for k, v in first[1].items()}
-    charted = [r for r in results
+    charted = [r for r in events.charted(results, opts.events_list)
                if (not opts.broker_list or r.get("brokers") == opts.broker_list[0])
                and (not opts.ledger_list or r.get("ledger_accounts") == opts.ledger_list[0])]
     ok = report.chart(b.out, b.here, report.jq_normal(charted), skews, workers, tb_tps,
@@ -373,7 +377,11 @@ def run(b):
         text = report.table(report.jq_normal(results),
                             report.jq_normal(recon) if opts.recon_list else None,
                             extra_dims=(("brokers",) if opts.broker_list else ())
-                            + (("ledger_accounts",) if opts.ledger_list else ()))
+                            + (("ledger_accounts",) if opts.ledger_list else ())
+                            + (("result_events",) if opts.events_list else ()))
+        cost = events.cost_rows(results, report.ratio)
+        if cost:
+            text += "\n" + report.columns(cost)
         with open(os.path.join(b.out, "table.txt"), "w") as f:
             f.write(text)
         ui.clear_line()

@@ -12,7 +12,7 @@ import subprocess
 import time
 import urllib.request
 
-from . import latency, ledger, procs, reconcile
+from . import events, latency, ledger, procs, reconcile
 from .stack import QueryError
 
 HALF_WARMUP_MS = 3000
@@ -382,9 +382,9 @@ class Runner:
         b, ui = self.b, self.b.ui
         kind, skew, w, n = spec.kind, spec.skew, spec.workers, spec.n
         tag = spec.tag()
-        cfg = b.cfg_textbook if kind == "textbook" else b.cfg
+        cfg = events.config_for(b.cfg_textbook if kind == "textbook" else b.cfg, spec)
         run_dir = os.path.join(b.out, "runs", tag)
-        pfx = "bench-%s-%s%s%d" % (b.stamp, skew[0], kind[0], w)
+        pfx = "bench-%s-%s%s%d%s" % (b.stamp, skew[0], kind[0], w, events.id_part(spec))
         os.makedirs(run_dir, exist_ok=True)
         present = None
         if "ledger_accounts" in spec.values:  # one stack for every size: ids apart

@@ -1,0 +1,195 @@
+/* events: outcome events from the ledger's rows (see events.h). */
+#include "events.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "digest.h"
+#include "log.h"
+#include "message.h"
+#include "pgarray.h"
+
+/* Each query returns (id, routing key, committed_at in epoch ms, body).
+ * PostgreSQL writes the body: the same row gives the same bytes, whichever
+ * worker asks and whenever. Timestamps are rendered in UTC explicitly, not
+ * in the session's TimeZone. Amounts and balances are strings of digits, as
+ * amounts are on payq.ingress: int64 values beyond 2^53 do not survive a
+ * JSON number in most parsers. Each lookup probes a unique index. */
+#define TS_UTC(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+#define TS_MS(col) "(extract(epoch FROM " col ") * 1000)::bigint"
+
+/* clang-format off */
+static const char SQL_TRANSFERS[] =
+    "SELECT id, status, " TS_MS("committed_at") ", json_build_object("
+    "'id', id, 'status', status, 'reason', reason, 'batch_id', batch_id, "
+    "'business_date', business_date::text, 'amount', amount::text, 'currency', currency, "
+    "'debit_account', debit_account, 'credit_account', credit_account, "
+    "'committed_at', " TS_UTC("committed_at") ", "
+    "'debit_balance', debit_balance::text, 'credit_balance', credit_balance::text)::text "
+    "FROM payq.transfers WHERE id = ANY($1::text[]) ORDER BY status, id";
+
+static const char SQL_CONFLICTS[] =
+    "SELECT entity_id, 'conflict', " TS_MS("seen_at") ", json_build_object("
+    "'id', entity_id, 'status', 'conflict', 'reason', reason, "
+    "'batch_id', payload->>'batch_id', 'business_date', business_date::text, "
+    "'amount', payload->>'amount', 'currency', payload->>'currency', "
+    "'debit_account', payload->>'debit_account', 'credit_account', payload->>'credit_account', "
+    "'committed_at', " TS_UTC("seen_at") ", "
+    "'payload_sha256', encode(payload_sha256, 'hex'))::text "
+    "FROM payq.conflicts WHERE kind = 'transfer' AND (entity_id, payload_sha256) IN "
+    "(SELECT id, decode(h, 'hex') FROM unnest($1::text[], $2::text[]) AS v(id, h)) "
+    "ORDER BY entity_id, seq";
+
+static const char SQL_DEAD[] =
+    "SELECT coalesce(message_id, ''), 'dead_lettered', " TS_MS("dead_at") ", json_build_object("
+    "'id', message_id, 'status', 'dead_lettered', 'reason', reason, 'field', field, "
+    "'routing_key', routing_key, 'batch_id', NULL, 'business_date', NULL, 'amount', NULL, "
+    "'currency', NULL, 'debit_account', NULL, 'credit_account', NULL, "
+    "'committed_at', " TS_UTC("dead_at") ", 'body_sha256', encode(body_sha256, 'hex'))::text "
+    "FROM payq.dead_letters WHERE body_sha256 IN "
+    "(SELECT decode(h, 'hex') FROM unnest($1::text[]) AS h) ORDER BY body_sha256";
+/* clang-format on */
+
+/* Events waiting to go out as one pack (JSON Lines) per routing key. */
+struct pack {
+    struct payq_buf body;
+    char rk[16];
+    char first_id[PAYQ_ID_MAX + 1]; /* the message_id of a pack of one */
+    int64_t ts_ms;                  /* its first event's */
+    uint32_t n;
+};
+
+/* Publishes the pack and empties it. A pack of one event is named by its
+ * id (NULL for a dead letter without one); a larger pack by the SHA-256 of
+ * its body ("sha256:HEX"), so that a consumer deduplicating whole messages
+ * by message_id drops only byte-identical re-emissions: a redelivered batch
+ * may be packed differently, and a pack named after its first id would then
+ * hide the new events behind an old name. */
+static int flush(struct payq_outbox *out, struct pack *p)
+{
+    if (p->n == 0)
+        return 0;
+    char name[7 + 65] = "sha256:";
+    const char *id = p->first_id[0] ? p->first_id : NULL;
+    if (p->n > 1) {
+        uint8_t h[32];
+        payq_sha256(p->body.data, p->body.len, h);
+        payq_hash_hex(h, name + 7);
+        id = name;
+    }
+    struct payq_outbox_msg om = {.routing_key = p->rk,
+                                 .id = id,
+                                 .body = p->body.data,
+                                 .len = p->body.len,
+                                 .items = p->n,
+                                 .timestamp_ms = p->ts_ms};
+    int rc = payq_outbox_put(out, &om); /* copies the body */
+    p->n = 0;
+    payq_buf_reset(&p->body);
+    return rc;
+}
+
+/* Adds one event to the pack of its routing key, sending the pack when it
+ * is full or belongs to another key. */
+static int add_event(struct payq_outbox *out, struct pack *p, int pack_max, const char *rk,
+                     const char *id, int64_t ts_ms, const char *body, size_t len)
+{
+    if (p->n > 0 && strcmp(p->rk, rk) != 0 && flush(out, p) != 0)
+        return -1;
+    if (p->n == 0) {
+        snprintf(p->rk, sizeof p->rk, "%s", rk);
+        snprintf(p->first_id, sizeof p->first_id, "%s", id);
+        p->ts_ms = ts_ms;
+    } else {
+        payq_buf_putc(&p->body, '\n');
+    }
+    payq_buf_append(&p->body, body, len);
+    p->n++;
+    return (int)p->n >= pack_max ? flush(out, p) : 0;
+}
+
+/* Runs one query (params are Postgres array literals) and publishes its
+ * rows' events. */
+static enum payq_pg_fault emit(PGconn *conn, struct payq_outbox *out, struct pack *pk, int pack_max,
+                               const char *sql, int np, const char *const *params, const char *what,
+                               size_t *published)
+{
+    PGresult *res = PQexecParams(conn, sql, np, NULL, params, NULL, NULL, 0);
+    enum payq_pg_fault f = payq_pg_check(conn, res, PGRES_TUPLES_OK, what);
+    if (f != PAYQ_PG_OK) {
+        PQclear(res);
+        return f;
+    }
+    for (int r = 0; r < PQntuples(res) && f == PAYQ_PG_OK; r++) {
+        if (add_event(out, pk, pack_max, PQgetvalue(res, r, 1), PQgetvalue(res, r, 0),
+                      strtoll(PQgetvalue(res, r, 2), NULL, 10), PQgetvalue(res, r, 3),
+                      (size_t)PQgetlength(res, r, 3)) != 0)
+            f = PAYQ_PG_FATAL;
+        else
+            (*published)++;
+    }
+    PQclear(res);
+    return f;
+}
+
+enum payq_pg_fault payq_events_publish(PGconn *conn, struct payq_outbox *out, int pack_max,
+                                       struct payq_wmsg *msgs, size_t n, size_t *published)
+{
+    struct pack pk = {.body = PAYQ_BUF_INIT};
+    struct payq_buf ids = PAYQ_BUF_INIT, cids = PAYQ_BUF_INIT, chash = PAYQ_BUF_INIT,
+                    dhash = PAYQ_BUF_INIT;
+    payq_pgarr_begin(&ids);
+    payq_pgarr_begin(&cids);
+    payq_pgarr_begin(&chash);
+    payq_pgarr_begin(&dhash);
+    size_t nt = 0, nc = 0, nd = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct payq_wmsg *m = &msgs[i];
+        char hex[65];
+        payq_hash_hex(m->hash, hex);
+        if (m->outcome == WOUT_DEAD) {
+            payq_pgarr_str(&dhash, hex);
+            nd++;
+        } else if (m->kind != WMSG_TRANSFER) {
+            continue;
+        } else if (m->outcome == WOUT_CONFLICT) {
+            payq_pgarr_str(&cids, m->u.transfer.id);
+            payq_pgarr_str(&chash, hex);
+            nc++;
+        } else {
+            payq_pgarr_str(&ids, m->u.transfer.id); /* posted, rejected, duplicate */
+            nt++;
+        }
+    }
+    payq_pgarr_end(&ids);
+    payq_pgarr_end(&cids);
+    payq_pgarr_end(&chash);
+    payq_pgarr_end(&dhash);
+    *published = 0;
+    enum payq_pg_fault f = PAYQ_PG_OK;
+    const char *pc[2] = {cids.data, chash.data};
+    if (nt > 0)
+        f = emit(conn, out, &pk, pack_max, SQL_TRANSFERS, 1, (const char *const[]){ids.data},
+                 "read outcomes", published);
+    if (f == PAYQ_PG_OK && nc > 0)
+        f = emit(conn, out, &pk, pack_max, SQL_CONFLICTS, 2, pc, "read conflicts", published);
+    if (f == PAYQ_PG_OK && nd > 0)
+        f = emit(conn, out, &pk, pack_max, SQL_DEAD, 1, (const char *const[]){dhash.data},
+                 "read dead letters", published);
+    if (f == PAYQ_PG_OK && flush(out, &pk) != 0)
+        f = PAYQ_PG_FATAL;
+    if (f == PAYQ_PG_OK && *published > 0 && payq_outbox_wait(out) != 0)
+        f = PAYQ_PG_FATAL;
+    if (f == PAYQ_PG_FATAL && payq_outbox_error(out)[0]) {
+        payq_log(PAYQ_LOG_ERROR, "result_events_failed", "%s", payq_outbox_error(out));
+        payq_outbox_reset(out);
+    }
+    payq_buf_free(&ids);
+    payq_buf_free(&cids);
+    payq_buf_free(&chash);
+    payq_buf_free(&dhash);
+    payq_buf_free(&pk.body);
+    return f;
+}
