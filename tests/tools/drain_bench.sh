@@ -10,7 +10,8 @@
 #     -a  accounts opened for the run (default 10000)
 #     -x  extra accounts kept in the table (default 0; created or deleted
 #         to match, ids xtra:N, then ANALYZE)
-#     -s  print pg_stat_statements per statement (needs the extension loaded)
+#     -s  print pg_stat_statements per statement (scripts/stack preloads the
+#         library; -s creates the extension in the database if it is missing)
 # Prints: extra=E transfers=N seconds=S rate=R/s backend_cpu=C, where S is
 # first to last committed_at of the run's transfers (publishing and start-up
 # excluded) and C the CPU time of the worker's PostgreSQL backend.
@@ -48,7 +49,7 @@ awk -v p="$P" -v n="$N" -v a="$A" 'BEGIN {
         printf "transfer\t{\"id\":\"%s:t:%d\",\"debit_account\":\"%s:a:%d\",\"credit_account\":\"%s:a:%d\",\"amount\":\"%d\",\"currency\":\"EUR\",\"business_date\":\"2026-01-02\"}\n", p, i, p, d, p, c, int(rand() * 99999) + 1
     } }' | "$BIN/payq-rawpub" --pack 100 >/dev/null
 
-[ "$STATS" = 1 ] && q "SELECT pg_stat_statements_reset()" >/dev/null
+[ "$STATS" = 1 ] && q "CREATE EXTENSION IF NOT EXISTS pg_stat_statements; SELECT pg_stat_statements_reset()" >/dev/null
 "$BIN/payq-worker" --exit-when-idle 2000 2>"${TMPDIR:-/tmp}/drain_bench.$P.log" &
 wpid=$!
 # CPU seconds of the worker's PostgreSQL backend (user + system), sampled
