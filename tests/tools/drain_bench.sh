@@ -5,11 +5,13 @@
 # test and not scripts/bench: a small, repeatable before/after measurement
 # for worker and schema changes. Needs `scripts/stack up` and build/.
 #
-#   tests/tools/drain_bench.sh [-n TRANSFERS] [-a ACCOUNTS] [-x EXTRA] [-s]
+#   tests/tools/drain_bench.sh [-n TRANSFERS] [-a ACCOUNTS] [-x EXTRA] [-s] [-c CONFIG]
 #     -n  transfers to pre-queue (default 200000), uniform over
 #     -a  accounts opened for the run (default 10000)
 #     -x  extra accounts kept in the table (default 0; created or deleted
 #         to match, ids xtra:N, then ANALYZE)
+#     -c  the worker's configuration file (default config/payq.yaml), e.g.
+#         one with worker.result_events: false to price the outcome events
 #     -s  print pg_stat_statements per statement (scripts/stack preloads the
 #         library; -s creates the extension in the database if it is missing)
 # Prints: extra=E transfers=N seconds=S rate=R/s backend_cpu=C, where S is
@@ -19,13 +21,14 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${PAYQ_BUILD_DIR:-$ROOT/build}
 eval "$("$ROOT/scripts/stack" env)"
-N=200000 A=10000 X=0 STATS=0
-while getopts "n:a:x:s" o; do
+N=200000 A=10000 X=0 STATS=0 CONFIG=$ROOT/config/payq.yaml
+while getopts "n:a:x:sc:" o; do
     case $o in
     n) N=$OPTARG ;;
     a) A=$OPTARG ;;
     x) X=$OPTARG ;;
     s) STATS=1 ;;
+    c) CONFIG=$OPTARG ;;
     *) exit 2 ;;
     esac
 done
@@ -50,7 +53,7 @@ awk -v p="$P" -v n="$N" -v a="$A" 'BEGIN {
     } }' | "$BIN/payq-rawpub" --pack 100 >/dev/null
 
 [ "$STATS" = 1 ] && q "CREATE EXTENSION IF NOT EXISTS pg_stat_statements; SELECT pg_stat_statements_reset()" >/dev/null
-"$BIN/payq-worker" --exit-when-idle 2000 2>"${TMPDIR:-/tmp}/drain_bench.$P.log" &
+"$BIN/payq-worker" --config "$CONFIG" --exit-when-idle 2000 2>"${TMPDIR:-/tmp}/drain_bench.$P.log" &
 wpid=$!
 # CPU seconds of the worker's PostgreSQL backend (user + system), sampled
 # until the worker exits: the last sample falls in its final idle wait, after
