@@ -18,7 +18,9 @@
 struct job {
     const struct payq_gc_item *items;
     size_t n, bytes;
+    void *arg; /* for the sink's check */
     int64_t queued_ns;
+    bool refused; /* by the sink's check: left out of the pack */
     bool done;
     int rc;
     char *err;
@@ -78,28 +80,63 @@ static struct job *take_pack(struct payq_gc *gc)
     return first;
 }
 
-/* Publishes the jobs as one pack and settles them all with its outcome. */
+/* Runs the sink's check over the pack's requests, in one call so that it
+ * can make one query for all of them, and marks the refused jobs. */
+static void check_pack(struct publisher *p, struct job *jobs)
+{
+    if (!p->sink.check)
+        return;
+    size_t n = 0;
+    for (struct job *j = jobs; j; j = j->next)
+        n++;
+    struct payq_gc_req *reqs = payq_xreallocarray(NULL, n, sizeof *reqs);
+    n = 0;
+    for (struct job *j = jobs; j; j = j->next)
+        reqs[n++] = (struct payq_gc_req){.items = j->items, .n = j->n, .arg = j->arg};
+    p->sink.check(p->sink.ctx, reqs, n);
+    n = 0;
+    for (struct job *j = jobs; j; j = j->next)
+        j->refused = reqs[n++].refused;
+    free(reqs);
+}
+
+/* Puts the lines of the jobs not refused into body; returns their count
+ * and sets first_id to the first line's id (NULL when none). */
+static uint32_t build_pack(struct job *jobs, struct payq_buf *body, const char **first_id)
+{
+    uint32_t n = 0;
+    *first_id = NULL;
+    payq_buf_reset(body);
+    for (struct job *j = jobs; j; j = j->next)
+        for (size_t i = 0; !j->refused && i < j->n; i++, n++) {
+            if (n)
+                payq_buf_putc(body, '\n');
+            else
+                *first_id = j->items[0].id;
+            payq_buf_append(body, j->items[i].body, j->items[i].len);
+        }
+    return n;
+}
+
+/* Publishes the jobs the check let through as one pack and settles them
+ * all: the refused with 1, the others with the pack's outcome. */
 static void publish_pack(struct publisher *p, struct job *jobs, struct payq_buf *body)
 {
     struct payq_gc *gc = p->gc;
-    const char *first_id = jobs->items[0].id;
-    uint32_t n = 0;
-    payq_buf_reset(body);
-    for (struct job *j = jobs; j; j = j->next)
-        for (size_t i = 0; i < j->n; i++, n++) {
-            if (n)
-                payq_buf_putc(body, '\n');
-            payq_buf_append(body, j->items[i].body, j->items[i].len);
-        }
+    check_pack(p, jobs);
+    const char *first_id;
+    uint32_t n = build_pack(jobs, body, &first_id);
     const char *rk =
         gc->pack_max == 1 ? payq_msg_kind_routing_key(PAYQ_MSG_TRANSFER) : PAYQ_PACK_ROUTING_KEY;
     char err[256] = "";
-    int rc = p->sink.publish(p->sink.ctx, rk, first_id, body->data, body->len, n, err, sizeof err);
+    int rc = n == 0 ? 0
+                    : p->sink.publish(p->sink.ctx, rk, first_id, body->data, body->len, n, err,
+                                      sizeof err);
     pthread_mutex_lock(&gc->lock);
     for (struct job *j = jobs, *next; j; j = next) {
         next = j->next; /* j belongs to its submitter once done is set */
-        j->rc = rc == 0 ? 0 : -1;
-        if (rc != 0)
+        j->rc = j->refused ? 1 : rc == 0 ? 0 : -1;
+        if (!j->refused && rc != 0)
             snprintf(j->err, j->errlen, "%s", err[0] ? err : "the pack was not confirmed");
         j->done = true;
     }
@@ -190,10 +227,10 @@ void payq_gc_free(struct payq_gc *gc)
     free(gc);
 }
 
-int payq_gc_submit(struct payq_gc *gc, const struct payq_gc_item *items, size_t n, char *err,
-                   size_t errlen)
+int payq_gc_submit(struct payq_gc *gc, const struct payq_gc_item *items, size_t n, void *arg,
+                   char *err, size_t errlen)
 {
-    struct job j = {.items = items, .n = n, .err = err, .errlen = errlen};
+    struct job j = {.items = items, .n = n, .arg = arg, .err = err, .errlen = errlen};
     for (size_t i = 0; i < n; i++)
         j.bytes += items[i].len;
     pthread_mutex_lock(&gc->lock);

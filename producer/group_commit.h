@@ -16,6 +16,11 @@
  * that pack, and nothing of theirs was accepted. Other packs, including
  * ones in flight on other publishers, are unaffected.
  *
+ * A sink may also check a pack's requests before publishing it (the HTTP
+ * replay check): one ledger query per pack, where one query per request
+ * halved the API's rate. A request the check refuses is left out of the
+ * pack, so nothing of it is published; the pack's other requests go on.
+ *
  * A pack's message_id is its first transfer's id, as for any pack
  * (README "The message contract"); with pack_max 1 each transfer goes as a
  * "transfer" message, as producer/packer.c does. */
@@ -28,12 +33,31 @@
 
 #define PAYQ_GC_MAX_PUBLISHERS 16
 
+/* One transfer of a request: its id and canonical body (owned by the caller). */
+struct payq_gc_item {
+    const char *id;
+    const char *body;
+    size_t len;
+};
+
+/* One request of a pack as a sink's check sees it. */
+struct payq_gc_req {
+    const struct payq_gc_item *items;
+    size_t n;
+    void *arg;    /* the submitter's, from payq_gc_submit */
+    bool refused; /* set by the check: leave the request out of the pack */
+};
+
 /* Where packs go: publish one message and wait for its confirm. Returns 0
  * once confirmed, or -1 (nacked, returned, unreachable) with a reason in
- * err. Called only by its own publisher thread. */
+ * err. check, when not NULL, is called first with the pack's requests and
+ * sets refused on those that must not be published; it must return (a
+ * check that cannot decide lets the request through). Both are called only
+ * by their own publisher thread. */
 struct payq_gc_sink {
     int (*publish)(void *ctx, const char *rk, const char *id, const void *body, size_t len,
                    uint32_t items, char *err, size_t errlen);
+    void (*check)(void *ctx, struct payq_gc_req *reqs, size_t n);
     void *ctx;
 };
 
@@ -42,13 +66,6 @@ struct payq_gc_opts {
     int linger_us; /* how long a pack waits for more requests after its first */
     int npublishers;
     struct payq_gc_sink sinks[PAYQ_GC_MAX_PUBLISHERS]; /* one per publisher */
-};
-
-/* One transfer of a request: its id and canonical body (owned by the caller). */
-struct payq_gc_item {
-    const char *id;
-    const char *body;
-    size_t len;
 };
 
 struct payq_gc;
@@ -64,9 +81,10 @@ void payq_gc_free(struct payq_gc *gc);
 bool payq_gc_fits(const struct payq_gc *gc, size_t n, size_t bytes);
 
 /* Queues a request's items (n >= 1, payq_gc_fits) and waits until the pack
- * carrying them is confirmed (0) or failed (-1, the reason in err). items
- * must stay valid until it returns. Thread-safe. */
-int payq_gc_submit(struct payq_gc *gc, const struct payq_gc_item *items, size_t n, char *err,
-                   size_t errlen) __attribute__((warn_unused_result));
+ * carrying them is confirmed (0) or failed (-1, the reason in err), or the
+ * sink's check refused the request (1: nothing of it was published). items
+ * must stay valid until it returns; arg is handed to the check. Thread-safe. */
+int payq_gc_submit(struct payq_gc *gc, const struct payq_gc_item *items, size_t n, void *arg,
+                   char *err, size_t errlen) __attribute__((warn_unused_result));
 
 #endif

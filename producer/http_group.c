@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "http_transfers.h"
 #include "log.h"
 
 /* As for a request's own publishing (http_thread.c): how long to keep
@@ -16,6 +17,7 @@
 struct group_sink {
     struct payq_http_app *app;
     struct payq_outbox *ob;
+    struct payq_http_thread th; /* only its read-only connection, for the replay check */
 };
 
 /* One pack: publish, wait for its confirm, count it in the metrics. After
@@ -36,6 +38,13 @@ static int sink_publish(void *ctx, const char *rk, const char *id, const void *b
     payq_outbox_stats(s->ob, &after);
     payq_http_metrics_outbox(&s->app->metrics, &before, &after);
     return rc;
+}
+
+/* The replay check of a whole pack, on this publisher's own connection. */
+static void sink_check(void *ctx, struct payq_gc_req *reqs, size_t n)
+{
+    struct group_sink *s = ctx;
+    payq_http_replay_check_pack(s->app, &s->th, reqs, n);
 }
 
 int payq_http_group_start(struct payq_http_app *app)
@@ -62,7 +71,9 @@ int payq_http_group_start(struct payq_http_app *app)
         sinks[i].ob = payq_outbox_new(&oo);
         if (!sinks[i].ob)
             goto fail;
-        o.sinks[i] = (struct payq_gc_sink){sink_publish, &sinks[i]};
+        o.sinks[i] = (struct payq_gc_sink){sink_publish, NULL, &sinks[i]};
+        if (cfg->producer.replay_check)
+            o.sinks[i].check = sink_check;
     }
     app->gc = payq_gc_new(&o);
     if (app->gc)
@@ -78,8 +89,10 @@ void payq_http_group_stop(struct payq_http_app *app)
     payq_gc_free(app->gc);
     app->gc = NULL;
     struct group_sink *sinks = app->group_sinks;
-    for (int i = 0; sinks && i < app->cfg->producer.group_publishers; i++)
+    for (int i = 0; sinks && i < app->cfg->producer.group_publishers; i++) {
         payq_outbox_free(sinks[i].ob);
+        PQfinish(sinks[i].th.pg);
+    }
     free(sinks);
     app->group_sinks = NULL;
 }

@@ -35,6 +35,7 @@ struct post {
     struct payq_buf errors; /* JSON array elements, comma-separated */
     size_t nerrors;
     struct payq_strmap ids;
+    size_t nconflicts; /* items the ledger holds with another payload */
 };
 
 static void add_error(struct post *p, long index, const char *field, const char *reason)
@@ -93,37 +94,42 @@ static int check_item(struct post *p, long i, const char *body, struct payq_http
 }
 
 /* After a failed lookup the replay check is skipped for this long on that
- * pool thread, so a database outage costs one connection attempt a second,
- * not one per request. */
+ * thread (pool thread or group-commit publisher), so a database outage
+ * costs one connection attempt a second, not one per request. */
 #define REPLAY_PAUSE_NS (1000 * 1000000LL)
 
+/* The requests one lookup checks: one request published on its own, or
+ * all the requests of a shared pack (one query for the whole pack). */
 struct replay {
-    struct post *p;
+    struct post *const *posts;
+    size_t nposts;
     char today[11]; /* the UTC day a transfer without business_date is booked on */
-    size_t nconflicts;
 };
 
-/* One ledger row of the request's ids: a replay (same hash) is left to be
- * published as before; a different payload marks its items' conflict. */
+/* One ledger row, for every request of the lookup holding its id: a replay
+ * (same hash) is left to be published as before; a different payload
+ * marks the item's conflict and its request's. */
 static void on_stored(void *ctx, const char *id, const struct payq_replay_stored *s)
 {
     struct replay *rp = ctx;
-    struct post *p = rp->p;
-    size_t i;
-    if (!payq_strmap_get(&p->ids, id, &i))
-        return;
-    struct item *it = &p->items[i];
-    struct payq_transfer t;
-    struct payq_msg_error err;
-    /* Decoding the canonical text again cannot fail: it was made from a
-     * decoded transfer (message.h: decoding the encoding gives it back). */
-    if (payq_msg_decode_transfer(p->canon.data + it->off, it->len, &t, &err) != 0)
-        return;
-    it->conflict =
-        payq_replay_field(&t, it->hash, t.business_date[0] ? t.business_date : rp->today, s);
-    payq_transfer_clear(&t);
-    if (it->conflict)
-        rp->nconflicts++;
+    for (size_t k = 0; k < rp->nposts; k++) {
+        struct post *p = rp->posts[k];
+        size_t i;
+        if (!payq_strmap_get(&p->ids, id, &i))
+            continue;
+        struct item *it = &p->items[i];
+        struct payq_transfer t;
+        struct payq_msg_error err;
+        /* Decoding the canonical text again cannot fail: it was made from a
+         * decoded transfer (message.h: decoding the encoding gives it back). */
+        if (payq_msg_decode_transfer(p->canon.data + it->off, it->len, &t, &err) != 0)
+            continue;
+        it->conflict =
+            payq_replay_field(&t, it->hash, t.business_date[0] ? t.business_date : rp->today, s);
+        payq_transfer_clear(&t);
+        if (it->conflict)
+            p->nconflicts++;
+    }
 }
 
 static void reply_conflict(struct post *p, struct payq_http_reply *rep)
@@ -160,37 +166,37 @@ static void reply_conflict(struct post *p, struct payq_http_reply *rep)
     payq_buf_free(&list);
 }
 
-/* Looks every distinct id of the request up in the ledger (one query, on
- * the thread's read-only connection). Returns 0 to publish, or -1 with rep
- * set to the 409 when any id is held with a different payload: the whole
- * request is refused. When the database cannot be read the request is
- * published as before (the worker's own check still records a conflict):
- * an outage of the standby must not stop intake. */
-static int check_replays(struct post *p, struct payq_http_reply *rep)
+/* Looks every distinct id of the requests up in the ledger with one query
+ * on th's read-only connection, marking conflicts (on_stored). Returns 0,
+ * or -1 when the database cannot be read: then the requests are published
+ * unchecked (the worker's own check still records a conflict), each
+ * counted, since an outage of the standby must not stop intake. */
+static int lookup_replays(struct payq_http_app *app, struct payq_http_thread *th,
+                          struct post *const *posts, size_t nposts)
 {
-    if (!p->app->cfg->producer.replay_check)
-        return 0;
-    struct payq_http_thread *th = payq_http_thread_get(p->app);
     int64_t now = payq_clock_mono_ns();
     if (now < th->replay_paused_until_ns) {
-        payq_counter_add(p->app->metrics.replay_unchecked, 1);
-        return 0;
+        payq_counter_add(app->metrics.replay_unchecked, nposts);
+        return -1;
     }
-    struct replay rp = {.p = p};
+    struct replay rp = {.posts = posts, .nposts = nposts};
     time_t wall = time(NULL);
     struct tm tm;
     gmtime_r(&wall, &tm);
     strftime(rp.today, sizeof rp.today, "%Y-%m-%d", &tm);
-    const char **ids = payq_xreallocarray(NULL, (size_t)p->n, sizeof *ids);
-    size_t n = 0;
-    for (long i = 0; i < p->n; i++)
-        if (!p->items[i].repeat)
-            ids[n++] = p->items[i].id;
+    size_t n = 0, cap = 0;
+    for (size_t k = 0; k < nposts; k++)
+        cap += (size_t)posts[k]->n;
+    const char **ids = payq_xreallocarray(NULL, cap, sizeof *ids);
+    for (size_t k = 0; k < nposts; k++)
+        for (long i = 0; i < posts[k]->n; i++)
+            if (!posts[k]->items[i].repeat)
+                ids[n++] = posts[k]->items[i].id;
     enum payq_lookup r = PAYQ_LOOKUP_FAILED;
     /* One retry on a fresh connection, as for GET: the old one may predate
      * a failover. */
     for (int attempt = 0; attempt < 2 && r == PAYQ_LOOKUP_FAILED; attempt++) {
-        PGconn *pg = payq_http_thread_pg(p->app, th);
+        PGconn *pg = payq_http_thread_pg(app, th);
         if (!pg)
             break;
         r = payq_ledger_lookup_many(pg, ids, n, on_stored, &rp);
@@ -198,17 +204,40 @@ static int check_replays(struct post *p, struct payq_http_reply *rep)
             payq_http_thread_pg_drop(th);
     }
     free(ids);
-    if (r == PAYQ_LOOKUP_FAILED || r == PAYQ_LOOKUP_ERROR) {
-        th->replay_paused_until_ns = now + REPLAY_PAUSE_NS;
-        payq_counter_add(p->app->metrics.replay_unchecked, 1);
-        payq_log(PAYQ_LOG_WARN, "replay_check_skipped",
-                 "the ledger could not be read: publishing without the replay check for 1 s");
+    if (r != PAYQ_LOOKUP_FAILED && r != PAYQ_LOOKUP_ERROR)
         return 0;
-    }
-    if (rp.nconflicts == 0)
+    th->replay_paused_until_ns = now + REPLAY_PAUSE_NS;
+    payq_counter_add(app->metrics.replay_unchecked, nposts);
+    payq_log(PAYQ_LOG_WARN, "replay_check_skipped",
+             "the ledger could not be read: publishing without the replay check for 1 s");
+    return -1;
+}
+
+/* The replay check of a request published on its own (too big to share a
+ * pack, or group commit off). Returns 0 to publish, or -1 with rep set to
+ * the 409 when any id is held with a different payload: the whole request
+ * is refused. */
+static int check_replays(struct post *p, struct payq_http_reply *rep)
+{
+    if (!p->app->cfg->producer.replay_check)
+        return 0;
+    struct post *const posts[1] = {p};
+    if (lookup_replays(p->app, payq_http_thread_get(p->app), posts, 1) != 0 || !p->nconflicts)
         return 0;
     reply_conflict(p, rep);
     return -1;
+}
+
+void payq_http_replay_check_pack(struct payq_http_app *app, struct payq_http_thread *th,
+                                 struct payq_gc_req *reqs, size_t n)
+{
+    struct post **posts = payq_xreallocarray(NULL, n, sizeof *posts);
+    for (size_t k = 0; k < n; k++)
+        posts[k] = reqs[k].arg;
+    if (lookup_replays(app, th, posts, n) == 0)
+        for (size_t k = 0; k < n; k++)
+            reqs[k].refused = posts[k]->nconflicts > 0;
+    free(posts);
 }
 
 static void reply_unavailable(struct payq_http_reply *rep, const char *why)
@@ -221,43 +250,46 @@ static void reply_unavailable(struct payq_http_reply *rep, const char *why)
     payq_http_reply_error(rep, 503, "the broker is unavailable", detail);
 }
 
-/* Hands the request's items to the group commit when they fit one shared
- * pack. Returns 0 (confirmed), -1 (rep holds the 503), or 1 when the
- * request is too big to share a pack (publish it on its own). */
-static int publish_grouped(struct post *p, struct payq_http_reply *rep)
+/* True when the request's items fit one shared pack of the group commit. */
+static bool fits_group(const struct post *p)
 {
-    struct payq_gc *gc = p->app->gc;
     size_t n = 0, bytes = 0;
     for (long i = 0; i < p->n; i++)
         if (!p->items[i].repeat) {
             n++;
             bytes += p->items[i].len;
         }
-    if (!gc || !payq_gc_fits(gc, n, bytes))
-        return 1;
-    struct payq_gc_item *gi = malloc(n * sizeof *gi);
-    if (!gi)
-        abort();
-    n = 0;
+    return p->app->gc && payq_gc_fits(p->app->gc, n, bytes);
+}
+
+/* Hands the request's items to the group commit, whose publisher checks
+ * replays for its whole pack at once (http_group.c). Returns 0
+ * (confirmed), or -1 with rep set to the 409 or the 503. */
+static int publish_grouped(struct post *p, struct payq_http_reply *rep)
+{
+    struct payq_gc_item *gi = payq_xreallocarray(NULL, (size_t)p->n, sizeof *gi);
+    size_t n = 0;
     for (long i = 0; i < p->n; i++)
         if (!p->items[i].repeat)
             gi[n++] = (struct payq_gc_item){p->items[i].id, p->canon.data + p->items[i].off,
                                             p->items[i].len};
     char why[256];
-    int rc = payq_gc_submit(gc, gi, n, why, sizeof why);
+    int rc = payq_gc_submit(p->app->gc, gi, n, p, why, sizeof why);
     free(gi);
-    if (rc != 0)
+    if (rc == 1)
+        reply_conflict(p, rep);
+    else if (rc != 0)
         reply_unavailable(rep, why);
-    return rc;
+    return rc == 0 ? 0 : -1;
 }
 
-/* Publishes every valid item, in packs of producer.pack_max, and waits for
- * the broker's confirms. Returns 0, or -1 with rep set to the 503. */
-static int publish_items(struct post *p, struct payq_http_reply *rep)
+/* Publishes a request on its own, in packs of producer.pack_max, after its
+ * own replay check, and waits for the broker's confirms. Returns 0, or -1
+ * with rep set to the 409 or the 503. */
+static int publish_alone(struct post *p, struct payq_http_reply *rep)
 {
-    int grouped = publish_grouped(p, rep);
-    if (grouped <= 0)
-        return grouped;
+    if (check_replays(p, rep) != 0)
+        return -1;
     struct payq_http_thread *th = payq_http_thread_get(p->app);
     struct payq_outbox_stats before, after;
     struct payq_packer pk;
@@ -337,9 +369,7 @@ void payq_http_post_transfers(struct payq_http_app *app, const char *body, size_
         payq_buf_puts(&rep->body, "]}");
         goto out;
     }
-    if (check_replays(&p, rep) != 0)
-        goto out;
-    if (publish_items(&p, rep) == 0)
+    if ((fits_group(&p) ? publish_grouped(&p, rep) : publish_alone(&p, rep)) == 0)
         reply_accepted(&p, rep);
 out:
     payq_strmap_free(&p.ids);

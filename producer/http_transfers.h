@@ -14,6 +14,13 @@
  * stamped (the worker books a missing business date on the UTC day of the
  * message's timestamp).
  *
+ * When producer.replay_check is on, the ids are first looked up in the
+ * ledger (producer/replay.h: 409 for an id held with another payload). A
+ * request that shares a group-commit pack is checked by the pack's
+ * publisher, with one query for all the pack's requests
+ * (payq_http_replay_check_pack); a request published on its own checks
+ * itself.
+ *
  * GET /v1/transfers/{id} reads the outcome from the ledger. */
 #ifndef PAYQ_HTTP_TRANSFERS_H
 #define PAYQ_HTTP_TRANSFERS_H
@@ -24,6 +31,14 @@
 
 void payq_http_post_transfers(struct payq_http_app *app, const char *body, size_t len,
                               struct payq_http_reply *rep);
+
+/* The group commit's check (producer/group_commit.h): looks the ids of
+ * all of a pack's requests (each arg a POST handler's request) up in one
+ * query on th's read-only connection and refuses those holding an id the
+ * ledger has with another payload; their handlers answer 409. When the
+ * ledger cannot be read every request goes through unchecked (counted). */
+void payq_http_replay_check_pack(struct payq_http_app *app, struct payq_http_thread *th,
+                                 struct payq_gc_req *reqs, size_t n);
 
 void payq_http_get_transfer(struct payq_http_app *app, const char *id, size_t id_len,
                             struct payq_http_reply *rep);

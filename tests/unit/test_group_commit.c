@@ -4,7 +4,10 @@
  * "transfers" ("transfer" with pack_max 1); a request's transfers are never
  * split over packs; a nack (a pack holding a "bad" id) or a lost connection
  * (the fake fails its 3rd pack) fails exactly the requests whose transfers
- * were in that pack, and every other request succeeds. */
+ * were in that pack, and every other request succeeds. A sink's check (the
+ * HTTP replay check) sees all of a pack's requests in one call; a request
+ * it refuses gets 1 and none of its transfers reaches the broker, while the
+ * other requests of the same pack are published. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -30,6 +33,8 @@ struct fake {
     char *body[MAX_PACKS];
     uint32_t items[MAX_PACKS];
     bool ok[MAX_PACKS];
+    int checks;        /* calls of fake_check */
+    size_t refused_in; /* requests in the call that refused a "dup-" request */
 };
 
 static int fake_publish(void *ctx, const char *rk, const char *id, const void *body, size_t len,
@@ -52,6 +57,23 @@ static int fake_publish(void *ctx, const char *rk, const char *id, const void *b
     else if (lost)
         snprintf(err, errlen, "the broker connection was lost");
     return f->ok[k] ? 0 : -1;
+}
+
+/* Refuses the requests carrying a "dup-" id, as the replay check refuses
+ * an id the ledger holds with another payload. */
+static void fake_check(void *ctx, struct payq_gc_req *reqs, size_t n)
+{
+    struct fake *f = ctx;
+    pthread_mutex_lock(&f->lock);
+    f->checks++;
+    for (size_t k = 0; k < n; k++) {
+        for (size_t i = 0; i < reqs[k].n; i++)
+            if (strncmp(reqs[k].items[i].id, "dup-", 4) == 0)
+                reqs[k].refused = true;
+        if (reqs[k].refused)
+            f->refused_in = n;
+    }
+    pthread_mutex_unlock(&f->lock);
 }
 
 static void fake_free(struct fake *f)
@@ -90,7 +112,7 @@ static void *req_run(void *arg)
 {
     struct req *r = arg;
     pthread_barrier_wait(&g_go);
-    r->rc = payq_gc_submit(r->gc, r->items, r->n, r->err, sizeof r->err);
+    r->rc = payq_gc_submit(r->gc, r->items, r->n, r, r->err, sizeof r->err);
     return NULL;
 }
 
@@ -106,16 +128,22 @@ static int pack_of(const struct fake *f, const char *line)
     return found;
 }
 
-static struct payq_gc *start(struct fake *f, int pack_max, int linger_us, int npub)
+static struct payq_gc *start_checked(struct fake *f, int pack_max, int linger_us, int npub,
+                                     bool check)
 {
     memset(f, 0, sizeof *f);
     pthread_mutex_init(&f->lock, NULL);
     struct payq_gc_opts o = {.pack_max = pack_max, .linger_us = linger_us, .npublishers = npub};
     for (int i = 0; i < npub; i++)
-        o.sinks[i] = (struct payq_gc_sink){fake_publish, f};
+        o.sinks[i] = (struct payq_gc_sink){fake_publish, check ? fake_check : NULL, f};
     struct payq_gc *gc = payq_gc_new(&o);
     assert_non_null(gc);
     return gc;
+}
+
+static struct payq_gc *start(struct fake *f, int pack_max, int linger_us, int npub)
+{
+    return start_checked(f, pack_max, linger_us, npub, false);
 }
 
 /* Runs nreq concurrent requests; request i has sizes[i % nsizes] items and
@@ -226,6 +254,76 @@ static void test_pack_max_one(void **state)
     fake_free(&f);
 }
 
+/* Runs nreq concurrent requests of two transfers; those in dup_mask are
+ * "dup" ones, the check refuses them. */
+static void run_checked(struct payq_gc *gc, struct req *rs, int nreq, unsigned dup_mask)
+{
+    pthread_t th[32];
+    pthread_barrier_init(&g_go, NULL, (unsigned)nreq + 1);
+    for (int i = 0; i < nreq; i++) {
+        req_init(&rs[i], gc, dup_mask >> i & 1 ? "dup" : "ok", i, 2);
+        assert_int_equal(pthread_create(&th[i], NULL, req_run, &rs[i]), 0);
+    }
+    pthread_barrier_wait(&g_go);
+    for (int i = 0; i < nreq; i++)
+        pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&g_go);
+}
+
+/* One request of a shared pack conflicts: only it is refused (1, nothing
+ * of it published); the pack's other requests are published and confirmed,
+ * and the check ran once per pack, not once per request. */
+static void test_check_refuses_only_its_request(void **state)
+{
+    (void)state;
+    struct fake f;
+    struct payq_gc *gc = start_checked(&f, 100, 200000, 1, true);
+    struct req rs[16];
+    run_checked(gc, rs, 16, 1u << 5);
+    payq_gc_free(gc);
+    assert_int_equal(rs[5].rc, 1);
+    assert_int_equal(pack_of(&f, rs[5].bodies[0]), -1);
+    assert_int_equal(pack_of(&f, rs[5].bodies[1]), -1);
+    assert_true(f.refused_in > 1); /* it shared its check with other requests */
+    int published = 0;
+    for (int i = 0; i < 16; i++) {
+        if (i == 5)
+            continue;
+        assert_int_equal(rs[i].rc, 0);
+        int k = pack_of(&f, rs[i].bodies[0]);
+        assert_true(k >= 0 && f.ok[k]);
+        assert_int_equal(pack_of(&f, rs[i].bodies[1]), k);
+        published += 2;
+    }
+    uint32_t items = 0;
+    for (int k = 0; k < f.npacks; k++) {
+        items += f.items[k];
+        assert_memory_equal(f.body[k], "{\"id\":\"ok-", 10); /* message_id: an ok line */
+        assert_memory_equal(f.id[k], "ok-", 3);
+    }
+    assert_int_equal(items, published);
+    assert_true(f.checks < 16 / 4); /* one check per shared pack */
+    assert_int_equal(f.checks, f.npacks);
+    printf("# 16 requests, %d checks, %d packs\n", f.checks, f.npacks);
+    fake_free(&f);
+}
+
+/* A pack whose every request is refused publishes nothing. */
+static void test_check_refuses_whole_pack(void **state)
+{
+    (void)state;
+    struct fake f;
+    struct payq_gc *gc = start_checked(&f, 100, 200000, 1, true);
+    struct req rs[3];
+    run_checked(gc, rs, 3, 7u);
+    payq_gc_free(gc);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(rs[i].rc, 1);
+    assert_int_equal(f.npacks, 0);
+    assert_true(f.checks >= 1);
+    fake_free(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -233,6 +331,8 @@ int main(void)
         cmocka_unit_test(test_nack_fails_only_its_pack),
         cmocka_unit_test(test_lost_connection_fails_only_its_pack),
         cmocka_unit_test(test_pack_max_one),
+        cmocka_unit_test(test_check_refuses_only_its_request),
+        cmocka_unit_test(test_check_refuses_whole_pack),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
