@@ -1,9 +1,11 @@
-/* http_reads: validate the id, read with one retry, map the outcome. */
+/* http_reads: validate the id, read with one retry, map the outcome: one
+ * way for every GET of the ledger. */
 #include "http_reads.h"
 
 #include <stdio.h>
 #include <string.h>
 
+#include "ledger_lookup.h"
 #include "ledger_reads.h"
 #include "message.h"
 
@@ -64,4 +66,11 @@ void payq_http_get_batch(struct payq_http_app *app, const char *id, size_t id_le
 {
     get(app, id, id_len, "batch_id", payq_ledger_read_batch,
         "no transfer of this batch in the ledger; it may still be queued", rep);
+}
+
+void payq_http_get_transfer(struct payq_http_app *app, const char *id, size_t id_len,
+                            struct payq_http_reply *rep)
+{
+    get(app, id, id_len, "id", payq_ledger_lookup, "not in the ledger; it may still be queued",
+        rep);
 }

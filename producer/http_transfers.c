@@ -378,35 +378,3 @@ out:
     free(p.items);
     free(p.raw);
 }
-
-void payq_http_get_transfer(struct payq_http_app *app, const char *id, size_t id_len,
-                            struct payq_http_reply *rep)
-{
-    char key[PAYQ_ID_MAX + 1];
-    if (!payq_msg_valid_id(id, id_len)) {
-        payq_http_reply_error(rep, 400, "invalid id",
-                              "an id is 1 to 64 characters of A-Z a-z 0-9 . _ : -");
-        return;
-    }
-    memcpy(key, id, id_len);
-    key[id_len] = '\0';
-    struct payq_http_thread *th = payq_http_thread_get(app);
-    enum payq_lookup r = PAYQ_LOOKUP_FAILED;
-    /* One retry on a fresh connection: the old one may predate a failover. */
-    for (int attempt = 0; attempt < 2 && r == PAYQ_LOOKUP_FAILED; attempt++) {
-        PGconn *pg = payq_http_thread_pg(app, th);
-        if (!pg)
-            break;
-        payq_buf_reset(&rep->body);
-        r = payq_ledger_lookup(pg, key, &rep->body);
-        if (r == PAYQ_LOOKUP_FAILED || r == PAYQ_LOOKUP_ERROR)
-            payq_http_thread_pg_drop(th);
-    }
-    if (r == PAYQ_LOOKUP_FOUND)
-        rep->status = 200;
-    else if (r == PAYQ_LOOKUP_NOT_FOUND)
-        payq_http_reply_error(rep, 404, "not found", "not in the ledger; it may still be queued");
-    else
-        payq_http_reply_error(rep, 503, "the ledger is unavailable",
-                              "the database could not be read; try again later");
-}

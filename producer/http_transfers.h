@@ -40,7 +40,4 @@ void payq_http_post_transfers(struct payq_http_app *app, const char *body, size_
 void payq_http_replay_check_pack(struct payq_http_app *app, struct payq_http_thread *th,
                                  struct payq_gc_req *reqs, size_t n);
 
-void payq_http_get_transfer(struct payq_http_app *app, const char *id, size_t id_len,
-                            struct payq_http_reply *rep);
-
 #endif
