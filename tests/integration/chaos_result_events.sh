@@ -79,35 +79,7 @@ for i in range(1, n + 1):
     print("transfer\t" + body)
 PY
 split -n l/12 "$TMP/msgs" "$TMP/chunk."
-(
-    for c in "$TMP"/chunk.*; do
-        "$BIN/payq-rawpub" <"$c" >/dev/null || { echo "publish failed" >&2; exit 1; }
-        sleep 0.5
-    done
-) &
-publisher=$!
-
-workers=()
-for _ in 1 2 3; do
-    "$BIN/payq-worker" 2>>"$TMP/workers.log" &
-    workers+=($!)
-done
-kills=0
-deadline=$((SECONDS + 300))
-while [ $SECONDS -lt $deadline ]; do
-    sleep 1.$((RANDOM % 10))
-    victim=$((RANDOM % 3))
-    kill -9 "${workers[$victim]}" 2>/dev/null && kills=$((kills + 1))
-    wait "${workers[$victim]}" 2>/dev/null
-    "$BIN/payq-worker" 2>>"$TMP/workers.log" &
-    workers[victim]=$!
-    if [ $kills -ge $KILLS_MIN ] && ! kill -0 "$publisher" 2>/dev/null; then
-        break
-    fi
-done
-wait "$publisher"
-check "publisher succeeded" "0" "$?"
-[ $kills -ge $KILLS_MIN ] && ok "at least $KILLS_MIN kills ($kills)" || fail "only $kills kills"
+publish_under_kills "$TMP/chunk." 0.5 "$KILLS_MIN" 300
 wait_queue_empty payq.transfers 300 || fail "payq.transfers did not drain"
 for w in "${workers[@]}"; do kill -TERM "$w" 2>/dev/null; done
 for w in "${workers[@]}"; do wait "$w"; done

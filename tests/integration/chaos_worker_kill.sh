@@ -16,38 +16,8 @@ gen_accounts "$P" 200 | "$BIN/payq-rawpub" >/dev/null || fail "open accounts"
 gen_transfers "$P" "$N" 200 11 >"$TMP/transfers"
 split -n l/20 "$TMP/transfers" "$TMP/chunk."
 
-# Publish in 20 chunks with pauses so the run outlasts the kills.
-(
-    for c in "$TMP"/chunk.*; do
-        "$BIN/payq-rawpub" <"$c" >/dev/null || { echo "publish failed" >&2; exit 1; }
-        sleep 0.7
-    done
-) &
-publisher=$!
-
-workers=()
-for _ in 1 2 3; do
-    "$BIN/payq-worker" 2>>"$TMP/workers.log" &
-    workers+=($!)
-done
-
-kills=0
-deadline=$((SECONDS + 600))
-while [ $SECONDS -lt $deadline ]; do
-    sleep 1.$((RANDOM % 10))
-    victim=$((RANDOM % 3))
-    kill -9 "${workers[$victim]}" 2>/dev/null && kills=$((kills + 1))
-    wait "${workers[$victim]}" 2>/dev/null
-    "$BIN/payq-worker" 2>>"$TMP/workers.log" &
-    workers[victim]=$!
-    if [ $kills -ge $KILLS_MIN ] && ! kill -0 "$publisher" 2>/dev/null; then
-        break
-    fi
-done
-wait "$publisher"
-check "publisher succeeded" "0" "$?"
-echo "killed workers $kills times"
-[ $kills -ge $KILLS_MIN ] && ok "at least $KILLS_MIN kills ($kills)" || fail "only $kills kills"
+# Publish in 20 chunks while workers are killed.
+publish_under_kills "$TMP/chunk." 0.7 "$KILLS_MIN" 600
 
 # Let the survivors drain, then stop them gracefully.
 deadline=$((SECONDS + 300))

@@ -118,3 +118,47 @@ check_ledger() {
     check "$p: sum of debits equals sum of credits" "t" \
         "$(q "SELECT sum(debits_posted) = sum(credits_posted) FROM payq.accounts WHERE id LIKE '$p-acct-%'")"
 }
+
+# publish_under_kills CHUNK_GLOB_PREFIX PAUSE KILLS_MIN DEADLINE_S: publishes
+# the chunk files $1* with payq-rawpub, PAUSE seconds apart (so the run
+# outlasts the kills), while three payq-worker processes consume and one of
+# them, chosen at random, is SIGKILLed and restarted every 1-2 s, until the
+# publisher is done and at least KILLS_MIN kills happened (or DEADLINE_S).
+# Checks the publisher's exit and the kill count; leaves the three workers
+# running in the array `workers` and the count in `kills`. Worker logs go to
+# $TMP/workers.log.
+publish_under_kills() {
+    local prefix=$1 pause=$2 kills_min=$3 deadline=$((SECONDS + $4)) publisher victim c
+    (
+        for c in "$prefix"*; do
+            "$BIN/payq-rawpub" <"$c" >/dev/null || { echo "publish failed" >&2; exit 1; }
+            sleep "$pause"
+        done
+    ) &
+    publisher=$!
+    workers=()
+    for _ in 1 2 3; do
+        "$BIN/payq-worker" 2>>"$TMP/workers.log" &
+        workers+=($!)
+    done
+    kills=0
+    while [ $SECONDS -lt $deadline ]; do
+        sleep 1.$((RANDOM % 10))
+        victim=$((RANDOM % 3))
+        kill -9 "${workers[$victim]}" 2>/dev/null && kills=$((kills + 1))
+        wait "${workers[$victim]}" 2>/dev/null
+        "$BIN/payq-worker" 2>>"$TMP/workers.log" &
+        workers[victim]=$!
+        if [ $kills -ge "$kills_min" ] && ! kill -0 "$publisher" 2>/dev/null; then
+            break
+        fi
+    done
+    wait "$publisher"
+    check "publisher succeeded" "0" "$?"
+    echo "killed workers $kills times"
+    if [ $kills -ge "$kills_min" ]; then
+        ok "at least $kills_min kills ($kills)"
+    else
+        fail "only $kills kills"
+    fi
+}
