@@ -5,9 +5,15 @@
 # test and not scripts/bench: a small, repeatable before/after measurement
 # for worker and schema changes. Needs `scripts/stack up` and build/.
 #
-#   tests/tools/drain_bench.sh [-n TRANSFERS] [-a ACCOUNTS] [-x EXTRA] [-s] [-c CONFIG]
+#   tests/tools/drain_bench.sh [-n TRANSFERS] [-a ACCOUNTS] [-x EXTRA] [-w WORKERS]
+#                              [-k uniform|hot] [-e] [-s] [-c CONFIG]
 #     -n  transfers to pre-queue (default 200000), uniform over
 #     -a  accounts opened for the run (default 10000)
+#     -w  workers draining at once (default 1)
+#     -k  hot: every transfer credits one account (debits stay uniform)
+#     -e  sample what the workers' backends wait for (pg_stat_activity,
+#         every 0.1 s while any is in a transaction) and print the shares:
+#         why a second worker adds what it adds
 #     -x  extra accounts kept in the table (default 0; created or deleted
 #         to match, ids xtra:N, then ANALYZE)
 #     -c  the worker's configuration file (default config/payq.yaml), e.g.
@@ -16,17 +22,20 @@
 #         library; -s creates the extension in the database if it is missing)
 # Prints: extra=E transfers=N seconds=S rate=R/s backend_cpu=C, where S is
 # first to last committed_at of the run's transfers (publishing and start-up
-# excluded) and C the CPU time of the worker's PostgreSQL backend.
+# excluded) and C the CPU time of the workers' PostgreSQL backends.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${PAYQ_BUILD_DIR:-$ROOT/build}
 eval "$("$ROOT/scripts/stack" env)"
-N=200000 A=10000 X=0 STATS=0 CONFIG=$ROOT/config/payq.yaml
-while getopts "n:a:x:sc:" o; do
+N=200000 A=10000 X=0 W=1 SKEW=uniform WAITS=0 STATS=0 CONFIG=$ROOT/config/payq.yaml
+while getopts "n:a:x:w:k:esc:" o; do
     case $o in
     n) N=$OPTARG ;;
     a) A=$OPTARG ;;
     x) X=$OPTARG ;;
+    w) W=$OPTARG ;;
+    k) SKEW=$OPTARG ;;
+    e) WAITS=1 ;;
     s) STATS=1 ;;
     c) CONFIG=$OPTARG ;;
     *) exit 2 ;;
@@ -45,30 +54,56 @@ fi
 q "INSERT INTO payq.accounts (id, currency) SELECT '$P:a:' || g, 'EUR' FROM generate_series(0, $A - 1) g" >/dev/null
 q "VACUUM ANALYZE payq.accounts" >/dev/null
 
-awk -v p="$P" -v n="$N" -v a="$A" 'BEGIN {
+awk -v p="$P" -v n="$N" -v a="$A" -v hot="$([ "$SKEW" = hot ] && echo 1)" 'BEGIN {
     srand(7)
     for (i = 1; i <= n; i++) {
         d = int(rand() * a); c = int(rand() * (a - 1)); if (c >= d) c++
+        if (hot) { d = 1 + int(rand() * (a - 1)); c = 0 }
         printf "transfer\t{\"id\":\"%s:t:%d\",\"debit_account\":\"%s:a:%d\",\"credit_account\":\"%s:a:%d\",\"amount\":\"%d\",\"currency\":\"EUR\",\"business_date\":\"2026-01-02\"}\n", p, i, p, d, p, c, int(rand() * 99999) + 1
     } }' | "$BIN/payq-rawpub" --pack 100 >/dev/null
 
 [ "$STATS" = 1 ] && q "CREATE EXTENSION IF NOT EXISTS pg_stat_statements; SELECT pg_stat_statements_reset()" >/dev/null
-"$BIN/payq-worker" --config "$CONFIG" --exit-when-idle 2000 2>"${TMPDIR:-/tmp}/drain_bench.$P.log" &
-wpid=$!
-# CPU seconds of the worker's PostgreSQL backend (user + system), sampled
-# until the worker exits: the last sample falls in its final idle wait, after
-# the last commit. Unlike the rate, it hardly moves with other load.
-bpid="" bticks=0
-while kill -0 "$wpid" 2>/dev/null; do
-    [ -n "$bpid" ] || bpid=$(q "SELECT pid FROM pg_stat_activity WHERE usename = 'payq_worker' LIMIT 1")
-    if [ -n "$bpid" ] && read -r st 2>/dev/null <"/proc/$bpid/stat"; then
-        read -r -a f <<<"${st##*) }"
-        bticks=$((f[11] + f[12]))
-    fi
+wpids=()
+for ((w = 0; w < W; w++)); do
+    "$BIN/payq-worker" --config "$CONFIG" --exit-when-idle 2000 2>"${TMPDIR:-/tmp}/drain_bench.$P.$w.log" &
+    wpids+=($!)
+done
+# CPU seconds of the workers' PostgreSQL backends (user + system), sampled
+# until every worker exits: the last sample falls in their final idle wait,
+# after the last commit. Unlike the rate, it hardly moves with other load.
+declare -A ticks=()
+alive() {
+    local p
+    for p in "${wpids[@]}"; do kill -0 "$p" 2>/dev/null && return 0; done
+    return 1
+}
+# One psql session samples every 50 ms (a psql per sample would itself
+# load the two cores it measures).
+waits=$(mktemp)
+spid=""
+if [ "$WAITS" = 1 ]; then
+    while :; do
+        echo "SELECT CASE WHEN state = 'active' THEN coalesce(wait_event_type || ':' || wait_event, 'CPU')
+                          ELSE 'idle in transaction (worker computing, or round trip)' END
+              FROM pg_stat_activity WHERE usename = 'payq_worker' AND state <> 'idle';"
+        sleep 0.05
+    done | psql "$PAYQ_PG_PRIMARY" -X -qAt >"$waits" 2>/dev/null &
+    spid=$!
+fi
+while alive; do
+    for bpid in $(q "SELECT pid FROM pg_stat_activity WHERE usename = 'payq_worker'"); do
+        if read -r st 2>/dev/null <"/proc/$bpid/stat"; then
+            read -r -a f <<<"${st##*) }"
+            ticks[$bpid]=$((f[11] + f[12]))
+        fi
+    done
     sleep 0.5
 done
-wait "$wpid"
-q "SELECT 'extra=$X transfers=' || count(*) || ' posted=' || count(*) FILTER (WHERE status = 'posted')
+for p in "${wpids[@]}"; do wait "$p"; done
+[ -z "$spid" ] || kill "$spid" 2>/dev/null || true
+bticks=0
+for t in "${ticks[@]}"; do bticks=$((bticks + t)); done
+q "SELECT 'workers=$W skew=$SKEW extra=$X transfers=' || count(*) || ' posted=' || count(*) FILTER (WHERE status = 'posted')
           || ' seconds=' || round(extract(epoch FROM max(committed_at) - min(committed_at))::numeric, 2)
           || ' rate=' || round(count(*) / extract(epoch FROM max(committed_at) - min(committed_at))::numeric) || '/s'
           || ' backend_cpu=' || round($bticks / $(getconf CLK_TCK).0, 2) || 's ('
@@ -81,3 +116,8 @@ if [ "$STATS" = 1 ]; then
        FROM pg_stat_statements WHERE userid = 'payq_worker'::regrole AND calls > 1
        ORDER BY total_exec_time DESC LIMIT 10"
 fi
+if [ "$WAITS" = 1 ]; then
+    echo "what the workers' backends were doing, share of $(wc -l <"$waits") samples in a transaction:"
+    sort "$waits" | uniq -c | sort -rn | awk -v t="$(wc -l <"$waits")" '{ c = $1; $1 = ""; printf "  %5.1f%%%s\n", 100 * c / t, $0 }'
+fi
+rm -f "$waits"
