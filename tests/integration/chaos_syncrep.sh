@@ -11,14 +11,31 @@
 # 1,000 are back in the queue once the worker is killed), and the retried
 # batch must itself be waiting for the standby. After thawing, every id is
 # in the ledger exactly once on both nodes and the queue drains.
+# Every replica's WAL receiver is frozen, not only the synchronous
+# standby's: once wal_sender_timeout ends a frozen standby's stream, Patroni
+# may name the other replica synchronous, and a commit that replica confirms
+# may (rightly) be acked: the test would then measure Patroni, not payq.
 source "$(dirname "$0")/lib/common.sh"
 N=1000
 DEPTH_TOOL=$SRC/tests/tools/producer_stream_read.py
 FROZEN=
 
 thaw() {
-    [ -n "$FROZEN" ] && kill -CONT "$FROZEN" 2>/dev/null
+    local p
+    for p in $FROZEN; do kill -CONT "$p" 2>/dev/null; done
     FROZEN=
+}
+
+# replicas: the superuser conninfo of every node but the primary, one a line
+# (PAYQ_PG_CONNINFO lists every node's port).
+port_of() { sed -n 's/.*port=\([0-9,]*\).*/\1/p' <<<"$1"; }
+replicas() {
+    local p primary standby
+    primary=$(port_of "$PAYQ_PG_PRIMARY")
+    standby=$(port_of "$PAYQ_PG_STANDBY")
+    for p in $(port_of "$PAYQ_PG_CONNINFO" | tr , ' '); do
+        [ "$p" = "$primary" ] || echo "${PAYQ_PG_STANDBY/port=$standby/port=$p}"
+    done
 }
 trap 'thaw; cleanup_common' EXIT
 trap 'exit 143' TERM INT
@@ -40,17 +57,20 @@ syncrep_waiter() {
 }
 
 run_case() {
-    local how=$1 P=sr$RUN_ID$1 wal pid pid2 d i
+    local how=$1 P=sr$RUN_ID$1 wal ci pid pid2 d i
     echo "# case $how"
     [ "$(depth)" = 0 ] || fail "$how: payq.transfers is not empty at the start ($(depth))"
     gen_accounts "$P" 20 | "$BIN/payq-rawpub" >/dev/null || fail "$how: open accounts"
     "$BIN/payq-worker" --exit-when-idle 1000 2>>"$TMP/w0.log"
     check "$how: accounts opened" 20 "$(q "SELECT count(*) FROM payq.accounts WHERE id LIKE '$P-acct-%'")"
 
-    wal=$(qs "SELECT pid FROM pg_stat_wal_receiver")
-    [ -n "$wal" ] || { fail "$how: no WAL receiver on the standby"; return; }
-    FROZEN=$wal
-    kill -STOP "$wal"
+    while read -r ci; do
+        wal=$(psql "$ci" -X -qAt -c "SELECT pid FROM pg_stat_wal_receiver")
+        [ -n "$wal" ] || { fail "$how: no WAL receiver on a replica"; thaw; return; }
+        FROZEN+=" $wal"
+        kill -STOP "$wal"
+    done < <(replicas)
+    echo "# $how: WAL receivers frozen:$FROZEN"
     gen_transfers "$P" "$N" 20 7 >"$TMP/transfers.$how"
     "$BIN/payq-rawpub" <"$TMP/transfers.$how" >/dev/null || fail "$how: publish"
     start_worker
