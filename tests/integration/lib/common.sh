@@ -119,11 +119,28 @@ check_ledger() {
         "$(q "SELECT sum(debits_posted) = sum(credits_posted) FROM payq.accounts WHERE id LIKE '$p-acct-%'")"
 }
 
+# committed_once PID PUBLISHER: while PUBLISHER runs, waits (up to 10 s)
+# until worker PID journaled a batch.
+committed_once() {
+    local i
+    for ((i = 0; i < 50; i++)); do
+        kill -0 "$2" 2>/dev/null || return 0
+        [ "$(q "SELECT count(*) > 0 FROM payq.batches WHERE worker LIKE '%:$1'")" = t ] && return 0
+        kill -0 "$1" 2>/dev/null || return 0
+        sleep 0.2
+    done
+}
+
 # publish_under_kills CHUNK_GLOB_PREFIX PAUSE KILLS_MIN DEADLINE_S: publishes
 # the chunk files $1* with payq-rawpub, PAUSE seconds apart (so the run
 # outlasts the kills), while three payq-worker processes consume and one of
 # them, chosen at random, is SIGKILLed and restarted every 1-2 s, until the
 # publisher is done and at least KILLS_MIN kills happened (or DEADLINE_S).
+# While publishing, a victim is killed only once it has journaled a batch
+# (payq.batches, up to 10 s): on a slow machine, kills faster than a fresh
+# worker can commit would redeliver the same messages until the queue's
+# delivery limit dead-letters them: the broker doing its job, not a payq
+# defect.
 # Checks the publisher's exit and the kill count; leaves the three workers
 # running in the array `workers` and the count in `kills`. Worker logs go to
 # $TMP/workers.log.
@@ -145,6 +162,7 @@ publish_under_kills() {
     while [ $SECONDS -lt $deadline ]; do
         sleep 1.$((RANDOM % 10))
         victim=$((RANDOM % 3))
+        committed_once "${workers[$victim]}" "$publisher"
         kill -9 "${workers[$victim]}" 2>/dev/null && kills=$((kills + 1))
         wait "${workers[$victim]}" 2>/dev/null
         "$BIN/payq-worker" 2>>"$TMP/workers.log" &
