@@ -39,6 +39,7 @@ struct payq_ledger {
     struct payq_buf tmp;
     size_t nrows;
     struct payq_acache cache; /* accounts' immutable fields across batches */
+    unsigned prepared;        /* bit i: stmts[i] exists in the current session */
 };
 
 struct payq_ledger *payq_ledger_new(void)
@@ -86,14 +87,16 @@ static enum payq_pg_fault run(PGconn *conn, const char *sql, int nparams, const 
     return f;
 }
 
-/* The batch's hot statements, prepared once per connection
- * (payq_ledger_prepare): each batch then skips parsing and planning them
- * (~5% of the backend's CPU in a drain, issue 16). Every parameter is a
- * binary-format array (pgbarray.h): nothing for the server to parse. With
- * parameters unknown, the plan cache settles on a generic plan after five
- * executions; index_plans() leaves it the same shapes as a custom plan
- * (nested loops over index probes), which update_balances' lock order
- * relies on. */
+/* The batch's hot statements, each prepared once per session, on its first
+ * use (so inside a batch, where its locks were always taken: a worker
+ * connecting while a table is locked still connects, then consumes):
+ * batches then skip parsing and planning them (~5% of the backend's CPU in
+ * a drain, issue 16). A prepared statement outlives the transaction that
+ * prepared it, even one rolled back. Every parameter is a binary-format
+ * array (pgbarray.h): nothing for the server to parse. With parameters
+ * unknown, the plan cache settles on a generic plan after five executions;
+ * index_plans() leaves it the same shapes as a custom plan (nested loops
+ * over index probes), which update_balances' lock order relies on. */
 enum stmt {
     ST_READ_ACCOUNTS,
     ST_LOCK_RESTRICTED,
@@ -156,31 +159,38 @@ static const struct stmt_def {
          "unnest($9::text[]) AS meta, unnest($10::text[]) AS status, "
          "unnest($11::text[]) AS reason, unnest($12::bytea[]) AS hash, "
          "unnest($13::bigint[]) AS ts, unnest($14::bigint[]) AS dbal, "
-         "unnest($15::bigint[]) AS cbal) AS v ON CONFLICT (id) DO NOTHING",
+         "unnest($15::bigint[]) AS cbal) AS v",
          NCOLS,
          {TEXT_ARR, TEXT_ARR, TEXT_ARR, TEXT_ARR, INT8_ARR, TEXT_ARR, TEXT_ARR, TEXT_ARR, TEXT_ARR,
           TEXT_ARR, TEXT_ARR, BYTEA_ARR, INT8_ARR, INT8_ARR, INT8_ARR}},
 };
 
-enum payq_pg_fault payq_ledger_prepare(PGconn *conn)
+void payq_ledger_new_session(struct payq_ledger *l)
 {
-    for (int i = 0; i < NSTMT; i++) {
-        PGresult *res =
-            PQprepare(conn, stmts[i].name, stmts[i].sql, stmts[i].nparams, stmts[i].types);
-        enum payq_pg_fault f = payq_pg_check(conn, res, PGRES_COMMAND_OK, stmts[i].name);
-        PQclear(res);
-        if (f != PAYQ_PG_OK)
-            return f;
-    }
-    return PAYQ_PG_OK;
+    l->prepared = 0;
+}
+
+/* Prepares stmts[s] unless this session already has it. */
+static enum payq_pg_fault prepare(struct payq_ledger *l, PGconn *conn, enum stmt s)
+{
+    if (l->prepared & (1u << s))
+        return PAYQ_PG_OK;
+    PGresult *res = PQprepare(conn, stmts[s].name, stmts[s].sql, stmts[s].nparams, stmts[s].types);
+    enum payq_pg_fault f = payq_pg_check(conn, res, PGRES_COMMAND_OK, stmts[s].name);
+    PQclear(res);
+    if (f == PAYQ_PG_OK)
+        l->prepared |= 1u << s;
+    return f;
 }
 
 /* Runs prepared statement s with arrays[0..nparams) as its binary
- * parameters and checks it. The result is returned through *out when the
- * caller wants it, else cleared. */
-static enum payq_pg_fault run_prepared(PGconn *conn, enum stmt s, const struct payq_buf *arrays,
-                                       ExecStatusType expect, const char *what, PGresult **out)
+ * parameters, after preparing it if need be. NULL: it could not be
+ * prepared (*f says why); else the caller checks and clears the result. */
+static PGresult *exec_prepared(struct payq_ledger *l, PGconn *conn, enum stmt s,
+                               const struct payq_buf *arrays, enum payq_pg_fault *f)
 {
+    if ((*f = prepare(l, conn, s)) != PAYQ_PG_OK)
+        return NULL;
     const char *values[NCOLS];
     int lengths[NCOLS], formats[NCOLS];
     for (int i = 0; i < stmts[s].nparams; i++) {
@@ -188,9 +198,20 @@ static enum payq_pg_fault run_prepared(PGconn *conn, enum stmt s, const struct p
         lengths[i] = (int)arrays[i].len;
         formats[i] = 1;
     }
-    PGresult *res =
-        PQexecPrepared(conn, stmts[s].name, stmts[s].nparams, values, lengths, formats, 0);
-    enum payq_pg_fault f = payq_pg_check(conn, res, expect, what);
+    return PQexecPrepared(conn, stmts[s].name, stmts[s].nparams, values, lengths, formats, 0);
+}
+
+/* exec_prepared, checked. The result is returned through *out when the
+ * caller wants it, else cleared. */
+static enum payq_pg_fault run_prepared(struct payq_ledger *l, PGconn *conn, enum stmt s,
+                                       const struct payq_buf *arrays, ExecStatusType expect,
+                                       const char *what, PGresult **out)
+{
+    enum payq_pg_fault f;
+    PGresult *res = exec_prepared(l, conn, s, arrays, &f);
+    if (!res)
+        return f;
+    f = payq_pg_check(conn, res, expect, what);
     if (f == PAYQ_PG_OK && out) {
         *out = res;
         return f;
@@ -274,7 +295,7 @@ static enum payq_pg_fault for_accounts(struct payq_ledger *l, PGconn *conn, enum
     if (payq_pgbarr_count(&l->tmp) == 0)
         return PAYQ_PG_OK;
     PGresult *res = NULL;
-    enum payq_pg_fault f = run_prepared(conn, st, &l->tmp, PGRES_TUPLES_OK, what, &res);
+    enum payq_pg_fault f = run_prepared(l, conn, st, &l->tmp, PGRES_TUPLES_OK, what, &res);
     if (f != PAYQ_PG_OK)
         return f;
     for (int r = 0; take && r < PQntuples(res); r++) {
@@ -389,7 +410,7 @@ static enum payq_pg_fault read_existing(struct payq_ledger *l, PGconn *conn,
             payq_pgbarr_text(&l->tmp, msgs[i]->u.transfer.id);
     if (payq_pgbarr_count(&l->tmp) == 0)
         return PAYQ_PG_OK;
-    enum payq_pg_fault f = run_prepared(conn, ST_READ_EXISTING, &l->tmp, PGRES_TUPLES_OK,
+    enum payq_pg_fault f = run_prepared(l, conn, ST_READ_EXISTING, &l->tmp, PGRES_TUPLES_OK,
                                         "read existing transfers", res);
     if (f != PAYQ_PG_OK)
         return f;
@@ -457,9 +478,14 @@ static void add_row(struct payq_ledger *l, const struct payq_wmsg *m)
 
 /* Step 5c: the ledger rows, posted ones with the balances step 5b derived.
  * If another worker inserted one of these ids since step 3 (a redelivery
- * racing its original), the counts differ and the batch is retried, when
- * step 3 will see it. No row lock is taken here (payq.transfers has no
- * foreign keys), so coming after step 5a changes no lock order.
+ * racing its original), the primary key refuses the row (23505, after
+ * waiting for that worker's transaction to end) and the batch is retried,
+ * when step 3 will see it. A plain INSERT, not ON CONFLICT DO NOTHING:
+ * that probed transfers_pkey twice per row (the arbiter check, then the
+ * insert's own uniqueness check), ~13% of this statement's CPU, to turn
+ * the same race into a count mismatch and the same retry. No row lock is
+ * taken here (payq.transfers has no foreign keys), so coming after step 5a
+ * changes no lock order.
  * The columns are unnested in the select list (a ProjectSet, one row at a
  * time), not in FROM: a function scan over 15 arrays materialises each
  * into a tuplestore first, ~25% of this statement's CPU (issue 16). Every
@@ -475,19 +501,20 @@ static enum payq_pg_fault insert_transfers(struct payq_ledger *l, PGconn *conn,
             add_row(l, msgs[i]);
     if (l->nrows == 0)
         return PAYQ_PG_OK;
-    PGresult *res = NULL;
-    enum payq_pg_fault f =
-        run_prepared(conn, ST_INSERT_TRANSFERS, l->col, PGRES_COMMAND_OK, "insert transfers", &res);
-    if (f != PAYQ_PG_OK)
+    enum payq_pg_fault f;
+    PGresult *res = exec_prepared(l, conn, ST_INSERT_TRANSFERS, l->col, &f);
+    if (!res)
         return f;
-    size_t inserted = strtoul(PQcmdTuples(res), NULL, 10);
-    PQclear(res);
-    if (inserted != l->nrows) {
-        payq_log(PAYQ_LOG_WARN, "batch_race", "%zu of %zu transfer ids appeared concurrently",
-                 l->nrows - inserted, l->nrows);
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    if (PQresultStatus(res) == PGRES_FATAL_ERROR && state && strcmp(state, "23505") == 0) {
+        payq_log(PAYQ_LOG_WARN, "batch_race",
+                 "a transfer id of the batch appeared concurrently: retrying the batch");
+        PQclear(res);
         return PAYQ_PG_RETRY;
     }
-    return PAYQ_PG_OK;
+    f = payq_pg_check(conn, res, PGRES_COMMAND_OK, "insert transfers");
+    PQclear(res);
+    return f;
 }
 
 /* Step 5a: balances move by the batch's aggregated deltas, in one statement
@@ -521,7 +548,7 @@ static enum payq_pg_fault update_balances(struct payq_ledger *l, PGconn *conn)
     enum payq_pg_fault f = PAYQ_PG_OK;
     if (nupd > 0) {
         PGresult *res = NULL;
-        f = run_prepared(conn, ST_UPDATE_BALANCES, a3, PGRES_TUPLES_OK, "update balances", &res);
+        f = run_prepared(l, conn, ST_UPDATE_BALANCES, a3, PGRES_TUPLES_OK, "update balances", &res);
         if (f == PAYQ_PG_OK) {
             for (int r = 0; r < PQntuples(res); r++) {
                 struct payq_rules_acct *a = payq_rules_acct(&l->rules, PQgetvalue(res, r, 0));

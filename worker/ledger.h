@@ -45,13 +45,12 @@ void payq_ledger_cache_accounts(struct payq_ledger *l, size_t max);
 void payq_ledger_cache_stats(const struct payq_ledger *l, unsigned long long *hits,
                              unsigned long long *misses);
 
-/* Prepares the statements payq_ledger_apply runs on conn. Call once on
- * every new connection, before its first batch (prepared statements live
- * as long as the session). Returns PAYQ_PG_OK or the fault class. */
-enum payq_pg_fault payq_ledger_prepare(PGconn *conn) __attribute__((warn_unused_result));
+/* The next batch runs on a new connection: the statements payq_ledger_apply
+ * prepares (once per session, on first use) are prepared again. Call after
+ * every successful connect. */
+void payq_ledger_new_session(struct payq_ledger *l);
 
-/* Applies msgs[0..n) (pointers into a batch) in one transaction on conn
- * (prepared by payq_ledger_prepare) and
+/* Applies msgs[0..n) (pointers into a batch) in one transaction on conn and
  * sets each message's outcome. The transaction always ends with journal row
  * j and a COMMIT watched by watch (see commit.h). Returns PAYQ_PG_OK after a
  * COMMIT the synchronous standby confirmed, or the fault class after

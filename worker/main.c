@@ -72,11 +72,11 @@ static PGconn *connect_pg(struct worker *w)
     payq_commit_watch(conn, &w->watch);
     char sql[96];
     snprintf(sql, sizeof sql, "SET statement_timeout = %d", w->cfg.pg.statement_timeout_ms);
-    if (payq_pg_exec(conn, sql, "set statement_timeout") != PAYQ_PG_OK ||
-        payq_ledger_prepare(conn) != PAYQ_PG_OK) {
+    if (payq_pg_exec(conn, sql, "set statement_timeout") != PAYQ_PG_OK) {
         PQfinish(conn);
         return NULL;
     }
+    payq_ledger_new_session(w->ledger);
     return conn;
 }
 
