@@ -21,12 +21,15 @@ gen_accounts "$P" 10 | "$BIN/payq-rawpub" >/dev/null || fail "open accounts"
 gen_transfers "$P" 200 10 5 >"$TMP/transfers"
 
 # 1. The racing row, committed only once a worker backend waits on a lock
-# (its INSERT on the row's id), or after 30 s.
+# (its INSERT on the row's id), or after 30 s. A rejected row, on a date no
+# test reconciles: it moves no balance, so the ledger stays reconcilable for
+# the tests that run after this one.
 psql "$PAYQ_PG_PRIMARY" -X -q -v ON_ERROR_STOP=1 >"$TMP/racer.out" 2>&1 <<SQL &
 BEGIN;
 INSERT INTO payq.transfers (id, debit_account, credit_account, amount, currency, business_date,
-                            status, payload_sha256)
-VALUES ('$X', '$P-acct-1', '$P-acct-2', 1, 'EUR', '2026-01-02', 'posted', decode(repeat('ab', 32), 'hex'));
+                            status, reason, payload_sha256)
+VALUES ('$X', '$P-acct-1', '$P-acct-2', 1, 'EUR', '2000-01-01', 'rejected', 'account_not_found',
+        decode(repeat('ab', 32), 'hex'));
 DO \$\$
 BEGIN
     FOR i IN 1..300 LOOP
