@@ -9,6 +9,7 @@
 #include "alloc.h"
 #include "balances.h"
 #include "buf.h"
+#include "events.h"
 #include "log.h"
 #include "pgarray.h"
 #include "pgbarray.h"
@@ -38,8 +39,11 @@ struct payq_ledger {
     struct payq_buf col[NCOLS];
     struct payq_buf tmp;
     size_t nrows;
-    struct payq_acache cache; /* accounts' immutable fields across batches */
-    unsigned prepared;        /* bit i: stmts[i] exists in the current session */
+    struct payq_acache cache;  /* accounts' immutable fields across batches */
+    unsigned prepared;         /* bit i: stmts[i] exists in the current session */
+    bool events;               /* the INSERT returns the rows' outcome events */
+    struct payq_wmsg **rowmsg; /* the message of each inserted row, in order */
+    size_t rowmsg_cap;
 };
 
 struct payq_ledger *payq_ledger_new(void)
@@ -56,6 +60,7 @@ void payq_ledger_free(struct payq_ledger *l)
     for (int i = 0; i < NCOLS; i++)
         payq_buf_free(&l->col[i]);
     payq_buf_free(&l->tmp);
+    free(l->rowmsg);
     free(l);
 }
 
@@ -103,12 +108,34 @@ enum stmt {
     ST_READ_EXISTING,
     ST_UPDATE_BALANCES,
     ST_INSERT_TRANSFERS,
+    ST_INSERT_TRANSFERS_EVENTS,
     NSTMT
 };
 
 #define TEXT_ARR PAYQ_PG_TEXT_ARRAY_OID
 #define INT8_ARR PAYQ_PG_INT8_ARRAY_OID
 #define BYTEA_ARR PAYQ_PG_BYTEA_ARRAY_OID
+
+/* clang-format off */
+#define INSERT_TRANSFERS                                                                           \
+    "INSERT INTO payq.transfers (id, batch_id, debit_account, credit_account, amount, "            \
+    "currency, business_date, reference, metadata, status, reason, payload_sha256, "               \
+    "published_at, debit_balance, credit_balance) "                                                \
+    "SELECT id, batch_id, debit, credit, amount, currency, bdate::date, reference, "               \
+    "meta::jsonb, status, reason, hash, "                                                          \
+    "'epoch'::timestamptz + ts * interval '1 millisecond', dbal, cbal "                            \
+    "FROM (SELECT unnest($1::text[]) AS id, unnest($2::text[]) AS batch_id, "                      \
+    "unnest($3::text[]) AS debit, unnest($4::text[]) AS credit, "                                  \
+    "unnest($5::bigint[]) AS amount, unnest($6::text[]) AS currency, "                             \
+    "unnest($7::text[]) AS bdate, unnest($8::text[]) AS reference, "                               \
+    "unnest($9::text[]) AS meta, unnest($10::text[]) AS status, "                                  \
+    "unnest($11::text[]) AS reason, unnest($12::bytea[]) AS hash, "                                \
+    "unnest($13::bigint[]) AS ts, unnest($14::bigint[]) AS dbal, "                                 \
+    "unnest($15::bigint[]) AS cbal) AS v"
+#define INSERT_TYPES                                                                               \
+    {TEXT_ARR, TEXT_ARR, TEXT_ARR, TEXT_ARR, INT8_ARR, TEXT_ARR, TEXT_ARR, TEXT_ARR, TEXT_ARR,     \
+     TEXT_ARR, TEXT_ARR, BYTEA_ARR, INT8_ARR, INT8_ARR, INT8_ARR}
+/* clang-format on */
 
 static const struct stmt_def {
     const char *name;
@@ -144,26 +171,17 @@ static const struct stmt_def {
                             3,
                             {TEXT_ARR, INT8_ARR, INT8_ARR}},
     /* insert_transfers says why the arrays are unnested in the select list. */
-    [ST_INSERT_TRANSFERS] =
-        {"payq_insert_transfers",
-         "INSERT INTO payq.transfers (id, batch_id, debit_account, credit_account, amount, "
-         "currency, business_date, reference, metadata, status, reason, payload_sha256, "
-         "published_at, debit_balance, credit_balance) "
-         "SELECT id, batch_id, debit, credit, amount, currency, bdate::date, reference, "
-         "meta::jsonb, status, reason, hash, "
-         "'epoch'::timestamptz + ts * interval '1 millisecond', dbal, cbal "
-         "FROM (SELECT unnest($1::text[]) AS id, unnest($2::text[]) AS batch_id, "
-         "unnest($3::text[]) AS debit, unnest($4::text[]) AS credit, "
-         "unnest($5::bigint[]) AS amount, unnest($6::text[]) AS currency, "
-         "unnest($7::text[]) AS bdate, unnest($8::text[]) AS reference, "
-         "unnest($9::text[]) AS meta, unnest($10::text[]) AS status, "
-         "unnest($11::text[]) AS reason, unnest($12::bytea[]) AS hash, "
-         "unnest($13::bigint[]) AS ts, unnest($14::bigint[]) AS dbal, "
-         "unnest($15::bigint[]) AS cbal) AS v",
-         NCOLS,
-         {TEXT_ARR, TEXT_ARR, TEXT_ARR, TEXT_ARR, INT8_ARR, TEXT_ARR, TEXT_ARR, TEXT_ARR, TEXT_ARR,
-          TEXT_ARR, TEXT_ARR, BYTEA_ARR, INT8_ARR, INT8_ARR, INT8_ARR}},
+    [ST_INSERT_TRANSFERS] = {"payq_insert_transfers", INSERT_TRANSFERS, NCOLS, INSERT_TYPES},
+    /* The same, returning each row's outcome event (events.h). */
+    [ST_INSERT_TRANSFERS_EVENTS] = {"payq_insert_transfers_events",
+                                    INSERT_TRANSFERS " RETURNING " PAYQ_EVENT_TRANSFER_COLS, NCOLS,
+                                    INSERT_TYPES},
 };
+
+void payq_ledger_return_events(struct payq_ledger *l, bool on)
+{
+    l->events = on;
+}
 
 void payq_ledger_new_session(struct payq_ledger *l)
 {
@@ -454,7 +472,7 @@ static void int8_or_null(struct payq_buf *b, bool present, int64_t v)
         payq_pgbarr_null(b);
 }
 
-static void add_row(struct payq_ledger *l, const struct payq_wmsg *m)
+static void add_row(struct payq_ledger *l, struct payq_wmsg *m)
 {
     const struct payq_transfer *t = &m->u.transfer;
     payq_pgbarr_text(&l->col[COL_ID], t->id);
@@ -473,7 +491,25 @@ static void add_row(struct payq_ledger *l, const struct payq_wmsg *m)
     bool posted = m->outcome == WOUT_POSTED; /* rejected rows: NULL balances */
     int8_or_null(&l->col[COL_DBAL], posted, m->debit_balance);
     int8_or_null(&l->col[COL_CBAL], posted, m->credit_balance);
-    l->nrows++;
+    l->rowmsg[l->nrows++] = m;
+}
+
+/* Hands each returned row's outcome event to its message. Rows come back
+ * in insertion order; a row whose id is not the one sent at its place
+ * (never seen) gives its message no event, which events.c then reads back
+ * from the ledger after COMMIT: slower, the same bytes. */
+static void take_events(struct payq_ledger *l, PGresult *res)
+{
+    for (int r = 0; r < PQntuples(res) && (size_t)r < l->nrows; r++) {
+        struct payq_wmsg *m = l->rowmsg[r];
+        if (strcmp(PQgetvalue(res, r, 0), m->u.transfer.id) != 0)
+            continue;
+        payq_wmsg_clear_event(m);
+        m->event_len = (size_t)PQgetlength(res, r, 3);
+        m->event = payq_xmalloc(m->event_len + 1);
+        memcpy(m->event, PQgetvalue(res, r, 3), m->event_len + 1);
+        m->event_ms = strtoll(PQgetvalue(res, r, 2), NULL, 10);
+    }
 }
 
 /* Step 5c: the ledger rows, posted ones with the balances step 5b derived.
@@ -494,6 +530,10 @@ static enum payq_pg_fault insert_transfers(struct payq_ledger *l, PGconn *conn,
                                            struct payq_wmsg **msgs, size_t n)
 {
     l->nrows = 0;
+    if (l->rowmsg_cap < n) {
+        l->rowmsg_cap = n;
+        l->rowmsg = payq_xreallocarray(l->rowmsg, n, sizeof *l->rowmsg);
+    }
     for (int c = 0; c < NCOLS; c++)
         payq_pgbarr_begin(&l->col[c], col_elem[c]);
     for (size_t i = 0; i < n; i++)
@@ -502,7 +542,8 @@ static enum payq_pg_fault insert_transfers(struct payq_ledger *l, PGconn *conn,
     if (l->nrows == 0)
         return PAYQ_PG_OK;
     enum payq_pg_fault f;
-    PGresult *res = exec_prepared(l, conn, ST_INSERT_TRANSFERS, l->col, &f);
+    PGresult *res = exec_prepared(
+        l, conn, l->events ? ST_INSERT_TRANSFERS_EVENTS : ST_INSERT_TRANSFERS, l->col, &f);
     if (!res)
         return f;
     const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
@@ -512,7 +553,10 @@ static enum payq_pg_fault insert_transfers(struct payq_ledger *l, PGconn *conn,
         PQclear(res);
         return PAYQ_PG_RETRY;
     }
-    f = payq_pg_check(conn, res, PGRES_COMMAND_OK, "insert transfers");
+    f = payq_pg_check(conn, res, l->events ? PGRES_TUPLES_OK : PGRES_COMMAND_OK,
+                      "insert transfers");
+    if (f == PAYQ_PG_OK && l->events)
+        take_events(l, res);
     PQclear(res);
     return f;
 }
@@ -668,6 +712,8 @@ enum payq_pg_fault payq_ledger_apply(struct payq_ledger *l, PGconn *conn,
                                      struct payq_wmsg **msgs, size_t n)
 {
     PGresult *existing = NULL;
+    for (size_t i = 0; i < n; i++)
+        payq_wmsg_clear_event(msgs[i]); /* a rolled-back attempt's */
     payq_rules_reset(&l->rules, msgs, n);
     enum payq_pg_fault f = payq_pg_exec(conn, "BEGIN", "begin");
     if (f != PAYQ_PG_OK)
