@@ -37,9 +37,11 @@ enum payq_pg_fault payq_pg_classify(const char *st)
         return PAYQ_PG_RETRY;
     /* 08: connection exceptions; 57P0x: admin shutdown, crash shutdown,
      * cannot connect now; 25006: read-only transaction (we reached a node
-     * that was demoted); 57014: statement timeout (cancelled: retry fresh). */
+     * that was demoted); 57014: statement timeout (cancelled: retry fresh);
+     * 26000: a prepared statement the session lacks (a new session prepares
+     * them all again, worker/ledger.h). */
     if (strncmp(st, "08", 2) == 0 || strncmp(st, "57P", 3) == 0 || strcmp(st, "25006") == 0 ||
-        strcmp(st, "57014") == 0)
+        strcmp(st, "57014") == 0 || strcmp(st, "26000") == 0)
         return PAYQ_PG_RECONNECT;
     return PAYQ_PG_FATAL;
 }

@@ -129,12 +129,21 @@ void payq_wbatch_decode(struct payq_wbatch *b)
         decode_one(&b->msgs[i]);
 }
 
+void payq_wmsg_clear_event(struct payq_wmsg *m)
+{
+    free(m->event);
+    m->event = NULL;
+    m->event_len = 0;
+    m->event_ms = 0;
+}
+
 void payq_wbatch_clear(struct payq_wbatch *b)
 {
     for (size_t i = 0; i < b->n; i++) {
         struct payq_wmsg *m = &b->msgs[i];
         if (m->kind == WMSG_TRANSFER)
             payq_transfer_clear(&m->u.transfer);
+        payq_wmsg_clear_event(m);
         free(m->body);
     }
     b->n = 0;

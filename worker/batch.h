@@ -57,6 +57,13 @@ struct payq_wmsg {
      * this transfer (balances.h), stored in its ledger row for the outcome
      * event. */
     int64_t debit_balance, credit_balance;
+    /* Posted or rejected by this worker's committed transaction: its
+     * outcome event as the ledger INSERT returned it (events.h), NULL
+     * otherwise. Owned by the batch; cleared when a transaction over the
+     * message begins, so a rolled-back attempt leaves none behind. */
+    char *event;
+    size_t event_len;
+    int64_t event_ms; /* committed_at, epoch milliseconds */
 };
 
 struct payq_wbatch {
@@ -88,6 +95,9 @@ size_t payq_wbatch_add(struct payq_wbatch *b, const struct payq_wdelivery *d,
  * the publisher's AMQP message_id (a body that is not JSON, too big, binary,
  * an array, empty), else NULL. buf holds PAYQ_ID_MAX + 1 bytes. */
 const char *payq_wmsg_dead_id(const struct payq_wmsg *m, char *buf);
+
+/* Forgets m's outcome event (see payq_wmsg.event). */
+void payq_wmsg_clear_event(struct payq_wmsg *m);
 
 /* Decodes every message (sets kind, u, err, hash, business_date). */
 void payq_wbatch_decode(struct payq_wbatch *b);

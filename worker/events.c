@@ -10,44 +10,34 @@
 #include "log.h"
 #include "message.h"
 #include "pgarray.h"
+#include "strmap.h"
 
-/* Each query returns (id, routing key, committed_at in epoch ms, body).
- * PostgreSQL writes the body: the same row gives the same bytes, whichever
- * worker asks and whenever. Timestamps are rendered in UTC explicitly, not
- * in the session's TimeZone. Amounts and balances are strings of digits, as
- * amounts are on payq.ingress: int64 values beyond 2^53 do not survive a
- * JSON number in most parsers. Each lookup probes a unique index. */
-#define TS_UTC(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
-#define TS_MS(col) "(extract(epoch FROM " col ") * 1000)::bigint"
-
+/* Each query returns (id, routing key, committed_at in epoch ms, body),
+ * the columns of PAYQ_EVENT_TRANSFER_COLS (events.h). Each lookup probes a
+ * unique index. */
 /* clang-format off */
 static const char SQL_TRANSFERS[] =
-    "SELECT id, status, " TS_MS("committed_at") ", json_build_object("
-    "'id', id, 'status', status, 'reason', reason, 'batch_id', batch_id, "
-    "'business_date', business_date::text, 'amount', amount::text, 'currency', currency, "
-    "'debit_account', debit_account, 'credit_account', credit_account, "
-    "'committed_at', " TS_UTC("committed_at") ", "
-    "'debit_balance', debit_balance::text, 'credit_balance', credit_balance::text)::text "
+    "SELECT " PAYQ_EVENT_TRANSFER_COLS " "
     "FROM payq.transfers WHERE id = ANY($1::text[]) ORDER BY status, id";
 
 static const char SQL_CONFLICTS[] =
-    "SELECT entity_id, 'conflict', " TS_MS("seen_at") ", json_build_object("
+    "SELECT entity_id, 'conflict', " PAYQ_EVENT_TS_MS("seen_at") ", json_build_object("
     "'id', entity_id, 'status', 'conflict', 'reason', reason, "
     "'batch_id', payload->>'batch_id', 'business_date', business_date::text, "
     "'amount', payload->>'amount', 'currency', payload->>'currency', "
     "'debit_account', payload->>'debit_account', 'credit_account', payload->>'credit_account', "
-    "'committed_at', " TS_UTC("seen_at") ", "
+    "'committed_at', " PAYQ_EVENT_TS_UTC("seen_at") ", "
     "'payload_sha256', encode(payload_sha256, 'hex'))::text "
     "FROM payq.conflicts WHERE kind = 'transfer' AND (entity_id, payload_sha256) IN "
     "(SELECT id, decode(h, 'hex') FROM unnest($1::text[], $2::text[]) AS v(id, h)) "
     "ORDER BY entity_id, seq";
 
 static const char SQL_DEAD[] =
-    "SELECT coalesce(message_id, ''), 'dead_lettered', " TS_MS("dead_at") ", json_build_object("
+    "SELECT coalesce(message_id, ''), 'dead_lettered', " PAYQ_EVENT_TS_MS("dead_at") ", json_build_object("
     "'id', message_id, 'status', 'dead_lettered', 'reason', reason, 'field', field, "
     "'routing_key', routing_key, 'batch_id', NULL, 'business_date', NULL, 'amount', NULL, "
     "'currency', NULL, 'debit_account', NULL, 'credit_account', NULL, "
-    "'committed_at', " TS_UTC("dead_at") ", 'body_sha256', encode(body_sha256, 'hex'))::text "
+    "'committed_at', " PAYQ_EVENT_TS_UTC("dead_at") ", 'body_sha256', encode(body_sha256, 'hex'))::text "
     "FROM payq.dead_letters WHERE body_sha256 IN "
     "(SELECT decode(h, 'hex') FROM unnest($1::text[]) AS h) ORDER BY body_sha256";
 /* clang-format on */
@@ -134,6 +124,32 @@ static enum payq_pg_fault emit(PGconn *conn, struct payq_outbox *out, struct pac
     return f;
 }
 
+/* True for a message whose event its own committed INSERT returned. */
+static bool returned(const struct payq_wmsg *m)
+{
+    return m->event && (m->outcome == WOUT_POSTED || m->outcome == WOUT_REJECTED);
+}
+
+/* The events the batch's INSERTs returned, posted ones first, so that one
+ * status's events share packs as the ORDER BY status of a re-read does. */
+static enum payq_pg_fault emit_returned(struct payq_outbox *out, struct pack *pk, int pack_max,
+                                        const struct payq_wmsg *msgs, size_t n, size_t *published)
+{
+    static const enum wmsg_outcome order[] = {WOUT_POSTED, WOUT_REJECTED};
+    for (size_t k = 0; k < sizeof order / sizeof order[0]; k++) {
+        for (size_t i = 0; i < n; i++) {
+            const struct payq_wmsg *m = &msgs[i];
+            if (!returned(m) || m->outcome != order[k])
+                continue;
+            if (add_event(out, pk, pack_max, order[k] == WOUT_POSTED ? "posted" : "rejected",
+                          m->u.transfer.id, m->event_ms, m->event, m->event_len) != 0)
+                return PAYQ_PG_FATAL;
+            (*published)++;
+        }
+    }
+    return PAYQ_PG_OK;
+}
+
 enum payq_pg_fault payq_events_publish(PGconn *conn, struct payq_outbox *out, int pack_max,
                                        struct payq_wmsg *msgs, size_t n, size_t *published)
 {
@@ -145,11 +161,22 @@ enum payq_pg_fault payq_events_publish(PGconn *conn, struct payq_outbox *out, in
     payq_pgarr_begin(&chash);
     payq_pgarr_begin(&dhash);
     size_t nt = 0, nc = 0, nd = 0;
+    /* A duplicate of a transfer the batch itself booked has its event among
+     * the returned ones already: read back, the row would be sent twice
+     * (one row per id, as when every event was read back). */
+    struct payq_strmap booked = {0};
+    payq_strmap_reset(&booked, n);
+    for (size_t i = 0; i < n; i++)
+        if (returned(&msgs[i]))
+            payq_strmap_put(&booked, msgs[i].u.transfer.id, i);
     for (size_t i = 0; i < n; i++) {
         const struct payq_wmsg *m = &msgs[i];
         char hex[65];
+        size_t at;
         payq_hash_hex(m->hash, hex);
-        if (m->outcome == WOUT_DEAD) {
+        if (returned(m)) {
+            continue;
+        } else if (m->outcome == WOUT_DEAD) {
             payq_pgarr_str(&dhash, hex);
             nd++;
         } else if (m->kind != WMSG_TRANSFER) {
@@ -158,7 +185,7 @@ enum payq_pg_fault payq_events_publish(PGconn *conn, struct payq_outbox *out, in
             payq_pgarr_str(&cids, m->u.transfer.id);
             payq_pgarr_str(&chash, hex);
             nc++;
-        } else {
+        } else if (!payq_strmap_get(&booked, m->u.transfer.id, &at)) {
             payq_pgarr_str(&ids, m->u.transfer.id); /* posted, rejected, duplicate */
             nt++;
         }
@@ -168,9 +195,9 @@ enum payq_pg_fault payq_events_publish(PGconn *conn, struct payq_outbox *out, in
     payq_pgarr_end(&chash);
     payq_pgarr_end(&dhash);
     *published = 0;
-    enum payq_pg_fault f = PAYQ_PG_OK;
     const char *pc[2] = {cids.data, chash.data};
-    if (nt > 0)
+    enum payq_pg_fault f = emit_returned(out, &pk, pack_max, msgs, n, published);
+    if (f == PAYQ_PG_OK && nt > 0)
         f = emit(conn, out, &pk, pack_max, SQL_TRANSFERS, 1, (const char *const[]){ids.data},
                  "read outcomes", published);
     if (f == PAYQ_PG_OK && nc > 0)
@@ -191,5 +218,6 @@ enum payq_pg_fault payq_events_publish(PGconn *conn, struct payq_outbox *out, in
     payq_buf_free(&chash);
     payq_buf_free(&dhash);
     payq_buf_free(&pk.body);
+    payq_strmap_free(&booked);
     return f;
 }

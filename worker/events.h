@@ -2,9 +2,9 @@
  * published to the payq.results topic exchange (routing key = status:
  * posted, rejected, conflict, dead_lettered) with confirms, before the
  * batch is acked. The queue is the outbox (README "Outcome events"): the
- * events are built from the rows the batch left in the ledger, never from
- * the worker's memory or clock, so a redelivered batch, whose ids are
- * booked already, re-emits byte-identical events. */
+ * events are built by PostgreSQL from the rows the batch left in the
+ * ledger, never from the worker's memory or clock, so a redelivered batch,
+ * whose ids are booked already, re-emits byte-identical events. */
 #ifndef PAYQ_WORKER_EVENTS_H
 #define PAYQ_WORKER_EVENTS_H
 
@@ -14,15 +14,39 @@
 #include "outbox.h"
 #include "pg.h"
 
-/* Reads the stored outcome of every transfer message, conflict and dead
- * letter in msgs[0..n) from conn (after COMMIT) and publishes one event per
- * row through out (exchange payq.results), waiting for every confirm.
- * Events of one status travel in packs of up to pack_max (JSON Lines, one
- * event per line, message_id "sha256:" + the body's hex SHA-256); a pack
- * of one event (always so with pack_max 1) has message_id = its id.
- * *published counts events.
- * Returns PAYQ_PG_OK when all are confirmed; the fault class of a failed
- * query (PAYQ_PG_RECONNECT: drop conn); PAYQ_PG_FATAL when the broker
+/* A transfer's outcome event over a payq.transfers row, as a select list:
+ * (id, routing key = status, committed_at in epoch ms, body). The ledger's
+ * INSERT returns it for the rows it writes (ledger.c), and events.c reads
+ * it back for the rows a redelivered batch finds booked: one expression,
+ * so the same row always gives the same bytes. PostgreSQL writes the body;
+ * timestamps are rendered in UTC explicitly, not in the session's TimeZone.
+ * Amounts and balances are strings of digits, as amounts are on
+ * payq.ingress: int64 values beyond 2^53 do not survive a JSON number in
+ * most parsers. */
+#define PAYQ_EVENT_TS_UTC(col)                                                                     \
+    "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+#define PAYQ_EVENT_TS_MS(col) "(extract(epoch FROM " col ") * 1000)::bigint"
+#define PAYQ_EVENT_TRANSFER_COLS                                                                   \
+    "id, status, " PAYQ_EVENT_TS_MS(                                                               \
+        "committed_at") ", json_build_object("                                                     \
+                        "'id', id, 'status', status, 'reason', reason, 'batch_id', batch_id, "     \
+                        "'business_date', business_date::text, 'amount', amount::text, "           \
+                        "'currency', currency, "                                                   \
+                        "'debit_account', debit_account, 'credit_account', credit_account, "       \
+                        "'committed_at', " PAYQ_EVENT_TS_UTC(                                      \
+                            "committed_at") ", "                                                   \
+                                            "'debit_balance', debit_balance::text, "               \
+                                            "'credit_balance', credit_balance::text)::text"
+
+/* Publishes the outcome of every transfer message, conflict and dead
+ * letter in msgs[0..n) (after COMMIT): a message's event as its own
+ * committed INSERT returned it (payq_wmsg.event), else read from conn
+ * (duplicates, conflicts, dead letters, a batch re-applied after an unknown
+ * COMMIT outcome). One event per row through out (exchange payq.results), waiting for every
+ * confirm. Events of one status travel in packs of up to pack_max (JSON Lines, one event per line,
+ * message_id "sha256:" + the body's hex SHA-256); a pack of one event (always so with pack_max 1)
+ * has message_id = its id. *published counts events. Returns PAYQ_PG_OK when all are confirmed; the
+ * fault class of a failed query (PAYQ_PG_RECONNECT: drop conn); PAYQ_PG_FATAL when the broker
  * failed (logged; the outbox is reset). The caller must not ack unless OK. */
 enum payq_pg_fault payq_events_publish(PGconn *conn, struct payq_outbox *out, int pack_max,
                                        struct payq_wmsg *msgs, size_t n, size_t *published);

@@ -9,8 +9,10 @@
 #include "alloc.h"
 #include "balances.h"
 #include "buf.h"
+#include "events.h"
 #include "log.h"
 #include "pgarray.h"
+#include "pgbarray.h"
 #include "rules.h"
 
 enum {
@@ -37,7 +39,11 @@ struct payq_ledger {
     struct payq_buf col[NCOLS];
     struct payq_buf tmp;
     size_t nrows;
-    struct payq_acache cache; /* accounts' immutable fields across batches */
+    struct payq_acache cache;  /* accounts' immutable fields across batches */
+    unsigned prepared;         /* bit i: stmts[i] exists in the current session */
+    bool events;               /* the INSERT returns the rows' outcome events */
+    struct payq_wmsg **rowmsg; /* the message of each inserted row, in order */
+    size_t rowmsg_cap;
 };
 
 struct payq_ledger *payq_ledger_new(void)
@@ -54,6 +60,7 @@ void payq_ledger_free(struct payq_ledger *l)
     for (int i = 0; i < NCOLS; i++)
         payq_buf_free(&l->col[i]);
     payq_buf_free(&l->tmp);
+    free(l->rowmsg);
     free(l);
 }
 
@@ -77,6 +84,152 @@ static enum payq_pg_fault run(PGconn *conn, const char *sql, int nparams, const 
 {
     PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
     enum payq_pg_fault f = payq_pg_check(conn, res, expect, what);
+    if (f == PAYQ_PG_OK && out) {
+        *out = res;
+        return f;
+    }
+    PQclear(res);
+    return f;
+}
+
+/* The batch's hot statements, each prepared once per session, on its first
+ * use (so inside a batch, where its locks were always taken: a worker
+ * connecting while a table is locked still connects, then consumes):
+ * batches then skip parsing and planning them (~5% of the backend's CPU in
+ * a drain, issue 16). A prepared statement outlives the transaction that
+ * prepared it, even one rolled back. Every parameter is a binary-format
+ * array (pgbarray.h): nothing for the server to parse. With parameters
+ * unknown, the plan cache settles on a generic plan after five executions;
+ * index_plans() leaves it the same shapes as a custom plan (nested loops
+ * over index probes), which update_balances' lock order relies on. */
+enum stmt {
+    ST_READ_ACCOUNTS,
+    ST_LOCK_RESTRICTED,
+    ST_READ_EXISTING,
+    ST_UPDATE_BALANCES,
+    ST_INSERT_TRANSFERS,
+    ST_INSERT_TRANSFERS_EVENTS,
+    NSTMT
+};
+
+#define TEXT_ARR PAYQ_PG_TEXT_ARRAY_OID
+#define INT8_ARR PAYQ_PG_INT8_ARRAY_OID
+#define BYTEA_ARR PAYQ_PG_BYTEA_ARRAY_OID
+
+/* clang-format off */
+#define INSERT_TRANSFERS                                                                           \
+    "INSERT INTO payq.transfers (id, batch_id, debit_account, credit_account, amount, "            \
+    "currency, business_date, reference, metadata, status, reason, payload_sha256, "               \
+    "published_at, debit_balance, credit_balance) "                                                \
+    "SELECT id, batch_id, debit, credit, amount, currency, bdate::date, reference, "               \
+    "meta::jsonb, status, reason, hash, "                                                          \
+    "'epoch'::timestamptz + ts * interval '1 millisecond', dbal, cbal "                            \
+    "FROM (SELECT unnest($1::text[]) AS id, unnest($2::text[]) AS batch_id, "                      \
+    "unnest($3::text[]) AS debit, unnest($4::text[]) AS credit, "                                  \
+    "unnest($5::bigint[]) AS amount, unnest($6::text[]) AS currency, "                             \
+    "unnest($7::text[]) AS bdate, unnest($8::text[]) AS reference, "                               \
+    "unnest($9::text[]) AS meta, unnest($10::text[]) AS status, "                                  \
+    "unnest($11::text[]) AS reason, unnest($12::bytea[]) AS hash, "                                \
+    "unnest($13::bigint[]) AS ts, unnest($14::bigint[]) AS dbal, "                                 \
+    "unnest($15::bigint[]) AS cbal) AS v"
+#define INSERT_TYPES                                                                               \
+    {TEXT_ARR, TEXT_ARR, TEXT_ARR, TEXT_ARR, INT8_ARR, TEXT_ARR, TEXT_ARR, TEXT_ARR, TEXT_ARR,     \
+     TEXT_ARR, TEXT_ARR, BYTEA_ARR, INT8_ARR, INT8_ARR, INT8_ARR}
+/* clang-format on */
+
+static const struct stmt_def {
+    const char *name;
+    const char *sql;
+    int nparams;
+    Oid types[NCOLS];
+} stmts[NSTMT] = {
+    [ST_READ_ACCOUNTS] =
+        {"payq_read_accounts",
+         "SELECT id, currency, flags, debits_posted, credits_posted FROM payq.accounts "
+         "WHERE id = ANY($1::text[])",
+         1,
+         {TEXT_ARR}},
+    [ST_LOCK_RESTRICTED] = {"payq_lock_restricted",
+                            "SELECT id, debits_posted, credits_posted FROM payq.accounts "
+                            "WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE",
+                            1,
+                            {TEXT_ARR}},
+    [ST_READ_EXISTING] = {"payq_read_existing",
+                          "SELECT id, encode(payload_sha256, 'hex'), debit_account, "
+                          "credit_account, amount, currency, coalesce(batch_id, ''), "
+                          "business_date::text, coalesce(reference, '') FROM payq.transfers "
+                          "WHERE id = ANY($1::text[])",
+                          1,
+                          {TEXT_ARR}},
+    /* update_balances says why this order is the lock order. */
+    [ST_UPDATE_BALANCES] = {"payq_update_balances",
+                            "UPDATE payq.accounts a SET debits_posted = a.debits_posted + v.d, "
+                            "credits_posted = a.credits_posted + v.c "
+                            "FROM (SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[]) "
+                            "AS u(id, d, c) ORDER BY id COLLATE \"C\") AS v WHERE a.id = v.id "
+                            "RETURNING a.id, a.debits_posted, a.credits_posted",
+                            3,
+                            {TEXT_ARR, INT8_ARR, INT8_ARR}},
+    /* insert_transfers says why the arrays are unnested in the select list. */
+    [ST_INSERT_TRANSFERS] = {"payq_insert_transfers", INSERT_TRANSFERS, NCOLS, INSERT_TYPES},
+    /* The same, returning each row's outcome event (events.h). */
+    [ST_INSERT_TRANSFERS_EVENTS] = {"payq_insert_transfers_events",
+                                    INSERT_TRANSFERS " RETURNING " PAYQ_EVENT_TRANSFER_COLS, NCOLS,
+                                    INSERT_TYPES},
+};
+
+void payq_ledger_return_events(struct payq_ledger *l, bool on)
+{
+    l->events = on;
+}
+
+void payq_ledger_new_session(struct payq_ledger *l)
+{
+    l->prepared = 0;
+}
+
+/* Prepares stmts[s] unless this session already has it. */
+static enum payq_pg_fault prepare(struct payq_ledger *l, PGconn *conn, enum stmt s)
+{
+    if (l->prepared & (1u << s))
+        return PAYQ_PG_OK;
+    PGresult *res = PQprepare(conn, stmts[s].name, stmts[s].sql, stmts[s].nparams, stmts[s].types);
+    enum payq_pg_fault f = payq_pg_check(conn, res, PGRES_COMMAND_OK, stmts[s].name);
+    PQclear(res);
+    if (f == PAYQ_PG_OK)
+        l->prepared |= 1u << s;
+    return f;
+}
+
+/* Runs prepared statement s with arrays[0..nparams) as its binary
+ * parameters, after preparing it if need be. NULL: it could not be
+ * prepared (*f says why); else the caller checks and clears the result. */
+static PGresult *exec_prepared(struct payq_ledger *l, PGconn *conn, enum stmt s,
+                               const struct payq_buf *arrays, enum payq_pg_fault *f)
+{
+    if ((*f = prepare(l, conn, s)) != PAYQ_PG_OK)
+        return NULL;
+    const char *values[NCOLS];
+    int lengths[NCOLS], formats[NCOLS];
+    for (int i = 0; i < stmts[s].nparams; i++) {
+        values[i] = arrays[i].data;
+        lengths[i] = (int)arrays[i].len;
+        formats[i] = 1;
+    }
+    return PQexecPrepared(conn, stmts[s].name, stmts[s].nparams, values, lengths, formats, 0);
+}
+
+/* exec_prepared, checked. The result is returned through *out when the
+ * caller wants it, else cleared. */
+static enum payq_pg_fault run_prepared(struct payq_ledger *l, PGconn *conn, enum stmt s,
+                                       const struct payq_buf *arrays, ExecStatusType expect,
+                                       const char *what, PGresult **out)
+{
+    enum payq_pg_fault f;
+    PGresult *res = exec_prepared(l, conn, s, arrays, &f);
+    if (!res)
+        return f;
+    f = payq_pg_check(conn, res, expect, what);
     if (f == PAYQ_PG_OK && out) {
         *out = res;
         return f;
@@ -145,28 +298,22 @@ out:
     return f;
 }
 
-/* Runs sql with the ids of the accounts that pass keep() as $1 (a text
- * array, in id order) and hands each row to take(). No matching account:
+/* Runs sql with the ids of the accounts that pass keep() as $1 (a binary
+ * text array, in id order) and hands each row to take(). No matching account:
  * nothing runs. */
-static enum payq_pg_fault for_accounts(struct payq_ledger *l, PGconn *conn, const char *sql,
+static enum payq_pg_fault for_accounts(struct payq_ledger *l, PGconn *conn, enum stmt st,
                                        bool (*keep)(const struct payq_rules_acct *),
                                        const char *what,
                                        void (*take)(struct payq_rules_acct *, PGresult *, int))
 {
-    size_t k = 0;
-    payq_pgarr_begin(&l->tmp);
-    for (size_t i = 0; i < l->rules.nacct; i++) {
-        if (!keep(&l->rules.accts[i]))
-            continue;
-        payq_pgarr_str(&l->tmp, l->rules.accts[i].id);
-        k++;
-    }
-    payq_pgarr_end(&l->tmp);
-    if (k == 0)
+    payq_pgbarr_begin(&l->tmp, PAYQ_PG_TEXT_OID);
+    for (size_t i = 0; i < l->rules.nacct; i++)
+        if (keep(&l->rules.accts[i]))
+            payq_pgbarr_text(&l->tmp, l->rules.accts[i].id);
+    if (payq_pgbarr_count(&l->tmp) == 0)
         return PAYQ_PG_OK;
-    const char *p[1] = {l->tmp.data};
     PGresult *res = NULL;
-    enum payq_pg_fault f = run(conn, sql, 1, p, PGRES_TUPLES_OK, what, &res);
+    enum payq_pg_fault f = run_prepared(l, conn, st, &l->tmp, PGRES_TUPLES_OK, what, &res);
     if (f != PAYQ_PG_OK)
         return f;
     for (int r = 0; take && r < PQntuples(res); r++) {
@@ -251,16 +398,11 @@ static enum payq_pg_fault read_accounts(struct payq_ledger *l, PGconn *conn, siz
 {
     from_cache(l, n);
     enum payq_pg_fault f =
-        for_accounts(l, conn,
-                     "SELECT id, currency, flags, debits_posted, credits_posted FROM payq.accounts "
-                     "WHERE id = ANY($1::text[])",
-                     not_cached, "read accounts", take_account);
+        for_accounts(l, conn, ST_READ_ACCOUNTS, not_cached, "read accounts", take_account);
     if (f != PAYQ_PG_OK)
         return f;
-    return for_accounts(l, conn,
-                        "SELECT id, debits_posted, credits_posted FROM payq.accounts "
-                        "WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE",
-                        restricted, "lock restricted accounts", take_balances);
+    return for_accounts(l, conn, ST_LOCK_RESTRICTED, restricted, "lock restricted accounts",
+                        take_balances);
 }
 
 /* Index plans for every statement of the batch, whatever the size of the
@@ -280,24 +422,14 @@ static enum payq_pg_fault index_plans(PGconn *conn)
 static enum payq_pg_fault read_existing(struct payq_ledger *l, PGconn *conn,
                                         struct payq_wmsg **msgs, size_t n, PGresult **res)
 {
-    payq_pgarr_begin(&l->tmp);
-    size_t nt = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (msgs[i]->kind == WMSG_TRANSFER) {
-            payq_pgarr_str(&l->tmp, msgs[i]->u.transfer.id);
-            nt++;
-        }
-    }
-    payq_pgarr_end(&l->tmp);
-    if (nt == 0)
+    payq_pgbarr_begin(&l->tmp, PAYQ_PG_TEXT_OID);
+    for (size_t i = 0; i < n; i++)
+        if (msgs[i]->kind == WMSG_TRANSFER)
+            payq_pgbarr_text(&l->tmp, msgs[i]->u.transfer.id);
+    if (payq_pgbarr_count(&l->tmp) == 0)
         return PAYQ_PG_OK;
-    const char *p[1] = {l->tmp.data};
-    enum payq_pg_fault f =
-        run(conn,
-            "SELECT id, encode(payload_sha256, 'hex'), debit_account, credit_account, amount, "
-            "currency, coalesce(batch_id, ''), business_date::text, coalesce(reference, '') "
-            "FROM payq.transfers WHERE id = ANY($1::text[])",
-            1, p, PGRES_TUPLES_OK, "read existing transfers", res);
+    enum payq_pg_fault f = run_prepared(l, conn, ST_READ_EXISTING, &l->tmp, PGRES_TUPLES_OK,
+                                        "read existing transfers", res);
     if (f != PAYQ_PG_OK)
         return f;
     for (int r = 0; r < PQntuples(*res); r++) {
@@ -316,85 +448,117 @@ static enum payq_pg_fault read_existing(struct payq_ledger *l, PGconn *conn,
     return PAYQ_PG_OK;
 }
 
+/* Each ledger column's element type (binary arrays, pgbarray.h). The hash
+ * goes as its 32 raw bytes; the date, metadata and timestamp keep their SQL
+ * conversions (date and jsonb input validate what the worker passes, and
+ * the published time's range errors stay the database's). */
+static const uint32_t col_elem[NCOLS] = {
+    [COL_ID] = PAYQ_PG_TEXT_OID,     [COL_BATCH] = PAYQ_PG_TEXT_OID,
+    [COL_DEBIT] = PAYQ_PG_TEXT_OID,  [COL_CREDIT] = PAYQ_PG_TEXT_OID,
+    [COL_AMOUNT] = PAYQ_PG_INT8_OID, [COL_CURRENCY] = PAYQ_PG_TEXT_OID,
+    [COL_DATE] = PAYQ_PG_TEXT_OID,   [COL_REF] = PAYQ_PG_TEXT_OID,
+    [COL_META] = PAYQ_PG_TEXT_OID,   [COL_STATUS] = PAYQ_PG_TEXT_OID,
+    [COL_REASON] = PAYQ_PG_TEXT_OID, [COL_HASH] = PAYQ_PG_BYTEA_OID,
+    [COL_TS] = PAYQ_PG_INT8_OID,     [COL_DBAL] = PAYQ_PG_INT8_OID,
+    [COL_CBAL] = PAYQ_PG_INT8_OID,
+};
+
 /* A bigint array element, NULL unless present. */
-static void pgarr_int_or_null(struct payq_buf *b, bool present, int64_t v)
+static void int8_or_null(struct payq_buf *b, bool present, int64_t v)
 {
     if (present)
-        payq_pgarr_int(b, v);
+        payq_pgbarr_int8(b, v);
     else
-        payq_pgarr_str(b, NULL);
+        payq_pgbarr_null(b);
 }
 
-static void add_row(struct payq_ledger *l, const struct payq_wmsg *m)
+static void add_row(struct payq_ledger *l, struct payq_wmsg *m)
 {
     const struct payq_transfer *t = &m->u.transfer;
-    char hex[65];
-    payq_hash_hex(m->hash, hex);
-    payq_pgarr_str(&l->col[COL_ID], t->id);
-    payq_pgarr_str(&l->col[COL_BATCH], t->batch_id[0] ? t->batch_id : NULL);
-    payq_pgarr_str(&l->col[COL_DEBIT], t->debit_account);
-    payq_pgarr_str(&l->col[COL_CREDIT], t->credit_account);
-    payq_pgarr_int(&l->col[COL_AMOUNT], t->amount);
-    payq_pgarr_str(&l->col[COL_CURRENCY], t->currency);
-    payq_pgarr_str(&l->col[COL_DATE], m->business_date);
-    payq_pgarr_str(&l->col[COL_REF], t->reference[0] ? t->reference : NULL);
-    payq_pgarr_str(&l->col[COL_META], t->metadata);
-    payq_pgarr_str(&l->col[COL_STATUS], m->outcome == WOUT_POSTED ? "posted" : "rejected");
-    payq_pgarr_str(&l->col[COL_REASON], m->outcome == WOUT_POSTED ? NULL : m->reason);
-    payq_pgarr_str(&l->col[COL_HASH], hex);
-    payq_pgarr_int(&l->col[COL_TS], m->published_ms);
+    payq_pgbarr_text(&l->col[COL_ID], t->id);
+    payq_pgbarr_text(&l->col[COL_BATCH], t->batch_id[0] ? t->batch_id : NULL);
+    payq_pgbarr_text(&l->col[COL_DEBIT], t->debit_account);
+    payq_pgbarr_text(&l->col[COL_CREDIT], t->credit_account);
+    payq_pgbarr_int8(&l->col[COL_AMOUNT], t->amount);
+    payq_pgbarr_text(&l->col[COL_CURRENCY], t->currency);
+    payq_pgbarr_text(&l->col[COL_DATE], m->business_date);
+    payq_pgbarr_text(&l->col[COL_REF], t->reference[0] ? t->reference : NULL);
+    payq_pgbarr_text(&l->col[COL_META], t->metadata);
+    payq_pgbarr_text(&l->col[COL_STATUS], m->outcome == WOUT_POSTED ? "posted" : "rejected");
+    payq_pgbarr_text(&l->col[COL_REASON], m->outcome == WOUT_POSTED ? NULL : m->reason);
+    payq_pgbarr_bytes(&l->col[COL_HASH], m->hash, sizeof m->hash);
+    payq_pgbarr_int8(&l->col[COL_TS], m->published_ms);
     bool posted = m->outcome == WOUT_POSTED; /* rejected rows: NULL balances */
-    pgarr_int_or_null(&l->col[COL_DBAL], posted, m->debit_balance);
-    pgarr_int_or_null(&l->col[COL_CBAL], posted, m->credit_balance);
-    l->nrows++;
+    int8_or_null(&l->col[COL_DBAL], posted, m->debit_balance);
+    int8_or_null(&l->col[COL_CBAL], posted, m->credit_balance);
+    l->rowmsg[l->nrows++] = m;
+}
+
+/* Hands each returned row's outcome event to its message. Rows come back
+ * in insertion order; a row whose id is not the one sent at its place
+ * (never seen) gives its message no event, which events.c then reads back
+ * from the ledger after COMMIT: slower, the same bytes. */
+static void take_events(struct payq_ledger *l, PGresult *res)
+{
+    for (int r = 0; r < PQntuples(res) && (size_t)r < l->nrows; r++) {
+        struct payq_wmsg *m = l->rowmsg[r];
+        if (strcmp(PQgetvalue(res, r, 0), m->u.transfer.id) != 0)
+            continue;
+        payq_wmsg_clear_event(m);
+        m->event_len = (size_t)PQgetlength(res, r, 3);
+        m->event = payq_xmalloc(m->event_len + 1);
+        memcpy(m->event, PQgetvalue(res, r, 3), m->event_len + 1);
+        m->event_ms = strtoll(PQgetvalue(res, r, 2), NULL, 10);
+    }
 }
 
 /* Step 5c: the ledger rows, posted ones with the balances step 5b derived.
  * If another worker inserted one of these ids since step 3 (a redelivery
- * racing its original), the counts differ and the batch is retried, when
- * step 3 will see it. No row lock is taken here (payq.transfers has no
- * foreign keys), so coming after step 5a changes no lock order. */
+ * racing its original), the primary key refuses the row (23505, after
+ * waiting for that worker's transaction to end) and the batch is retried,
+ * when step 3 will see it. A plain INSERT, not ON CONFLICT DO NOTHING:
+ * that probed transfers_pkey twice per row (the arbiter check, then the
+ * insert's own uniqueness check), ~13% of this statement's CPU, to turn
+ * the same race into a count mismatch and the same retry. No row lock is
+ * taken here (payq.transfers has no foreign keys), so coming after step 5a
+ * changes no lock order.
+ * The columns are unnested in the select list (a ProjectSet, one row at a
+ * time), not in FROM: a function scan over 15 arrays materialises each
+ * into a tuplestore first, ~25% of this statement's CPU (issue 16). Every
+ * array has one element per row, so both forms yield the same rows. */
 static enum payq_pg_fault insert_transfers(struct payq_ledger *l, PGconn *conn,
                                            struct payq_wmsg **msgs, size_t n)
 {
     l->nrows = 0;
+    if (l->rowmsg_cap < n) {
+        l->rowmsg_cap = n;
+        l->rowmsg = payq_xreallocarray(l->rowmsg, n, sizeof *l->rowmsg);
+    }
     for (int c = 0; c < NCOLS; c++)
-        payq_pgarr_begin(&l->col[c]);
+        payq_pgbarr_begin(&l->col[c], col_elem[c]);
     for (size_t i = 0; i < n; i++)
         if (msgs[i]->outcome == WOUT_POSTED || msgs[i]->outcome == WOUT_REJECTED)
             add_row(l, msgs[i]);
     if (l->nrows == 0)
         return PAYQ_PG_OK;
-    const char *p[NCOLS];
-    for (int c = 0; c < NCOLS; c++) {
-        payq_pgarr_end(&l->col[c]);
-        p[c] = l->col[c].data;
-    }
-    PGresult *res = NULL;
-    enum payq_pg_fault f = run(
-        conn,
-        "INSERT INTO payq.transfers (id, batch_id, debit_account, credit_account, amount, "
-        "currency, business_date, reference, metadata, status, reason, payload_sha256, "
-        "published_at, debit_balance, credit_balance) "
-        "SELECT id, batch_id, debit, credit, amount, currency, bdate::date, reference, "
-        "meta::jsonb, status, reason, decode(hash, 'hex'), "
-        "'epoch'::timestamptz + ts * interval '1 millisecond', dbal, cbal "
-        "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], "
-        "$7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[], "
-        "$14::bigint[], $15::bigint[]) "
-        "AS v(id, batch_id, debit, credit, amount, currency, bdate, reference, meta, status, "
-        "reason, hash, ts, dbal, cbal) ON CONFLICT (id) DO NOTHING",
-        NCOLS, p, PGRES_COMMAND_OK, "insert transfers", &res);
-    if (f != PAYQ_PG_OK)
+    enum payq_pg_fault f;
+    PGresult *res = exec_prepared(
+        l, conn, l->events ? ST_INSERT_TRANSFERS_EVENTS : ST_INSERT_TRANSFERS, l->col, &f);
+    if (!res)
         return f;
-    size_t inserted = strtoul(PQcmdTuples(res), NULL, 10);
-    PQclear(res);
-    if (inserted != l->nrows) {
-        payq_log(PAYQ_LOG_WARN, "batch_race", "%zu of %zu transfer ids appeared concurrently",
-                 l->nrows - inserted, l->nrows);
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    if (PQresultStatus(res) == PGRES_FATAL_ERROR && state && strcmp(state, "23505") == 0) {
+        payq_log(PAYQ_LOG_WARN, "batch_race",
+                 "a transfer id of the batch appeared concurrently: retrying the batch");
+        PQclear(res);
         return PAYQ_PG_RETRY;
     }
-    return PAYQ_PG_OK;
+    f = payq_pg_check(conn, res, l->events ? PGRES_TUPLES_OK : PGRES_COMMAND_OK,
+                      "insert transfers");
+    if (f == PAYQ_PG_OK && l->events)
+        take_events(l, res);
+    PQclear(res);
+    return f;
 }
 
 /* Step 5a: balances move by the batch's aggregated deltas, in one statement
@@ -412,35 +576,23 @@ static enum payq_pg_fault insert_transfers(struct payq_ledger *l, PGconn *conn,
  * already holds its own. */
 static enum payq_pg_fault update_balances(struct payq_ledger *l, PGconn *conn)
 {
-    struct payq_buf ids = PAYQ_BUF_INIT, debit_deltas = PAYQ_BUF_INIT,
-                    credit_deltas = PAYQ_BUF_INIT;
-    payq_pgarr_begin(&ids);
-    payq_pgarr_begin(&debit_deltas);
-    payq_pgarr_begin(&credit_deltas);
-    size_t nupd = 0;
+    struct payq_buf a3[3] = {PAYQ_BUF_INIT, PAYQ_BUF_INIT, PAYQ_BUF_INIT}; /* id, d, c */
+    payq_pgbarr_begin(&a3[0], PAYQ_PG_TEXT_OID);
+    payq_pgbarr_begin(&a3[1], PAYQ_PG_INT8_OID);
+    payq_pgbarr_begin(&a3[2], PAYQ_PG_INT8_OID);
     for (size_t i = 0; i < l->rules.nacct; i++) {
         const struct payq_rules_acct *a = &l->rules.accts[i];
         if (a->debit_delta == 0 && a->credit_delta == 0)
             continue;
-        payq_pgarr_str(&ids, a->id);
-        payq_pgarr_int(&debit_deltas, a->debit_delta);
-        payq_pgarr_int(&credit_deltas, a->credit_delta);
-        nupd++;
+        payq_pgbarr_text(&a3[0], a->id);
+        payq_pgbarr_int8(&a3[1], a->debit_delta);
+        payq_pgbarr_int8(&a3[2], a->credit_delta);
     }
-    payq_pgarr_end(&ids);
-    payq_pgarr_end(&debit_deltas);
-    payq_pgarr_end(&credit_deltas);
+    size_t nupd = payq_pgbarr_count(&a3[0]);
     enum payq_pg_fault f = PAYQ_PG_OK;
     if (nupd > 0) {
-        const char *p[3] = {ids.data, debit_deltas.data, credit_deltas.data};
         PGresult *res = NULL;
-        f = run(conn,
-                "UPDATE payq.accounts a SET debits_posted = a.debits_posted + v.d, "
-                "credits_posted = a.credits_posted + v.c "
-                "FROM (SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[]) "
-                "AS u(id, d, c) ORDER BY id COLLATE \"C\") AS v WHERE a.id = v.id "
-                "RETURNING a.id, a.debits_posted, a.credits_posted",
-                3, p, PGRES_TUPLES_OK, "update balances", &res);
+        f = run_prepared(l, conn, ST_UPDATE_BALANCES, a3, PGRES_TUPLES_OK, "update balances", &res);
         if (f == PAYQ_PG_OK) {
             for (int r = 0; r < PQntuples(res); r++) {
                 struct payq_rules_acct *a = payq_rules_acct(&l->rules, PQgetvalue(res, r, 0));
@@ -455,9 +607,8 @@ static enum payq_pg_fault update_balances(struct payq_ledger *l, PGconn *conn)
             PQclear(res);
         }
     }
-    payq_buf_free(&ids);
-    payq_buf_free(&debit_deltas);
-    payq_buf_free(&credit_deltas);
+    for (int k = 0; k < 3; k++)
+        payq_buf_free(&a3[k]);
     return f;
 }
 
@@ -561,6 +712,8 @@ enum payq_pg_fault payq_ledger_apply(struct payq_ledger *l, PGconn *conn,
                                      struct payq_wmsg **msgs, size_t n)
 {
     PGresult *existing = NULL;
+    for (size_t i = 0; i < n; i++)
+        payq_wmsg_clear_event(msgs[i]); /* a rolled-back attempt's */
     payq_rules_reset(&l->rules, msgs, n);
     enum payq_pg_fault f = payq_pg_exec(conn, "BEGIN", "begin");
     if (f != PAYQ_PG_OK)

@@ -26,6 +26,7 @@
 #ifndef PAYQ_WORKER_LEDGER_H
 #define PAYQ_WORKER_LEDGER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "batch.h"
@@ -44,6 +45,16 @@ void payq_ledger_cache_accounts(struct payq_ledger *l, size_t max);
 /* Accounts found in and missing from that cache so far. */
 void payq_ledger_cache_stats(const struct payq_ledger *l, unsigned long long *hits,
                              unsigned long long *misses);
+
+/* on: the ledger INSERT also returns each row's outcome event (events.h)
+ * into its message (payq_wmsg.event), so that events.c reads back only
+ * what a batch did not write itself. Off after payq_ledger_new. */
+void payq_ledger_return_events(struct payq_ledger *l, bool on);
+
+/* The next batch runs on a new connection: the statements payq_ledger_apply
+ * prepares (once per session, on first use) are prepared again. Call after
+ * every successful connect. */
+void payq_ledger_new_session(struct payq_ledger *l);
 
 /* Applies msgs[0..n) (pointers into a batch) in one transaction on conn and
  * sets each message's outcome. The transaction always ends with journal row

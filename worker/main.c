@@ -76,6 +76,7 @@ static PGconn *connect_pg(struct worker *w)
         PQfinish(conn);
         return NULL;
     }
+    payq_ledger_new_session(w->ledger);
     return conn;
 }
 
@@ -429,6 +430,7 @@ int main(int argc, char **argv)
     snprintf(w.id, sizeof w.id, "%s:%ld", host, (long)getpid());
     w.ledger = payq_ledger_new();
     payq_ledger_cache_accounts(w.ledger, (size_t)w.cfg.worker.account_cache_max);
+    payq_ledger_return_events(w.ledger, w.cfg.worker.result_events);
     /* The database first: a worker that cannot book takes no deliveries. */
     if (ensure_pg(&w) == PG_STOPPED) {
         rc = 0;

@@ -11,6 +11,9 @@
 # 1,000 are back in the queue once the worker is killed), and the retried
 # batch must itself be waiting for the standby. After thawing, every id is
 # in the ledger exactly once on both nodes and the queue drains.
+# Outcome events (payq.results) likewise: none while the standby is frozen,
+# although the batch's INSERT already returned them to the worker; after
+# the thaw, one for every transfer.
 # Every replica's WAL receiver is frozen, not only the synchronous
 # standby's: once wal_sender_timeout ends a frozen standby's stream, Patroni
 # may name the other replica synchronous, and a commit that replica confirms
@@ -71,6 +74,11 @@ run_case() {
         kill -STOP "$wal"
     done < <(replicas)
     echo "# $how: WAL receivers frozen:$FROZEN"
+    "$BIN/payq-ackdrain" --bind payq.results --dump "$TMP/events.$how" --idle-ms 600000 \
+        >/dev/null 2>"$TMP/events.$how.err" &
+    BG_PIDS+=($!)
+    local events=$!
+    for ((i = 0; i < 50; i++)); do grep -q ready "$TMP/events.$how.err" && break; sleep 0.1; done
     gen_transfers "$P" "$N" 20 7 >"$TMP/transfers.$how"
     "$BIN/payq-rawpub" <"$TMP/transfers.$how" >/dev/null || fail "$how: publish"
     start_worker
@@ -101,6 +109,9 @@ run_case() {
         sleep 0.1
     done
     check "$how: with the standby frozen, no message was acked (all back in the queue)" "$N" "$d"
+    sleep 0.5 # the events consumer flushes its dump when idle
+    check "$how: with the standby frozen, no outcome event was published" 0 \
+        "$(grep -c "$P-t-" "$TMP/events.$how")"
     thaw
 
     "$BIN/payq-worker" --exit-when-idle 3000 2>>"$TMP/w-after-$how.log"
@@ -112,6 +123,13 @@ run_case() {
         sleep 0.1
     done
     check "$how: every id on the standby, once" "$N" "$d"
+    for ((i = 0; i < 50; i++)); do
+        d=$(grep -o "\"id\" : \"$P-t-[0-9]*\"" "$TMP/events.$how" | sort -u | wc -l)
+        [ "$d" = "$N" ] && break
+        sleep 0.1
+    done
+    check "$how: after the thaw, an outcome event for every transfer" "$N" "$d"
+    kill "$events" 2>/dev/null
     # The first worker's retry, still waiting when it was killed, committed
     # once the standby caught up: its journal row says attempt 2.
     check "$how: the retry is journaled as a second attempt" 2 \

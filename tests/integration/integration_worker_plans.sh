@@ -13,6 +13,9 @@
 #  3. the batch still books every transfer with the right balances.
 # The batch touches 3,000 accounts, a large share of the table on a fresh
 # stack: where the planner, left alone, prefers a hash join over them.
+# 28,000 transfers make 7 batches of 4,000: the worker's statements are
+# prepared, and from the sixth execution on PostgreSQL runs their generic
+# plan (planned without the arrays' values), which must keep the same shape.
 source "$(dirname "$0")/lib/common.sh"
 P=wp$RUN_ID
 LOG=$PAYQ_PG_LOG_DIR/postgresql-$PAYQ_PG_PRIMARY_NODE.log
@@ -24,7 +27,7 @@ q "ALTER ROLE payq_worker SET auto_explain.log_min_duration = 0" >/dev/null
 
 q "INSERT INTO payq.accounts (id, currency) SELECT '$P-acct-' || g, 'EUR' FROM generate_series(1, 3000) g" >/dev/null
 q "ANALYZE payq.accounts" >/dev/null
-awk -v p="$P" 'BEGIN { srand(11); for (i = 1; i <= 6000; i++) {
+awk -v p="$P" 'BEGIN { srand(11); for (i = 1; i <= 28000; i++) {
     d = int(rand() * 3000) + 1; c = int(rand() * 2999) + 1; if (c >= d) c++
     printf "transfer\t{\"id\":\"%s-t-%d\",\"debit_account\":\"%s-acct-%d\",\"credit_account\":\"%s-acct-%d\",\"amount\":\"%d\",\"currency\":\"EUR\"}\n", p, i, p, d, p, c, int(rand() * 1000) + 1 } }' \
     >"$TMP/transfers"
@@ -46,7 +49,8 @@ plans() {
 plans "UPDATE payq.accounts" >"$TMP/update"
 plans "SELECT id, currency, flags" >"$TMP/read"
 n=$(wc -l <"$TMP/update")
-if [ "$n" -ge 2 ]; then ok "auto_explain logged $n balance updates"; else fail "only $n balance update plans logged"; fi
+# six or more: at least one ran the prepared statement's generic plan
+if [ "$n" -ge 6 ]; then ok "auto_explain logged $n balance updates"; else fail "only $n balance update plans logged"; fi
 check "every balance update is a nested loop" "$n" "$(grep -c 'Nested Loop' "$TMP/update")"
 check "driven by the deltas sorted by id in byte order" "$n" \
     "$(grep -c 'Sort Key: u.id COLLATE "C".*Index Scan using accounts_pkey' "$TMP/update")"

@@ -10,8 +10,8 @@
  * with key "#" (a consumer of payq.results); --dump writes each message as
  * "ROUTING_KEY <TAB> MESSAGE_ID <TAB> SEQ <TAB> LINE" to FILE, one record per
  * line of its body (SEQ numbers the messages from 1, so a reader can put a
- * pack's lines back together), and writes "ready" to stderr once the queue
- * is bound. */
+ * pack's lines back together; flushed whenever no message is waiting), and
+ * writes "ready" to stderr once the queue is bound. */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,6 +121,8 @@ int main(int argc, char **argv)
             amqp_basic_ack(c, 1, last_tag, 1);
             pending = 0;
         }
+        if (out)
+            fflush(out); /* idle: a test may read the dump while this runs */
         if (payq_clock_mono_ms() - last >= idle_ms)
             break;
         if (r.reply_type != AMQP_RESPONSE_LIBRARY_EXCEPTION ||

@@ -1,4 +1,4 @@
-/* test_common: the small shared modules: strmap, pgarray, buf JSON
+/* test_common: the small shared modules: strmap, pgarray, pgbarray, buf JSON
  * escaping, log redaction and account masking, metrics rendering. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +14,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "pgarray.h"
+#include "pgbarray.h"
 #include "strmap.h"
 
 static void test_strmap(void **state)
@@ -57,6 +58,47 @@ static void test_pgarray_quoting(void **state)
     payq_pgarr_begin(&b);
     payq_pgarr_end(&b);
     assert_string_equal(b.data, "{}");
+    payq_buf_free(&b);
+}
+
+/* The binary array layout array_recv reads: header (ndim 1, null flag,
+ * element oid, length, lower bound 1), then length-prefixed elements in
+ * network byte order, -1 for NULL. */
+static void test_pgbarray_layout(void **state)
+{
+    (void)state;
+    struct payq_buf b = PAYQ_BUF_INIT;
+    payq_pgbarr_begin(&b, PAYQ_PG_TEXT_OID);
+    assert_int_equal(payq_pgbarr_count(&b), 0);
+    static const unsigned char empty[20] = {0, 0,  0, 1, 0, 0, 0, 0, 0, 0,
+                                            0, 25, 0, 0, 0, 0, 0, 0, 0, 1};
+    assert_int_equal(b.len, 20);
+    assert_memory_equal(b.data, empty, 20);
+    payq_pgbarr_text(&b, "ab");
+    payq_pgbarr_text(&b, NULL);
+    payq_pgbarr_text(&b, "");
+    assert_int_equal(payq_pgbarr_count(&b), 3);
+    static const unsigned char text[] = {0,   0,   0,    1,    0,    0,    0, 1, 0, 0, 0, 25,
+                                         0,   0,   0,    3,    0,    0,    0, 1, 0, 0, 0, 2,
+                                         'a', 'b', 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0};
+    assert_int_equal(b.len, sizeof text);
+    assert_memory_equal(b.data, text, sizeof text);
+
+    payq_pgbarr_begin(&b, PAYQ_PG_INT8_OID); /* reset: no trace of the text array */
+    payq_pgbarr_int8(&b, -2);
+    payq_pgbarr_int8(&b, INT64_C(0x0102030405060708));
+    static const unsigned char ints[] = {
+        0, 0, 0,    1,    0,    0,    0,    0,    0,    0,    0, 20, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0,
+        0, 8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe, 0, 0,  0, 8, 1, 2, 3, 4, 5, 6, 7, 8};
+    assert_int_equal(b.len, sizeof ints);
+    assert_memory_equal(b.data, ints, sizeof ints);
+
+    payq_pgbarr_begin(&b, PAYQ_PG_BYTEA_OID);
+    const unsigned char raw[3] = {0, 0x80, 0xff}; /* bytes, NUL included */
+    payq_pgbarr_bytes(&b, raw, sizeof raw);
+    assert_int_equal(payq_pgbarr_count(&b), 1);
+    assert_int_equal(b.len, 20 + 4 + 3);
+    assert_memory_equal(b.data + 24, raw, 3);
     payq_buf_free(&b);
 }
 
@@ -200,10 +242,15 @@ static void test_histogram_negative(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_strmap),           cmocka_unit_test(test_pgarray_quoting),
-        cmocka_unit_test(test_buf_json),         cmocka_unit_test(test_redact),
-        cmocka_unit_test(test_log_lines_masked), cmocka_unit_test(test_account_masking),
-        cmocka_unit_test(test_metrics_render),   cmocka_unit_test(test_histogram_negative),
+        cmocka_unit_test(test_strmap),
+        cmocka_unit_test(test_pgarray_quoting),
+        cmocka_unit_test(test_pgbarray_layout),
+        cmocka_unit_test(test_buf_json),
+        cmocka_unit_test(test_redact),
+        cmocka_unit_test(test_log_lines_masked),
+        cmocka_unit_test(test_account_masking),
+        cmocka_unit_test(test_metrics_render),
+        cmocka_unit_test(test_histogram_negative),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -55,6 +55,8 @@ static void test_classify(void **state)
     assert_int_equal(payq_pg_classify("40P01"), PAYQ_PG_RETRY);
     assert_int_equal(payq_pg_classify("57P01"), PAYQ_PG_RECONNECT);
     assert_int_equal(payq_pg_classify("08006"), PAYQ_PG_RECONNECT);
+    /* a prepared statement missing from the session: a new one prepares it */
+    assert_int_equal(payq_pg_classify("26000"), PAYQ_PG_RECONNECT);
     assert_int_equal(payq_pg_classify(NULL), PAYQ_PG_RECONNECT);
     assert_int_equal(payq_pg_classify("23505"), PAYQ_PG_FATAL);
 }

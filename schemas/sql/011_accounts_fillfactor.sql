@@ -1,0 +1,15 @@
+-- 011_accounts_fillfactor: leave half of each accounts page free, so that a
+-- balance UPDATE can put the row's new version on the same page (a HOT
+-- update: no new entry in accounts_pkey, no search for space elsewhere).
+-- Every batch updates each account it touches once; with pages filled to
+-- 100% (the default) 40% of a uniform drain's updates were not HOT, and the
+-- UPDATE spent about a third of its CPU inserting index entries and finding
+-- room on other pages (perf, issue 16). Pruning reclaims the dead versions
+-- within the page as later batches visit it.
+--
+-- Only pages written from now on keep the space: existing rows stay where
+-- they are until updated (an update that leaves the page lands on a new
+-- page with room). Taking SHARE UPDATE EXCLUSIVE, it does not block the
+-- workers. The cost: the table takes up to twice the pages (about 100 bytes
+-- an account: 200 MB per million instead of 100 MB).
+ALTER TABLE payq.accounts SET (fillfactor = 50);
