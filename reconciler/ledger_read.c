@@ -2,6 +2,7 @@
 #include "ledger_read.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,7 @@ struct payq_ledger_reader {
     const struct payq_config *cfg;
     bool full_invariants;   /* verify every date, rebuild the checkpoints */
     bool recon_unreachable; /* no session on pg.recon_conninfo */
+    atomic_bool cancel;     /* payq_ledger_cancel: stop the scan */
     char err[512];
 };
 
@@ -308,22 +310,24 @@ int payq_ledger_unhex(const char *s, uint8_t out[32])
     return s[64] == '\0' ? 0 : -1;
 }
 
-/* One row of SCAN_SQL as a record; pointers stay valid while res does. */
-static int to_rec(struct payq_ledger_reader *r, PGresult *res, int i, struct payq_spill_rec *rec)
+/* The row's columns of SCAN_SQL, from column c0 on, as a record; pointers
+ * stay valid while res does. */
+static int to_rec(struct payq_ledger_reader *r, PGresult *res, int i, int c0,
+                  struct payq_spill_rec *rec)
 {
     memset(rec, 0, sizeof *rec);
-    rec->id = PQgetvalue(res, i, 0);
-    rec->batch_id = PQgetvalue(res, i, 1);
-    rec->debit = PQgetvalue(res, i, 2);
-    rec->credit = PQgetvalue(res, i, 3);
+    rec->id = PQgetvalue(res, i, c0);
+    rec->batch_id = PQgetvalue(res, i, c0 + 1);
+    rec->debit = PQgetvalue(res, i, c0 + 2);
+    rec->credit = PQgetvalue(res, i, c0 + 3);
     char *end;
     errno = 0;
-    rec->amount = strtoll(PQgetvalue(res, i, 4), &end, 10);
-    snprintf(rec->currency, sizeof rec->currency, "%s", PQgetvalue(res, i, 5));
+    rec->amount = strtoll(PQgetvalue(res, i, c0 + 4), &end, 10);
+    snprintf(rec->currency, sizeof rec->currency, "%s", PQgetvalue(res, i, c0 + 5));
     rec->status =
-        strcmp(PQgetvalue(res, i, 6), "posted") == 0 ? PAYQ_SPILL_POSTED : PAYQ_SPILL_REJECTED;
-    rec->reason = PQgetvalue(res, i, 7);
-    if (errno || *end || payq_ledger_unhex(PQgetvalue(res, i, 8), rec->hash) != 0) {
+        strcmp(PQgetvalue(res, i, c0 + 6), "posted") == 0 ? PAYQ_SPILL_POSTED : PAYQ_SPILL_REJECTED;
+    rec->reason = PQgetvalue(res, i, c0 + 7);
+    if (errno || *end || payq_ledger_unhex(PQgetvalue(res, i, c0 + 8), rec->hash) != 0) {
         snprintf(r->err, sizeof r->err, "unreadable row for transfer \"%s\"", rec->id);
         payq_log(PAYQ_LOG_ERROR, "ledger_bad_row", "%s", r->err);
         return -1;
@@ -345,7 +349,7 @@ static int fetch_all(struct payq_ledger_reader *r, const struct payq_ledger_sink
         int n = PQntuples(res);
         for (int i = 0; i < n; i++) {
             struct payq_spill_rec rec;
-            if (to_rec(r, res, i, &rec) != 0 || sink->row(sink->ctx, &rec) != 0) {
+            if (to_rec(r, res, i, 0, &rec) != 0 || sink->row(sink->ctx, &rec) != 0) {
                 if (!r->err[0])
                     snprintf(r->err, sizeof r->err, "could not keep the rows read (see log)");
                 PQclear(res);
@@ -357,7 +361,7 @@ static int fetch_all(struct payq_ledger_reader *r, const struct payq_ledger_sink
         payq_progress_update(prog, st->rows);
         if (n == 0)
             return 0;
-        if (payq_signals_stop_requested()) {
+        if (payq_signals_stop_requested() || atomic_load(&r->cancel)) {
             snprintf(r->err, sizeof r->err, "interrupted");
             return -1;
         }
@@ -472,8 +476,8 @@ static int check_invariants(struct payq_ledger_reader *r, struct payq_breaks *b)
 }
 
 int payq_ledger_scan(struct payq_ledger_reader *r, const char *date,
-                     const struct payq_ledger_sink *sink, struct payq_breaks *breaks,
-                     struct payq_progress *prog, struct payq_ledger_stats *st)
+                     const struct payq_ledger_sink *sink, struct payq_progress *prog,
+                     struct payq_ledger_stats *st)
 {
     int64_t t0 = payq_clock_mono_ms();
     int rc = 1;
@@ -492,13 +496,24 @@ int payq_ledger_scan(struct payq_ledger_reader *r, const char *date,
         rc = scan_once(r, date, sink, prog, st);
     }
     payq_progress_clear(prog);
-    int64_t t1 = payq_clock_mono_ms();
-    st->scan_ms = t1 - t0;
-    if (rc == 0)
-        rc = check_invariants(r, breaks);
-    st->read_ms = payq_clock_mono_ms() - t0;
-    st->invariants_wait_ms = st->read_ms - st->scan_ms;
+    st->scan_ms = payq_clock_mono_ms() - t0;
+    st->read_ms += st->scan_ms;
     return rc == 0 ? 0 : -1;
+}
+
+void payq_ledger_cancel(struct payq_ledger_reader *r)
+{
+    atomic_store(&r->cancel, true);
+}
+
+int payq_ledger_check_invariants(struct payq_ledger_reader *r, struct payq_breaks *breaks,
+                                 struct payq_ledger_stats *st)
+{
+    int64_t t0 = payq_clock_mono_ms();
+    int rc = check_invariants(r, breaks);
+    st->invariants_wait_ms = payq_clock_mono_ms() - t0;
+    st->read_ms += st->invariants_wait_ms;
+    return rc;
 }
 
 /* Runs sql with $1 = a text array of one chunk and calls row() per row. */
@@ -517,7 +532,8 @@ static int lookup(struct payq_ledger_reader *r, const char *sql, const char *wha
 }
 
 struct id_hits {
-    void (*transfer)(void *ctx, const char *id, const char *date, const uint8_t hash[32]);
+    struct payq_ledger_reader *r;
+    void (*transfer)(void *ctx, const char *date, const struct payq_spill_rec *row);
     void (*conflict)(void *ctx, const char *id, const uint8_t hash[32]);
     void (*dead)(void *ctx, const uint8_t hash[32]);
     void *ctx;
@@ -526,9 +542,9 @@ struct id_hits {
 static void transfer_row(void *ctx, PGresult *res, int i)
 {
     struct id_hits *h = ctx;
-    uint8_t hash[32];
-    if (payq_ledger_unhex(PQgetvalue(res, i, 2), hash) == 0)
-        h->transfer(h->ctx, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), hash);
+    struct payq_spill_rec rec;
+    if (to_rec(h->r, res, i, 1, &rec) == 0)
+        h->transfer(h->ctx, PQgetvalue(res, i, 0), &rec);
 }
 
 static void conflict_row(void *ctx, PGresult *res, int i)
@@ -566,15 +582,17 @@ static int lookup_ids(struct payq_ledger_reader *r, const char *sql, const char 
 }
 
 int payq_ledger_find_transfers(struct payq_ledger_reader *r, const char *const *ids, size_t n,
-                               void (*hit)(void *ctx, const char *id, const char *date,
-                                           const uint8_t hash[32]),
+                               void (*hit)(void *ctx, const char *date,
+                                           const struct payq_spill_rec *row),
                                void *ctx)
 {
-    struct id_hits h = {.transfer = hit, .ctx = ctx};
-    return lookup_ids(r,
-                      "SELECT id, business_date::text, encode(payload_sha256, 'hex') "
-                      "FROM payq.transfers WHERE id = ANY($1::text[])",
-                      "look up transfers", ids, n, transfer_row, &h);
+    struct id_hits h = {.r = r, .transfer = hit, .ctx = ctx};
+    return lookup_ids(
+        r,
+        "SELECT business_date::text, id, coalesce(batch_id, ''), debit_account, "
+        "credit_account, amount::text, currency, status, coalesce(reason, ''), "
+        "encode(payload_sha256, 'hex') FROM payq.transfers WHERE id = ANY($1::text[])",
+        "look up transfers", ids, n, transfer_row, &h);
 }
 
 int payq_ledger_find_conflicts(struct payq_ledger_reader *r, const char *const *ids, size_t n,
