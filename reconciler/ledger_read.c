@@ -255,6 +255,40 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
+/* The position the standby must replay to, taken on the primary after the
+ * stream's marker: a record boundary behind every commit acknowledged
+ * before it. The standby's last received position will not do: the
+ * primary's WAL writer sends whole pages, so while a long transaction
+ * (payq.verify_books, running during the read) writes WAL without
+ * committing, what the standby received can end inside a record, and
+ * replay cannot reach it until that record is completed and flushed (5 to
+ * 15 s of waiting measured here). pg_current_wal_insert_lsn() is the end
+ * of the last record inserted; committing a transaction that holds a
+ * transaction id (and writes nothing) then flushes the WAL up to and past
+ * it, so the standby receives it whole. Returns 0 with lsn set, or -1 (the
+ * primary cannot be reached through pg.recon_conninfo: logged). */
+static int primary_mark(struct payq_ledger_reader *r, char *lsn, size_t len)
+{
+    PGconn *c = payq_pg_connect(r->cfg->pg.recon_conninfo, "payq-reconciler-replay");
+    if (!c)
+        return -1;
+    PGresult *res = NULL;
+    enum payq_pg_fault f =
+        run_on(r, c, "BEGIN", 0, NULL, PGRES_COMMAND_OK, "begin the replay mark", NULL);
+    if (f == PAYQ_PG_OK)
+        f = run_on(r, c, "SELECT pg_current_xact_id(), pg_current_wal_insert_lsn()::text", 0, NULL,
+                   PGRES_TUPLES_OK, "take the replay mark", &res);
+    if (f == PAYQ_PG_OK) {
+        snprintf(lsn, len, "%s", PQgetvalue(res, 0, 1));
+        PQclear(res);
+        f = run_on(r, c, "COMMIT", 0, NULL, PGRES_COMMAND_OK, "commit the replay mark", NULL);
+    }
+    PQfinish(c);
+    if (f != PAYQ_PG_OK)
+        r->err[0] = '\0'; /* logged; the received position serves instead */
+    return f == PAYQ_PG_OK ? 0 : -1;
+}
+
 int payq_ledger_wait_replay(struct payq_ledger_reader *r, int timeout_ms,
                             struct payq_ledger_stats *st)
 {
@@ -271,6 +305,9 @@ int payq_ledger_wait_replay(struct payq_ledger_reader *r, int timeout_ms,
     PQclear(res);
     if (!st->standby)
         return 0; /* a primary serves every commit */
+    if (!no_lsn && primary_mark(r, lsn, sizeof lsn) != 0)
+        payq_log(PAYQ_LOG_WARN, "ledger_replay_mark",
+                 "no replay mark from the primary: waiting for what the standby received");
     if (no_lsn) {
         snprintf(r->err, sizeof r->err,
                  "the standby %s is not streaming from a primary, so "

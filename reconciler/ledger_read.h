@@ -1,17 +1,21 @@
 /* ledger_read: the reconciler's read-only view of the PostgreSQL ledger,
  * through pg.read_conninfo (role payq_reader, usually a hot standby).
  *
- *  - scan: the day's payq.transfers rows in one binary COPY (copy_row.h)
- *    (bounded memory: one row at a time; one statement, bounded by its own
- *    timeout rather than pg.statement_timeout), handed to a sink. It may run on a thread of its own
- * while the audit stream is read (nothing else may use the reader meanwhile): rows that commit
- * after its snapshot are found by find_transfers, which returns whole rows for the comparison. A
- * standby may cancel a query that conflicts with recovery (SQLSTATE 40001): the scan then starts
- * over, a few times, after telling the sink.
+ *  - scan: the day's payq.transfers rows in one binary COPY (copy_row.h;
+ *    one row in memory at a time; one statement, bounded by a timeout of
+ *    its own rather than pg.statement_timeout), handed to a sink. It may
+ *    run on a thread of its own while the audit stream is read (nothing
+ *    else may use the reader meanwhile): rows that commit after its
+ *    snapshot are found by find_transfers, which returns whole rows for
+ *    the comparison. A standby may cancel a query that conflicts with
+ *    recovery (SQLSTATE 40001): the scan then starts over, a few times,
+ *    after telling the sink.
  *  - wait_replay: a standby serves what it has replayed, which may trail
- *    what it has received; wait (bounded) until replay reaches the WAL
- *    received when it is called (after the stream's marker), so every
- *    commit the worker had acked by then is visible to the lookups.
+ *    what it has received; wait (bounded) until replay reaches a mark
+ *    taken on the primary when it is called (after the stream's marker;
+ *    the standby's received position when the primary cannot be reached),
+ *    so every commit the worker had acked by then is visible to the
+ *    lookups.
  *  - check_invariants: the books' invariants (started at open).
  *  - find_*: lookups by id or hash, in chunks, for the few records the
  *    comparison could not settle from the day's rows alone.
