@@ -250,7 +250,8 @@ static void *scan_main(void *arg)
  * its marker: the run then lasts the longer of the two, not their sum.
  * What commits after the scan's snapshot is still compared in full: every
  * audited id the scan did not hold is looked up by id after the marker
- * (and after the standby replayed what it had received by then), and a row
+ * (and after the standby replayed up to a mark the primary gave after it),
+ * and a row
  * of the date found so is compared as a scanned one (compare.c). The
  * thread blocks the signals, which stay with the main thread's loop. If it
  * cannot be started, the scan runs in finish_ledger instead. */
@@ -284,8 +285,8 @@ static void stop_scan(struct run_ctx *x)
 }
 
 /* The scan's outcome (or the scan itself when no thread ran it), then the
- * standby's replay up to what it had received after the marker, for the
- * lookups, then the books' invariants. */
+ * standby's replay up to a mark taken after the marker (for the lookups),
+ * then the books' invariants. */
 static int finish_ledger(struct run_ctx *x)
 {
     struct payq_recon_outcome *run = x->run;
