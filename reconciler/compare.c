@@ -23,14 +23,24 @@ static void *grow(void *p, size_t *cap, size_t need, size_t elem)
     return p;
 }
 
+static void free_owned(struct payq_compare_bucket *b)
+{
+    for (size_t i = 0; i < b->nowned; i++)
+        free(b->owned[i]);
+    b->nowned = 0;
+}
+
 void payq_compare_bucket_reset(struct payq_compare_bucket *b, size_t expect_ids)
 {
+    free_owned(b);
     b->npayloads = b->nids = b->nkeys = 0;
     payq_strmap_reset(&b->map, expect_ids + 16);
 }
 
 void payq_compare_bucket_free(struct payq_compare_bucket *b)
 {
+    free_owned(b);
+    free(b->owned);
     free(b->payloads);
     free(b->ids);
     free(b->keys);
@@ -150,16 +160,46 @@ size_t payq_compare_conflict_keys(struct payq_compare_bucket *b)
     return b->nkeys;
 }
 
-void payq_compare_found(const struct payq_compare *c, struct payq_compare_bucket *b,
-                        const char *key, const char *date, const uint8_t hash[32])
+/* A copy of r whose strings the bucket owns until its reset (a looked-up
+ * row's strings live in a result the caller frees). */
+static struct payq_spill_rec own_rec(struct payq_compare_bucket *b, const struct payq_spill_rec *r)
+{
+    const char *src[5] = {r->id, r->batch_id, r->debit, r->credit, r->reason};
+    size_t len[5], total = 0;
+    for (int i = 0; i < 5; i++)
+        total += (len[i] = strlen(src[i]) + 1);
+    char *p = payq_xmalloc(total);
+    b->owned = grow(b->owned, &b->owned_cap, b->nowned + 1, sizeof *b->owned);
+    b->owned[b->nowned++] = p;
+    const char **dst[5];
+    struct payq_spill_rec c = *r;
+    dst[0] = &c.id, dst[1] = &c.batch_id, dst[2] = &c.debit, dst[3] = &c.credit, dst[4] = &c.reason;
+    for (int i = 0; i < 5; i++) {
+        memcpy(p, src[i], len[i]);
+        *dst[i] = p;
+        p += len[i];
+    }
+    return c;
+}
+
+void payq_compare_found(struct payq_compare *c, struct payq_compare_bucket *b, const char *date,
+                        const struct payq_spill_rec *row)
 {
     size_t k;
-    if (!payq_strmap_get(&b->map, key, &k))
+    if (!payq_strmap_get(&b->map, row->id, &k) || b->ids[k].state != PAYQ_ID_UNSEEN)
         return;
+    if (strcmp(date, c->date) == 0) {
+        /* Committed after the scan's snapshot (the scan runs while the
+         * stream is read): the row is compared as if the scan had held it. */
+        struct payq_spill_rec l = own_rec(b, row);
+        c->st.late++;
+        payq_compare_add_ledger(c, b, &l);
+        return;
+    }
     struct payq_compare_id *id = &b->ids[k];
-    memcpy(id->lhash, hash, 32);
+    memcpy(id->lhash, row->hash, 32);
     snprintf(id->ldate, sizeof id->ldate, "%s", date);
-    size_t p = find_payload(b, id, hash);
+    size_t p = find_payload(b, id, row->hash);
     if (p == NONE) {
         id->state = PAYQ_ID_TAKEN;
         id->check_conflicts = true;
@@ -167,7 +207,7 @@ void payq_compare_found(const struct payq_compare *c, struct payq_compare_bucket
     }
     id->accepted = p;
     id->hash_matched = true;
-    id->state = strcmp(date, c->date) == 0 ? PAYQ_ID_LATE : PAYQ_ID_ELSEWHERE;
+    id->state = PAYQ_ID_ELSEWHERE;
     id->check_conflicts = id->npayloads > 1;
 }
 
@@ -329,11 +369,6 @@ static void verdict(struct payq_compare *c, const struct payq_compare_bucket *b,
         break;
     case PAYQ_ID_ELSEWHERE:
         elsewhere_verdict(c, b, id);
-        break;
-    case PAYQ_ID_LATE:
-        c->st.late++;
-        payq_breaks_add(c->breaks, PAYQ_BREAK_IN_FLIGHT, a->id, a->batch_id, "", "", "",
-                        "committed while the reconciler ran: not in this run's ledger scan");
         break;
     case PAYQ_ID_TAKEN:
         snprintf(how, sizeof how, "id already booked on %s", id->ldate);

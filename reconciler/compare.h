@@ -7,8 +7,9 @@
  * and re-runs are normal) and every distinct payload of an id kept; then
  * the day's ledger rows stream past it. What the day's rows cannot settle
  * is looked up by the caller: an audited id absent from the day's rows
- * (booked on another date? committed after the scan? re-used with another
- * payload?), and payloads that may have been refused as id conflicts
+ * (booked on another date? committed after the scan's snapshot, then
+ * compared in full like a scanned row? re-used with another payload?), and
+ * payloads that may have been refused as id conflicts
  * (payq.conflicts). payq_compare_verdicts() then records one verdict per
  * audited id and tallies it.
  *
@@ -20,8 +21,7 @@
  *  - id_conflict: an id audited with several payloads, each one the ledger
  *    does not hold;
  *  - missing_in_ledger / in_flight: audited, not in the ledger, while
- *    payq.transfers is empty / holds messages; in_flight too for rows
- *    committed after the scan. */
+ *    payq.transfers is empty / holds messages. */
 #ifndef PAYQ_RECON_COMPARE_H
 #define PAYQ_RECON_COMPARE_H
 
@@ -42,7 +42,7 @@ struct payq_compare_stats {
     uint64_t ledger_rows;   /* ledger rows of the date compared */
     uint64_t matched;       /* audited ids found among them */
     uint64_t elsewhere;     /* same payload, booked on another date (undated retries) */
-    uint64_t late;          /* committed after the ledger scan: in flight */
+    uint64_t late;          /* committed after the scan's snapshot, compared from a lookup */
     uint64_t undated_found; /* undated transfers the ledger booked on the date */
     uint64_t dead_checked;  /* distinct undecodable messages looked up */
     uint64_t dead_found;    /* of those, recorded in payq.dead_letters */
@@ -68,10 +68,9 @@ struct payq_compare_payload {
 
 enum payq_compare_state {
     PAYQ_ID_UNSEEN = 0, /* not among the day's rows (until looked up) */
-    PAYQ_ID_MATCHED,    /* among the day's rows */
+    PAYQ_ID_MATCHED,    /* among the day's rows (or looked up on the date) */
     PAYQ_ID_ELSEWHERE,  /* same payload, booked on another date */
-    PAYQ_ID_LATE,       /* same payload, booked on the date after the scan */
-    PAYQ_ID_TAKEN,      /* the id holds another payload (another date, or after the scan) */
+    PAYQ_ID_TAKEN,      /* the id holds another payload on another date */
 };
 
 /* One audited id and what the ledger holds for it. */
@@ -97,6 +96,8 @@ struct payq_compare_bucket {
     struct payq_strmap map; /* id -> ids index */
     const char **keys;      /* ids to look up (payq_compare_*_keys) */
     size_t nkeys, keys_cap;
+    char **owned; /* strings of looked-up rows, freed at reset */
+    size_t nowned, owned_cap;
 };
 
 /* Empties the bucket for about expect_ids ids (memory is kept). */
@@ -119,10 +120,12 @@ void payq_compare_add_ledger(struct payq_compare *c, struct payq_compare_bucket 
 size_t payq_compare_unseen_keys(struct payq_compare_bucket *b);
 size_t payq_compare_conflict_keys(struct payq_compare_bucket *b);
 
-/* Lookup results: the ledger holds id on date with payload hash; the
- * payload hash of id was refused and is recorded in payq.conflicts. */
-void payq_compare_found(const struct payq_compare *c, struct payq_compare_bucket *b, const char *id,
-                        const char *date, const uint8_t hash[32]);
+/* Lookup results: the ledger holds row (an unseen id of the bucket) on
+ * date, the reconciled date being a row committed after the scan's
+ * snapshot, compared like payq_compare_add_ledger (its strings are copied);
+ * the payload hash of id was refused and is recorded in payq.conflicts. */
+void payq_compare_found(struct payq_compare *c, struct payq_compare_bucket *b, const char *date,
+                        const struct payq_spill_rec *row);
 void payq_compare_refused(struct payq_compare_bucket *b, const char *id, const uint8_t hash[32]);
 
 /* One verdict per audited id of the bucket, each tallied as audited. */

@@ -45,10 +45,10 @@ struct hit_ctx {
     struct payq_compare_bucket *b;
 };
 
-static void on_found(void *ctx, const char *key, const char *date, const uint8_t hash[32])
+static void on_found(void *ctx, const char *date, const struct payq_spill_rec *row)
 {
     struct hit_ctx *h = ctx;
-    payq_compare_found(&h->j->cmp, h->b, key, date, hash);
+    payq_compare_found(&h->j->cmp, h->b, date, row);
 }
 
 static void on_conflict(void *ctx, const char *key, const uint8_t hash[32])
@@ -110,12 +110,11 @@ struct undated_ctx {
     unsigned char *state;   /* per index: UNDATED_* */
 };
 
-static void on_undated_found(void *ctx, const char *id, const char *date, const uint8_t hash[32])
+static void on_undated_found(void *ctx, const char *date, const struct payq_spill_rec *row)
 {
-    (void)hash;
     struct undated_ctx *u = ctx;
     size_t i;
-    if (payq_strmap_get(&u->idx, id, &i))
+    if (payq_strmap_get(&u->idx, row->id, &i))
         u->state[i] = strcmp(date, u->j->cmp.date) == 0 ? UNDATED_ON_DATE : UNDATED_ELSEWHERE;
 }
 

@@ -2,6 +2,7 @@
 #include "ledger_read.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,12 +12,12 @@
 #include "broker.h"
 #include "clock.h"
 #include "compare.h"
+#include "copy_row.h"
 #include "log.h"
 #include "pg.h"
 #include "pgarray.h"
 #include "signals.h"
 
-#define LEDGER_FETCH 5000
 #define LEDGER_ATTEMPTS 3
 #define LEDGER_LOOKUP_CHUNK 1000
 #define LEDGER_REPLAY_POLL_MS 20
@@ -30,16 +31,24 @@ struct payq_ledger_reader {
     const struct payq_config *cfg;
     bool full_invariants;   /* verify every date, rebuild the checkpoints */
     bool recon_unreachable; /* no session on pg.recon_conninfo */
+    atomic_bool cancel;     /* payq_ledger_cancel: stop the scan */
     char err[512];
 };
 
 /* Rows of the date, in no particular order (the comparison partitions
- * them anyway). */
+ * them anyway), as one binary COPY (copy_row.h): measured on 1M rows here,
+ * 2.4 s against 9.2 s for the text rows with the hash hex-encoded. COPY
+ * takes no parameters: the date comes through a setting of the
+ * transaction (SCAN_DATE_SQL), not through the statement's text. */
+static const char SCAN_DATE_SQL[] = "SELECT set_config('payq.recon_date', $1::date::text, true)";
 static const char SCAN_SQL[] =
-    "DECLARE payq_recon_day NO SCROLL CURSOR FOR "
-    "SELECT id, coalesce(batch_id, ''), debit_account, credit_account, amount::text, "
-    "currency, status, coalesce(reason, ''), encode(payload_sha256, 'hex') "
-    "FROM payq.transfers WHERE business_date = $1::date";
+    "COPY (SELECT id, batch_id, debit_account, credit_account, amount, currency, status, reason, "
+    "payload_sha256 FROM payq.transfers "
+    "WHERE business_date = current_setting('payq.recon_date')::date) TO STDOUT (FORMAT binary)";
+/* One statement reads the whole day: bounded like the invariants, not by
+ * pg.statement_timeout. */
+#define SCAN_TIMEOUT INVARIANTS_TIMEOUT
+#define SCAN_PROGRESS_EVERY 5000
 
 /* The books: per currency the accounts' debits_posted and credits_posted
  * must sum alike (double entry), and each account's stored totals must
@@ -246,6 +255,40 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
+/* The position the standby must replay to, taken on the primary after the
+ * stream's marker: a record boundary behind every commit acknowledged
+ * before it. The standby's last received position will not do: the
+ * primary's WAL writer sends whole pages, so while a long transaction
+ * (payq.verify_books, running during the read) writes WAL without
+ * committing, what the standby received can end inside a record, and
+ * replay cannot reach it until that record is completed and flushed (5 to
+ * 15 s of waiting measured here). pg_current_wal_insert_lsn() is the end
+ * of the last record inserted; committing a transaction that holds a
+ * transaction id (and writes nothing) then flushes the WAL up to and past
+ * it, so the standby receives it whole. Returns 0 with lsn set, or -1 (the
+ * primary cannot be reached through pg.recon_conninfo: logged). */
+static int primary_mark(struct payq_ledger_reader *r, char *lsn, size_t len)
+{
+    PGconn *c = payq_pg_connect(r->cfg->pg.recon_conninfo, "payq-reconciler-replay");
+    if (!c)
+        return -1;
+    PGresult *res = NULL;
+    enum payq_pg_fault f =
+        run_on(r, c, "BEGIN", 0, NULL, PGRES_COMMAND_OK, "begin the replay mark", NULL);
+    if (f == PAYQ_PG_OK)
+        f = run_on(r, c, "SELECT pg_current_xact_id(), pg_current_wal_insert_lsn()::text", 0, NULL,
+                   PGRES_TUPLES_OK, "take the replay mark", &res);
+    if (f == PAYQ_PG_OK) {
+        snprintf(lsn, len, "%s", PQgetvalue(res, 0, 1));
+        PQclear(res);
+        f = run_on(r, c, "COMMIT", 0, NULL, PGRES_COMMAND_OK, "commit the replay mark", NULL);
+    }
+    PQfinish(c);
+    if (f != PAYQ_PG_OK)
+        r->err[0] = '\0'; /* logged; the received position serves instead */
+    return f == PAYQ_PG_OK ? 0 : -1;
+}
+
 int payq_ledger_wait_replay(struct payq_ledger_reader *r, int timeout_ms,
                             struct payq_ledger_stats *st)
 {
@@ -262,6 +305,9 @@ int payq_ledger_wait_replay(struct payq_ledger_reader *r, int timeout_ms,
     PQclear(res);
     if (!st->standby)
         return 0; /* a primary serves every commit */
+    if (!no_lsn && primary_mark(r, lsn, sizeof lsn) != 0)
+        payq_log(PAYQ_LOG_WARN, "ledger_replay_mark",
+                 "no replay mark from the primary: waiting for what the standby received");
     if (no_lsn) {
         snprintf(r->err, sizeof r->err,
                  "the standby %s is not streaming from a primary, so "
@@ -308,22 +354,24 @@ int payq_ledger_unhex(const char *s, uint8_t out[32])
     return s[64] == '\0' ? 0 : -1;
 }
 
-/* One row of SCAN_SQL as a record; pointers stay valid while res does. */
-static int to_rec(struct payq_ledger_reader *r, PGresult *res, int i, struct payq_spill_rec *rec)
+/* The row's columns of SCAN_SQL, from column c0 on, as a record; pointers
+ * stay valid while res does. */
+static int to_rec(struct payq_ledger_reader *r, PGresult *res, int i, int c0,
+                  struct payq_spill_rec *rec)
 {
     memset(rec, 0, sizeof *rec);
-    rec->id = PQgetvalue(res, i, 0);
-    rec->batch_id = PQgetvalue(res, i, 1);
-    rec->debit = PQgetvalue(res, i, 2);
-    rec->credit = PQgetvalue(res, i, 3);
+    rec->id = PQgetvalue(res, i, c0);
+    rec->batch_id = PQgetvalue(res, i, c0 + 1);
+    rec->debit = PQgetvalue(res, i, c0 + 2);
+    rec->credit = PQgetvalue(res, i, c0 + 3);
     char *end;
     errno = 0;
-    rec->amount = strtoll(PQgetvalue(res, i, 4), &end, 10);
-    snprintf(rec->currency, sizeof rec->currency, "%s", PQgetvalue(res, i, 5));
+    rec->amount = strtoll(PQgetvalue(res, i, c0 + 4), &end, 10);
+    snprintf(rec->currency, sizeof rec->currency, "%s", PQgetvalue(res, i, c0 + 5));
     rec->status =
-        strcmp(PQgetvalue(res, i, 6), "posted") == 0 ? PAYQ_SPILL_POSTED : PAYQ_SPILL_REJECTED;
-    rec->reason = PQgetvalue(res, i, 7);
-    if (errno || *end || payq_ledger_unhex(PQgetvalue(res, i, 8), rec->hash) != 0) {
+        strcmp(PQgetvalue(res, i, c0 + 6), "posted") == 0 ? PAYQ_SPILL_POSTED : PAYQ_SPILL_REJECTED;
+    rec->reason = PQgetvalue(res, i, c0 + 7);
+    if (errno || *end || payq_ledger_unhex(PQgetvalue(res, i, c0 + 8), rec->hash) != 0) {
         snprintf(r->err, sizeof r->err, "unreadable row for transfer \"%s\"", rec->id);
         payq_log(PAYQ_LOG_ERROR, "ledger_bad_row", "%s", r->err);
         return -1;
@@ -331,37 +379,103 @@ static int to_rec(struct payq_ledger_reader *r, PGresult *res, int i, struct pay
     return 0;
 }
 
-/* Fetches the cursor dry. Returns 0, 1 to start over, -1 on failure. */
-static int fetch_all(struct payq_ledger_reader *r, const struct payq_ledger_sink *sink,
-                     struct payq_progress *prog, struct payq_ledger_stats *st)
+/* Reads what is left of the COPY after a failure, so the session can roll
+ * back: the server is asked to stop, and what it still sends is dropped. */
+static void abandon_copy(struct payq_ledger_reader *r)
 {
-    for (;;) {
-        PGresult *res = NULL;
-        char fetch[64];
-        snprintf(fetch, sizeof fetch, "FETCH FORWARD %d FROM payq_recon_day", LEDGER_FETCH);
-        enum payq_pg_fault f = run(r, fetch, 0, NULL, PGRES_TUPLES_OK, "fetch transfers", &res);
-        if (f != PAYQ_PG_OK)
-            return f == PAYQ_PG_RETRY ? 1 : -1;
-        int n = PQntuples(res);
-        for (int i = 0; i < n; i++) {
-            struct payq_spill_rec rec;
-            if (to_rec(r, res, i, &rec) != 0 || sink->row(sink->ctx, &rec) != 0) {
-                if (!r->err[0])
-                    snprintf(r->err, sizeof r->err, "could not keep the rows read (see log)");
-                PQclear(res);
-                return -1;
+    PGcancel *cn = PQgetCancel(r->conn);
+    char buf[256];
+    if (cn) {
+        PQcancel(cn, buf, sizeof buf);
+        PQfreeCancel(cn);
+    }
+    char *msg;
+    while (PQgetCopyData(r->conn, &msg, 0) > 0)
+        PQfreemem(msg);
+    PGresult *res;
+    while ((res = PQgetResult(r->conn)) != NULL)
+        PQclear(res);
+}
+
+/* Room for one row's strings, reused from row to row. */
+struct copy_strs {
+    char *data;
+    size_t cap;
+};
+
+/* One CopyData message into the sink. Returns 0, 1 at the trailer, -1 on
+ * failure (r->err set). */
+static int copy_message(struct payq_ledger_reader *r, const char *msg, size_t len,
+                        const struct payq_ledger_sink *sink, struct copy_strs *strs,
+                        struct payq_ledger_stats *st)
+{
+    struct payq_spill_rec rec;
+    const char *why = "";
+    if (strs->cap < len + 16) {
+        strs->cap = len + 16 > 1024 ? len + 16 : 1024;
+        strs->data = payq_xrealloc(strs->data, strs->cap);
+    }
+    switch (payq_copy_row(msg, len, strs->data, strs->cap, &rec, &why)) {
+    case PAYQ_COPY_NOTHING:
+        return 0;
+    case PAYQ_COPY_END:
+        return 1;
+    case PAYQ_COPY_ROW:
+        break;
+    case PAYQ_COPY_BAD:
+        snprintf(r->err, sizeof r->err, "unreadable row after %llu rows: %s",
+                 (unsigned long long)st->rows, why);
+        payq_log(PAYQ_LOG_ERROR, "ledger_bad_row", "%s", r->err);
+        return -1;
+    }
+    if (sink->row(sink->ctx, &rec) != 0) {
+        snprintf(r->err, sizeof r->err, "could not keep the rows read (see log)");
+        return -1;
+    }
+    st->rows++;
+    return 0;
+}
+
+/* Reads the COPY to its end. Returns 0, 1 to start over, -1 on failure. */
+static int copy_all(struct payq_ledger_reader *r, const struct payq_ledger_sink *sink,
+                    struct payq_progress *prog, struct payq_ledger_stats *st)
+{
+    struct copy_strs strs = {NULL, 0};
+    int rc = 0, n;
+    char *msg;
+    while (rc == 0 && (n = PQgetCopyData(r->conn, &msg, 0)) > 0) {
+        rc = copy_message(r, msg, (size_t)n, sink, &strs, st);
+        PQfreemem(msg);
+        if (rc == 0 && st->rows % SCAN_PROGRESS_EVERY == 0) {
+            payq_progress_update(prog, st->rows);
+            if (payq_signals_stop_requested() || atomic_load(&r->cancel)) {
+                snprintf(r->err, sizeof r->err, "interrupted");
+                rc = -1;
             }
         }
-        PQclear(res);
-        st->rows += (uint64_t)n;
-        payq_progress_update(prog, st->rows);
-        if (n == 0)
-            return 0;
-        if (payq_signals_stop_requested()) {
-            snprintf(r->err, sizeof r->err, "interrupted");
-            return -1;
-        }
     }
+    free(strs.data);
+    if (rc < 0) {
+        abandon_copy(r);
+        return -1;
+    }
+    if (rc == 1) /* the trailer: the end of the data follows */
+        while ((n = PQgetCopyData(r->conn, &msg, 0)) > 0)
+            PQfreemem(msg);
+    PGresult *res = PQgetResult(r->conn);
+    enum payq_pg_fault f = payq_pg_check(r->conn, res, PGRES_COMMAND_OK, "copy transfers");
+    if (f != PAYQ_PG_OK)
+        keep_error(r, r->conn, "copy transfers", res);
+    PQclear(res);
+    while ((res = PQgetResult(r->conn)) != NULL)
+        PQclear(res);
+    if (f == PAYQ_PG_OK && rc != 1) {
+        snprintf(r->err, sizeof r->err, "copy transfers: the data ended without its trailer");
+        payq_log(PAYQ_LOG_ERROR, "ledger_bad_row", "%s", r->err);
+        return -1;
+    }
+    payq_progress_update(prog, st->rows);
+    return f == PAYQ_PG_OK ? 0 : f == PAYQ_PG_RETRY ? 1 : -1;
 }
 
 /* One pass of the day's rows in one read-only transaction. */
@@ -373,8 +487,13 @@ static int scan_once(struct payq_ledger_reader *r, const char *date,
     enum payq_pg_fault f = run(r, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL,
                                PGRES_COMMAND_OK, "begin", NULL);
     if (f == PAYQ_PG_OK)
-        f = run(r, SCAN_SQL, 1, p, PGRES_COMMAND_OK, "declare cursor", NULL);
-    int rc = f == PAYQ_PG_OK ? fetch_all(r, sink, prog, st) : f == PAYQ_PG_RETRY ? 1 : -1;
+        f = run(r, "SET LOCAL statement_timeout = '" SCAN_TIMEOUT "'", 0, NULL, PGRES_COMMAND_OK,
+                "set timeout", NULL);
+    if (f == PAYQ_PG_OK)
+        f = run(r, SCAN_DATE_SQL, 1, p, PGRES_TUPLES_OK, "set the date", NULL);
+    if (f == PAYQ_PG_OK)
+        f = run(r, SCAN_SQL, 0, NULL, PGRES_COPY_OUT, "copy transfers", NULL);
+    int rc = f == PAYQ_PG_OK ? copy_all(r, sink, prog, st) : f == PAYQ_PG_RETRY ? 1 : -1;
     if (rc == 0 && run(r, "COMMIT", 0, NULL, PGRES_COMMAND_OK, "commit", NULL) != PAYQ_PG_OK)
         rc = -1;
     if (rc != 0)
@@ -472,8 +591,8 @@ static int check_invariants(struct payq_ledger_reader *r, struct payq_breaks *b)
 }
 
 int payq_ledger_scan(struct payq_ledger_reader *r, const char *date,
-                     const struct payq_ledger_sink *sink, struct payq_breaks *breaks,
-                     struct payq_progress *prog, struct payq_ledger_stats *st)
+                     const struct payq_ledger_sink *sink, struct payq_progress *prog,
+                     struct payq_ledger_stats *st)
 {
     int64_t t0 = payq_clock_mono_ms();
     int rc = 1;
@@ -492,13 +611,24 @@ int payq_ledger_scan(struct payq_ledger_reader *r, const char *date,
         rc = scan_once(r, date, sink, prog, st);
     }
     payq_progress_clear(prog);
-    int64_t t1 = payq_clock_mono_ms();
-    st->scan_ms = t1 - t0;
-    if (rc == 0)
-        rc = check_invariants(r, breaks);
-    st->read_ms = payq_clock_mono_ms() - t0;
-    st->invariants_wait_ms = st->read_ms - st->scan_ms;
+    st->scan_ms = payq_clock_mono_ms() - t0;
+    st->read_ms += st->scan_ms;
     return rc == 0 ? 0 : -1;
+}
+
+void payq_ledger_cancel(struct payq_ledger_reader *r)
+{
+    atomic_store(&r->cancel, true);
+}
+
+int payq_ledger_check_invariants(struct payq_ledger_reader *r, struct payq_breaks *breaks,
+                                 struct payq_ledger_stats *st)
+{
+    int64_t t0 = payq_clock_mono_ms();
+    int rc = check_invariants(r, breaks);
+    st->invariants_wait_ms = payq_clock_mono_ms() - t0;
+    st->read_ms += st->invariants_wait_ms;
+    return rc;
 }
 
 /* Runs sql with $1 = a text array of one chunk and calls row() per row. */
@@ -517,7 +647,8 @@ static int lookup(struct payq_ledger_reader *r, const char *sql, const char *wha
 }
 
 struct id_hits {
-    void (*transfer)(void *ctx, const char *id, const char *date, const uint8_t hash[32]);
+    struct payq_ledger_reader *r;
+    void (*transfer)(void *ctx, const char *date, const struct payq_spill_rec *row);
     void (*conflict)(void *ctx, const char *id, const uint8_t hash[32]);
     void (*dead)(void *ctx, const uint8_t hash[32]);
     void *ctx;
@@ -526,9 +657,9 @@ struct id_hits {
 static void transfer_row(void *ctx, PGresult *res, int i)
 {
     struct id_hits *h = ctx;
-    uint8_t hash[32];
-    if (payq_ledger_unhex(PQgetvalue(res, i, 2), hash) == 0)
-        h->transfer(h->ctx, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), hash);
+    struct payq_spill_rec rec;
+    if (to_rec(h->r, res, i, 1, &rec) == 0)
+        h->transfer(h->ctx, PQgetvalue(res, i, 0), &rec);
 }
 
 static void conflict_row(void *ctx, PGresult *res, int i)
@@ -566,15 +697,17 @@ static int lookup_ids(struct payq_ledger_reader *r, const char *sql, const char 
 }
 
 int payq_ledger_find_transfers(struct payq_ledger_reader *r, const char *const *ids, size_t n,
-                               void (*hit)(void *ctx, const char *id, const char *date,
-                                           const uint8_t hash[32]),
+                               void (*hit)(void *ctx, const char *date,
+                                           const struct payq_spill_rec *row),
                                void *ctx)
 {
-    struct id_hits h = {.transfer = hit, .ctx = ctx};
-    return lookup_ids(r,
-                      "SELECT id, business_date::text, encode(payload_sha256, 'hex') "
-                      "FROM payq.transfers WHERE id = ANY($1::text[])",
-                      "look up transfers", ids, n, transfer_row, &h);
+    struct id_hits h = {.r = r, .transfer = hit, .ctx = ctx};
+    return lookup_ids(
+        r,
+        "SELECT business_date::text, id, coalesce(batch_id, ''), debit_account, "
+        "credit_account, amount::text, currency, status, coalesce(reason, ''), "
+        "encode(payload_sha256, 'hex') FROM payq.transfers WHERE id = ANY($1::text[])",
+        "look up transfers", ids, n, transfer_row, &h);
 }
 
 int payq_ledger_find_conflicts(struct payq_ledger_reader *r, const char *const *ids, size_t n,

@@ -1,15 +1,22 @@
 /* ledger_read: the reconciler's read-only view of the PostgreSQL ledger,
  * through pg.read_conninfo (role payq_reader, usually a hot standby).
  *
+ *  - scan: the day's payq.transfers rows in one binary COPY (copy_row.h;
+ *    one row in memory at a time; one statement, bounded by a timeout of
+ *    its own rather than pg.statement_timeout), handed to a sink. It may
+ *    run on a thread of its own while the audit stream is read (nothing
+ *    else may use the reader meanwhile): rows that commit after its
+ *    snapshot are found by find_transfers, which returns whole rows for
+ *    the comparison. A standby may cancel a query that conflicts with
+ *    recovery (SQLSTATE 40001): the scan then starts over, a few times,
+ *    after telling the sink.
  *  - wait_replay: a standby serves what it has replayed, which may trail
- *    what it has received; wait (bounded) until replay reaches the WAL
- *    received when the ledger read starts, so every commit the worker had
- *    acked by then is visible.
- *  - scan: the day's payq.transfers rows through a server-side cursor
- *    (bounded memory, each FETCH its own statement under statement_timeout),
- *    handed to a sink; then the global invariants in one aggregate query.
- *    A standby may cancel a query that conflicts with recovery (SQLSTATE
- *    40001): the scan then starts over, a few times, after telling the sink.
+ *    what it has received; wait (bounded) until replay reaches a mark
+ *    taken on the primary when it is called (after the stream's marker;
+ *    the standby's received position when the primary cannot be reached),
+ *    so every commit the worker had acked by then is visible to the
+ *    lookups.
+ *  - check_invariants: the books' invariants (started at open).
  *  - find_*: lookups by id or hash, in chunks, for the few records the
  *    comparison could not settle from the day's rows alone.
  * Errors are logged where detected (payq_pg_check); payq_ledger_error()
@@ -64,17 +71,24 @@ const char *payq_ledger_error(const struct payq_ledger_reader *r);
 int payq_ledger_wait_replay(struct payq_ledger_reader *r, int timeout_ms,
                             struct payq_ledger_stats *st) __attribute__((warn_unused_result));
 
-/* Scans the date's rows into the sink, then records invariant_violation
- * breaks. Returns 0 or -1. */
+/* Scans the date's rows into the sink in one snapshot. Returns 0 or -1. */
 int payq_ledger_scan(struct payq_ledger_reader *r, const char *date,
-                     const struct payq_ledger_sink *sink, struct payq_breaks *breaks,
-                     struct payq_progress *prog, struct payq_ledger_stats *st)
-    __attribute__((warn_unused_result));
+                     const struct payq_ledger_sink *sink, struct payq_progress *prog,
+                     struct payq_ledger_stats *st) __attribute__((warn_unused_result));
+/* Makes a scan running on another thread stop at its next batch of rows
+ * (it then fails with "interrupted"). */
+void payq_ledger_cancel(struct payq_ledger_reader *r);
 
-/* Transfers with these ids, any date: calls hit for each one found. */
+/* Waits for the invariants started at open (or runs them) and records
+ * their invariant_violation breaks. Returns 0 or -1. */
+int payq_ledger_check_invariants(struct payq_ledger_reader *r, struct payq_breaks *breaks,
+                                 struct payq_ledger_stats *st) __attribute__((warn_unused_result));
+
+/* Transfers with these ids, any date: calls hit with the date it is booked
+ * on and the whole row (strings valid during the call) for each one found. */
 int payq_ledger_find_transfers(struct payq_ledger_reader *r, const char *const *ids, size_t n,
-                               void (*hit)(void *ctx, const char *id, const char *date,
-                                           const uint8_t hash[32]),
+                               void (*hit)(void *ctx, const char *date,
+                                           const struct payq_spill_rec *row),
                                void *ctx) __attribute__((warn_unused_result));
 
 /* payq.conflicts rows of kind transfer for these ids. */

@@ -2,6 +2,8 @@
 #include "run.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +23,15 @@
 
 #define REPLAY_TIMEOUT_MS 60000
 
+/* The ledger scan, on a thread of its own while the stream is read. */
+struct scan_job {
+    pthread_t tid;
+    bool running;              /* the thread was started and not joined yet */
+    int rc;                    /* payq_ledger_scan's */
+    bool spill_failed;         /* written by the scan thread only */
+    struct payq_progress prog; /* disabled: the terminal shows the stream */
+};
+
 struct run_ctx {
     struct payq_recon_outcome *run;
     struct payq_spill *spill;
@@ -29,8 +40,9 @@ struct run_ctx {
     struct payq_buf undated; /* encoded spill records of undated transfers */
     struct payq_audit_invalid *inv;
     size_t ninv, inv_cap;
-    bool spill_failed;
+    bool spill_failed;             /* the audit side's, or the comparison's */
     struct payq_audit_index index; /* dates seen by a default read */
+    struct scan_job scan;
 };
 
 /* Marks the run failed with "cannot <what>: <why>" (the CLI prints it). */
@@ -105,7 +117,7 @@ static int sink_row(void *ctx, const struct payq_spill_rec *r)
 {
     struct run_ctx *x = ctx;
     if (payq_spill_put(x->spill, PAYQ_SPILL_LEDGER, r) != 0) {
-        x->spill_failed = true;
+        x->scan.spill_failed = true;
         return -1;
     }
     return 0;
@@ -174,7 +186,9 @@ static void index_stream(struct run_ctx *x, const struct payq_audit_req *req)
  * node lost): each starts over on the next node that answers. */
 #define AUDIT_READS 3
 
-static int read_audit(struct run_ctx *x)
+/* Where the stream read starts; uses the ledger session, so before the
+ * scan takes it. */
+static struct payq_audit_req plan_audit(struct run_ctx *x)
 {
     struct payq_recon_outcome *run = x->run;
     struct payq_audit_req req = {.cfg = run->cfg,
@@ -184,6 +198,13 @@ static int read_audit(struct run_ctx *x)
                                  .from_s = run->opts->from_s};
     if (run->opts->use_index)
         choose_start(x, &req);
+    return req;
+}
+
+static int read_audit(struct run_ctx *x, const struct payq_audit_req *rq)
+{
+    struct payq_recon_outcome *run = x->run;
+    struct payq_audit_req req = *rq;
     struct payq_audit_sink sink = {x, sink_transfer, sink_undated, sink_manifest, sink_invalid};
     char why[512];
     for (int attempt = 1;; attempt++) {
@@ -216,17 +237,72 @@ static int read_queues(struct run_ctx *x)
     return 0;
 }
 
-static int read_ledger(struct run_ctx *x)
+static void *scan_main(void *arg)
+{
+    struct run_ctx *x = arg;
+    struct payq_ledger_sink sink = {x, sink_row, sink_restart};
+    x->scan.rc =
+        payq_ledger_scan(x->ledger, x->run->opts->date, &sink, &x->scan.prog, &x->run->ledger);
+    return NULL;
+}
+
+/* The day's rows are scanned while the stream is read, instead of after
+ * its marker: the run then lasts the longer of the two, not their sum.
+ * What commits after the scan's snapshot is still compared in full: every
+ * audited id the scan did not hold is looked up by id after the marker
+ * (and after the standby replayed up to a mark the primary gave after it),
+ * and a row
+ * of the date found so is compared as a scanned one (compare.c). The
+ * thread blocks the signals, which stay with the main thread's loop. If it
+ * cannot be started, the scan runs in finish_ledger instead. */
+static void start_scan(struct run_ctx *x)
+{
+    sigset_t all, old;
+    payq_progress_init(&x->scan.prog, false);
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    x->scan.running = pthread_create(&x->scan.tid, NULL, scan_main, x) == 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (!x->scan.running)
+        payq_log(PAYQ_LOG_WARN, "ledger_scan_thread",
+                 "cannot start the scan's thread: scanning after the stream");
+}
+
+static void join_scan(struct run_ctx *x)
+{
+    if (x->scan.running)
+        pthread_join(x->scan.tid, NULL);
+    x->scan.running = false;
+}
+
+/* Stops the scan when the run failed before it was needed. */
+static void stop_scan(struct run_ctx *x)
+{
+    if (!x->scan.running)
+        return;
+    payq_ledger_cancel(x->ledger);
+    join_scan(x);
+}
+
+/* The scan's outcome (or the scan itself when no thread ran it), then the
+ * standby's replay up to a mark taken after the marker (for the lookups),
+ * then the books' invariants. */
+static int finish_ledger(struct run_ctx *x)
 {
     struct payq_recon_outcome *run = x->run;
-    struct payq_ledger_sink sink = {x, sink_row, sink_restart};
-    if (payq_ledger_wait_replay(x->ledger, REPLAY_TIMEOUT_MS, &run->ledger) != 0 ||
-        payq_ledger_scan(x->ledger, run->opts->date, &sink, &run->breaks, &x->prog, &run->ledger) !=
-            0)
-        return fail(x, x->spill_failed ? "use the spill directory" : "read the ledger",
-                    x->spill_failed ? "a write failed (see log)" : payq_ledger_error(x->ledger));
+    bool threaded = x->scan.running;
+    join_scan(x);
+    if (!threaded)
+        scan_main(x);
+    if (x->scan.rc != 0)
+        return fail(x, x->scan.spill_failed ? "use the spill directory" : "read the ledger",
+                    x->scan.spill_failed ? "a write failed (see log)"
+                                         : payq_ledger_error(x->ledger));
     if (payq_spill_flush(x->spill, PAYQ_SPILL_LEDGER) != 0)
         return fail(x, "use the spill directory", "a write failed (see log)");
+    if (payq_ledger_wait_replay(x->ledger, REPLAY_TIMEOUT_MS, &run->ledger) != 0 ||
+        payq_ledger_check_invariants(x->ledger, &run->breaks, &run->ledger) != 0)
+        return fail(x, "read the ledger", payq_ledger_error(x->ledger));
     run->ledger_read = true;
     return 0;
 }
@@ -315,8 +391,13 @@ int payq_recon_run(const struct payq_config *cfg, const struct payq_recon_opts *
                 strerror(errno));
         return 2;
     }
-    if (prepare(&x) == 0 && read_audit(&x) == 0 && read_queues(&x) == 0 && read_ledger(&x) == 0)
-        compare(&x);
+    if (prepare(&x) == 0) {
+        struct payq_audit_req req = plan_audit(&x);
+        start_scan(&x);
+        if (read_audit(&x, &req) == 0 && read_queues(&x) == 0 && finish_ledger(&x) == 0)
+            compare(&x);
+        stop_scan(&x);
+    }
     payq_ledger_close(x.ledger);
     run.finished_ms = payq_clock_wall_ms();
     char unrecorded[512] = "";

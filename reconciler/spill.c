@@ -34,9 +34,11 @@ struct payq_spill {
     char dir[4096];
     int buckets;
     size_t buf_limit;
+    /* Per side, so that the audit stream and the ledger scan can be
+     * written from two threads at once (one side each). */
     struct payq_buf *bufs[2]; /* per side, per bucket; NULL until first put */
-    bool failed;
-    uint64_t bytes;
+    bool failed[2];
+    uint64_t bytes[2];
 };
 
 static const char side_prefix[2] = {'a', 'l'};
@@ -115,7 +117,7 @@ int payq_spill_buckets(const struct payq_spill *s)
 
 uint64_t payq_spill_bytes(const struct payq_spill *s)
 {
-    return s->bytes;
+    return s->bytes[0] + s->bytes[1];
 }
 
 /* Mixes the id hash before taking its high bits: payq_strmap indexes its
@@ -153,10 +155,10 @@ static int append_file(struct payq_spill *s, int side, int bucket, const struct 
     if (fd < 0 || done != b->len) {
         payq_log(PAYQ_LOG_ERROR, "spill_failed", "could not write file \"%s\": %s", path,
                  strerror(saved));
-        s->failed = true;
+        s->failed[side] = true;
         return -1;
     }
-    s->bytes += b->len;
+    s->bytes[side] += b->len;
     return 0;
 }
 
@@ -184,7 +186,7 @@ void payq_spill_encode(struct payq_buf *out, const struct payq_spill_rec *r)
 
 int payq_spill_put(struct payq_spill *s, enum payq_spill_side side, const struct payq_spill_rec *r)
 {
-    if (s->failed)
+    if (s->failed[side])
         return -1;
     if (!s->bufs[side]) {
         s->bufs[side] = payq_xcalloc((size_t)s->buckets, sizeof(struct payq_buf));
@@ -201,7 +203,7 @@ int payq_spill_put(struct payq_spill *s, enum payq_spill_side side, const struct
 
 int payq_spill_flush(struct payq_spill *s, enum payq_spill_side side)
 {
-    if (s->failed)
+    if (s->failed[side])
         return -1;
     int rc = 0;
     for (int b = 0; s->bufs[side] && b < s->buckets && rc == 0; b++)

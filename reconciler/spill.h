@@ -9,7 +9,10 @@
  * buffer with open/write/close, so the number of open descriptors never
  * depends on the bucket count (4096 buckets would pass the usual 1024
  * limit). Records are binary, for this process only: a header then the
- * NUL-terminated strings, so a loaded bucket is read in place. */
+ * NUL-terminated strings, so a loaded bucket is read in place.
+ *
+ * The two sides share nothing while they are written: one thread may put,
+ * flush or reset the audit side while another does the ledger side. */
 #ifndef PAYQ_RECON_SPILL_H
 #define PAYQ_RECON_SPILL_H
 
@@ -63,7 +66,7 @@ int payq_spill_buckets(const struct payq_spill *s);
 char *payq_spill_path(const struct payq_spill *s, const char *name, char *buf, size_t len);
 
 /* Appends r to its bucket. Returns 0 or -1 on a write error (logged once;
- * later calls keep failing). */
+ * later calls for that side keep failing). */
 int payq_spill_put(struct payq_spill *s, enum payq_spill_side side, const struct payq_spill_rec *r)
     __attribute__((warn_unused_result));
 /* Writes out what is buffered for a side and frees its buffers. */

@@ -154,17 +154,45 @@ static void test_absent_while_queued_is_in_flight(void **state)
     assert_int_equal(payq_recon_verdict(&f->breaks), PAYQ_RESULT_IN_FLIGHT);
 }
 
-static void test_committed_after_scan_is_in_flight(void **state)
+/* The scan runs while the stream is read: a row of the date that commits
+ * after its snapshot is found by the lookup and compared in full, as if
+ * scanned (its strings copied: the lookup's result is freed before the
+ * verdicts). */
+static void test_committed_after_scan_is_compared(void **state)
 {
     struct fixture *f = *state;
-    struct payq_spill_rec a = rec("T-4", "", 70, "");
+    struct payq_spill_rec a = rec("T-4", "B-4", 70, "");
+    payq_compare_add_audit(&f->c, &f->b, &a);
+    assert_int_equal(payq_compare_unseen_keys(&f->b), 1);
+    char id[8] = "T-4", batch[8] = "B-4";
+    struct payq_spill_rec l = posted(rec(id, batch, 70, ""));
+    payq_compare_found(&f->c, &f->b, DATE, &l);
+    memset(id, 'x', sizeof id - 1); /* the looked-up row's strings are gone */
+    memset(batch, 'x', sizeof batch - 1);
+    settle(f);
+    assert_no_breaks(f);
+    assert_int_equal(f->c.st.late, 1);
+    assert_int_equal(f->c.st.matched, 1);
+    assert_int_equal(f->tally.ccy[0].posted_n, 1);
+}
+
+static void test_committed_after_scan_mismatch(void **state)
+{
+    struct fixture *f = *state;
+    struct payq_spill_rec a = rec("T-4", "B-4", 70, "");
     payq_compare_add_audit(&f->c, &f->b, &a);
     payq_compare_unseen_keys(&f->b);
-    payq_compare_found(&f->c, &f->b, "T-4", DATE, a.hash);
+    char id[8] = "T-4", credit[8] = "ACC-C";
+    struct payq_spill_rec l = posted(rec(id, "B-4", 70, ""));
+    l.credit = credit;
+    payq_compare_found(&f->c, &f->b, DATE, &l);
+    memset(credit, 'x', sizeof credit - 1);
     settle(f);
-    only(f, PAYQ_BREAK_IN_FLIGHT);
-    assert_int_equal(f->c.st.late, 1);
-    assert_int_equal(payq_recon_verdict(&f->breaks), PAYQ_RESULT_IN_FLIGHT);
+    const struct payq_break *e = only(f, PAYQ_BREAK_CONTENT);
+    assert_string_equal(e->id, "T-4");
+    assert_string_equal(e->field, "credit_account");
+    assert_string_equal(e->expected, "ACC-B");
+    assert_string_equal(e->actual, "ACC-C");
 }
 
 static void test_content_mismatch_amount(void **state)
@@ -221,7 +249,7 @@ static void test_id_conflict_taken_on_other_date(void **state)
     struct payq_spill_rec a = rec("T-8", "", 100, ""), old = rec("T-8", "", 555, "");
     payq_compare_add_audit(&f->c, &f->b, &a);
     payq_compare_unseen_keys(&f->b);
-    payq_compare_found(&f->c, &f->b, "T-8", "2095-03-01", old.hash);
+    payq_compare_found(&f->c, &f->b, "2095-03-01", &old);
     settle(f);
     const struct payq_break *e = only(f, PAYQ_BREAK_ID_CONFLICT);
     assert_non_null(strstr(e->detail, "id already booked on 2095-03-01"));
@@ -237,7 +265,7 @@ static void test_undated_retry_booked_elsewhere(void **state)
     a.body_dated = false;
     payq_compare_add_audit(&f->c, &f->b, &a);
     payq_compare_unseen_keys(&f->b);
-    payq_compare_found(&f->c, &f->b, "T-9", "2095-03-13", a.hash);
+    payq_compare_found(&f->c, &f->b, "2095-03-13", &a);
     settle(f);
     assert_no_breaks(f);
     assert_int_equal(f->c.st.elsewhere, 1);
@@ -251,7 +279,7 @@ static void test_booked_on_another_date(void **state)
     struct payq_spill_rec a = rec("T-13", "", 100, ""); /* names business_date DATE */
     payq_compare_add_audit(&f->c, &f->b, &a);
     payq_compare_unseen_keys(&f->b);
-    payq_compare_found(&f->c, &f->b, "T-13", "2095-03-15", a.hash);
+    payq_compare_found(&f->c, &f->b, "2095-03-15", &a);
     settle(f);
     const struct payq_break *e = only(f, PAYQ_BREAK_CONTENT);
     assert_string_equal(e->id, "T-13");
@@ -425,7 +453,8 @@ int main(void)
         T(test_unexpected_in_ledger),
         T(test_missing_in_ledger),
         T(test_absent_while_queued_is_in_flight),
-        T(test_committed_after_scan_is_in_flight),
+        T(test_committed_after_scan_is_compared),
+        T(test_committed_after_scan_mismatch),
         T(test_content_mismatch_amount),
         T(test_content_mismatch_fingerprint),
         T(test_id_conflict_recorded),
