@@ -265,7 +265,10 @@ static void sleep_ms(int ms)
  * 15 s of waiting measured here). pg_current_wal_insert_lsn() is the end
  * of the last record inserted; committing a transaction that holds a
  * transaction id (and writes nothing) then flushes the WAL up to and past
- * it, so the standby receives it whole. Returns 0 with lsn set, or -1 (the
+ * it, so the standby receives it whole. That commit waits for the local
+ * flush only (synchronous_commit = local): a stalled standby, which the
+ * replay wait's timeout is there for, must not hang the run before it.
+ * Returns 0 with lsn set, or -1 (the
  * primary cannot be reached through pg.recon_conninfo: logged). */
 static int primary_mark(struct payq_ledger_reader *r, char *lsn, size_t len)
 {
@@ -275,6 +278,9 @@ static int primary_mark(struct payq_ledger_reader *r, char *lsn, size_t len)
     PGresult *res = NULL;
     enum payq_pg_fault f =
         run_on(r, c, "BEGIN", 0, NULL, PGRES_COMMAND_OK, "begin the replay mark", NULL);
+    if (f == PAYQ_PG_OK)
+        f = run_on(r, c, "SET LOCAL synchronous_commit = local", 0, NULL, PGRES_COMMAND_OK,
+                   "begin the replay mark", NULL);
     if (f == PAYQ_PG_OK)
         f = run_on(r, c, "SELECT pg_current_xact_id(), pg_current_wal_insert_lsn()::text", 0, NULL,
                    PGRES_TUPLES_OK, "take the replay mark", &res);
