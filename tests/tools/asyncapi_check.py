@@ -11,7 +11,7 @@ Checks, printing one line per finding and exiting 1 if any:
 - every payq.ingress message's routing key is one the topology routes
   somewhere, and every key payq.transfers is bound with has a message;
   messages with a JSON Schema name the schema file of their routing key;
-- the outcome schema's properties are exactly the keys worker/events.c
+- the outcome schema's properties are exactly the keys worker/events.[ch]
   writes, its status enum equals the routing keys it publishes, and it
   requires every field issue 13 names;
 - the dead-letter headers are the names common/broker.h defines."""
@@ -123,7 +123,9 @@ def check_ingress(doc, base, topo, problems):
 
 
 def events_c_keys(src):
-    text = open(os.path.join(src, 'worker/events.c'), encoding='utf-8').read()
+    # events.h holds the transfer event's select list, events.c the others.
+    text = ''.join(open(os.path.join(src, 'worker', f), encoding='utf-8').read()
+                   for f in ('events.h', 'events.c'))
     statuses = set(re.findall(r"'status', '([a-z_]+)'", text))
     keys = set(re.findall(r"'([a-z_0-9]+)', ", text)) - statuses
     return keys, statuses
