@@ -202,6 +202,12 @@ static int recover(struct payq_outbox *o)
     payq_backoff_init(&bo, BACKOFF_FIRST_MS, BACKOFF_MAX_MS);
     bo.tick = o->opts.tick;
     bo.tick_ctx = o->opts.tick_ctx;
+    /* Logged here, once per loss, even when the first attempt succeeds (a
+     * broker back before we noticed it had gone). */
+    if (o->st.published > 0)
+        payq_log(PAYQ_LOG_WARN, "broker_reconnect",
+                 "connection lost: reconnecting (%lld unconfirmed)",
+                 (long long)(o->tail - o->head));
     for (;;) {
         if (stop_now(o))
             return -1;
