@@ -282,7 +282,7 @@ class Results(unittest.TestCase):
                               {"secs": 1, "rss": 1, "exit": 0, "result": "balanced"}, "t")
         tb = {("uniform",): dict(fig, kind="textbook")}
         r = report.build_results([fig], tb, {}, {}, MACHINE, dict(published["params"]),
-                                 "0 0 0", recon=[])[0]
+                                 "0 0 0", recon=[], failover=published.get("failover"))[0]
         self.assertEqual(list(r), list(published))
         self.assertEqual(list(r["baselines"]), list(published["baselines"]))
         for k in r["baselines"]:
