@@ -165,10 +165,16 @@ enum payq_pg_fault payq_events_publish(PGconn *conn, struct payq_outbox *out, in
      * the returned ones already: read back, the row would be sent twice
      * (one row per id, as when every event was read back). */
     struct payq_strmap booked = {0};
-    payq_strmap_reset(&booked, n);
+    bool reread = false; /* a transfer outcome not returned: usually none */
     for (size_t i = 0; i < n; i++)
-        if (returned(&msgs[i]))
-            payq_strmap_put(&booked, msgs[i].u.transfer.id, i);
+        reread |= msgs[i].kind == WMSG_TRANSFER && !returned(&msgs[i]) &&
+                  msgs[i].outcome != WOUT_CONFLICT && msgs[i].outcome != WOUT_DEAD;
+    if (reread) {
+        payq_strmap_reset(&booked, n);
+        for (size_t i = 0; i < n; i++)
+            if (returned(&msgs[i]))
+                payq_strmap_put(&booked, msgs[i].u.transfer.id, i);
+    }
     for (size_t i = 0; i < n; i++) {
         const struct payq_wmsg *m = &msgs[i];
         char hex[65];
