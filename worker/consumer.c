@@ -17,6 +17,7 @@ struct payq_consumer {
     unsigned cursor;
     int prefetch;
     amqp_connection_state_t conn;
+    uint64_t conn_seq; /* bumped whenever conn is dropped: its delivery tags die with it */
     char tag[CONSUMER_TAG_MAX];
 };
 
@@ -25,6 +26,7 @@ static void drop(struct payq_consumer *c)
     if (c->conn)
         amqp_destroy_connection(c->conn);
     c->conn = NULL;
+    c->conn_seq++;
 }
 
 static int start(struct payq_consumer *c)
@@ -217,4 +219,16 @@ int payq_consumer_ack_upto(struct payq_consumer *c, uint64_t tag)
         return -1;
     }
     return 0;
+}
+
+struct payq_consumer_mark payq_consumer_mark(const struct payq_consumer *c, uint64_t tag)
+{
+    return (struct payq_consumer_mark){c->conn_seq, tag};
+}
+
+int payq_consumer_ack_mark(struct payq_consumer *c, struct payq_consumer_mark m)
+{
+    if (!c->conn || m.conn_seq != c->conn_seq)
+        return 1;
+    return payq_consumer_ack_upto(c, m.tag);
 }

@@ -37,4 +37,22 @@ int payq_consumer_collect(struct payq_consumer *c, struct payq_wbatch *b, int ma
 int payq_consumer_ack_upto(struct payq_consumer *c, uint64_t tag)
     __attribute__((warn_unused_result));
 
+/* A delivery tag is only meaningful on the connection that delivered it:
+ * after a reconnect the broker has requeued those deliveries and numbers
+ * new ones from 1 again. A mark remembers both, for an ack made later
+ * (the worker acks a batch once its outcome events are confirmed, after
+ * it has gone on to the next batch). */
+struct payq_consumer_mark {
+    uint64_t conn_seq; /* which connection */
+    uint64_t tag;
+};
+
+struct payq_consumer_mark payq_consumer_mark(const struct payq_consumer *c, uint64_t tag);
+
+/* Acks up to m.tag if m's connection is still the current one. Returns 0
+ * when acked, 1 when that connection is gone (its deliveries were given
+ * back, nothing to ack), -1 when the ack failed. */
+int payq_consumer_ack_mark(struct payq_consumer *c, struct payq_consumer_mark m)
+    __attribute__((warn_unused_result));
+
 #endif

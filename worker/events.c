@@ -213,8 +213,6 @@ enum payq_pg_fault payq_events_publish(PGconn *conn, struct payq_outbox *out, in
                  "read dead letters", published);
     if (f == PAYQ_PG_OK && flush(out, &pk) != 0)
         f = PAYQ_PG_FATAL;
-    if (f == PAYQ_PG_OK && *published > 0 && payq_outbox_wait(out) != 0)
-        f = PAYQ_PG_FATAL;
     if (f == PAYQ_PG_FATAL && payq_outbox_error(out)[0]) {
         payq_log(PAYQ_LOG_ERROR, "result_events_failed", "%s", payq_outbox_error(out));
         payq_outbox_reset(out);

@@ -42,12 +42,16 @@
  * letter in msgs[0..n) (after COMMIT): a message's event as its own
  * committed INSERT returned it (payq_wmsg.event), else read from conn
  * (duplicates, conflicts, dead letters, a batch re-applied after an unknown
- * COMMIT outcome). One event per row through out (exchange payq.results), waiting for every
- * confirm. Events of one status travel in packs of up to pack_max (JSON Lines, one event per line,
- * message_id "sha256:" + the body's hex SHA-256); a pack of one event (always so with pack_max 1)
- * has message_id = its id. *published counts events. Returns PAYQ_PG_OK when all are confirmed; the
- * fault class of a failed query (PAYQ_PG_RECONNECT: drop conn); PAYQ_PG_FATAL when the broker
- * failed (logged; the outbox is reset). The caller must not ack unless OK. */
+ * COMMIT outcome). One event per row through out (exchange payq.results).
+ * Events of one status travel in packs of up to pack_max (JSON Lines, one
+ * event per line, message_id "sha256:" + the body's hex SHA-256); a pack
+ * of one event (always so with pack_max 1) has message_id = its id.
+ * *published counts events. Returns PAYQ_PG_OK when all are sent, not yet
+ * confirmed: the caller acks the batch only after payq_outbox_wait(out)
+ * returned 0 (the worker does so after applying the next batch, so the
+ * broker's confirm round trip overlaps the database's work). Else the
+ * fault class of a failed query (PAYQ_PG_RECONNECT: drop conn), or
+ * PAYQ_PG_FATAL when the broker failed (logged; the outbox is reset). */
 enum payq_pg_fault payq_events_publish(PGconn *conn, struct payq_outbox *out, int pack_max,
                                        struct payq_wmsg *msgs, size_t n, size_t *published);
 

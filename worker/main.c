@@ -1,9 +1,11 @@
 /* payq-worker: drains payq.transfers into the ledger. Each loop takes a
  * batch of deliveries, applies it in one PostgreSQL transaction whose COMMIT
  * the synchronous standby holds (commit.h), routes undecodable messages to
- * payq.dead (confirmed), and only then acks the batch. Without its database
- * it holds no deliveries (ensure_pg). Start as many as you like, anywhere:
- * they compete for messages. */
+ * payq.dead (confirmed), publishes its outcome events, and acks the batch
+ * once those are confirmed too: after the next batch's COMMIT, so the
+ * broker's confirm round trip overlaps the database's work (settle_held).
+ * Without its database it holds no deliveries (ensure_pg). Start as many
+ * as you like, anywhere: they compete for messages. */
 #include <getopt.h>
 #include <microhttpd.h>
 #include <stdio.h>
@@ -45,6 +47,10 @@ struct worker {
     uint64_t txn_seq;               /* batch transactions begun, for their journal ids */
     struct payq_ledger *ledger;
     struct payq_wbatch batch;
+    /* The previous batch: committed, its events sent, its ack waiting for
+     * their confirms (settle_held). */
+    bool held;
+    struct payq_consumer_mark held_mark;
     struct payq_wmsg **normal, **suspect;
     size_t ptr_cap;
     struct payq_wmetrics m;
@@ -223,13 +229,12 @@ static int publish_dead(struct worker *w)
 }
 
 /* Outcome events: the queue is the outbox. The batch's events are
- * published, confirmed, after its COMMIT (which the synchronous standby
- * holds) and before its ack. A worker killed in between leaves the batch
- * unacked: it comes back, its ids are booked, and whoever takes it re-emits
- * the events from the stored rows, byte for byte (events.c builds them from
- * the rows, never from this process's memory or clock). An event is
- * therefore published at least once for every committed outcome, and never
- * for one that might roll back. On failure: no ack (-1). */
+ * published after its COMMIT (which the synchronous standby holds), and
+ * the batch is acked only once they are confirmed (settle_held). A worker killed in between leaves
+ * the batch unacked: it comes back, its ids are booked, and whoever takes it re-emits the events
+ * from the stored rows, byte for byte (events.c builds them from the rows, never from this
+ * process's memory or clock). An event is therefore published at least once for every committed
+ * outcome, and never for one that might roll back. On failure: no ack (-1). */
 static int publish_results(struct worker *w)
 {
     if (!w->result_out) {
@@ -255,6 +260,33 @@ static int publish_results(struct worker *w)
     return 0;
 }
 
+/* Acks the held batch once every outcome event sent so far is confirmed
+ * (its own; the current batch's are sent only after this). A held batch
+ * whose connection is gone needs nothing: the broker has requeued its
+ * deliveries, and whoever takes them re-emits the events. Returns 0, or -1
+ * when the events or the ack failed (the batch comes back). */
+static int settle_held(struct worker *w)
+{
+    if (!w->held)
+        return 0;
+    w->held = false;
+    if (w->result_out && payq_outbox_wait(w->result_out) != 0) {
+        payq_log(PAYQ_LOG_ERROR, "result_events_failed", "%s", payq_outbox_error(w->result_out));
+        payq_outbox_reset(w->result_out);
+        return -1;
+    }
+    return payq_consumer_ack_mark(w->consumer, w->held_mark) < 0 ? -1 : 0;
+}
+
+/* Broker messages in b: a pack's transfers share its delivery tag. */
+static size_t deliveries(const struct payq_wbatch *b)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < b->n; i++)
+        n += i == 0 || b->msgs[i].delivery_tag != b->msgs[i - 1].delivery_tag;
+    return n;
+}
+
 static void ensure_ptr_cap(struct worker *w, size_t n)
 {
     if (n <= w->ptr_cap)
@@ -276,7 +308,9 @@ static void log_batch(const struct worker *w, size_t nn, size_t ns)
     payq_log_end(&r);
 }
 
-/* Applies the collected batch and acks it. Messages that the broker has
+/* Applies the collected batch and acks it, or holds it until its outcome
+ * events are confirmed (then the previous held one is acked first: its
+ * events had this batch's transaction time to be confirmed). Messages that the broker has
  * delivered several times already may be what crashed a worker: they are
  * applied one per transaction after the rest, so one poison message cannot
  * take a whole batch down with it again and again. Returns 0 when acked, -1
@@ -313,10 +347,22 @@ static int process_batch(struct worker *w)
         any_dead |= b->msgs[i].outcome == WOUT_DEAD;
     if (any_dead && publish_dead(w) != 0)
         return -1;
-    if (w->cfg.worker.result_events && publish_results(w) != 0)
+    if (settle_held(w) != 0)
         return -1;
-    if (payq_consumer_ack_upto(w->consumer, b->msgs[b->n - 1].delivery_tag) != 0)
+    uint64_t last = b->msgs[b->n - 1].delivery_tag;
+    if (w->cfg.worker.result_events) {
+        if (publish_results(w) != 0)
+            return -1;
+        w->held = true;
+        w->held_mark = payq_consumer_mark(w->consumer, last);
+        /* Holding the batch must leave the broker room to deliver the next
+         * one (the prefetch counts messages): a batch of one-transfer
+         * messages may fill the window, and is acked now instead. */
+        if (deliveries(b) * 2 > (size_t)w->cfg.worker.prefetch && settle_held(w) != 0)
+            return -1;
+    } else if (payq_consumer_ack_upto(w->consumer, last) != 0) {
         return -1;
+    }
     payq_wmetrics_count(&w->m, w->normal, nn);
     payq_wmetrics_count(&w->m, w->suspect, ns);
     payq_counter_add(w->m.batches, 1);
@@ -330,7 +376,7 @@ static void reconnect_consumer(struct worker *w)
     struct payq_backoff bo;
     payq_backoff_init(&bo, 100, w->cfg.worker.reconnect_max_ms);
     if (payq_signals_stop_requested())
-        return;
+        return; /* run() still settles a held batch whose connection lives */
     payq_counter_add(w->m.amqp_reconnects, 1);
     payq_metrics_set_ready(w->m.reg, 0); /* /readyz: not consuming */
     while (payq_consumer_reconnect(w->consumer) != 0)
@@ -345,12 +391,17 @@ static int run(struct worker *w)
     int64_t idle_since = payq_clock_mono_ms();
     while (!payq_signals_stop_requested()) {
         payq_wbatch_clear(&w->batch);
+        /* With a batch held, only a short wait: when nothing more comes,
+         * its ack should not wait for the next delivery. */
+        int first_wait = w->held ? w->cfg.worker.batch_wait_ms : 250;
         if (payq_consumer_collect(w->consumer, &w->batch, w->cfg.worker.batch_max,
-                                  w->cfg.worker.batch_wait_ms, 250) != 0) {
+                                  w->cfg.worker.batch_wait_ms, first_wait) != 0) {
             reconnect_consumer(w);
             continue;
         }
         if (w->batch.n == 0) {
+            if (settle_held(w) != 0)
+                reconnect_consumer(w);
             if (w->exit_when_idle_ms && payq_clock_mono_ms() - idle_since >= w->exit_when_idle_ms)
                 break;
             continue;
@@ -359,6 +410,9 @@ static int run(struct worker *w)
             reconnect_consumer(w);
         idle_since = payq_clock_mono_ms();
     }
+    if (settle_held(w) != 0)
+        payq_log(PAYQ_LOG_WARN, "held_batch_unacked",
+                 "stopping with the last batch unacked: it comes back, its events are re-emitted");
     payq_wbatch_clear(&w->batch);
     return 0;
 }

@@ -6,7 +6,7 @@
 # for worker and schema changes. Needs `scripts/stack up` and build/.
 #
 #   tests/tools/drain_bench.sh [-n TRANSFERS] [-a ACCOUNTS] [-x EXTRA] [-w WORKERS]
-#                              [-k uniform|hot] [-e] [-s] [-c CONFIG]
+#                              [-k uniform|hot] [-e] [-s] [-c CONFIG] [-r RATE]
 #     -n  transfers to pre-queue (default 200000), uniform over
 #     -a  accounts opened for the run (default 10000)
 #     -w  workers draining at once (default 1)
@@ -18,6 +18,9 @@
 #         to match, ids xtra:N, then ANALYZE)
 #     -c  the worker's configuration file (default config/payq.yaml), e.g.
 #         one with worker.result_events: false to price the outcome events
+#     -r  latency mode: start the workers first, then publish at RATE
+#         transfers/s (payq-rawpub --rate) and print intake-to-commit p50,
+#         p99 and max (the first 3 s left out, as scripts/bench does)
 #     -s  print pg_stat_statements per statement (scripts/stack preloads the
 #         library; -s creates the extension in the database if it is missing)
 # Prints: extra=E transfers=N seconds=S rate=R/s backend_cpu=C, where S is
@@ -27,8 +30,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${PAYQ_BUILD_DIR:-$ROOT/build}
 eval "$("$ROOT/scripts/stack" env)"
-N=200000 A=10000 X=0 W=1 SKEW=uniform WAITS=0 STATS=0 CONFIG=$ROOT/config/payq.yaml
-while getopts "n:a:x:w:k:esc:" o; do
+N=200000 A=10000 X=0 W=1 SKEW=uniform WAITS=0 STATS=0 RATE=0 CONFIG=$ROOT/config/payq.yaml
+while getopts "n:a:x:w:k:esc:r:" o; do
     case $o in
     n) N=$OPTARG ;;
     a) A=$OPTARG ;;
@@ -38,6 +41,7 @@ while getopts "n:a:x:w:k:esc:" o; do
     e) WAITS=1 ;;
     s) STATS=1 ;;
     c) CONFIG=$OPTARG ;;
+    r) RATE=$OPTARG ;;
     *) exit 2 ;;
     esac
 done
@@ -54,13 +58,18 @@ fi
 q "INSERT INTO payq.accounts (id, currency) SELECT '$P:a:' || g, 'EUR' FROM generate_series(0, $A - 1) g" >/dev/null
 q "VACUUM ANALYZE payq.accounts" >/dev/null
 
-awk -v p="$P" -v n="$N" -v a="$A" -v hot="$([ "$SKEW" = hot ] && echo 1)" 'BEGIN {
+gen() {
+    awk -v p="$P" -v n="$N" -v a="$A" -v hot="$([ "$SKEW" = hot ] && echo 1)" 'BEGIN {
     srand(7)
     for (i = 1; i <= n; i++) {
         d = int(rand() * a); c = int(rand() * (a - 1)); if (c >= d) c++
         if (hot) { d = 1 + int(rand() * (a - 1)); c = 0 }
         printf "transfer\t{\"id\":\"%s:t:%d\",\"debit_account\":\"%s:a:%d\",\"credit_account\":\"%s:a:%d\",\"amount\":\"%d\",\"currency\":\"EUR\",\"business_date\":\"2026-01-02\"}\n", p, i, p, d, p, c, int(rand() * 99999) + 1
-    } }' | "$BIN/payq-rawpub" --pack 100 >/dev/null
+    } }'
+}
+if [ "$RATE" = 0 ]; then
+    gen | "$BIN/payq-rawpub" --pack 100 >/dev/null
+fi
 
 [ "$STATS" = 1 ] && q "CREATE EXTENSION IF NOT EXISTS pg_stat_statements; SELECT pg_stat_statements_reset()" >/dev/null
 wpids=()
@@ -68,6 +77,9 @@ for ((w = 0; w < W; w++)); do
     "$BIN/payq-worker" --config "$CONFIG" --exit-when-idle 2000 2>"${TMPDIR:-/tmp}/drain_bench.$P.$w.log" &
     wpids+=($!)
 done
+if [ "$RATE" != 0 ]; then
+    gen | "$BIN/payq-rawpub" --pack 100 --rate "$RATE" >/dev/null
+fi
 # CPU seconds of the workers' PostgreSQL backends (user + system), sampled
 # until every worker exits: the last sample falls in their final idle wait,
 # after the last commit. Unlike the rate, it hardly moves with other load.
@@ -109,6 +121,15 @@ q "SELECT 'workers=$W skew=$SKEW extra=$X transfers=' || count(*) || ' posted=' 
           || ' backend_cpu=' || round($bticks / $(getconf CLK_TCK).0, 2) || 's ('
           || round($bticks * 1000000 / $(getconf CLK_TCK).0 / count(*), 1) || ' us/transfer)'
    FROM payq.transfers WHERE id LIKE '$P:t:%'"
+if [ "$RATE" != 0 ]; then
+    q "WITH t AS (SELECT extract(epoch FROM committed_at - published_at) * 1000 AS ms
+                  FROM payq.transfers WHERE id LIKE '$P:t:%'
+                   AND published_at >= (SELECT min(published_at) + interval '3 s'
+                                        FROM payq.transfers WHERE id LIKE '$P:t:%'))
+       SELECT 'latency after 3 s at $RATE/s: p50=' || round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 1)
+              || ' p99=' || round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 1)
+              || ' max=' || round(max(ms)::numeric, 1) || ' ms' FROM t"
+fi
 if [ "$STATS" = 1 ]; then
     q "SELECT calls || ' calls, ' || round(mean_exec_time::numeric, 2) || ' ms mean, '
               || round((shared_blks_hit + shared_blks_read) / greatest(calls, 1)) || ' blocks/call: '
