@@ -124,6 +124,17 @@ if out=$("$stack" up 2>&1); then
 else
     bad "second scripts/stack up succeeds" "$out"
 fi
+# A cluster bootstrapped by an older scripts/stack keeps that day's dynamic
+# configuration in etcd: `up` brings it to today's (pg_sync_dcs).
+keep() { curl -sS --max-time 5 "$PAYQ_PATRONI_URL/config" | jq -r '.postgresql.parameters.wal_keep_size'; }
+want=$(keep)
+curl -sS --max-time 10 -X PATCH -H 'Content-Type: application/json' \
+    -d '{"postgresql":{"parameters":{"wal_keep_size":"64MB"}}}' "$PAYQ_PATRONI_URL/config" >/dev/null
+check "drifted: the cluster's wal_keep_size is 64MB" 64MB "$(keep)"
+out=$("$stack" up 2>&1)
+check "up says it updates the dynamic configuration" 1 \
+    "$(grep -c "updating the cluster's dynamic configuration: {\"wal_keep_size\":\"$want\"}" <<<"$out")"
+check "up brings wal_keep_size back to $want" "$want" "$(keep)"
 if out=$("$stack" status 2>&1); then ok "scripts/stack status exits 0"; else bad "scripts/stack status exits 0" "rc=$?: $out"; fi
 
 echo "integration_stack: $pass passed, $fail failed"
