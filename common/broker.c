@@ -3,6 +3,9 @@
 
 #include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,6 +110,25 @@ static amqp_socket_t *make_socket(amqp_connection_state_t conn,
     return s;
 }
 
+/* librabbitmq writes without a deadline and looks at heartbeats only while
+ * reading, so a write to a node that stopped reading (frozen, or its host
+ * gone without a reset) would block for ever once the socket buffers are
+ * full. The kernel ends such a connection once sent data stays
+ * unacknowledged, or the peer's window stays shut, this long (the window
+ * since Linux 5.11); the caller then reconnects elsewhere and publishes
+ * again. Twice the heartbeat, as the library allows a silent peer while
+ * reading; never under 10 s, which an alarm's flow control can exceed. */
+static void bound_writes(amqp_socket_t *sock, int heartbeat_s)
+{
+    unsigned ms = heartbeat_s > 0 ? (unsigned)heartbeat_s * 2000u : 60000u;
+    if (ms < 10000u)
+        ms = 10000u;
+    int fd = amqp_socket_get_sockfd(sock);
+    if (fd >= 0 && setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof ms) != 0)
+        payq_log(PAYQ_LOG_WARN, "amqp_socket_option", "TCP_USER_TIMEOUT not set: %s",
+                 strerror(errno));
+}
+
 /* One attempt at one URL. Returns an open, logged-in connection or NULL. */
 static amqp_connection_state_t try_url(const struct payq_amqp_target *t, const char *url)
 {
@@ -131,6 +153,7 @@ static amqp_connection_state_t try_url(const struct payq_amqp_target *t, const c
         why = amqp_error_string2(st);
         goto fail;
     }
+    bound_writes(sock, t->heartbeat_s);
     /* The handshake waits at most as long as the connect (the library's
      * default is 12 s): a frozen node accepts TCP in its kernel but never
      * answers. */
