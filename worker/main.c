@@ -313,8 +313,8 @@ static void log_batch(const struct worker *w, size_t nn, size_t ns)
  * events had this batch's transaction time to be confirmed). Messages that the broker has
  * delivered several times already may be what crashed a worker: they are
  * applied one per transaction after the rest, so one poison message cannot
- * take a whole batch down with it again and again. Returns 0 when acked, -1
- * when the AMQP side failed (the batch will be redelivered). */
+ * take a whole batch down with it again and again. Returns 0 when acked or
+ * held, -1 when the AMQP side failed (the batch will be redelivered). */
 static int process_batch(struct worker *w)
 {
     struct payq_wbatch *b = &w->batch;
