@@ -46,6 +46,9 @@ struct payq_outbox {
     uint64_t *seqmap;
     uint64_t seqcap;
     struct payq_outbox_stats st;
+    /* When the last confirm came, or the first awaited message was put:
+     * the stall limit counts from here, across reconnects. */
+    int64_t progress_ms;
     bool nacked;       /* some pending entry was nacked: publish it again */
     int64_t nacked_ms; /* when nacked entries were last published again */
     bool failed;
@@ -87,6 +90,7 @@ static void on_settle(void *ctx, uint64_t seq, bool ok, const char *why)
         return;
     if (ok) {
         e->state = ENTRY_DONE;
+        o->progress_ms = payq_clock_mono_ms();
         o->st.confirmed++;
         o->st.items += e->items;
         trim(o);
@@ -123,6 +127,7 @@ struct payq_outbox *payq_outbox_new(const struct payq_outbox_opts *opts)
     o->pub = o->opts.ops
                  ? payq_publisher_new_io(o->opts.ops, o->opts.io, o->opts.window, on_settle, o)
                  : payq_publisher_new_amqp(o->opts.target, o->opts.window, on_settle, o);
+    payq_publisher_set_stall_ms(o->pub, o->opts.stall_ms);
     o->seqcap = 1;
     while (o->seqcap < 2 * (uint64_t)o->opts.window)
         o->seqcap *= 2;
@@ -193,6 +198,19 @@ static bool stop_now(struct payq_outbox *o)
     return o->failed;
 }
 
+/* True (and failed) when messages are awaited and none was confirmed for
+ * stall_ms: reconnecting and publishing them again would go round for as
+ * long as the broker takes them without confirming (an alarm, a stream
+ * without a writer). */
+static bool stalled(struct payq_outbox *o)
+{
+    if (o->head == o->tail || o->opts.stall_ms <= 0 ||
+        payq_clock_mono_ms() - o->progress_ms <= o->opts.stall_ms)
+        return false;
+    fail(o, "%s", "the broker did not confirm in time");
+    return true;
+}
+
 /* Reconnects with exponential backoff for up to retry_ms, then republishes
  * every entry not yet confirmed, oldest first. Returns 0 or -1 (failed). */
 static int recover(struct payq_outbox *o)
@@ -209,7 +227,7 @@ static int recover(struct payq_outbox *o)
                  "connection lost: reconnecting (%lld unconfirmed)",
                  (long long)(o->tail - o->head));
     for (;;) {
-        if (stop_now(o))
+        if (stop_now(o) || stalled(o))
             return -1;
         if (connect_once(o) == 0) {
             if (o->st.published > 0)
@@ -293,6 +311,8 @@ int payq_outbox_put(struct payq_outbox *o, const struct payq_outbox_msg *m)
     if (o->opts.max_bytes && o->held + m->len > o->opts.max_bytes && o->head < o->tail &&
         settle(o, o->opts.max_bytes > m->len ? o->opts.max_bytes - m->len : 0) != 0)
         return -1;
+    if (o->head == o->tail)
+        o->progress_ms = payq_clock_mono_ms(); /* nothing was awaited until now */
     if (o->tail - o->head == o->cap)
         grow(o);
     struct entry *e = at(o, o->tail);
@@ -324,10 +344,8 @@ int payq_outbox_send_items(struct payq_outbox *o, const char *rk, const char *id
  * no confirm for stall_ms). */
 static int settle(struct payq_outbox *o, size_t keep)
 {
-    int64_t last_progress = payq_clock_mono_ms();
-    uint64_t last_confirmed = o->st.confirmed;
     while (o->head < o->tail && (keep == 0 || o->held > keep)) {
-        if (stop_now(o))
+        if (stop_now(o) || stalled(o))
             return -1;
         if (!o->connected && recover(o) != 0)
             return -1;
@@ -335,17 +353,8 @@ static int settle(struct payq_outbox *o, size_t keep)
         int r = payq_publisher_flush(o->pub, keep ? 10 : 200);
         if (o->opts.tick)
             o->opts.tick(o->opts.tick_ctx);
-        if (r < 0 || (o->nacked && republish_nacked(o) != 0)) {
+        if (r < 0 || (o->nacked && republish_nacked(o) != 0))
             o->connected = false;
-            continue;
-        }
-        if (o->st.confirmed != last_confirmed) {
-            last_confirmed = o->st.confirmed;
-            last_progress = payq_clock_mono_ms();
-        } else if (payq_clock_mono_ms() - last_progress > o->opts.stall_ms) {
-            fail(o, "%s", "the broker did not confirm in time");
-            return -1;
-        }
     }
     return o->failed ? -1 : 0;
 }

@@ -29,7 +29,8 @@ struct payq_outbox_opts {
     const char *exchange;                  /* NULL = payq.ingress; must outlive the outbox */
     int window;                            /* confirm window, >= 1 */
     int retry_ms;            /* how long to keep reconnecting after a failure (0: try once) */
-    int stall_ms;            /* give up waiting when no confirm arrives for this long */
+    int stall_ms;            /* give up when messages are awaited and no confirm arrived for
+                              * this long: waiting, reconnecting, or waiting for window room */
     size_t max_bytes;        /* send waits for confirms while more is held; 0 = no limit */
     bool stop_on_signal;     /* give up when SIGTERM/SIGINT arrived (batch files) */
     void (*tick)(void *ctx); /* called now and then while waiting; may be NULL */

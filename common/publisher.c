@@ -15,6 +15,7 @@ struct payq_publisher {
     void *io; /* owned, freed by ops->free */
     bool connected;
     int window;
+    int stall_ms; /* longest wait for room in the window */
     payq_settle_fn on_settle;
     void *ctx;
     uint64_t next_seq;     /* sequence number of the next publish */
@@ -42,6 +43,7 @@ struct payq_publisher *payq_publisher_new_io(const struct payq_broker_ops *ops, 
     p->ops = ops;
     p->io = io;
     p->window = window < 1 ? 1 : window;
+    p->stall_ms = 60000;
     p->on_settle = on_settle;
     p->ctx = ctx;
     p->next_seq = 1;
@@ -50,6 +52,11 @@ struct payq_publisher *payq_publisher_new_io(const struct payq_broker_ops *ops, 
         p->ring_size *= 2;
     p->ring = payq_xcalloc(p->ring_size, 1);
     return p;
+}
+
+void payq_publisher_set_stall_ms(struct payq_publisher *p, int ms)
+{
+    p->stall_ms = ms > 0 ? ms : 60000;
 }
 
 void payq_publisher_free(struct payq_publisher *p)
@@ -163,14 +170,15 @@ uint64_t payq_publisher_publish(struct payq_publisher *p, const char *exchange,
     if (!p->connected)
         return 0;
     /* A broker that stops confirming (a memory or disk alarm blocks
-     * publishers) must not stall the caller forever: after a minute the
-     * connection is treated as lost and the caller republishes. */
-    int64_t give_up = payq_clock_mono_ms() + 60000;
+     * publishers, a stream without a writer) must not stall the caller
+     * forever: after stall_ms the connection is treated as lost. */
+    int64_t give_up = payq_clock_mono_ms() + p->stall_ms;
     while (payq_publisher_outstanding(p) >= (uint64_t)p->window) {
         if (read_one(p, 1000) < 0)
             return 0;
         if (payq_clock_mono_ms() > give_up) {
-            payq_log(PAYQ_LOG_ERROR, "confirm_timeout", "no publisher confirm for 60 s");
+            payq_log(PAYQ_LOG_ERROR, "confirm_timeout", "no publisher confirm for %d ms",
+                     p->stall_ms);
             drop_connection(p);
             return 0;
         }

@@ -99,6 +99,10 @@ struct payq_publisher *payq_publisher_new_io(const struct payq_broker_ops *ops, 
 
 void payq_publisher_free(struct payq_publisher *p); /* safe on NULL */
 
+/* How long payq_publisher_publish waits for room in a full window before
+ * it drops the connection (default 60 s; ms <= 0 restores it). */
+void payq_publisher_set_stall_ms(struct payq_publisher *p, int ms);
+
 /* Drops the connection (if any) and connects again; sequence numbers restart
  * at 1 and unsettled messages are forgotten without callbacks. */
 int payq_publisher_reconnect(struct payq_publisher *p) __attribute__((warn_unused_result));

@@ -436,6 +436,25 @@ static void test_outbox_nack_forever_fails(void **state)
     payq_outbox_free(o);
 }
 
+/* A broker that takes messages and never confirms them (an alarm, a stream
+ * without a writer): a put that waits for room in the full window fails at
+ * the stall limit, on the first connection, instead of reconnecting and
+ * publishing again for ever. */
+static void test_outbox_window_stall_fails(void **state)
+{
+    (void)state;
+    struct fake f;
+    struct payq_outbox *o = outbox(&f, 2, 5000);
+    send_ids(o, 1, 2);
+    assert_int_equal(payq_outbox_send(o, "transfers", "m3", "m3", 2), -1);
+    assert_string_equal(payq_outbox_error(o), "the broker did not confirm in time");
+    assert_int_equal(f.opens, 1);
+    char got[128];
+    published(&f, got, sizeof got);
+    assert_string_equal(got, "m1@1 m2@1");
+    payq_outbox_free(o);
+}
+
 static void test_outbox_return_fails(void **state)
 {
     (void)state;
@@ -475,6 +494,7 @@ int main(void)
         cmocka_unit_test(test_outbox_lost_while_sending),
         cmocka_unit_test(test_outbox_nack_republishes),
         cmocka_unit_test(test_outbox_nack_forever_fails),
+        cmocka_unit_test(test_outbox_window_stall_fails),
         cmocka_unit_test(test_outbox_return_fails),
         cmocka_unit_test(test_outbox_unreachable),
     };
