@@ -17,13 +17,13 @@
 # the end. Prints the producer's confirm stall and the ledger's pause at
 # each fault.
 #
-# New publishes may get no confirm until the thaw: RabbitMQ 3.10's stream
-# coordinator sometimes leaves payq.audit without a writer while a frozen
-# (not dead) node holds its writer or the coordinator's leadership, and every
-# publish is routed to payq.audit too. The producer then waits (it never
-# claims a transfer it has no confirm for) and completes after the thaw;
-# the freeze is therefore bounded, and the backlog, not new intake, measures
-# the workers' failover.
+# New publishes may get no confirm until the thaw: a RabbitMQ 3.10 cluster
+# sometimes confirms nothing while a node is frozen (not dead), most likely
+# because of the stream payq.audit, to which every publish is routed too (its
+# coordinator kept failing to stop the frozen node's member). The producer
+# then waits (it never claims a transfer it has no confirm for) and completes
+# after the thaw; the freeze is therefore bounded, and the backlog, not new
+# intake, measures the workers' failover.
 # Exits 77 (skipped) on a single-broker stack.
 source "$(dirname "$0")/lib/common.sh"
 if [ "${PAYQ_STACK_BROKERS:-1}" != 3 ]; then
