@@ -127,7 +127,6 @@ struct payq_outbox *payq_outbox_new(const struct payq_outbox_opts *opts)
     o->pub = o->opts.ops
                  ? payq_publisher_new_io(o->opts.ops, o->opts.io, o->opts.window, on_settle, o)
                  : payq_publisher_new_amqp(o->opts.target, o->opts.window, on_settle, o);
-    payq_publisher_set_stall_ms(o->pub, o->opts.stall_ms);
     o->seqcap = 1;
     while (o->seqcap < 2 * (uint64_t)o->opts.window)
         o->seqcap *= 2;
@@ -168,6 +167,9 @@ static int publish_entry(struct payq_outbox *o, uint64_t n)
     struct entry *e = at(o, n);
     struct payq_publish_props props = {
         .message_id = e->id, .timestamp_ms = e->ts, .headers = e->hdr, .n_headers = e->nh};
+    /* Waiting for window room ends where the stall limit does (stalled). */
+    if (o->opts.stall_ms > 0)
+        payq_publisher_set_give_up(o->pub, o->progress_ms + o->opts.stall_ms);
     uint64_t seq = payq_publisher_publish(o->pub, o->opts.exchange, e->rk, e->body, e->len, &props);
     if (seq == 0) {
         o->connected = false;

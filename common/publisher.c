@@ -15,7 +15,7 @@ struct payq_publisher {
     void *io; /* owned, freed by ops->free */
     bool connected;
     int window;
-    int stall_ms; /* longest wait for room in the window */
+    int64_t give_up_ms; /* window waits end here (monotonic); 0 = 60 s after the call */
     payq_settle_fn on_settle;
     void *ctx;
     uint64_t next_seq;     /* sequence number of the next publish */
@@ -43,7 +43,6 @@ struct payq_publisher *payq_publisher_new_io(const struct payq_broker_ops *ops, 
     p->ops = ops;
     p->io = io;
     p->window = window < 1 ? 1 : window;
-    p->stall_ms = 60000;
     p->on_settle = on_settle;
     p->ctx = ctx;
     p->next_seq = 1;
@@ -54,9 +53,9 @@ struct payq_publisher *payq_publisher_new_io(const struct payq_broker_ops *ops, 
     return p;
 }
 
-void payq_publisher_set_stall_ms(struct payq_publisher *p, int ms)
+void payq_publisher_set_give_up(struct payq_publisher *p, int64_t mono_ms)
 {
-    p->stall_ms = ms > 0 ? ms : 60000;
+    p->give_up_ms = mono_ms;
 }
 
 void payq_publisher_free(struct payq_publisher *p)
@@ -171,14 +170,15 @@ uint64_t payq_publisher_publish(struct payq_publisher *p, const char *exchange,
         return 0;
     /* A broker that stops confirming (a memory or disk alarm blocks
      * publishers, a stream without a writer) must not stall the caller
-     * forever: after stall_ms the connection is treated as lost. */
-    int64_t give_up = payq_clock_mono_ms() + p->stall_ms;
+     * forever: at the give-up time the connection is treated as lost. Any
+     * confirm frees room and ends the wait, so a deadline counted from the
+     * caller's last confirm is exact. */
+    int64_t give_up = p->give_up_ms ? p->give_up_ms : payq_clock_mono_ms() + 60000;
     while (payq_publisher_outstanding(p) >= (uint64_t)p->window) {
         if (read_one(p, 1000) < 0)
             return 0;
         if (payq_clock_mono_ms() > give_up) {
-            payq_log(PAYQ_LOG_ERROR, "confirm_timeout", "no publisher confirm for %d ms",
-                     p->stall_ms);
+            payq_log(PAYQ_LOG_ERROR, "confirm_timeout", "no publisher confirm in time");
             drop_connection(p);
             return 0;
         }

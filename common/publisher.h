@@ -99,9 +99,10 @@ struct payq_publisher *payq_publisher_new_io(const struct payq_broker_ops *ops, 
 
 void payq_publisher_free(struct payq_publisher *p); /* safe on NULL */
 
-/* How long payq_publisher_publish waits for room in a full window before
- * it drops the connection (default 60 s; ms <= 0 restores it). */
-void payq_publisher_set_stall_ms(struct payq_publisher *p, int ms);
+/* When (payq_clock_mono_ms) payq_publisher_publish stops waiting for room
+ * in a full window and drops the connection; 0 (the default) is 60 s after
+ * each call. */
+void payq_publisher_set_give_up(struct payq_publisher *p, int64_t mono_ms);
 
 /* Drops the connection (if any) and connects again; sequence numbers restart
  * at 1 and unsettled messages are forgotten without callbacks. */
