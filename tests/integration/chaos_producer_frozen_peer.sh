@@ -38,7 +38,7 @@ pv_create "$V" || { fail "could not create private vhost $V"; finish; }
 real=$(pv_url "$V")
 
 # The relay on a free port, in front of the real broker.
-port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port 17581)
 hostport=$(sed -E 's#^amqps?://[^@]*@([^/]*)/.*#\1#' <<<"$real")
 socat "TCP-LISTEN:$port,bind=127.0.0.1,reuseaddr,fork" "TCP:$hostport" 2>"$TMP/socat.err" &
 relay=$!
