@@ -6,16 +6,17 @@
 # when it is killed (SIGKILL, a lost machine) mid-publish; it is started
 # again 20 s later. Then the node the clients moved to is frozen (kill -STOP)
 # and thawed once the backlog below is booked (after 20 s at least, 60 s at
-# most): only the AMQP heartbeat (5 s here) tells the clients it is gone. Just before the freeze a backlog of 10,000 transfers, one per
-# message, is queued while the workers are paused, so each worker holds at
-# most its prefetch (1,000) of it on the frozen node: the rest reaches them
-# only through another node. Proves: the workers book the whole backlog
-# while the node is still frozen; every producer run exits 0 with every
-# transfer confirmed; every id is in the ledger exactly once with balances
-# equal to the model; payq-reconciler reads the audit stream across the
-# cluster and reconciles the day `balanced`; the cluster is whole again at
-# the end. Prints the producer's confirm stall and the ledger's pause at
-# each fault.
+# most): only the AMQP heartbeat (5 s here) tells the clients it is gone.
+# Just before the freeze a backlog of 10,000 transfers, one per message, is
+# queued while the workers are paused, so each worker holds at most its
+# prefetch (1,000) of it on the frozen node: the rest reaches them only
+# through another node. Proves: the workers book the whole backlog while the
+# node is still frozen; every producer run exits 0 with every transfer
+# confirmed; every id is in the ledger exactly once with balances equal to
+# the model; payq-reconciler reads the audit stream across the cluster and
+# reconciles the day `balanced`; the cluster is whole again at the end.
+# Prints the ledger's pause after the kill, the backlog's booking time and
+# the producer's confirm stall.
 #
 # New publishes may get no confirm until the thaw: a RabbitMQ 3.10 cluster
 # sometimes confirms nothing while a node is frozen (not dead), most likely
@@ -106,10 +107,13 @@ gen_accounts "$P" "$ACCOUNTS" | cut -f2 >"$TMP/accounts"
 "$BIN/payq-worker" --exit-when-idle 1000 "${CFG[@]}" 2>>"$TMP/w0.log"
 check "accounts opened" "$ACCOUNTS" "$(q "SELECT count(*) FROM payq.accounts WHERE id LIKE '$P-acct-%'")"
 
-gen_transfers "$P" $((FILES * PER_FILE + BACKLOG)) "$ACCOUNTS" 23 | cut -f2 | sed 's/,"batch_id":"[^"]*"//' >"$TMP/all"
-head -n "$BACKLOG" "$TMP/all" | sed 's/"id":"\([^"]*\)-t-/"id":"\1-k-/' >"$TMP/backlog"
-tail -n +"$((BACKLOG + 1))" "$TMP/all" | split -l "$PER_FILE" -d -a 3 - "$TMP/batch."
-{ cat "$TMP/backlog"; tail -n +"$((BACKLOG + 1))" "$TMP/all"; } >"$TMP/all.tmp" && mv "$TMP/all.tmp" "$TMP/all"
+# The first BACKLOG transfers are the backlog (ids $P-k-N), the rest the files.
+gen_transfers "$P" $((FILES * PER_FILE + BACKLOG)) "$ACCOUNTS" 23 | cut -f2 |
+    sed 's/,"batch_id":"[^"]*"//' >"$TMP/gen"
+head -n "$BACKLOG" "$TMP/gen" | sed 's/"id":"\([^"]*\)-t-/"id":"\1-k-/' >"$TMP/backlog"
+tail -n +"$((BACKLOG + 1))" "$TMP/gen" >"$TMP/files"
+split -l "$PER_FILE" -d -a 3 "$TMP/files" "$TMP/batch."
+cat "$TMP/backlog" "$TMP/files" >"$TMP/all"
 
 # publisher: the files one after the other, about one every 4 s (so the
 # faults fall mid-publish); each run's exit status and duration are kept.
