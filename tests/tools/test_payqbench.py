@@ -50,6 +50,21 @@ class Percentiles(unittest.TestCase):
         self.assertFalse(m["seconds_only"])
         self.assertIsNone(latency.measure([])["p50"])
 
+    def test_windows_show_a_stall(self):
+        # 1 ms apart, latency 10 ms, except 400 ms for those published
+        # between 1000 and 1099 ms: only the third window shows it.
+        rows = [latency.Row(5000.0 + i, 0.0, 400.0 if 1000 <= i < 1100 else 10.0, "posted", "",
+                            False) for i in range(1500)]
+        wins = latency.windows(rows)
+        self.assertEqual([w[0] for w in wins], [0, 500, 1000])
+        self.assertEqual([w[1] for w in wins], [500, 500, 500])
+        self.assertEqual(wins[0][2:], (10.0, 10.0, 10.0))
+        self.assertEqual(wins[2][3:], (400.0, 400.0))
+        self.assertEqual(wins[2][2], 10.0)  # the median of that window is still fast
+        self.assertEqual(latency.windows([]), [])
+        self.assertEqual(latency.format_windows(wins[:1]),
+                         "offset_ms\tcount\tp50_ms\tp99_ms\tmax_ms\n0\t500\t10.0\t10.0\t10.0\n")
+
     def test_cdf_subsamples_to_about_target(self):
         vals = [i / 10 for i in range(5000)]
         pts = latency.cdf_points(vals, target=1000)

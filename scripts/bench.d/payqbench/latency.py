@@ -68,6 +68,35 @@ def measure(rows):
     }
 
 
+def windows(rows, width_ms=500):
+    """The latency of rows over time: one (offset ms from the first
+    published_at, count, p50, p99, max) per width_ms of publishing that
+    holds rows, in order. A whole run's p99 cannot tell a steady tail from
+    one stall; these can (a stall is one or two windows far above the rest)."""
+    if not rows:
+        return []
+    t0 = min(r.published_ms for r in rows)
+    by = {}
+    for r in rows:
+        by.setdefault(int((r.published_ms - t0) // width_ms), []).append(r.lat_ms)
+    out = []
+    for k in sorted(by):
+        lats = sorted(by[k])
+        out.append((k * width_ms, len(lats), round_half_away(percentile_cont(lats, 0.5), 1),
+                    round_half_away(percentile_cont(lats, 0.99), 1),
+                    round_half_away(lats[-1], 1)))
+    return out
+
+
+def format_windows(wins):
+    """windows() as the text file a run keeps: a header, then one
+    tab-separated line per window."""
+    lines = ["offset_ms\tcount\tp50_ms\tp99_ms\tmax_ms\n"]
+    lines += ["%d\t%d\t%s\t%s\t%s\n" % (o, n, fmt_ms(a), fmt_ms(b), fmt_ms(c))
+              for o, n, a, b, c in wins]
+    return "".join(lines)
+
+
 def cdf_points(sorted_ms, target=1000):
     """About target (ms, fraction) points of the CDF of sorted_ms: every
     s-th value (s = n // target, at least 1) plus the first and the last,

@@ -529,12 +529,22 @@ class Runner:
         cut = hmeas["first_published_ms"] + HALF_WARMUP_MS
         steady = latency.measure([r for r in rows if r.published_ms >= cut])
         write_latencies(os.path.join(run_dir, "latency-half.txt"), rows)
+        wins = latency.windows(rows)
+        with open(os.path.join(run_dir, "latency-half-windows.txt"), "w") as f:
+            f.write(latency.format_windows(wins))
+        worst = max((w for w in wins if w[0] >= HALF_WARMUP_MS), key=lambda w: w[3],
+                    default=None)
         half.update(hm=hm, hrate=hrate, hreal=hreal, h50=hmeas["p50"], h99=hmeas["p99"],
                     hmax=hmeas["max"], hs50=steady["p50"], hs99=steady["p99"],
                     hsmax=steady["max"])
         ui.log("  half load: %d at %s/s: latency p50 %s p99 %s max %s ms"
                % (hmeas["count"], txt(hreal), txt(hmeas["p50"]), txt(hmeas["p99"]),
                   txt(hmeas["max"])))
+        if worst:
+            ui.log("  half load after %d s: p99 %s ms; worst 0.5 s window at +%.1f s: p99 %s ms "
+                   "(every window: latency-half-windows.txt)"
+                   % (HALF_WARMUP_MS // 1000, txt(steady["p99"]), worst[0] / 1000,
+                      txt(worst[3])))
         return True
 
     def _reconcile(self, tag, run_dir, pfx, date, run_start_iso):
