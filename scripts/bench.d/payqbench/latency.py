@@ -71,20 +71,19 @@ def measure(rows):
 def windows(rows, width_ms=500):
     """The latency of rows over time: one (offset ms from the first
     published_at, count, p50, p99, max) per width_ms of publishing that
-    holds rows, in order. A whole run's p99 cannot tell a steady tail from
-    one stall; these can (a stall is one or two windows far above the rest)."""
+    holds rows, in order, each as measure() computes them. A whole run's
+    p99 cannot tell a steady tail from one stall; these can (a stall is one
+    or two windows far above the rest)."""
     if not rows:
         return []
     t0 = min(r.published_ms for r in rows)
     by = {}
     for r in rows:
-        by.setdefault(int((r.published_ms - t0) // width_ms), []).append(r.lat_ms)
+        by.setdefault(int((r.published_ms - t0) // width_ms), []).append(r)
     out = []
     for k in sorted(by):
-        lats = sorted(by[k])
-        out.append((k * width_ms, len(lats), round_half_away(percentile_cont(lats, 0.5), 1),
-                    round_half_away(percentile_cont(lats, 0.99), 1),
-                    round_half_away(lats[-1], 1)))
+        m = measure(by[k])
+        out.append((k * width_ms, m["count"], m["p50"], m["p99"], m["max"]))
     return out
 
 
