@@ -4,8 +4,9 @@
 # `env` names its leader, the synchronous standby streams, bind parameters
 # stay out of the server log settings, the RabbitMQ topology of
 # schemas/topology.json, the ledger's role privileges and append-only
-# trigger, and that a second `up` is quick and `status` healthy. Needs the
-# stack up; PAYQ_SOURCE_DIR = repo root.
+# trigger, that the superuser conninfos name a passfile, not the password,
+# and that a second `up` is quick and `status` healthy. Needs the stack up;
+# PAYQ_SOURCE_DIR = repo root.
 set -uo pipefail
 export LC_ALL=C
 # The real psql, not Debian's perl wrapper (0.1 s less per connection).
@@ -50,6 +51,11 @@ check "primary: standby $PAYQ_PG_STANDBY_NODE is streaming and sync" "$PAYQ_PG_S
                                WHERE sync_state = 'sync'")"
 check "primary: every other node streams from it" "$((nodes - 1))" \
     "$(q "$PAYQ_PG_PRIMARY" -c "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'")"
+# psql takes these conninfos as arguments (ps shows them): a passfile, no password.
+check "PAYQ_PG_PRIMARY and PAYQ_PG_STANDBY carry no password" "0" \
+    "$(grep -c 'password=' <<<"$PAYQ_PG_PRIMARY $PAYQ_PG_STANDBY")"
+check "their passfile is the owner's only (600)" "600" \
+    "$(stat -c %a "$(grep -o 'passfile=[^ ]*' <<<"$PAYQ_PG_PRIMARY" | cut -d= -f2)")"
 check "primary is not in recovery" f "$(q "$PAYQ_PG_PRIMARY" -c 'SELECT pg_is_in_recovery()')"
 check "standby is in recovery" t "$(q "$PAYQ_PG_STANDBY" -c 'SELECT pg_is_in_recovery()')"
 check "PAYQ_PG_CONNINFO reaches the primary as payq_worker" "payq_worker|f" \
