@@ -61,6 +61,13 @@ check "params is an object with the transfers asked for" 0 \
 check "rejections are a few percent (0.5-10%)" 0 \
     "$(jq '[.[] | select((.rejected_pct // -1) < 0.5 or (.rejected_pct // 100) > 10)] | length' "$R" 2>/dev/null || echo error)"
 
+# wal.py: every node had recycled segments ready before each measured phase
+# (at least the pool a checkpoint leaves), so no phase waited on a new file.
+check "wal_segments_ahead and half_load_wal_segments_ahead are numbers >= 1" 0 \
+    "$(jq '[.[] | select((.wal_segments_ahead | type) != "number" or .wal_segments_ahead < 1
+                  or (.half_load_wal_segments_ahead | type) != "number"
+                  or .half_load_wal_segments_ahead < 1)] | length' "$R" 2>/dev/null || echo error)"
+
 check "bench.png exists" yes "$([ -s "$OUT/bench.png" ] && echo yes || echo no)"
 check "bench.png is a PNG (file magic)" 89504e470d0a1a0a \
     "$(head -c 8 "$OUT/bench.png" 2>/dev/null | od -An -tx1 | tr -d ' \n')"

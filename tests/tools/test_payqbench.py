@@ -1,7 +1,8 @@
 """Unit tests of the pure parts of scripts/bench (scripts/bench.d/payqbench):
 percentiles and rounding as PostgreSQL computes them, the CDF the chart
 draws, the command line, the run matrix, the reconciler-scaling figures,
-results.json (keys and comparisons) and the table. No servers.
+results.json (keys and comparisons), the table and the WAL segment
+arithmetic. No servers.
 Run: ctest --test-dir build -R bench_py_unit, or PYTHONPATH=scripts/bench.d
 python3 -m unittest discover -s tests/tools -p test_payqbench.py"""
 
@@ -13,7 +14,7 @@ import time
 import unittest
 
 from payqbench import (cli, events, failover, http, latency, ledger, main, matrix, reconcile,
-                       reconday, report, runs, ui)
+                       reconday, report, runs, ui, wal)
 
 SRC = os.environ.get("PAYQ_SOURCE_DIR",
                      os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -83,6 +84,10 @@ class CommandLine(unittest.TestCase):
         q = cli.parse(["--quick", "--out=/x"])
         self.assertEqual((q.transfers, q.accounts, q.textbook_transfers, q.half_load_seconds,
                           q.out, q.quick), (20000, 2000, 2000, 6, "/x", True))
+
+    def test_wal_as_found(self):
+        self.assertFalse(cli.parse([]).wal_as_found)
+        self.assertTrue(cli.parse(["--wal-as-found"]).wal_as_found)
 
     def test_textbook_never_above_transfers(self):
         self.assertEqual(cli.parse(["--transfers", "500"]).textbook_transfers, 500)
@@ -577,3 +582,33 @@ class ResultEvents(unittest.TestCase):
         self.assertEqual(events.cost_rows([run_fig("uniform", 1, 1)], report.ratio), [])
         self.assertEqual(events.charted(res, ["on", "off"]), [res[0], res[1], res[4]])
         self.assertEqual(events.charted(res, []), res)
+
+
+class Wal(unittest.TestCase):
+    SEG = 16 * 1024 * 1024
+
+    def test_segment_of_matches_pg_walfile_name(self):
+        # SELECT pg_walfile_name('0/1D824CB8') -> 00000001000000000000001D;
+        # '1/FF000001' -> ...00000001000000FF; '2/10' -> ...0000000200000000.
+        self.assertEqual(wal.segment_of("0/1D824CB8", self.SEG), "000000000000001D")
+        self.assertEqual(wal.segment_of("1/FF000001", self.SEG), "00000001000000FF")
+        self.assertEqual(wal.segment_of("2/10", self.SEG), "0000000200000000")
+        # At a boundary, the segment that begins there (pg_walfile_name names
+        # the one that ends there): the next byte is written into it.
+        self.assertEqual(wal.segment_of("2/0", self.SEG), "0000000200000000")
+        # 64 MB segments: 0x100000000 / 64 MB = 64 segments per log file.
+        self.assertEqual(wal.segment_of("0/C0000000", 64 * 1024 * 1024), "0000000000000030")
+
+    def test_count_segments_splits_at_the_current_one_across_timelines(self):
+        names = ["00000001000000000000001C", "00000001000000000000001D",
+                 "00000002000000000000001E", "00000001000000000000001F",
+                 "00000002.history", "00000001000000000000001B.partial", "archive_status"]
+        self.assertEqual(wal.count_segments(names, "000000000000001D"), (2, 2))
+
+    def test_switches_needed(self):
+        self.assertEqual(wal.switches_needed([40, 60, 60], 128, 32), 120)
+        self.assertEqual(wal.switches_needed([170, 200], 128, 32), 0)
+        # An aged node a checkpoint left a little short: no churn.
+        self.assertEqual(wal.switches_needed([150, 160], 128, 32), 0)
+        self.assertEqual(wal.switches_needed([143, 160], 128, 32), 17)
+        self.assertEqual(wal.switches_needed([], 128, 32), 0)

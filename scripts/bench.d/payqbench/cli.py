@@ -25,6 +25,7 @@ the run's business date with payq-reconciler.
                 [--recon-sizes 100000,1000000] [--textbook-transfers N]
                 [--half-load-seconds S] [--seed S] [--keep-data]
                 [--brokers 1,3] [--ledger-accounts 0,1000000] [--result-events on,off]
+                [--wal-as-found]
   scripts/bench --http [--http-seconds S] [--http-conns 8,64,256]
                 [--http-replicas 1,2] [--http-sizes 1,100]
 
@@ -58,6 +59,14 @@ the run's business date with payq-reconciler.
                        are added (one INSERT, as payq_owner) before the runs
                        of each value; each run gets the keys ledger_accounts,
                        ledger_accounts_present, drain_ratio_vs_smallest_ledger
+  --wal-as-found       measure the PostgreSQL nodes' WAL as it is: without it,
+                       every node is first given wal_keep_size + 32 segments
+                       (pg_switch_wal on a young cluster) and before each
+                       measured phase a checkpoint everywhere recycles the
+                       segments the last one wrote, so no commit waits for a
+                       new 16 MB file (payqbench/wal.py); each run records
+                       the fewest segments any node had ready, as
+                       wal_segments_ahead and half_load_wal_segments_ahead
 """ + events.USAGE + """
   --http               the HTTP API through HAProxy with wrk instead (README,
                        "Intake replicas behind HAProxy"; payqbench/http.py)
@@ -82,7 +91,8 @@ VALUED = {
     "--ledger-accounts": "ledger_accounts",
     events.OPTION: "result_events",
 }
-FLAGS = {"--quick": "quick", "--keep-data": "keep", "--http": "http"}
+FLAGS = {"--quick": "quick", "--keep-data": "keep", "--http": "http",
+         "--wal-as-found": "wal_as_found"}
 SKEWS = ("uniform", "zipf", "hot")
 
 
@@ -110,6 +120,7 @@ class Options:
         self.result_events = None
         self.quick = False
         self.keep = False
+        self.wal_as_found = False
         self.http = False  # and http_*: checked by payqbench.http
         self.http_seconds = self.http_conns = self.http_replicas = self.http_sizes = None
 

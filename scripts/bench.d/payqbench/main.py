@@ -184,7 +184,7 @@ def params_of(b):
     o = b.opts
     p = {"transfers": b.n, "accounts": b.A, "restricted_accounts": b.R,
             "textbook_transfers": o.textbook_transfers, "half_load_seconds": o.half_load_seconds,
-            "seed": o.seed, "quick": o.quick,
+            "seed": o.seed, "quick": o.quick, "wal_steady": not o.wal_as_found,
             "workers": [int(w) for w in o.workers.split(",") if w != ""],
             "skews": [s for s in o.skews.split(",")],
             "recon_sizes": [int(r) for r in o.recon_list],

@@ -12,7 +12,7 @@ import subprocess
 import time
 import urllib.request
 
-from . import events, latency, ledger, procs, reconcile
+from . import events, latency, ledger, procs, reconcile, wal
 from .stack import QueryError
 
 HALF_WARMUP_MS = 3000
@@ -394,6 +394,25 @@ class Runner:
         self.remove(run_dir, "transfers.jsonl")
         return fig, None
 
+    def steady_wal(self, phase):
+        """Every node's WAL as a cluster in service has it (wal.py): aged
+        once, then a checkpoint everywhere. The fewest segments any node has
+        ready ahead, or None with --wal-as-found or when that could not be
+        done (the phase still runs, warned)."""
+        ui = self.b.ui
+        if self.b.opts.wal_as_found:
+            return None
+        try:
+            wal.age(self.b.stack.env, ui)
+            secs = wal.settle(self.b.stack.env)
+            ahead = wal.pool(self.b.stack.env)
+        except wal.WalError as e:
+            ui.warn("%s: WAL not settled (%s): segment creation may stall commits" % (phase, e))
+            return None
+        ui.log("  wal: checkpoint on every node in %s s; segments ready ahead: %s"
+               % (secs, ", ".join("%s %d" % kv for kv in sorted(ahead.items()))))
+        return min(ahead.values()) if ahead else None
+
     # ---------------------------------------------------------------- payq
     def payq(self, spec):
         """One payq or textbook run of the matrix; its figures (also written
@@ -425,6 +444,7 @@ class Runner:
         if not self.setup_accounts(pfx, run_dir, funding_for(n, b.R), date):
             return None
 
+        wal_ahead = self.steady_wal(tag)
         ui.log("  starting %d worker(s); publishing %d transfers (batch %s)" % (w, n, batch))
         ws = self.start_workers(w, cfg, run_dir)
         if ws is None:
@@ -469,7 +489,7 @@ class Runner:
         write_latencies(os.path.join(run_dir, "latency.txt"), rows)
 
         half = {"hm": None, "hrate": None, "hreal": None, "h50": None, "h99": None,
-                "hmax": None, "hs50": None, "hs99": None, "hsmax": None}
+                "hmax": None, "hs50": None, "hs99": None, "hsmax": None, "hwal": None}
         rec = {"secs": None, "rss": None, "exit": None, "result": None}
         if kind == "payq":
             if not self._half_load(spec, run_dir, pfx, date, cfg, e2e, half):
@@ -480,6 +500,9 @@ class Runner:
                          cpu, rss, mine, foreign, batches, mean_batch, mean_commit, half, rec,
                          run_start_iso)
         fig.update({k: v for k, v in spec.values.items() if k not in ("skew", "workers")})
+        fig["wal_segments_ahead"] = wal_ahead
+        if kind == "payq":
+            fig["half_load_wal_segments_ahead"] = half["hwal"]
         if present is not None:
             fig["ledger_accounts_present"] = present
         with open(os.path.join(run_dir, "run.json"), "w") as f:
@@ -495,6 +518,7 @@ class Runner:
         b, ui = self.b, self.b.ui
         tag, w, n = spec.tag(), spec.workers, spec.n
         ui.log("  settled: no autovacuum after %d s" % b.stack.settle())
+        half["hwal"] = self.steady_wal(tag + " half load")
         hrate = max(1, int((e2e or 0) / 2))
         hm = min(max(int(hrate * b.opts.half_load_seconds), 200), n)
         ui.log("  half load: %d transfers paced at %d/s (payq-rawpub --rate), %d worker(s)"
