@@ -119,7 +119,7 @@ q "SELECT 'workers=$W skew=$SKEW extra=$X transfers=' || count(*) || ' posted=' 
           || ' seconds=' || round(extract(epoch FROM max(committed_at) - min(committed_at))::numeric, 2)
           || ' rate=' || round(count(*) / extract(epoch FROM max(committed_at) - min(committed_at))::numeric) || '/s'
           || ' backend_cpu=' || round($bticks / $(getconf CLK_TCK).0, 2) || 's ('
-          || round($bticks * 1000000 / $(getconf CLK_TCK).0 / count(*), 1) || ' us/transfer)'
+          || round($bticks * 1000000.0 / $(getconf CLK_TCK).0 / count(*), 1) || ' us/transfer)'
    FROM payq.transfers WHERE id LIKE '$P:t:%'"
 if [ "$RATE" != 0 ]; then
     q "WITH t AS (SELECT extract(epoch FROM committed_at - published_at) * 1000 AS ms
