@@ -4,7 +4,11 @@ beyond those the run itself opens and touches: before the runs of that
 value, filler accounts (ids bench-ledger:N, EUR, unrestricted, zero
 balances) are added until the table holds at least V accounts. They are
 inserted in one INSERT ... SELECT generate_series as payq_owner (not through
-the pipeline: a million accounts take seconds, not minutes), then ANALYZE.
+the pipeline: a million accounts take seconds, not minutes), then VACUUM
+(ANALYZE): a ledger that has held a million accounts for a while has them
+vacuumed, and a run should not pay for autovacuum's first pass over them
+(one run measured 0.85 of the small ledger's drain rate with that pass
+still to come).
 
 The runs' own accounts are never deleted, so the values run in ascending
 order, outermost after --brokers (a shape change purges the ledger, and each
@@ -45,8 +49,11 @@ def parse_list(text):
 def id_suffix(value):
     """What a run's id prefix gets for its ledger size: the runs of every
     size share one stack (no purge between them), so their ids, accounts
-    and batch ids must differ."""
-    return "-la%d" % value
+    and batch ids must differ. Zero-padded to one width (MAX has 9 digits),
+    so that every size's rows and index entries are as long as the others':
+    '-la0' against '-la1000000' made each transfer 18 bytes longer (its id
+    and two account ids) in the larger ledger's runs only."""
+    return "-la%09d" % value
 
 
 def add_dimension(dims, ledger_list):
@@ -65,7 +72,7 @@ def fill_sql(have_filler, need):
     return ("SET ROLE payq_owner; "
             "INSERT INTO payq.accounts (id, currency) "
             "SELECT '%s' || g, 'EUR' FROM generate_series(%d, %d) g; "
-            "RESET ROLE; ANALYZE payq.accounts"
+            "RESET ROLE"
             % (FILLER, have_filler + 1, have_filler + need))
 
 
@@ -76,8 +83,13 @@ def shrink_sql(have_filler, drop):
     return ("SET ROLE payq_owner; "
             "DELETE FROM payq.accounts WHERE id LIKE '%s%%' "
             "AND substr(id, %d)::bigint > %d; "
-            "RESET ROLE; ANALYZE payq.accounts"
+            "RESET ROLE"
             % (FILLER, len(FILLER) + 1, have_filler - drop))
+
+
+# After filling or shrinking; on its own: VACUUM cannot run in the implicit
+# transaction of a multi-statement psql -c.
+VACUUM_SQL = "VACUUM (ANALYZE) payq.accounts"
 
 
 def ensure(stack, target, ui):
@@ -95,12 +107,14 @@ def ensure(stack, target, ui):
             ui.log("  ledger: %d accounts present, adding %d filler accounts (%s*)"
                    % (present, need, FILLER))
             stack.q(fill_sql(have, need), timeout=1800)
+            stack.q(VACUUM_SQL, timeout=1800)
             present = int(stack.q1("SELECT count(*) FROM payq.accounts"))
         elif present > target and have > 0:
             drop = min(have, present - target)
             ui.log("  ledger: %d accounts present, removing %d filler accounts (%s*)"
                    % (present, drop, FILLER))
             stack.q(shrink_sql(have, drop), timeout=1800)
+            stack.q(VACUUM_SQL, timeout=1800)
             present = int(stack.q1("SELECT count(*) FROM payq.accounts"))
     except Exception as e:  # QueryError, or a count that is not a number
         ui.err("ledger: could not bring payq.accounts to %d accounts: %s" % (target, e))
