@@ -6,9 +6,7 @@ balances) are added until the table holds at least V accounts. They are
 inserted in one INSERT ... SELECT generate_series as payq_owner (not through
 the pipeline: a million accounts take seconds, not minutes), then VACUUM
 (ANALYZE): a ledger that has held a million accounts for a while has them
-vacuumed, and a run should not pay for autovacuum's first pass over them
-(one run measured 0.85 of the small ledger's drain rate with that pass
-still to come).
+vacuumed, and a run should not pay for autovacuum's first pass over them.
 
 The runs' own accounts are never deleted, so the values run in ascending
 order, outermost after --brokers (a shape change purges the ledger, and each
