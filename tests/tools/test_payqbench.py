@@ -301,8 +301,8 @@ class Results(unittest.TestCase):
                               latency.measure([latency.Row(1, 2, 1, "posted", "", False)]),
                               1.0, 100, 1000, 0, 1, 1.0, 1.0,
                               dict.fromkeys(["hm", "hrate", "hreal", "h50", "h99", "hmax",
-                                             "hs50", "hs99", "hsmax"]),
-                              {"secs": 1, "rss": 1, "exit": 0, "result": "balanced"}, "t")
+                                             "hs50", "hs99", "hsmax", "hwal"]),
+                              {"secs": 1, "rss": 1, "exit": 0, "result": "balanced"}, "t", 26)
         tb = {("uniform",): dict(fig, kind="textbook")}
         r = report.build_results([fig], tb, {}, {}, MACHINE, dict(published["params"]),
                                  "0 0 0", recon=[], failover=published.get("failover"))[0]

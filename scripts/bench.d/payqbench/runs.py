@@ -498,11 +498,8 @@ class Runner:
 
         fig = run_object(kind, skew, w, n, date, batch, pfx, e2e, e2e_s, pub_tps, drain, m,
                          cpu, rss, mine, foreign, batches, mean_batch, mean_commit, half, rec,
-                         run_start_iso)
+                         run_start_iso, wal_ahead)
         fig.update({k: v for k, v in spec.values.items() if k not in ("skew", "workers")})
-        fig["wal_segments_ahead"] = wal_ahead
-        if kind == "payq":
-            fig["half_load_wal_segments_ahead"] = half["hwal"]
         if present is not None:
             fig["ledger_accounts_present"] = present
         with open(os.path.join(run_dir, "run.json"), "w") as f:
@@ -640,7 +637,7 @@ def txt(v):
 
 
 def run_object(kind, skew, w, n, date, batch, pfx, e2e, e2e_s, pub, drain, m, cpu, rss, mine,
-               foreign, batches, mean_batch, mean_commit, half, rec, rec_from):
+               foreign, batches, mean_batch, mean_commit, half, rec, rec_from, wal_ahead):
     """The per-run object of results.json (before the comparisons), keys in
     the order of the bash bench."""
     payq = kind == "payq"
@@ -673,4 +670,6 @@ def run_object(kind, skew, w, n, date, batch, pfx, e2e, e2e_s, pub, drain, m, cp
         "reconcile_exit": rec["exit"],
         "reconcile_result": rec["result"] if payq else None,
         "reconcile_audit_from": rec_from if payq else None,
+        "wal_segments_ahead": wal_ahead,
+        "half_load_wal_segments_ahead": half.get("hwal") if payq else None,
     }
