@@ -395,18 +395,16 @@ class Runner:
         return fig, None
 
     def steady_wal(self, phase):
-        """Every node's WAL as a cluster in service has it (wal.py): aged
-        once, then a checkpoint everywhere. The fewest segments any node has
+        """Every node's WAL as a cluster in service has it (wal.steady):
+        aged when young, then a checkpoint everywhere. The fewest segments any node has
         ready ahead, or None with --wal-as-found or when that could not be
         done (the phase still runs, warned)."""
         ui = self.b.ui
         if self.b.opts.wal_as_found:
             return None
         try:
-            wal.age(self.b.stack.env, ui)
-            secs = wal.settle(self.b.stack.env)
-            ahead = wal.pool(self.b.stack.env)
-        except wal.WalError as e:
+            secs, ahead = wal.steady(self.b.stack, ui)
+        except (wal.WalError, QueryError) as e:
             ui.warn("%s: WAL not settled (%s): segment creation may stall commits" % (phase, e))
             return None
         ui.log("  wal: checkpoint on every node in %s s; segments ready ahead: %s"

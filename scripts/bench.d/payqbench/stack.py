@@ -63,11 +63,17 @@ class Stack:
             del os.environ[k]
         return self.up(log_path, brokers) and self.brokers() == brokers
 
-    def q(self, sql, timeout=None):
-        """Rows of one query as lists of text fields ('|' separated by psql)."""
-        out = subprocess.run(["psql", self.env["PAYQ_PG_PRIMARY"], "-X", "-qAt", "-v",
-                              "ON_ERROR_STOP=1", "-c", sql], capture_output=True, text=True,
-                             timeout=timeout)
+    def q(self, sql, timeout=None, port=None):
+        """Rows of one query as lists of text fields ('|' separated by psql),
+        on the primary, or as superuser on the node listening on `port`."""
+        conn = self.env["PAYQ_PG_PRIMARY"]
+        if port is not None:
+            conn = re.sub(r"port=\d+", "port=%d" % port, conn)
+        try:
+            out = subprocess.run(["psql", conn, "-X", "-qAt", "-v", "ON_ERROR_STOP=1", "-c", sql],
+                                 capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise QueryError("no answer in %s s to %s" % (timeout, sql))
         if out.returncode != 0:
             raise QueryError(out.stderr.strip())
         return [line.split("|") for line in out.stdout.splitlines()]
