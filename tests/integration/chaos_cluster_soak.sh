@@ -60,7 +60,7 @@ backlog_n() { q "SELECT count(*) FROM payq.transfers WHERE id LIKE '$P-k-%'"; }
 mgmt() { # PATH: the first management API of the cluster that answers
     local u
     for u in ${PAYQ_AMQP_MGMT_URLS//,/ }; do
-        curl -sf --max-time 5 "$u/api/$1" && return 0
+        mgmt_curl "$u/api/$1" -sf --max-time 5 && return 0
     done
     return 1
 }

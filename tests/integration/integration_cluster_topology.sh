@@ -11,6 +11,8 @@ export LC_ALL=C
 src=${PAYQ_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 env_out=$("$src/scripts/stack" env) || { echo "FAIL: scripts/stack env"; exit 1; }
 eval "$env_out"
+# shellcheck source=tests/integration/lib/mgmt.sh
+source "$src/tests/integration/lib/mgmt.sh"
 if [ "${PAYQ_STACK_BROKERS:-1}" != 3 ]; then
     echo "skipped: the stack runs ${PAYQ_STACK_BROKERS:-1} broker(s), not 3 (scripts/stack up --brokers 3)"
     exit 77
@@ -21,7 +23,7 @@ ok() { pass=$((pass + 1)); echo "ok   - $1"; }
 bad() { fail=$((fail + 1)); echo "FAIL - $1${2:+: $2}"; }
 check() { if [ "$3" = "$2" ]; then ok "$1"; else bad "$1" "expected '$2', got '$3'"; fi; }
 # api MGMT_URL PATH
-api() { curl -sS --max-time 10 "$1/api/$2"; }
+api() { mgmt_curl "$1/api/$2" -sS --max-time 10; }
 
 IFS=, read -r -a names <<<"$PAYQ_AMQP_NODES"
 IFS=, read -r -a mgmts <<<"$PAYQ_AMQP_MGMT_URLS"

@@ -15,6 +15,8 @@ src=${PAYQ_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 stack=$src/scripts/stack
 env_out=$("$stack" env) || { echo "FAIL: scripts/stack env"; exit 1; }
 eval "$env_out"
+# shellcheck source=tests/integration/lib/mgmt.sh
+source "$src/tests/integration/lib/mgmt.sh"
 
 pass=0 fail=0
 ok() { pass=$((pass + 1)); echo "ok   - $1"; }
@@ -29,7 +31,7 @@ denied() {
     rc=$?
     if [ "$rc" != 0 ] && grep -qiE "$4" <<<"$out"; then ok "$1"; else bad "$1" "rc=$rc, output: $out"; fi
 }
-api() { curl -sS --max-time 10 "$PAYQ_AMQP_MGMT_URL/api/$1"; }
+api() { mgmt_curl "$PAYQ_AMQP_MGMT_URL/api/$1" -sS --max-time 10; }
 
 # --- PostgreSQL under Patroni
 cluster=$(curl -sS --max-time 5 "$PAYQ_PATRONI_URL/cluster")
@@ -56,6 +58,22 @@ check "PAYQ_PG_PRIMARY and PAYQ_PG_STANDBY carry no password" "0" \
     "$(grep -c 'password=' <<<"$PAYQ_PG_PRIMARY $PAYQ_PG_STANDBY")"
 check "their passfile is the owner's only (600)" "600" \
     "$(stat -c %a "$(grep -o 'passfile=[^ ]*' <<<"$PAYQ_PG_PRIMARY" | cut -d= -f2)")"
+# The management URLs carry the admin password: tests reach them through
+# mgmt_curl, which hands it to curl on a pipe. Its argv, seen here, must not
+# hold the password, and the call must still authenticate.
+mgmt_pass=${PAYQ_AMQP_MGMT_URL#http://*:}
+mgmt_pass=${mgmt_pass%@*}
+curl() { printf '%s\n' "$@" >"$argv_file"; command curl "$@"; }
+argv_file=$(mktemp)
+check "mgmt_curl authenticates with the URL's credentials" "payq-admin" \
+    "$(api whoami | jq -r .name 2>/dev/null)"
+check "mgmt_curl ran curl with the URL, without its credentials" "1" \
+    "$(grep -c '^http://127\.0\.0\.1:[0-9]*/api/whoami$' "$argv_file")"
+check "mgmt_curl's curl argv holds no password" "0" "$(grep -cF -- "$mgmt_pass" "$argv_file")"
+check "the password tested is the stack's admin password" "1" \
+    "$(grep -c "^PAYQ_RMQ_ADMIN_PASSWORD=.\?$mgmt_pass.\?\$" "$PAYQ_RUN_DIR/secrets.env")"
+unset -f curl
+rm -f "$argv_file"
 check "primary is not in recovery" f "$(q "$PAYQ_PG_PRIMARY" -c 'SELECT pg_is_in_recovery()')"
 check "standby is in recovery" t "$(q "$PAYQ_PG_STANDBY" -c 'SELECT pg_is_in_recovery()')"
 check "PAYQ_PG_CONNINFO reaches the primary as payq_worker" "payq_worker|f" \

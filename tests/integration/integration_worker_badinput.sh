@@ -10,7 +10,7 @@ FIX=$SRC/tests/fixtures/messages/invalid
 MGMT=$PAYQ_AMQP_MGMT_URL
 
 # Start from an empty payq.dead so every message in it afterwards is ours.
-curl -sf -X DELETE "$MGMT/api/queues/payq/payq.dead/contents" >/dev/null || fail "purge payq.dead"
+mgmt_curl "$MGMT/api/queues/payq/payq.dead/contents" -sf -X DELETE >/dev/null || fail "purge payq.dead"
 
 n=0
 : >"$TMP/expected_reasons"
@@ -37,7 +37,7 @@ check "valid transfers moved the balance" "$((n * (n + 1) / 2))" \
     "$(q "SELECT debits_posted FROM payq.accounts WHERE id = '$P-acct-1'")"
 
 sleep 1
-curl -sf -X POST "$MGMT/api/queues/payq/payq.dead/get" -H 'content-type: application/json' \
+mgmt_curl "$MGMT/api/queues/payq/payq.dead/get" -sf -X POST -H 'content-type: application/json' \
     -d '{"count":2000,"ackmode":"ack_requeue_false","encoding":"auto","truncate":50000}' >"$TMP/dead.json" ||
     fail "read payq.dead"
 check "every invalid fixture reached payq.dead" "$n" "$(jq length "$TMP/dead.json")"

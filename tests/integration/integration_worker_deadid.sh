@@ -15,12 +15,12 @@ publish() {
     jq -n --arg rk "$1" --arg id "$2" --arg b "$(base64 -w0 "$3")" \
         '{properties: {message_id: $id, delivery_mode: 2}, routing_key: $rk,
           payload: $b, payload_encoding: "base64"}' |
-        curl -sf -X POST "$MGMT/api/exchanges/payq/payq.ingress/publish" \
+        mgmt_curl "$MGMT/api/exchanges/payq/payq.ingress/publish" -sf -X POST \
             -H 'content-type: application/json' --data-binary @- | grep -q '"routed":true' ||
         fail "publish $2"
 }
 
-curl -sf -X DELETE "$MGMT/api/queues/payq/payq.dead/contents" >/dev/null || fail "purge payq.dead"
+mgmt_curl "$MGMT/api/queues/payq/payq.dead/contents" -sf -X DELETE >/dev/null || fail "purge payq.dead"
 
 # Each body is unique to the run (dead_letters is keyed by the body's hash),
 # except the empty one, which only payq.dead can show.
@@ -49,7 +49,7 @@ publish transfer "up-$R-é" "$TMP/utf8"
 "$BIN/payq-worker" --exit-when-idle 2000 2>"$TMP/worker.log"
 check "worker exits 0" 0 "$?"
 sleep 1
-curl -sf -X POST "$MGMT/api/queues/payq/payq.dead/get" -H 'content-type: application/json' \
+mgmt_curl "$MGMT/api/queues/payq/payq.dead/get" -sf -X POST -H 'content-type: application/json' \
     -d '{"count":100,"ackmode":"ack_requeue_false","encoding":"base64","truncate":50000}' >"$TMP/dead.json" ||
     fail "read payq.dead"
 check "every bad message reached payq.dead" 9 "$(jq length "$TMP/dead.json")"

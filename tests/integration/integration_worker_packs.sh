@@ -9,7 +9,7 @@ source "$(dirname "$0")/lib/common.sh"
 P=pk$RUN_ID
 MGMT=$PAYQ_AMQP_MGMT_URL
 
-curl -sf -X DELETE "$MGMT/api/queues/payq/payq.dead/contents" >/dev/null || fail "purge payq.dead"
+mgmt_curl "$MGMT/api/queues/payq/payq.dead/contents" -sf -X DELETE >/dev/null || fail "purge payq.dead"
 
 tr_line() { # ID DEBIT CREDIT AMOUNT
     printf '{"id":"%s","debit_account":"%s-acct-%d","credit_account":"%s-acct-%d","amount":"%s","currency":"EUR"}' \
@@ -68,7 +68,7 @@ check "account 4 credited exactly that sum" "500500" \
     "$(q "SELECT credits_posted FROM payq.accounts WHERE id = '$P-acct-4'")"
 
 sleep 1
-curl -sf -X POST "$MGMT/api/queues/payq/payq.dead/get" -H 'content-type: application/json' \
+mgmt_curl "$MGMT/api/queues/payq/payq.dead/get" -sf -X POST -H 'content-type: application/json' \
     -d '{"count":100,"ackmode":"ack_requeue_false","encoding":"auto","truncate":5000000}' >"$TMP/dead.json" ||
     fail "read payq.dead"
 # Only ours: a run that failed earlier may have left its packs behind.

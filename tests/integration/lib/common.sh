@@ -5,6 +5,8 @@ set -uo pipefail
 SRC=${PAYQ_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)}
 BIN=${PAYQ_BUILD_DIR:-$SRC/build}
 eval "$("$SRC/scripts/stack" env)"
+# shellcheck source=tests/integration/lib/mgmt.sh
+source "$SRC/tests/integration/lib/mgmt.sh"
 TEST_NAME=${TEST_NAME:-$(basename "$0" .sh)}
 RUN_ID=${RUN_ID:-$(date +%s)$RANDOM}
 TMP=$(mktemp -d)

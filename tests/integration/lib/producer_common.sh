@@ -18,8 +18,8 @@ PV_VHOSTS=()
 pv_api() { # METHOD PATH [curl args]: management API as payq-admin
     local m=$1 p=$2
     shift 2
-    curl -sS --fail-with-body --max-time 30 -H 'content-type: application/json' -X "$m" \
-        "$PAYQ_AMQP_MGMT_URL/api/$p" "$@"
+    mgmt_curl "$PAYQ_AMQP_MGMT_URL/api/$p" -sS --fail-with-body --max-time 30 \
+        -H 'content-type: application/json' -X "$m" "$@"
 }
 
 # pv_create NAME: a vhost with payq's exchanges, queues and bindings.
