@@ -213,10 +213,8 @@ enum payq_pg_fault payq_events_publish(PGconn *conn, struct payq_outbox *out, in
                  "read dead letters", published);
     if (f == PAYQ_PG_OK && flush(out, &pk) != 0)
         f = PAYQ_PG_FATAL;
-    if (f == PAYQ_PG_FATAL && payq_outbox_error(out)[0]) {
-        payq_log(PAYQ_LOG_ERROR, "result_events_failed", "%s", payq_outbox_error(out));
-        payq_outbox_reset(out);
-    }
+    if (f == PAYQ_PG_FATAL && payq_outbox_error(out)[0])
+        payq_events_failed(out, "send");
     payq_buf_free(&ids);
     payq_buf_free(&cids);
     payq_buf_free(&chash);
@@ -224,4 +222,14 @@ enum payq_pg_fault payq_events_publish(PGconn *conn, struct payq_outbox *out, in
     payq_buf_free(&pk.body);
     payq_strmap_free(&booked);
     return f;
+}
+
+void payq_events_failed(struct payq_outbox *out, const char *stage)
+{
+    struct payq_log_rec r;
+    payq_log_begin(&r, PAYQ_LOG_ERROR, "result_events_failed");
+    payq_log_str(&r, "stage", stage);
+    payq_log_str(&r, "error", payq_outbox_error(out));
+    payq_log_end(&r);
+    payq_outbox_reset(out);
 }

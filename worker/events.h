@@ -55,4 +55,10 @@
 enum payq_pg_fault payq_events_publish(PGconn *conn, struct payq_outbox *out, int pack_max,
                                        struct payq_wmsg *msgs, size_t n, size_t *published);
 
+/* Logs result_events_failed with the outbox's reason and the stage at which
+ * the broker failed ("send": publishing, "confirm": waiting for the
+ * broker's confirms before an ack), then resets the outbox: the one place
+ * either stage reports the failure. */
+void payq_events_failed(struct payq_outbox *out, const char *stage);
+
 #endif

@@ -271,8 +271,7 @@ static int settle_held(struct worker *w)
         return 0;
     w->held = false;
     if (w->result_out && payq_outbox_wait(w->result_out) != 0) {
-        payq_log(PAYQ_LOG_ERROR, "result_events_failed", "%s", payq_outbox_error(w->result_out));
-        payq_outbox_reset(w->result_out);
+        payq_events_failed(w->result_out, "confirm");
         return -1;
     }
     return payq_consumer_ack_mark(w->consumer, w->held_mark) < 0 ? -1 : 0;
