@@ -13,8 +13,8 @@ import tempfile
 import time
 import unittest
 
-from payqbench import (cli, events, failover, http, latency, ledger, main, matrix, reconcile,
-                       reconday, report, runs, ui, wal)
+from payqbench import (cli, dbwork, events, failover, http, latency, ledger, main, matrix,
+                       reconcile, reconday, report, runs, ui, wal)
 
 SRC = os.environ.get("PAYQ_SOURCE_DIR",
                      os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -239,7 +239,9 @@ class LedgerAccounts(unittest.TestCase):
         for la in (0, 1000000):
             for w in (1, 2):
                 r = dict(run_fig("uniform", w, 1000), ledger_accounts=la,
-                         drain_tps=10000 * w - (1000 if la else 0))
+                         drain_tps=10000 * w - (1000 if la else 0),
+                         backend_cpu_us_per_transfer=(22.0 if la else 20.0) if w == 1 else None,
+                         db_blocks_per_transfer=20.4 if la else 20.0)
                 runs_.append(r)
         tb = {(la, "uniform"): dict(run_fig("uniform", 1, 20), kind="textbook")
               for la in (0, 1000000)}
@@ -249,12 +251,21 @@ class LedgerAccounts(unittest.TestCase):
         self.assertEqual([(r["ledger_accounts"], r["workers"], r["drain_ratio_vs_smallest_ledger"])
                           for r in res], [(0, 1, 1.0), (0, 2, 1.0), (1000000, 1, 0.9),
                                           (1000000, 2, 0.95)])
+        self.assertEqual([(r["backend_cpu_ratio_vs_smallest_ledger"],
+                           r["db_blocks_ratio_vs_smallest_ledger"]) for r in res],
+                         [(1.0, 1.0), (None, 1.0), (1.1, 1.02), (None, 1.02)])
         self.assertEqual(res[3]["scaling_base_workers"], 1)  # per ledger size
         self.assertEqual(res[2]["textbook_tps"], 20)
         plain = ledger.add_comparisons([run_fig("uniform", 1, 1000)])
         self.assertNotIn("drain_ratio_vs_smallest_ledger", plain[0])
         text = report.table(report.jq_normal(res), extra_dims=("ledger_accounts",))
         self.assertIn("uniform/1w/ledger_accounts=1000000", text)
+        rows = {line.split()[0]: line.split()[1:] for line in text.splitlines()}
+        self.assertEqual(rows["drain_ratio_vs_smallest_ledger"], ["1", "1", "0.9", "0.95"])
+        self.assertEqual(rows["backend_cpu_ratio_vs_smallest_ledger"], ["1", "-", "1.1", "-"])
+        self.assertEqual(rows["backend_cpu_us_per_transfer"], ["20", "-", "22", "-"])
+        self.assertNotIn("drain_ratio_vs_smallest_ledger",
+                         report.table(report.jq_normal([run_fig("uniform", 1, 1000)])))
 
 
 def run_fig(skew, workers, tps, taken=0):
@@ -302,7 +313,8 @@ class Results(unittest.TestCase):
                               1.0, 100, 1000, 0, 1, 1.0, 1.0,
                               dict.fromkeys(["hm", "hrate", "hreal", "h50", "h99", "hmax",
                                              "hs50", "hs99", "hsmax", "hwal"]),
-                              {"secs": 1, "rss": 1, "exit": 0, "result": "balanced"}, "t", 26)
+                              {"secs": 1, "rss": 1, "exit": 0, "result": "balanced"}, "t", 26,
+                              dbwork.per_transfer(None, None, 1000))
         tb = {("uniform",): dict(fig, kind="textbook")}
         r = report.build_results([fig], tb, {}, {}, MACHINE, dict(published["params"]),
                                  "0 0 0", recon=[], failover=published.get("failover"))[0]
@@ -515,9 +527,6 @@ class Failover(unittest.TestCase):
             self.assertTrue(u.failed, script)
 
 
-if __name__ == "__main__":
-    unittest.main()
-
 
 class ResultEvents(unittest.TestCase):
     """--result-events (payqbench/events.py): the outcome events' cost."""
@@ -615,3 +624,51 @@ class Wal(unittest.TestCase):
         self.assertEqual(wal.switches_needed([150, 160], 128, 32), 0)
         self.assertEqual(wal.switches_needed([143, 160], 128, 32), 17)
         self.assertEqual(wal.switches_needed([], 128, 32), 0)
+
+
+class DbWork(unittest.TestCase):
+    """dbwork: a batch's work per transfer from two pg_stat_statements
+    totals and the backends' CPU."""
+
+    def test_cpu_ticks_counts_past_a_command_with_spaces_and_parens(self):
+        line = ("4242 (postgres: payq_worker payq (x) 127.0.0.1(5) idle) S 1 4242 4242 0 -1 "
+                "4194304 900 0 0 0 1234 56 0 0 20 0 1 0 100 0 0")
+        self.assertEqual(dbwork.cpu_ticks(line), 1234 + 56)
+
+    BEFORE = {"1": (10, 100, 1000, 10, 5.0, "INSERT INTO payq.transfers"),
+              "2": (10, 0, 0, 0, 0.5, "COMMIT")}
+    AFTER = {"1": (36, 30100, 1001000, 6410, 4005.0, "INSERT INTO payq.transfers"),
+             "2": (36, 0, 0, 0, 1000.5, "COMMIT"),
+             "3": (26, 10000, 260000, 4000, 1000.0, "UPDATE payq.accounts"),
+             "4": (2, 10, 0, 0, 0.1, "SELECT 1")}
+
+    def test_delta_keeps_what_ran_in_between(self):
+        d = dbwork.delta(dict(self.BEFORE, **{"4": (2, 10, 0, 0, 0.1, "SELECT 1")}), self.AFTER)
+        self.assertEqual(sorted(d), ["1", "2", "3"])
+        self.assertEqual(d["1"], (26, 30000, 1000000, 6400, 4000.0, "INSERT INTO payq.transfers"))
+        self.assertEqual(d["3"], self.AFTER["3"])
+
+    def test_per_transfer(self):
+        d = dbwork.delta(self.BEFORE, self.AFTER)
+        w = dbwork.per_transfer(d, 2.5, 200000)
+        self.assertEqual(w, {"db_blocks_per_transfer": 0.2, "db_wal_bytes_per_transfer": 6.3,
+                             "db_wal_records_per_transfer": 0.05,
+                             "db_exec_us_per_transfer": 30.0,
+                             "backend_cpu_us_per_transfer": 12.5})
+        self.assertEqual(list(w), list(dbwork.KEYS))
+        text = dbwork.format_statements(d, 200000)
+        self.assertEqual(text.splitlines()[1].split()[:4], ["26", "0.15", "5.0", "20.00"])
+        self.assertTrue(text.splitlines()[1].endswith("INSERT INTO payq.transfers"))
+
+    def test_a_count_that_went_down_gives_none_not_a_wrong_figure(self):
+        # a reset or a new leader between the two readings
+        self.assertIsNone(dbwork.delta(self.AFTER, self.BEFORE))
+        self.assertIsNone(dbwork.delta(None, self.AFTER))
+        w = dbwork.per_transfer(None, 1.0, 1000)
+        self.assertIsNone(w["db_blocks_per_transfer"])
+        self.assertEqual(w["backend_cpu_us_per_transfer"], 1000.0)
+        self.assertEqual(dbwork.per_transfer(dbwork.delta(self.BEFORE, self.AFTER), 1.0, 0),
+                         dict.fromkeys(dbwork.KEYS))
+
+if __name__ == "__main__":
+    unittest.main()

@@ -132,12 +132,24 @@ ROWS = [
     ("worker_peak_rss_kb", "worker_peak_rss_kb"),
     ("worker_mean_batch_size", "worker_mean_batch_size"),
     ("worker_mean_commit_ms", "worker_mean_commit_ms"),
+    ("backend_cpu_us_per_transfer", "backend_cpu_us_per_transfer"),
+    ("db_statement_us_per_transfer", "db_exec_us_per_transfer"),
+    ("db_blocks_per_transfer", "db_blocks_per_transfer"),
+    ("db_wal_bytes_per_transfer", "db_wal_bytes_per_transfer"),
     ("taken_by_other_consumers", "transfers_taken_by_other_consumers"),
     ("reconcile_seconds", "reconcile_seconds"), ("reconcile_peak_rss_kb", "reconcile_peak_rss_kb"),
     ("reconcile_exit", "reconcile_exit"),
     ("textbook_latency_p50_ms", "baselines.textbook.latency_p50_ms"),
     ("textbook_latency_p99_ms", "baselines.textbook.latency_p99_ms"),
     ("textbook_taken_by_others", "baselines.textbook.transfers_taken_by_other_consumers"),
+]
+
+
+# Rows shown only when some run has the key (--ledger-accounts).
+OPTIONAL_ROWS = [
+    ("drain_ratio_vs_smallest_ledger", "drain_ratio_vs_smallest_ledger"),
+    ("backend_cpu_ratio_vs_smallest_ledger", "backend_cpu_ratio_vs_smallest_ledger"),
+    ("db_blocks_ratio_vs_smallest_ledger", "db_blocks_ratio_vs_smallest_ledger"),
 ]
 
 
@@ -171,7 +183,9 @@ def table(results, recon=None, extra_dims=()):
                                         "".join("/%s=%s" % (k, r.get(k)) for k in extra_dims))
                          for r in results]
     rows = [head]
-    for label, path in ROWS:
+    optional = [(label, path) for label, path in OPTIONAL_ROWS
+                if any(_get(r, path) is not None for r in results)]
+    for label, path in ROWS + optional:
         cells = []
         for r in results:
             v = _get(r, path)

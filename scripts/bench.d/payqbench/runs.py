@@ -12,7 +12,7 @@ import subprocess
 import time
 import urllib.request
 
-from . import events, latency, ledger, procs, reconcile, wal
+from . import dbwork, events, latency, ledger, procs, reconcile, wal
 from .stack import QueryError
 
 HALF_WARMUP_MS = 3000
@@ -444,6 +444,7 @@ class Runner:
 
         wal_ahead = self.steady_wal(tag)
         ui.log("  starting %d worker(s); publishing %d transfers (batch %s)" % (w, n, batch))
+        work0 = dbwork.statements(b.stack)
         ws = self.start_workers(w, cfg, run_dir)
         if ws is None:
             return None
@@ -456,7 +457,13 @@ class Runner:
             self.stop_workers(ws)
             return None
         mine, batches, mean_batch, mean_commit = self.scrape_workers(ws, run_dir, "worker")
+        backend_s = dbwork.backend_cpu_s(b.stack)  # before the workers (and backends) go
         self.stop_workers(ws)
+        stmts = dbwork.delta(work0, dbwork.statements(b.stack))
+        work = dbwork.per_transfer(stmts, backend_s, n)
+        if stmts:
+            with open(os.path.join(run_dir, "db-statements.txt"), "w") as f:
+                f.write(dbwork.format_statements(stmts, n))
         foreign = n - mine if n > mine else 0
         if foreign:
             ui.warn("%s: the bench's workers handled %d of %d transfers: some other consumer of "
@@ -484,6 +491,12 @@ class Runner:
                "max %s ms, rejected %d" % (tag, txt(e2e), n, txt(e2e_s), txt(pub_tps), txt(drain),
                                            txt(m["p50"]), txt(m["p99"]), txt(m["max"]),
                                            m["rejected"]))
+        ui.log("  %s: per transfer: backend CPU %s us, statement time %s us, %s buffers, "
+               "%s WAL bytes in %s records" % (
+                   tag, txt(work["backend_cpu_us_per_transfer"]),
+                   txt(work["db_exec_us_per_transfer"]), txt(work["db_blocks_per_transfer"]),
+                   txt(work["db_wal_bytes_per_transfer"]),
+                   txt(work["db_wal_records_per_transfer"])))
         write_latencies(os.path.join(run_dir, "latency.txt"), rows)
 
         half = {"hm": None, "hrate": None, "hreal": None, "h50": None, "h99": None,
@@ -496,7 +509,7 @@ class Runner:
 
         fig = run_object(kind, skew, w, n, date, batch, pfx, e2e, e2e_s, pub_tps, drain, m,
                          cpu, rss, mine, foreign, batches, mean_batch, mean_commit, half, rec,
-                         run_start_iso, wal_ahead)
+                         run_start_iso, wal_ahead, work)
         fig.update({k: v for k, v in spec.values.items() if k not in ("skew", "workers")})
         if present is not None:
             fig["ledger_accounts_present"] = present
@@ -635,7 +648,7 @@ def txt(v):
 
 
 def run_object(kind, skew, w, n, date, batch, pfx, e2e, e2e_s, pub, drain, m, cpu, rss, mine,
-               foreign, batches, mean_batch, mean_commit, half, rec, rec_from, wal_ahead):
+               foreign, batches, mean_batch, mean_commit, half, rec, rec_from, wal_ahead, work):
     """The per-run object of results.json (before the comparisons), keys in
     the order of the bash bench."""
     payq = kind == "payq"
@@ -670,4 +683,5 @@ def run_object(kind, skew, w, n, date, batch, pfx, e2e, e2e_s, pub, drain, m, cp
         "reconcile_audit_from": rec_from if payq else None,
         "wal_segments_ahead": wal_ahead,
         "half_load_wal_segments_ahead": half.get("hwal") if payq else None,
+        **{k: work.get(k) for k in dbwork.KEYS},
     }
