@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bench_quick: scripts/bench --quick runs end to end on the local stack and
-# leaves a well-formed results.json, a PNG chart and a table. No performance
+# leaves a well-formed results.json (with each run's work per transfer on the
+# primary), a PNG chart and a table. No performance
 # thresholds: only that every figure is there and plausible (rates > 0,
 # latencies >= 0 and ordered, the reconciliation balanced, nothing left
 # running).
@@ -67,6 +68,20 @@ check "wal_segments_ahead and half_load_wal_segments_ahead are numbers >= 1" 0 \
     "$(jq '[.[] | select((.wal_segments_ahead | type) != "number" or .wal_segments_ahead < 1
                   or (.half_load_wal_segments_ahead | type) != "number"
                   or .half_load_wal_segments_ahead < 1)] | length' "$R" 2>/dev/null || echo error)"
+
+# dbwork.py: the work behind each full-load phase, counted on the primary.
+# Every transfer inserts a row (WAL, buffers) and runs on a backend (CPU).
+for k in db_blocks_per_transfer db_wal_bytes_per_transfer db_wal_records_per_transfer \
+    db_exec_us_per_transfer backend_cpu_us_per_transfer; do
+    check "$k is a number > 0 in every run" 0 \
+        "$(jq --arg k "$k" '[.[] | select((.[$k] | type) != "number" or .[$k] <= 0)] | length' "$R" 2>/dev/null || echo error)"
+done
+check "a transfer's row, index entries and account updates write at least 200 bytes of WAL" 0 \
+    "$(jq '[.[] | select(.db_wal_bytes_per_transfer < 200)] | length' "$R" 2>/dev/null || echo error)"
+for tag in uniform-1w uniform-2w; do
+    check "runs/$tag/db-statements.txt names the ledger INSERT" 1 \
+        "$(grep -c 'INSERT INTO payq.transfers' "$OUT/runs/$tag/db-statements.txt" 2>/dev/null)"
+done
 
 check "bench.png exists" yes "$([ -s "$OUT/bench.png" ] && echo yes || echo no)"
 check "bench.png is a PNG (file magic)" 89504e470d0a1a0a \

@@ -94,6 +94,10 @@ def backend_cpu_s(stack):
     ticks = 0
     for pid in pids:
         try:
+            # A pid of another host's PostgreSQL may name some local process.
+            with open("/proc/%s/comm" % pid) as f:
+                if f.read().strip() != "postgres":
+                    return None
             with open("/proc/%s/stat" % pid) as f:
                 ticks += cpu_ticks(f.read())
         except (OSError, ValueError, IndexError):
