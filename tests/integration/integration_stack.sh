@@ -74,6 +74,8 @@ check "the password tested is the stack's admin password" "1" \
     "$(grep -c "^PAYQ_RMQ_ADMIN_PASSWORD=.\?$mgmt_pass.\?\$" "$PAYQ_RUN_DIR/secrets.env")"
 unset -f curl
 rm -f "$argv_file"
+check "pg_stat_statements is readable in payq (scripts/bench's work counts)" "t" \
+    "$(q "$PAYQ_PG_PRIMARY" -c 'SELECT count(*) >= 0 FROM pg_stat_statements')"
 check "primary is not in recovery" f "$(q "$PAYQ_PG_PRIMARY" -c 'SELECT pg_is_in_recovery()')"
 check "standby is in recovery" t "$(q "$PAYQ_PG_STANDBY" -c 'SELECT pg_is_in_recovery()')"
 check "PAYQ_PG_CONNINFO reaches the primary as payq_worker" "payq_worker|f" \

@@ -22,7 +22,7 @@
 #         transfers/s (payq-rawpub --rate) and print intake-to-commit p50,
 #         p99 and max (the first 3 s left out, as scripts/bench does)
 #     -s  print pg_stat_statements per statement (scripts/stack preloads the
-#         library; -s creates the extension in the database if it is missing)
+#         library and creates the extension in the payq database)
 # Prints: extra=E transfers=N seconds=S rate=R/s backend_cpu=C, where S is
 # first to last committed_at of the run's transfers (publishing and start-up
 # excluded) and C the CPU time of the workers' PostgreSQL backends.
@@ -71,7 +71,7 @@ if [ "$RATE" = 0 ]; then
     gen | "$BIN/payq-rawpub" --pack 100 >/dev/null
 fi
 
-[ "$STATS" = 1 ] && q "CREATE EXTENSION IF NOT EXISTS pg_stat_statements; SELECT pg_stat_statements_reset()" >/dev/null
+[ "$STATS" = 1 ] && q "SELECT pg_stat_statements_reset()" >/dev/null
 wpids=()
 for ((w = 0; w < W; w++)); do
     "$BIN/payq-worker" --config "$CONFIG" --exit-when-idle 2000 2>"${TMPDIR:-/tmp}/drain_bench.$P.$w.log" &

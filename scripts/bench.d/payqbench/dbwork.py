@@ -1,7 +1,8 @@
 """dbwork: what the workers' statements cost the primary in a run's
 full-load phase, as counts per transfer rather than a rate.
 
-- pg_stat_statements (scripts/stack preloads it) over the role payq_worker:
+- pg_stat_statements (scripts/stack preloads it and creates its view in
+  the payq database on every `up`) over the role payq_worker:
   shared buffers touched (hit + read), WAL bytes and records, statement time.
 - /proc: the CPU (user + system) of the workers' own backends
   (application_name payq-worker), read just before the workers stop: since
@@ -23,7 +24,6 @@ import os
 
 from .stack import QueryError
 
-EXTENSION_SQL = "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"
 # One row per statement: queryid, calls, buffers, WAL bytes, WAL records,
 # milliseconds, the text (whitespace folded, cut: it names no values, the
 # worker binds them as parameters).
@@ -43,7 +43,6 @@ def statements(stack):
     payq_worker's statements so far, or None when pg_stat_statements cannot
     be read."""
     try:
-        stack.q(EXTENSION_SQL, timeout=30)
         rows = stack.q(STATEMENTS_SQL, timeout=30)
         return {r[0]: tuple(float(v) for v in r[1:6]) + ("|".join(r[6:]),) for r in rows}
     except (QueryError, ValueError):

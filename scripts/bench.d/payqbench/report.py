@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 
-from . import latency
+from . import latency, ledger
 from .latency import round_half_away
 
 TEXTBOOK_KEYS = ["transfers", "e2e_tps", "e2e_seconds", "publish_tps", "drain_tps",
@@ -145,12 +145,8 @@ ROWS = [
 ]
 
 
-# Rows shown only when some run has the key (--ledger-accounts).
-OPTIONAL_ROWS = [
-    ("drain_ratio_vs_smallest_ledger", "drain_ratio_vs_smallest_ledger"),
-    ("backend_cpu_ratio_vs_smallest_ledger", "backend_cpu_ratio_vs_smallest_ledger"),
-    ("db_blocks_ratio_vs_smallest_ledger", "db_blocks_ratio_vs_smallest_ledger"),
-]
+# Rows shown only when some run has the key: the --ledger-accounts ratios.
+OPTIONAL_ROWS = [(ratio, ratio) for ratio, _ in ledger.RATIOS]
 
 
 def _get(obj, path):

@@ -117,7 +117,8 @@ def checkpoint_everywhere(stack, nodes, timeout=120):
 
 
 def steady(stack, ui):
-    """age(), then checkpoint_everywhere(): the seconds taken and {node:
+    """Switches segments on a young cluster (switches_needed), then
+    checkpoint_everywhere(): the seconds taken and {node:
     segments ready ahead of the one it writes}. Raises WalError (a node or
     Patroni does not answer as expected) or QueryError."""
     t0 = time.monotonic()
