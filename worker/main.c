@@ -7,6 +7,7 @@
  * Without its database it holds no deliveries (ensure_pg). Start as many
  * as you like, anywhere: they compete for messages. */
 #include <getopt.h>
+#include <malloc.h>
 #include <microhttpd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -461,9 +462,21 @@ static int parse_args(struct worker *w, int argc, char **argv)
     return 0;
 }
 
+/* Each batch allocates and frees some megabytes (its messages, parameter
+ * arrays, libpq's results). With glibc's defaults the freed top of the heap
+ * goes back to the kernel and large blocks are mmap'ed and unmapped, so the
+ * next batch page-faults all of it in again: a quarter of the worker's CPU
+ * in perf. Keeping it costs nothing: peak RSS stays at about 28 MiB. */
+static void keep_batch_memory(void)
+{
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
+}
+
 int main(int argc, char **argv)
 {
     static struct worker w;
+    keep_batch_memory();
     payq_log_init("worker", PAYQ_LOG_INFO);
     if (parse_args(&w, argc, argv) != 0)
         return 2;
