@@ -193,11 +193,73 @@ class LedgerAccounts(unittest.TestCase):
         self.assertEqual([d.name for d, _ in dims],
                          ["brokers", "ledger_accounts", "skew", "workers"])
 
+    def test_smallest_size_again_after_the_largest(self):
+        opts = cli.parse(["--ledger-accounts", "1000000,0", "--workers", "1,2",
+                          "--brokers", "1,3"])
+        specs = ledger.with_return(matrix.plan(main.dimensions(opts), 10, 5), opts.ledger_list)
+        self.assertEqual([s.tag() for s in specs], [
+            "1b-la0-uniform-textbook", "1b-la0-uniform-1w", "1b-la0-uniform-2w",
+            "1b-la1000000-uniform-textbook", "1b-la1000000-uniform-1w",
+            "1b-la1000000-uniform-2w", "1b-la0-again-uniform-1w", "1b-la0-again-uniform-2w",
+            "3b-la0-uniform-textbook", "3b-la0-uniform-1w", "3b-la0-uniform-2w",
+            "3b-la1000000-uniform-textbook", "3b-la1000000-uniform-1w",
+            "3b-la1000000-uniform-2w", "3b-la0-again-uniform-1w", "3b-la0-again-uniform-2w"])
+        self.assertEqual([s.values["ledger_pass"] for s in specs[:8]], [1] * 6 + [2] * 2)
+        self.assertEqual(specs[6].values, {"brokers": 1, "ledger_accounts": 0,
+                                           "ledger_pass": 2, "skew": "uniform", "workers": 1})
+        self.assertEqual(specs[6].kind, "payq")
+        # one shape stays one block of runs (main.shapes cuts by brokers)
+        self.assertEqual([n for n, _ in main.shapes(specs, opts.broker_list)], [1, 3])
+        self.assertEqual(len(main.shapes(specs, opts.broker_list)[0][1]), 8)
+        # one size: nothing again, no ledger_pass key
+        one = cli.parse(["--ledger-accounts", "0"]).ledger_list
+        plain = matrix.plan(main.dimensions(cli.parse(["--ledger-accounts", "0"])), 10, 5)
+        self.assertIs(ledger.with_return(plain, one), plain)
+        self.assertNotIn("ledger_pass", plain[1].values)
+        self.assertEqual(ledger.group_dims(["ledger_accounts", "skew"], [0]),
+                         ("ledger_accounts", "skew"))
+        self.assertEqual(ledger.group_dims(["ledger_accounts", "skew"], [0, 5]),
+                         ("ledger_accounts", "skew", "ledger_pass"))
+
+    def test_second_pass_shares_the_textbook(self):
+        names = ("ledger_accounts", "skew", "ledger_pass")
+        tb = ledger.share_textbook({(0, "uniform", 1): "t0", (5, "uniform", 1): "t5"}, names)
+        self.assertEqual(tb, {(0, "uniform", 1): "t0", (5, "uniform", 1): "t5",
+                              (0, "uniform", 2): "t0", (5, "uniform", 2): "t5"})
+        self.assertEqual(ledger.share_textbook({(0, "uniform"): "t"}, names[:2]),
+                         {(0, "uniform"): "t"})
+
+    def test_ratios_against_the_mean_of_both_passes(self):
+        runs_ = []
+        for la, p, tps, cpu in ((0, 1, 20000, 20.0), (1000000, 1, 17000, 21.0),
+                                (0, 2, 16000, None)):
+            runs_.append(dict(run_fig("uniform", 1, 1000), ledger_accounts=la, ledger_pass=p,
+                              drain_tps=tps, backend_cpu_us_per_transfer=cpu,
+                              db_blocks_per_transfer=20.0))
+        tb = ledger.share_textbook({(la, "uniform", 1): dict(run_fig("uniform", 1, 20),
+                                                             kind="textbook")
+                                    for la in (0, 1000000)},
+                                   ("ledger_accounts", "skew", "ledger_pass"))
+        res = report.build_results(runs_, tb, None, None, MACHINE, PARAMS, "1",
+                                   dims=("ledger_accounts", "skew", "ledger_pass"))
+        res = ledger.add_comparisons(res)
+        # the base is (20000 + 16000) / 2: the larger ledger is 17000 / 18000
+        self.assertEqual([r["drain_ratio_vs_smallest_ledger"] for r in res], [1.11, 0.94, 0.89])
+        # a base run without the figure leaves the mean of the others
+        self.assertEqual([r["backend_cpu_ratio_vs_smallest_ledger"] for r in res],
+                         [1.0, 1.05, None])
+        self.assertEqual([r["ledger_ratio_base_runs"] for r in res], [2, 2, 2])
+        self.assertEqual(res[2]["textbook_tps"], 20)
+        self.assertEqual(res[2]["scaling_base_workers"], 1)
+        text = report.table(report.jq_normal(res), extra_dims=("ledger_accounts", "ledger_pass"))
+        self.assertIn("uniform/1w/ledger_accounts=0/ledger_pass=2", text)
+
     def test_id_suffix_keeps_sizes_apart(self):
         self.assertNotEqual(ledger.id_suffix(0), ledger.id_suffix(1000000))
         # one length for every size: the compared runs' rows are equally long
         self.assertEqual(len(ledger.id_suffix(0)), len(ledger.id_suffix(ledger.MAX)))
         self.assertEqual(ledger.id_suffix(1000000), "-la001000000")
+        self.assertEqual(ledger.id_suffix(0, 2), "-lb000000000")  # the second pass, as long
         self.assertRegex("bench-12011812160348-up1" + ledger.id_suffix(1000000),
                          r"^[A-Za-z0-9._:-]{1,40}$")
 

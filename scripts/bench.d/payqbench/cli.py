@@ -57,8 +57,12 @@ the run's business date with payq-reconciler.
                        run touches (e.g. 0,1000000), a dimension like
                        --workers, run in ascending order: filler accounts
                        are added (one INSERT, as payq_owner) before the runs
-                       of each value; each run gets the keys ledger_accounts,
-                       ledger_accounts_present, drain_ratio_vs_smallest_ledger
+                       of each value; with two values or more the smallest
+                       value's runs are made again after the largest's
+                       (A-B-A, tagged 'again'), and every size is compared
+                       with the mean of both; each run gets the keys
+                       ledger_accounts, ledger_accounts_present, ledger_pass,
+                       drain_ratio_vs_smallest_ledger
   --wal-as-found       measure the PostgreSQL nodes' WAL as it is: without it,
                        every node is first given wal_keep_size + 32 segments
                        (pg_switch_wal on a young cluster) and before each

@@ -19,6 +19,13 @@ dimension proves: a batch's cost does not depend on the ledger's size
 drain_ratio_vs_smallest_ledger in results.json is that comparison, and
 backend_cpu_ratio_vs_smallest_ledger and db_blocks_ratio_vs_smallest_ledger
 the same for the work behind it (dbwork), which noise moves far less.
+
+With two sizes or more, the smallest size's runs are made again after the
+largest's (A-B-A; the filler above it is removed first, and the runs are
+tagged 'again', key ledger_pass 2): a run made later on the same stack
+drained 10-14% slower whatever its size, so a larger size run only after
+the smallest would carry that order effect as if it were the size's. The
+ratios' base is the mean of the smallest size's runs before and after.
 """
 
 import re
@@ -26,6 +33,9 @@ import re
 from . import matrix
 
 LEDGER = matrix.Dimension("ledger_accounts", lambda v: "la%d" % v)
+# 1: the runs in ascending order of size; 2: the smallest size's again, after
+# the largest's. Only with two sizes or more.
+PASS = matrix.Dimension("ledger_pass", lambda v: "" if v == 1 else "again")
 FILLER = "bench-ledger:"
 MAX = 100000000
 
@@ -46,14 +56,15 @@ def parse_list(text):
     return sorted(set(out))
 
 
-def id_suffix(value):
+def id_suffix(value, pass_=1):
     """What a run's id prefix gets for its ledger size: the runs of every
     size share one stack (no purge between them), so their ids, accounts
     and batch ids must differ. Zero-padded to one width (MAX has 9 digits),
     so that every size's rows and index entries are as long as the others':
     '-la0' against '-la1000000' made each transfer 18 bytes longer (its id
-    and two account ids) in the larger ledger's runs only."""
-    return "-la%09d" % value
+    and two account ids) in the larger ledger's runs only. The second pass
+    of a size ('-lb...') is as long as the first."""
+    return "-l%s%09d" % ("a" if pass_ == 1 else "b", value)
 
 
 def add_dimension(dims, ledger_list):
@@ -64,6 +75,56 @@ def add_dimension(dims, ledger_list):
         return dims
     at = 1 if dims and dims[0][0] is matrix.BROKERS else 0
     return dims[:at] + [(LEDGER, ledger_list)] + dims[at:]
+
+
+def with_pass(spec, pass_):
+    """A copy of spec with ledger_pass = pass_ (tagged after its size)."""
+    dims = list(spec.dims)
+    at = dims.index(LEDGER) + 1 if LEDGER in dims else 0
+    dims = dims[:at] + [PASS] + [d for d in dims[at:] if d is not PASS]
+    return matrix.RunSpec(spec.kind, dict(spec.values, ledger_pass=pass_), spec.n, dims)
+
+
+def with_return(specs, ledger_list):
+    """matrix.plan's specs with, at the end of each stack shape's (brokers),
+    the smallest size's payq runs again (ledger_pass 2; the textbook
+    baseline is not made again). Every run then has a ledger_pass. With
+    fewer than two sizes, specs as they are."""
+    if len(ledger_list) < 2:
+        return specs
+    out = []
+
+    def close(group):
+        out.extend(group)
+        out.extend(with_pass(s, 2) for s in group
+                   if s.kind == "payq" and s.values[LEDGER.name] == ledger_list[0])
+
+    group = []
+    for s in specs:
+        if group and s.values.get("brokers") != group[0].values.get("brokers"):
+            close(group)
+            group = []
+        group.append(with_pass(s, 1))
+    close(group)
+    return out
+
+
+def group_dims(names, ledger_list):
+    """The names that group runs (all but workers), with ledger_pass when
+    there is a second pass: its runs get their own scaling base."""
+    return tuple(names) + ((PASS.name,) if len(ledger_list) >= 2 else ())
+
+
+def share_textbook(textbook, names):
+    """The second pass has no textbook run of its own: its groups use the
+    first pass's. textbook: group tuple (values of names) -> figures."""
+    if PASS.name not in names:
+        return textbook
+    at = names.index(PASS.name)
+    for key, fig in list(textbook.items()):
+        if key[at] == 1:
+            textbook.setdefault(key[:at] + (2,) + key[at + 1:], fig)
+    return textbook
 
 
 def fill_sql(have_filler, need):
@@ -131,18 +192,25 @@ RATIOS = (("drain_ratio_vs_smallest_ledger", "drain_tps"),
 
 def add_comparisons(results):
     """Each run object with a ledger_accounts key gets the RATIOS: its figure
-    over that of the run agreeing on every other dimension (skew, workers,
-    brokers) with the smallest ledger_accounts. Objects without the key are
-    left as they are."""
+    over the mean of the runs agreeing on every other dimension (skew,
+    workers, brokers, result_events) at the smallest ledger_accounts (both
+    passes, when the smallest size ran again after the largest: that mean
+    is what every size is compared with), and ledger_ratio_base_runs, how
+    many runs that mean has. Objects without the key are left as they
+    are."""
     def others(r):
-        return (r.get("skew"), r.get("workers"), r.get("brokers"))
+        return (r.get("skew"), r.get("workers"), r.get("brokers"), r.get("result_events"))
 
     for r in results:
         if "ledger_accounts" not in r:
             continue
         same = [x for x in results if "ledger_accounts" in x and others(x) == others(r)]
-        base = min(same, key=lambda x: x["ledger_accounts"])
+        least = min(x["ledger_accounts"] for x in same)
+        base = [x for x in same if x["ledger_accounts"] == least]
+        r["ledger_ratio_base_runs"] = len(base)
         for ratio, key in RATIOS:
-            a, b = r.get(key), base.get(key)
-            r[ratio] = round(a / b, 2) if a is not None and b else None
+            vals = [x[key] for x in base if x.get(key) is not None]
+            mean = sum(vals) / len(vals) if vals else None
+            a = r.get(key)
+            r[ratio] = round(a / mean, 2) if a is not None and mean else None
     return results

@@ -276,7 +276,7 @@ def run_group(b, runner, specs, group_dims):
             textbook[tuple(spec.values[d] for d in group_dims)] = fig
         else:
             payq_runs.append(fig)
-    return payq_runs, textbook, ceiling, ceiling1, False
+    return payq_runs, ledger.share_textbook(textbook, group_dims), ceiling, ceiling1, False
 
 
 def run(b):
@@ -287,7 +287,7 @@ def run(b):
     machine = machine_info()
     params = params_of(b)
     dims = dimensions(opts)
-    specs = matrix.plan(dims, b.n, opts.textbook_transfers)
+    specs = ledger.with_return(matrix.plan(dims, b.n, opts.textbook_transfers), opts.ledger_list)
     ndates = 4 * max(len(opts.broker_list), 1) + len(specs) + len(opts.recon_list)
     try:
         b.dates = b.stack.unused_dates(ndates)
@@ -309,8 +309,13 @@ def run(b):
                      ", reconcile sizes " + " ".join(map(str, opts.recon_list))
                      if opts.recon_sizes else ""))
 
+    if len(opts.ledger_list) >= 2:
+        ui.log("ledger: the runs at %d accounts are made again after those at %d (A-B-A); each "
+               "size is compared with the mean of both" % (opts.ledger_list[0],
+                                                           opts.ledger_list[-1]))
     runner = Runner(b)
-    group_dims = tuple(d.name for d, _ in dims if d is not matrix.WORKERS)
+    group_dims = ledger.group_dims((d.name for d, _ in dims if d is not matrix.WORKERS),
+                                   opts.ledger_list)
     results, aborted = [], False
     shape_results = []  # per shape: (payq runs, textbook runs, ceiling, ceiling1)
     try:
@@ -360,7 +365,8 @@ def run(b):
     tb_tps = {k[si]: v["e2e_tps"] for k, v in first[1].items()}
     charted = [r for r in events.charted(results, opts.events_list)
                if (not opts.broker_list or r.get("brokers") == opts.broker_list[0])
-               and (not opts.ledger_list or r.get("ledger_accounts") == opts.ledger_list[0])]
+               and (not opts.ledger_list or r.get("ledger_accounts") == opts.ledger_list[0])
+               and r.get("ledger_pass", 1) == 1]
     ok = report.chart(b.out, b.here, report.jq_normal(charted), skews, workers, tb_tps,
                       (first[2] or {}).get("e2e_tps"), (first[3] or {}).get("e2e_tps"), machine)
     png = os.path.join(b.out, "bench.png")
@@ -378,6 +384,7 @@ def run(b):
                             report.jq_normal(recon) if opts.recon_list else None,
                             extra_dims=(("brokers",) if opts.broker_list else ())
                             + (("ledger_accounts",) if opts.ledger_list else ())
+                            + (("ledger_pass",) if len(opts.ledger_list) >= 2 else ())
                             + (("result_events",) if opts.events_list else ()))
         cost = events.cost_rows(results, report.ratio)
         if cost:

@@ -424,7 +424,8 @@ class Runner:
         os.makedirs(run_dir, exist_ok=True)
         present = None
         if "ledger_accounts" in spec.values:  # one stack for every size: ids apart
-            pfx += ledger.id_suffix(spec.values["ledger_accounts"])
+            pfx += ledger.id_suffix(spec.values["ledger_accounts"],
+                                   spec.values.get("ledger_pass", 1))
             present = ledger.ensure(b.stack, spec.values["ledger_accounts"], ui)
             if present is None:
                 return None
