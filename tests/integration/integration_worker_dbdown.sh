@@ -17,12 +17,6 @@ DEPTH_TOOL=$SRC/tests/tools/producer_stream_read.py
 ROLE=payq_t$RUN_ID
 depth() { /usr/bin/python3 "$DEPTH_TOOL" "$PAYQ_AMQP_URL" --depth payq.transfers 2>/dev/null; }
 now_ms() { echo $((${EPOCHREALTIME/./} / 1000)); }
-# free_port FROM: the first port from FROM up that nothing listens on.
-free_port() {
-    local p=$1
-    while (echo >/dev/tcp/127.0.0.1/"$p") 2>/dev/null; do p=$((p + 1)); done
-    echo "$p"
-}
 
 cleanup() {
     cleanup_common

@@ -51,6 +51,13 @@ wait_queue_empty() {
     return 1
 }
 
+# free_port FROM: the first port from FROM up that nothing listens on.
+free_port() {
+    local p=$1
+    while (echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null; do p=$((p + 1)); done
+    echo "$p"
+}
+
 # Starts a worker in the background with extra args; its pid is appended to
 # BG_PIDS and left in LAST_PID (call it directly, not in $(...), so the
 # bookkeeping stays in this shell). Logs go to $TMP/worker-N.log.

@@ -137,13 +137,6 @@ wait_ledger() {
     done
 }
 
-# free_port FROM: the first port from FROM up that nothing listens on.
-free_port() {
-    local p=$1
-    while (echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null; do p=$((p + 1)); done
-    echo "$p"
-}
-
 # wait_http URL [SECONDS]: until the URL answers at all.
 wait_http() {
     local i
