@@ -78,6 +78,25 @@ enum payq_pg_fault payq_pg_exec(PGconn *conn, const char *sql, const char *what)
     return f;
 }
 
+enum payq_pg_fault payq_pg_exec_meanwhile(PGconn *conn, const char *sql, const char *what,
+                                          void (*meanwhile)(void *), void *arg)
+{
+    if (!PQsendQuery(conn, sql)) {
+        payq_pg_check(conn, NULL, PGRES_COMMAND_OK, what); /* logs why */
+        return PAYQ_PG_RECONNECT;
+    }
+    if (meanwhile)
+        meanwhile(arg);
+    /* One command, one result; then NULL. A lost connection gives a
+     * PGRES_FATAL_ERROR result that payq_pg_check classifies. */
+    PGresult *res = PQgetResult(conn);
+    for (PGresult *more; (more = PQgetResult(conn)) != NULL;)
+        PQclear(more);
+    enum payq_pg_fault f = payq_pg_check(conn, res, PGRES_COMMAND_OK, what);
+    PQclear(res);
+    return f;
+}
+
 bool payq_pg_notice_unreplicated(const char *severity, const char *sqlstate, const char *message,
                                  const char *detail)
 {

@@ -29,6 +29,14 @@ enum payq_pg_fault payq_pg_check(PGconn *conn, PGresult *res, ExecStatusType exp
 /* Runs a parameterless command (BEGIN, COMMIT, SET ...), clears the result. */
 enum payq_pg_fault payq_pg_exec(PGconn *conn, const char *sql, const char *what);
 
+/* payq_pg_exec, but sends the command and calls meanwhile(arg) once before
+ * waiting for its result (NULL: none): the caller's own work overlaps a
+ * command that waits on something else (a COMMIT waiting for the
+ * synchronous standby). meanwhile must not use conn. A command that could
+ * not be sent is a lost connection (PAYQ_PG_RECONNECT). */
+enum payq_pg_fault payq_pg_exec_meanwhile(PGconn *conn, const char *sql, const char *what,
+                                          void (*meanwhile)(void *), void *arg);
+
 /* Classifies an SQLSTATE (NULL = no state: treated as a lost connection). */
 enum payq_pg_fault payq_pg_classify(const char *sqlstate);
 

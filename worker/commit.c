@@ -63,7 +63,7 @@ static enum payq_pg_fault insert_journal(PGconn *conn, const struct payq_journal
 
 enum payq_pg_fault payq_commit_batch(PGconn *conn, struct payq_commit_watch *w,
                                      const struct payq_journal *j, struct payq_wmsg **msgs,
-                                     size_t n)
+                                     size_t n, struct payq_commit_meanwhile meanwhile)
 {
     enum payq_pg_fault f = insert_journal(conn, j, msgs, n);
     if (f != PAYQ_PG_OK) {
@@ -72,8 +72,10 @@ enum payq_pg_fault payq_commit_batch(PGconn *conn, struct payq_commit_watch *w,
         return f;
     }
     w->warnings = w->unreplicated = 0;
+    /* Armed until the result is in: libpq hands the COMMIT's notices to
+     * on_notice while it waits for that result, after meanwhile. */
     w->armed = true;
-    f = payq_pg_exec(conn, "COMMIT", "commit");
+    f = payq_pg_exec_meanwhile(conn, "COMMIT", "commit", meanwhile.fn, meanwhile.arg);
     w->armed = false;
     if (f == PAYQ_PG_OK && w->warnings > 0) {
         payq_log(PAYQ_LOG_WARN, "commit_outcome_unknown",

@@ -55,12 +55,21 @@ struct payq_journal {
  * connection (again after each reconnect); w must outlive conn. */
 void payq_commit_watch(PGconn *conn, struct payq_commit_watch *w);
 
-/* Inserts the journal row for msgs[0..n) (outcomes decided) and COMMITs.
- * Returns PAYQ_PG_OK only when the COMMIT succeeded without any WARNING;
- * PAYQ_PG_RECONNECT when its outcome is unknown (drop the connection and
- * retry the batch); otherwise the fault class of the failure. */
+/* Work to do while a COMMIT waits for the standby (fn NULL: none). It must
+ * not touch the connection, and nothing it does may depend on the COMMIT's
+ * outcome: the outcome is known only once it returns. */
+struct payq_commit_meanwhile {
+    void (*fn)(void *);
+    void *arg;
+};
+
+/* Inserts the journal row for msgs[0..n) (outcomes decided) and COMMITs,
+ * running `meanwhile` while the COMMIT waits. Returns PAYQ_PG_OK only when
+ * the COMMIT succeeded without any WARNING; PAYQ_PG_RECONNECT when its
+ * outcome is unknown (drop the connection and retry the batch); otherwise
+ * the fault class of the failure. */
 enum payq_pg_fault payq_commit_batch(PGconn *conn, struct payq_commit_watch *w,
                                      const struct payq_journal *j, struct payq_wmsg **msgs,
-                                     size_t n);
+                                     size_t n, struct payq_commit_meanwhile meanwhile);
 
 #endif

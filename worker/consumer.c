@@ -226,9 +226,14 @@ struct payq_consumer_mark payq_consumer_mark(const struct payq_consumer *c, uint
     return (struct payq_consumer_mark){c->conn_seq, tag};
 }
 
+bool payq_consumer_mark_live(const struct payq_consumer *c, struct payq_consumer_mark m)
+{
+    return c && c->conn && m.conn_seq == c->conn_seq;
+}
+
 int payq_consumer_ack_mark(struct payq_consumer *c, struct payq_consumer_mark m)
 {
-    if (!c->conn || m.conn_seq != c->conn_seq)
+    if (!payq_consumer_mark_live(c, m))
         return 1;
     return payq_consumer_ack_upto(c, m.tag);
 }

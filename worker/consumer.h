@@ -6,6 +6,7 @@
 #ifndef PAYQ_WORKER_CONSUMER_H
 #define PAYQ_WORKER_CONSUMER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "batch.h"
@@ -48,6 +49,10 @@ struct payq_consumer_mark {
 };
 
 struct payq_consumer_mark payq_consumer_mark(const struct payq_consumer *c, uint64_t tag);
+
+/* Whether m's connection is still the current one: deliveries taken under
+ * it can still be acked. */
+bool payq_consumer_mark_live(const struct payq_consumer *c, struct payq_consumer_mark m);
 
 /* Acks up to m.tag if m's connection is still the current one. Returns 0
  * when acked, 1 when that connection is gone (its deliveries were given

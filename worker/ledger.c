@@ -709,7 +709,8 @@ static enum payq_pg_fault insert_dead(struct payq_ledger *l, PGconn *conn, struc
 
 enum payq_pg_fault payq_ledger_apply(struct payq_ledger *l, PGconn *conn,
                                      struct payq_commit_watch *watch, const struct payq_journal *j,
-                                     struct payq_wmsg **msgs, size_t n)
+                                     struct payq_wmsg **msgs, size_t n,
+                                     struct payq_commit_meanwhile meanwhile)
 {
     PGresult *existing = NULL;
     for (size_t i = 0; i < n; i++)
@@ -732,7 +733,7 @@ enum payq_pg_fault payq_ledger_apply(struct payq_ledger *l, PGconn *conn,
         (f = insert_dead(l, conn, msgs, n)) != PAYQ_PG_OK)
         goto fail;
     /* Step 6: the journal row and a COMMIT that waited for the standby. */
-    f = payq_commit_batch(conn, watch, j, msgs, n);
+    f = payq_commit_batch(conn, watch, j, msgs, n, meanwhile);
     if (f == PAYQ_PG_OK)
         remember_accounts(l);
     PQclear(existing);

@@ -58,11 +58,13 @@ void payq_ledger_new_session(struct payq_ledger *l);
 
 /* Applies msgs[0..n) (pointers into a batch) in one transaction on conn and
  * sets each message's outcome. The transaction always ends with journal row
- * j and a COMMIT watched by watch (see commit.h). Returns PAYQ_PG_OK after a
- * COMMIT the synchronous standby confirmed, or the fault class after
- * rolling back or an unknown outcome (outcomes are then meaningless). */
+ * j and a COMMIT watched by watch, with `meanwhile` run while it waits (see
+ * commit.h). Returns PAYQ_PG_OK after a COMMIT the synchronous standby
+ * confirmed, or the fault class after rolling back or an unknown outcome
+ * (outcomes are then meaningless). */
 enum payq_pg_fault payq_ledger_apply(struct payq_ledger *l, PGconn *conn,
                                      struct payq_commit_watch *watch, const struct payq_journal *j,
-                                     struct payq_wmsg **msgs, size_t n);
+                                     struct payq_wmsg **msgs, size_t n,
+                                     struct payq_commit_meanwhile meanwhile);
 
 #endif

@@ -1,6 +1,7 @@
 /* payq-worker: drains payq.transfers into the ledger. Each loop takes a
  * batch of deliveries, applies it in one PostgreSQL transaction whose COMMIT
- * the synchronous standby holds (commit.h), routes undecodable messages to
+ * the synchronous standby holds (commit.h; the next batch is taken while that
+ * COMMIT waits, collect_meanwhile), routes undecodable messages to
  * payq.dead (confirmed), publishes its outcome events, and acks the batch
  * once those are confirmed too: after the next batch's COMMIT, so the
  * broker's confirm round trip overlaps the database's work (settle_held).
@@ -52,6 +53,11 @@ struct worker {
      * their confirms (settle_held). */
     bool held;
     struct payq_consumer_mark held_mark;
+    /* The next batch, taken and decoded while the current one's COMMIT
+     * waited (collect_meanwhile); void once its connection is gone. */
+    struct payq_wbatch next;
+    struct payq_consumer_mark next_mark;
+    bool next_failed; /* taking it lost the broker connection */
     struct payq_wmsg **normal, **suspect;
     size_t ptr_cap;
     struct payq_wmetrics m;
@@ -129,12 +135,61 @@ enum commit_result {
     COMMIT_ABANDONED, /* deliveries given back or stop requested: do not ack */
 };
 
+/* While a batch's COMMIT waits for the synchronous standby, the worker
+ * takes and decodes the next batch: otherwise it would wait for that COMMIT
+ * and then for the broker and the decoder. Only if the first delivery has
+ * already arrived (no first wait), so that at low load the COMMIT's own batch
+ * is not held up. Nothing here depends on the COMMIT's outcome, which is not
+ * known yet: if it fails, the batch is retried and the next one waits; its
+ * deliveries are acked only after their own COMMIT. */
+static void collect_meanwhile(void *arg)
+{
+    struct worker *w = arg;
+    if (w->next.n > 0 || w->next_failed || payq_signals_stop_requested())
+        return;
+    if (payq_consumer_collect(w->consumer, &w->next, w->cfg.worker.batch_max,
+                              w->cfg.worker.batch_wait_ms, 0) != 0) {
+        payq_wbatch_clear(&w->next); /* the broker requeued them */
+        w->next_failed = true;
+        return;
+    }
+    if (w->next.n > 0) {
+        w->next_mark = payq_consumer_mark(w->consumer, 0);
+        payq_wbatch_decode(&w->next);
+        payq_counter_add(w->m.taken_during_commit, 1);
+    }
+}
+
+/* Moves the batch collect_meanwhile took into w->batch (empty). False when
+ * there is none, or its connection has gone since (ensure_pg gave the
+ * deliveries back, or a reconnect): the broker redelivers those. */
+static bool take_next(struct worker *w)
+{
+    if (w->next.n == 0)
+        return false;
+    if (!payq_consumer_mark_live(w->consumer, w->next_mark)) {
+        payq_log(PAYQ_LOG_INFO, "next_batch_void",
+                 "the %zu deliveries taken during the last COMMIT left with their broker "
+                 "connection: the broker redelivers them",
+                 w->next.n);
+        payq_wbatch_clear(&w->next);
+        return false;
+    }
+    struct payq_wbatch empty = w->batch;
+    w->batch = w->next;
+    w->next = empty;
+    return true;
+}
+
 /* Applies msgs in one transaction, retrying through deadlocks, lost
  * connections, unknown COMMIT outcomes and failovers until it commits or
  * fails for a reason a retry cannot fix. Every attempt writes a journal row
- * under one batch id. */
-static enum commit_result commit_with_retry(struct worker *w, struct payq_wmsg **msgs, size_t n)
+ * under one batch id. With `overlap`, the next batch is taken while the
+ * COMMIT waits (collect_meanwhile). */
+static enum commit_result commit_with_retry(struct worker *w, struct payq_wmsg **msgs, size_t n,
+                                            bool overlap)
 {
+    struct payq_commit_meanwhile meanwhile = {overlap ? collect_meanwhile : NULL, w};
     struct payq_backoff bo;
     payq_backoff_init(&bo, 20, w->cfg.worker.reconnect_max_ms);
     char batch_id[128];
@@ -149,7 +204,8 @@ static enum commit_result commit_with_retry(struct worker *w, struct payq_wmsg *
         struct payq_journal j = {w->id, batch_id, attempt};
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        enum payq_pg_fault f = payq_ledger_apply(w->ledger, w->pg, &w->watch, &j, msgs, n);
+        enum payq_pg_fault f =
+            payq_ledger_apply(w->ledger, w->pg, &w->watch, &j, msgs, n, meanwhile);
         clock_gettime(CLOCK_MONOTONIC, &t1);
         if (f == PAYQ_PG_OK) {
             payq_histogram_observe(w->m.commit_ms, (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
@@ -176,7 +232,7 @@ static enum commit_result commit_with_retry(struct worker *w, struct payq_wmsg *
  * batch was abandoned. */
 static int commit_alone(struct worker *w, struct payq_wmsg *m)
 {
-    enum commit_result r = commit_with_retry(w, &m, 1);
+    enum commit_result r = commit_with_retry(w, &m, 1, false);
     if (r != COMMIT_REFUSED)
         return r == COMMIT_DONE ? 0 : -1;
     if (m->kind == WMSG_TRANSFER)
@@ -185,7 +241,7 @@ static int commit_alone(struct worker *w, struct payq_wmsg *m)
     snprintf(m->err.field, sizeof m->err.field, "%s", "");
     snprintf(m->err.reason, sizeof m->err.reason, "%s", "refused by the ledger (see worker log)");
     payq_sha256(m->body, m->body_len, m->hash);
-    return commit_with_retry(w, &m, 1) == COMMIT_DONE ? 0 : -1;
+    return commit_with_retry(w, &m, 1, false) == COMMIT_DONE ? 0 : -1;
 }
 
 /* Publishes every dead letter of the batch to payq.dlx and waits for the
@@ -308,7 +364,7 @@ static void log_batch(const struct worker *w, size_t nn, size_t ns)
     payq_log_end(&r);
 }
 
-/* Applies the collected batch and acks it, or holds it until its outcome
+/* Applies the collected and decoded batch and acks it, or holds it until its outcome
  * events are confirmed (then the previous held one is acked first: its
  * events had this batch's transaction time to be confirmed). Messages that the broker has
  * delivered several times already may be what crashed a worker: they are
@@ -318,7 +374,6 @@ static void log_batch(const struct worker *w, size_t nn, size_t ns)
 static int process_batch(struct worker *w)
 {
     struct payq_wbatch *b = &w->batch;
-    payq_wbatch_decode(b);
     ensure_ptr_cap(w, b->n);
     size_t nn = 0, ns = 0;
     for (size_t i = 0; i < b->n; i++) {
@@ -328,7 +383,7 @@ static int process_batch(struct worker *w)
         else
             w->normal[nn++] = m;
     }
-    enum commit_result r = nn > 0 ? commit_with_retry(w, w->normal, nn) : COMMIT_DONE;
+    enum commit_result r = nn > 0 ? commit_with_retry(w, w->normal, nn, true) : COMMIT_DONE;
     if (r == COMMIT_ABANDONED)
         return -1;
     if (r == COMMIT_REFUSED) {
@@ -373,6 +428,13 @@ static int process_batch(struct worker *w)
 
 static void reconnect_consumer(struct worker *w)
 {
+    if (w->next.n > 0)
+        payq_log(PAYQ_LOG_INFO, "next_batch_void",
+                 "the %zu deliveries taken during the last COMMIT are given back with the "
+                 "broker connection: the broker redelivers them",
+                 w->next.n);
+    payq_wbatch_clear(&w->next);
+    w->next_failed = false;
     struct payq_backoff bo;
     payq_backoff_init(&bo, 100, w->cfg.worker.reconnect_max_ms);
     if (payq_signals_stop_requested())
@@ -391,13 +453,20 @@ static int run(struct worker *w)
     int64_t idle_since = payq_clock_mono_ms();
     while (!payq_signals_stop_requested()) {
         payq_wbatch_clear(&w->batch);
+        if (w->next_failed) {
+            reconnect_consumer(w);
+            continue;
+        }
         /* With a batch held, only a short wait: when nothing more comes,
          * its ack should not wait for the next delivery. */
         int first_wait = w->held ? w->cfg.worker.batch_wait_ms : 250;
-        if (payq_consumer_collect(w->consumer, &w->batch, w->cfg.worker.batch_max,
-                                  w->cfg.worker.batch_wait_ms, first_wait) != 0) {
-            reconnect_consumer(w);
-            continue;
+        if (!take_next(w)) {
+            if (payq_consumer_collect(w->consumer, &w->batch, w->cfg.worker.batch_max,
+                                      w->cfg.worker.batch_wait_ms, first_wait) != 0) {
+                reconnect_consumer(w);
+                continue;
+            }
+            payq_wbatch_decode(&w->batch);
         }
         if (w->batch.n == 0) {
             if (settle_held(w) != 0)
@@ -414,6 +483,7 @@ static int run(struct worker *w)
         payq_log(PAYQ_LOG_WARN, "held_batch_unacked",
                  "stopping with the last batch unacked: it comes back, its events are re-emitted");
     payq_wbatch_clear(&w->batch);
+    payq_wbatch_clear(&w->next);
     return 0;
 }
 
@@ -521,6 +591,7 @@ out:
     PQfinish(w.pg);
     payq_ledger_free(w.ledger);
     payq_wbatch_free(&w.batch);
+    payq_wbatch_free(&w.next);
     free(w.normal);
     free(w.suspect);
     payq_metrics_stop(w.mhd);

@@ -46,6 +46,10 @@ void payq_wmetrics_init(struct payq_wmetrics *m)
                                       "Batches rolled back and retried");
     m->result_events = payq_metrics_counter(m->reg, "payq_worker_result_events_total", "",
                                             "Outcome events confirmed by payq.results");
+    m->taken_during_commit =
+        payq_metrics_counter(m->reg, "payq_worker_batches_taken_during_commit_total", "",
+                             "Batches taken from the broker while the previous batch's COMMIT "
+                             "waited for the synchronous standby");
     m->batch_size = payq_metrics_histogram(m->reg, "payq_worker_batch_size", "Messages per batch",
                                            size_bounds, sizeof size_bounds / sizeof *size_bounds);
     m->commit_ms = payq_metrics_histogram(m->reg, "payq_worker_commit_ms",

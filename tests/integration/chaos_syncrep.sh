@@ -14,11 +14,17 @@
 # Outcome events (payq.results) likewise: none while the standby is frozen,
 # although the batch's INSERT already returned them to the worker; after
 # the thaw, one for every transfer.
+# The worker takes its next batch while a COMMIT waits (batches of 400 here,
+# so there is one): it must not be acked either, and in a third case,
+#   broker:    the worker's broker connections are closed while its COMMIT
+#              waits: the batch taken meanwhile dies with its connection,
+# the worker reconnects after the thaw and every id is booked once.
 # Every replica's WAL receiver is frozen, not only the synchronous
 # standby's: once wal_sender_timeout ends a frozen standby's stream, Patroni
 # may name the other replica synchronous, and a commit that replica confirms
 # may (rightly) be acked: the test would then measure Patroni, not payq.
 source "$(dirname "$0")/lib/common.sh"
+source "$(dirname "$0")/lib/mgmt.sh"
 N=1000
 DEPTH_TOOL=$SRC/tests/tools/producer_stream_read.py
 FROZEN=
@@ -44,6 +50,67 @@ trap 'thaw; cleanup_common' EXIT
 trap 'exit 143' TERM INT
 
 qs() { psql "$PAYQ_PG_STANDBY" -X -qAt -c "$1"; }
+printf 'worker:\n  batch_max: 400\n' >"$TMP/small.yaml"
+MPORT=$(free_port $((17891 + ${PAYQ_STACK_PORT_OFFSET:-0})))
+# taken_meanwhile: the worker's count of batches taken while a COMMIT waited.
+taken_meanwhile() {
+    curl -s --max-time 2 "http://127.0.0.1:$MPORT/metrics" |
+        awk '$1 == "payq_worker_batches_taken_during_commit_total" { print $2 }'
+}
+
+# freeze CASE: every replica's WAL receiver stopped (kill -STOP), in FROZEN.
+freeze() {
+    local ci wal
+    while read -r ci; do
+        wal=$(psql "$ci" -X -qAt -c "SELECT pid FROM pg_stat_wal_receiver")
+        [ -n "$wal" ] || { fail "$1: no WAL receiver on a replica"; return 1; }
+        FROZEN+=" $wal"
+        kill -STOP "$wal"
+    done < <(replicas)
+    echo "# $1: WAL receivers frozen:$FROZEN"
+}
+
+# events_consumer CASE: a payq.results consumer dumping to $TMP/events.CASE;
+# its pid in EVENTS.
+events_consumer() {
+    local i
+    "$BIN/payq-ackdrain" --bind payq.results --dump "$TMP/events.$1" --idle-ms 600000 \
+        >/dev/null 2>"$TMP/events.$1.err" &
+    BG_PIDS+=($!)
+    EVENTS=$!
+    for ((i = 0; i < 50; i++)); do grep -q ready "$TMP/events.$1.err" && break; sleep 0.1; done
+}
+
+# check_meanwhile CASE: the worker took its next batch during the COMMIT.
+check_meanwhile() {
+    local i t=
+    for ((i = 0; i < 50; i++)); do
+        t=$(taken_meanwhile)
+        [ "${t:-0}" -ge 1 ] 2>/dev/null && break
+        sleep 0.1
+    done
+    check "$1: the worker took its next batch while the COMMIT waited" 1 \
+        "$([ "${t:-0}" -ge 1 ] 2>/dev/null && echo 1 || echo "0 (count ${t:-none})")"
+}
+
+# check_after_thaw CASE P: the ledger, the standby and the events are whole.
+check_after_thaw() {
+    local how=$1 P=$2 d i
+    check_ledger "$P" "$TMP/transfers.$how"
+    for ((i = 0; i < 100; i++)); do
+        d=$(qs "SELECT count(*) FROM payq.transfers WHERE id LIKE '$P-t-%'")
+        [ "$d" = "$N" ] && break
+        sleep 0.1
+    done
+    check "$how: every id on the standby, once" "$N" "$d"
+    for ((i = 0; i < 50; i++)); do
+        d=$(grep -o "\"id\" : \"$P-t-[0-9]*\"" "$TMP/events.$how" | sort -u | wc -l)
+        [ "$d" = "$N" ] && break
+        sleep 0.1
+    done
+    check "$how: after the thaw, an outcome event for every transfer" "$N" "$d"
+    kill "$EVENTS" 2>/dev/null
+}
 depth() { /usr/bin/python3 "$DEPTH_TOOL" "$PAYQ_AMQP_URL" --depth payq.transfers 2>/dev/null; }
 
 # syncrep_waiter [EXCEPT_PID]: the pid of a payq-worker backend waiting for
@@ -60,28 +127,18 @@ syncrep_waiter() {
 }
 
 run_case() {
-    local how=$1 P=sr$RUN_ID$1 wal ci pid pid2 d i
+    local how=$1 P=sr$RUN_ID$1 pid pid2 d i
     echo "# case $how"
     [ "$(depth)" = 0 ] || fail "$how: payq.transfers is not empty at the start ($(depth))"
     gen_accounts "$P" 20 | "$BIN/payq-rawpub" >/dev/null || fail "$how: open accounts"
     "$BIN/payq-worker" --exit-when-idle 1000 2>>"$TMP/w0.log"
     check "$how: accounts opened" 20 "$(q "SELECT count(*) FROM payq.accounts WHERE id LIKE '$P-acct-%'")"
 
-    while read -r ci; do
-        wal=$(psql "$ci" -X -qAt -c "SELECT pid FROM pg_stat_wal_receiver")
-        [ -n "$wal" ] || { fail "$how: no WAL receiver on a replica"; thaw; return; }
-        FROZEN+=" $wal"
-        kill -STOP "$wal"
-    done < <(replicas)
-    echo "# $how: WAL receivers frozen:$FROZEN"
-    "$BIN/payq-ackdrain" --bind payq.results --dump "$TMP/events.$how" --idle-ms 600000 \
-        >/dev/null 2>"$TMP/events.$how.err" &
-    BG_PIDS+=($!)
-    local events=$!
-    for ((i = 0; i < 50; i++)); do grep -q ready "$TMP/events.$how.err" && break; sleep 0.1; done
+    freeze "$how" || { thaw; return; }
+    events_consumer "$how"
     gen_transfers "$P" "$N" 20 7 >"$TMP/transfers.$how"
     "$BIN/payq-rawpub" <"$TMP/transfers.$how" >/dev/null || fail "$how: publish"
-    start_worker
+    start_worker --config "$TMP/small.yaml" --metrics-listen "127.0.0.1:$MPORT"
     local worker=$LAST_PID
     if ! pid=$(syncrep_waiter); then
         fail "$how: no worker COMMIT ever waited for the standby"
@@ -89,6 +146,7 @@ run_case() {
         return
     fi
     ok "$how: the worker's COMMIT waits for the frozen standby (backend $pid)"
+    check_meanwhile "$how"
     q "SELECT pg_${how}_backend($pid)" >/dev/null
     # The batch's outcome is unknown: the worker must retry it on a new
     # connection, and that COMMIT must wait for the standby as well, although
@@ -108,7 +166,7 @@ run_case() {
         [ "$d" = "$N" ] && break
         sleep 0.1
     done
-    check "$how: with the standby frozen, no message was acked (all back in the queue)" "$N" "$d"
+    check "$how: with the standby frozen, no message was acked, nor the batch taken meanwhile (all back in the queue)" "$N" "$d"
     sleep 0.5 # the events consumer flushes its dump when idle
     check "$how: with the standby frozen, no outcome event was published" 0 \
         "$(grep -c "$P-t-" "$TMP/events.$how")"
@@ -116,28 +174,67 @@ run_case() {
 
     "$BIN/payq-worker" --exit-when-idle 3000 2>>"$TMP/w-after-$how.log"
     check "$how: the queue drains after the thaw" 0 "$(depth)"
-    check_ledger "$P" "$TMP/transfers.$how"
-    for ((i = 0; i < 100; i++)); do
-        d=$(qs "SELECT count(*) FROM payq.transfers WHERE id LIKE '$P-t-%'")
-        [ "$d" = "$N" ] && break
-        sleep 0.1
-    done
-    check "$how: every id on the standby, once" "$N" "$d"
-    for ((i = 0; i < 50; i++)); do
-        d=$(grep -o "\"id\" : \"$P-t-[0-9]*\"" "$TMP/events.$how" | sort -u | wc -l)
-        [ "$d" = "$N" ] && break
-        sleep 0.1
-    done
-    check "$how: after the thaw, an outcome event for every transfer" "$N" "$d"
-    kill "$events" 2>/dev/null
+    check_after_thaw "$how" "$P"
     # The first worker's retry, still waiting when it was killed, committed
     # once the standby caught up: its journal row says attempt 2.
     check "$how: the retry is journaled as a second attempt" 2 \
         "$(q "SELECT max(attempt) FROM payq.batches WHERE worker LIKE '%:$worker'")"
 }
 
+# The broker case: the worker's connections are closed by the broker while
+# its COMMIT waits; it is not killed, and must finish on its own.
+run_broker_case() {
+    local how=broker P=sr${RUN_ID}broker pid names n i
+    echo "# case $how"
+    [ "$(depth)" = 0 ] || fail "$how: payq.transfers is not empty at the start ($(depth))"
+    gen_accounts "$P" 20 | "$BIN/payq-rawpub" >/dev/null || fail "$how: open accounts"
+    "$BIN/payq-worker" --exit-when-idle 1000 2>>"$TMP/w0.log"
+    freeze "$how" || { thaw; return; }
+    events_consumer "$how"
+    gen_transfers "$P" "$N" 20 7 >"$TMP/transfers.$how"
+    "$BIN/payq-rawpub" <"$TMP/transfers.$how" >/dev/null || fail "$how: publish"
+    start_worker --config "$TMP/small.yaml" --metrics-listen "127.0.0.1:$MPORT"
+    local worker=$LAST_PID wlog=$TMP/worker-$((${#BG_PIDS[@]} - 1)).log
+    if ! pid=$(syncrep_waiter); then
+        fail "$how: no worker COMMIT ever waited for the standby"
+        thaw
+        return
+    fi
+    ok "$how: the worker's COMMIT waits for the frozen standby (backend $pid)"
+    check_meanwhile "$how"
+    # The management API lists a new connection within its statistics
+    # interval (5 s): poll until one of the worker's is closed.
+    n=0
+    for ((i = 0; i < 40 && n == 0; i++)); do
+        names=$(mgmt_curl "$PAYQ_AMQP_MGMT_URL/api/connections" -sS --max-time 10 |
+            jq -r '.[] | select(.client_properties.connection_name == "payq-worker") | .name')
+        while read -r c; do
+            [ -n "$c" ] || continue
+            mgmt_curl "$PAYQ_AMQP_MGMT_URL/api/connections/$(jq -rn --arg c "$c" '$c | @uri')" \
+                -sf --max-time 10 -X DELETE >/dev/null && n=$((n + 1))
+        done <<<"$names"
+        [ "$n" -gt 0 ] || sleep 0.5
+    done
+    check "$how: the worker's broker connections closed while its COMMIT waits" 1 \
+        "$([ "$n" -ge 1 ] && echo 1 || echo 0)"
+    sleep 1
+    thaw
+    for ((i = 0; i < 300; i++)); do
+        [ "$(depth)" = 0 ] && grep -q '"event":"amqp_reconnected"' "$wlog" && break
+        sleep 0.1
+    done
+    check "$how: the worker reconnected to the broker" 1 \
+        "$(grep -c '"event":"amqp_reconnected"' "$wlog" | awk '{ print ($1 >= 1) }')"
+    check "$how: the queue drains after the thaw" 0 "$(depth)"
+    check_after_thaw "$how" "$P"
+    kill "$worker" 2>/dev/null
+    wait "$worker" 2>/dev/null
+    check "$how: the worker stops cleanly on SIGTERM" 0 "$?"
+}
+
 run_case cancel
 run_case terminate
+run_broker_case
 check "unknown outcomes were logged as such" 1 \
     "$(grep -c '"event":"commit_outcome_unknown"' "$TMP"/worker-*.log | awk -F: '{ s += $NF } END { print (s >= 1) }')"
 finish
