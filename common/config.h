@@ -87,9 +87,9 @@ struct payq_config {
         size_t n_api_tokens;
     } producer;
     struct {
-        int batch_max;     /* worker.batch_max: 1..8189, default 1000 */
+        int batch_max;     /* worker.batch_max: 1..8189, default 4000 */
         int batch_wait_ms; /* worker.batch_wait_ms: 0..10000, default 5 */
-        int prefetch;      /* worker.prefetch: 1..65535, default 2000; must be >= batch_max */
+        int prefetch;      /* worker.prefetch: 1..65535, default 4000; must be >= batch_max */
         int solo_after_deliveries; /* worker.solo_after_deliveries: 1..1000, default 3 */
         int reconnect_max_ms;      /* worker.reconnect_max_ms: 100..600000, default 5000 */
         int account_cache_max;     /* worker.account_cache_max: 0..10000000, default 200000 */
