@@ -72,10 +72,29 @@ enum payq_pg_fault payq_pg_check(PGconn *conn, PGresult *res, ExecStatusType exp
 
 enum payq_pg_fault payq_pg_exec(PGconn *conn, const char *sql, const char *what)
 {
-    PGresult *res = PQexec(conn, sql);
-    enum payq_pg_fault f = payq_pg_check(conn, res, PGRES_COMMAND_OK, what);
-    PQclear(res);
-    return f;
+    return payq_pg_exec_meanwhile(conn, sql, what, NULL, NULL);
+}
+
+/* The result PQexec would give: the first that failed, else the last. A
+ * COPY result ends the loop (PQgetResult would return it again and again);
+ * no caller sends COPY, and payq_pg_check reports it as unexpected. */
+static PGresult *take_results(PGconn *conn)
+{
+    PGresult *res = NULL;
+    for (PGresult *r; (r = PQgetResult(conn)) != NULL;) {
+        ExecStatusType st = PQresultStatus(r);
+        bool failed = res && PQresultStatus(res) != PGRES_COMMAND_OK &&
+                      PQresultStatus(res) != PGRES_TUPLES_OK;
+        if (failed) {
+            PQclear(r);
+        } else {
+            PQclear(res);
+            res = r;
+        }
+        if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH)
+            break;
+    }
+    return res;
 }
 
 enum payq_pg_fault payq_pg_exec_meanwhile(PGconn *conn, const char *sql, const char *what,
@@ -87,11 +106,9 @@ enum payq_pg_fault payq_pg_exec_meanwhile(PGconn *conn, const char *sql, const c
     }
     if (meanwhile)
         meanwhile(arg);
-    /* One command, one result; then NULL. A lost connection gives a
-     * PGRES_FATAL_ERROR result that payq_pg_check classifies. */
-    PGresult *res = PQgetResult(conn);
-    for (PGresult *more; (more = PQgetResult(conn)) != NULL;)
-        PQclear(more);
+    /* A lost connection gives a PGRES_FATAL_ERROR result that payq_pg_check
+     * classifies. */
+    PGresult *res = take_results(conn);
     enum payq_pg_fault f = payq_pg_check(conn, res, PGRES_COMMAND_OK, what);
     PQclear(res);
     return f;

@@ -26,14 +26,16 @@ PGconn *payq_pg_connect(const char *conninfo, const char *app);
 enum payq_pg_fault payq_pg_check(PGconn *conn, PGresult *res, ExecStatusType expect,
                                  const char *what);
 
-/* Runs a parameterless command (BEGIN, COMMIT, SET ...), clears the result. */
+/* Runs parameterless commands (BEGIN, COMMIT, SET ...; several separated by
+ * semicolons), clears the results: payq_pg_exec_meanwhile without work. */
 enum payq_pg_fault payq_pg_exec(PGconn *conn, const char *sql, const char *what);
 
-/* payq_pg_exec, but sends the command and calls meanwhile(arg) once before
- * waiting for its result (NULL: none): the caller's own work overlaps a
+/* Sends the commands and calls meanwhile(arg) once (NULL: none) before
+ * waiting for their results, of which the first that failed, else the last,
+ * is checked (as PQexec would return it): the caller's own work overlaps a
  * command that waits on something else (a COMMIT waiting for the
- * synchronous standby). meanwhile must not use conn. A command that could
- * not be sent is a lost connection (PAYQ_PG_RECONNECT). */
+ * synchronous standby). meanwhile must not use conn. Commands that could
+ * not be sent are a lost connection (PAYQ_PG_RECONNECT). */
 enum payq_pg_fault payq_pg_exec_meanwhile(PGconn *conn, const char *sql, const char *what,
                                           void (*meanwhile)(void *), void *arg);
 

@@ -126,27 +126,39 @@ syncrep_waiter() {
     return 1
 }
 
-run_case() {
-    local how=$1 P=sr$RUN_ID$1 pid pid2 d i
+# until_commit_waits CASE P: every case's start. Opens P's accounts,
+# freezes the replicas, publishes N transfers and starts a worker (batches
+# of 400) whose COMMIT then waits for the standby, with its next batch taken
+# meanwhile. Leaves the worker's pid in WORKER and its log in WLOG, the
+# waiting backend's pid in WAITER; 1 (standby thawed) if no COMMIT waits.
+until_commit_waits() {
+    local how=$1 P=$2
     echo "# case $how"
     [ "$(depth)" = 0 ] || fail "$how: payq.transfers is not empty at the start ($(depth))"
     gen_accounts "$P" 20 | "$BIN/payq-rawpub" >/dev/null || fail "$how: open accounts"
     "$BIN/payq-worker" --exit-when-idle 1000 2>>"$TMP/w0.log"
     check "$how: accounts opened" 20 "$(q "SELECT count(*) FROM payq.accounts WHERE id LIKE '$P-acct-%'")"
-
-    freeze "$how" || { thaw; return; }
+    freeze "$how" || { thaw; return 1; }
     events_consumer "$how"
     gen_transfers "$P" "$N" 20 7 >"$TMP/transfers.$how"
     "$BIN/payq-rawpub" <"$TMP/transfers.$how" >/dev/null || fail "$how: publish"
+    WLOG=$TMP/worker-${#BG_PIDS[@]}.log
     start_worker --config "$TMP/small.yaml" --metrics-listen "127.0.0.1:$MPORT"
-    local worker=$LAST_PID
-    if ! pid=$(syncrep_waiter); then
+    WORKER=$LAST_PID
+    if ! WAITER=$(syncrep_waiter); then
         fail "$how: no worker COMMIT ever waited for the standby"
         thaw
-        return
+        return 1
     fi
-    ok "$how: the worker's COMMIT waits for the frozen standby (backend $pid)"
+    ok "$how: the worker's COMMIT waits for the frozen standby (backend $WAITER)"
     check_meanwhile "$how"
+}
+
+run_case() {
+    local how=$1 P=sr$RUN_ID$1 pid pid2 d i
+    until_commit_waits "$how" "$P" || return
+    local worker=$WORKER
+    pid=$WAITER
     q "SELECT pg_${how}_backend($pid)" >/dev/null
     # The batch's outcome is unknown: the worker must retry it on a new
     # connection, and that COMMIT must wait for the standby as well, although
@@ -184,24 +196,9 @@ run_case() {
 # The broker case: the worker's connections are closed by the broker while
 # its COMMIT waits; it is not killed, and must finish on its own.
 run_broker_case() {
-    local how=broker P=sr${RUN_ID}broker pid names n i
-    echo "# case $how"
-    [ "$(depth)" = 0 ] || fail "$how: payq.transfers is not empty at the start ($(depth))"
-    gen_accounts "$P" 20 | "$BIN/payq-rawpub" >/dev/null || fail "$how: open accounts"
-    "$BIN/payq-worker" --exit-when-idle 1000 2>>"$TMP/w0.log"
-    freeze "$how" || { thaw; return; }
-    events_consumer "$how"
-    gen_transfers "$P" "$N" 20 7 >"$TMP/transfers.$how"
-    "$BIN/payq-rawpub" <"$TMP/transfers.$how" >/dev/null || fail "$how: publish"
-    start_worker --config "$TMP/small.yaml" --metrics-listen "127.0.0.1:$MPORT"
-    local worker=$LAST_PID wlog=$TMP/worker-$((${#BG_PIDS[@]} - 1)).log
-    if ! pid=$(syncrep_waiter); then
-        fail "$how: no worker COMMIT ever waited for the standby"
-        thaw
-        return
-    fi
-    ok "$how: the worker's COMMIT waits for the frozen standby (backend $pid)"
-    check_meanwhile "$how"
+    local how=broker P=sr${RUN_ID}broker names n i
+    until_commit_waits "$how" "$P" || return
+    local worker=$WORKER wlog=$WLOG
     # The management API lists a new connection within its statistics
     # interval (5 s): poll until one of the worker's is closed.
     n=0
