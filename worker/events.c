@@ -7,37 +7,34 @@
 
 #include "buf.h"
 #include "digest.h"
+#include "event_body.h"
 #include "log.h"
 #include "message.h"
 #include "pgarray.h"
 #include "strmap.h"
 
-/* Each query returns (id, routing key, committed_at in epoch ms, body),
- * the columns of PAYQ_EVENT_TRANSFER_COLS (events.h). Each lookup probes a
- * unique index. */
+/* Each query's columns are its events' keys (payq_event_body, event_body.h):
+ * column 0 the id, 1 the status (routing key), and a committed_at. Each
+ * lookup probes a unique index. */
 /* clang-format off */
 static const char SQL_TRANSFERS[] =
     "SELECT " PAYQ_EVENT_TRANSFER_COLS " "
     "FROM payq.transfers WHERE id = ANY($1::text[]) ORDER BY status, id";
 
 static const char SQL_CONFLICTS[] =
-    "SELECT entity_id, 'conflict', " PAYQ_EVENT_TS_MS("seen_at") ", json_build_object("
-    "'id', entity_id, 'status', 'conflict', 'reason', reason, "
-    "'batch_id', payload->>'batch_id', 'business_date', business_date::text, "
-    "'amount', payload->>'amount', 'currency', payload->>'currency', "
-    "'debit_account', payload->>'debit_account', 'credit_account', payload->>'credit_account', "
-    "'committed_at', " PAYQ_EVENT_TS_UTC("seen_at") ", "
-    "'payload_sha256', encode(payload_sha256, 'hex'))::text "
+    "SELECT entity_id AS id, 'conflict'::text AS status, reason, "
+    "payload->>'batch_id' AS batch_id, business_date, payload->>'amount' AS amount, "
+    "payload->>'currency' AS currency, payload->>'debit_account' AS debit_account, "
+    "payload->>'credit_account' AS credit_account, seen_at AS committed_at, payload_sha256 "
     "FROM payq.conflicts WHERE kind = 'transfer' AND (entity_id, payload_sha256) IN "
     "(SELECT id, decode(h, 'hex') FROM unnest($1::text[], $2::text[]) AS v(id, h)) "
     "ORDER BY entity_id, seq";
 
 static const char SQL_DEAD[] =
-    "SELECT coalesce(message_id, ''), 'dead_lettered', " PAYQ_EVENT_TS_MS("dead_at") ", json_build_object("
-    "'id', message_id, 'status', 'dead_lettered', 'reason', reason, 'field', field, "
-    "'routing_key', routing_key, 'batch_id', NULL, 'business_date', NULL, 'amount', NULL, "
-    "'currency', NULL, 'debit_account', NULL, 'credit_account', NULL, "
-    "'committed_at', " PAYQ_EVENT_TS_UTC("dead_at") ", 'body_sha256', encode(body_sha256, 'hex'))::text "
+    "SELECT message_id AS id, 'dead_lettered'::text AS status, reason, field, routing_key, "
+    "NULL::text AS batch_id, NULL::text AS business_date, NULL::text AS amount, "
+    "NULL::text AS currency, NULL::text AS debit_account, NULL::text AS credit_account, "
+    "dead_at AS committed_at, body_sha256 "
     "FROM payq.dead_letters WHERE body_sha256 IN "
     "(SELECT decode(h, 'hex') FROM unnest($1::text[]) AS h) ORDER BY body_sha256";
 /* clang-format on */
@@ -100,26 +97,34 @@ static int add_event(struct payq_outbox *out, struct pack *p, int pack_max, cons
     return (int)p->n >= pack_max ? flush(out, p) : 0;
 }
 
-/* Runs one query (params are Postgres array literals) and publishes its
- * rows' events. */
+/* Runs one query (params are Postgres array literals; the result in binary
+ * format) and publishes its rows' events. */
 static enum payq_pg_fault emit(PGconn *conn, struct payq_outbox *out, struct pack *pk, int pack_max,
                                const char *sql, int np, const char *const *params, const char *what,
                                size_t *published)
 {
-    PGresult *res = PQexecParams(conn, sql, np, NULL, params, NULL, NULL, 0);
+    PGresult *res = PQexecParams(conn, sql, np, NULL, params, NULL, NULL, 1);
     enum payq_pg_fault f = payq_pg_check(conn, res, PGRES_TUPLES_OK, what);
     if (f != PAYQ_PG_OK) {
         PQclear(res);
         return f;
     }
+    struct payq_buf body = PAYQ_BUF_INIT;
     for (int r = 0; r < PQntuples(res) && f == PAYQ_PG_OK; r++) {
-        if (add_event(out, pk, pack_max, PQgetvalue(res, r, 1), PQgetvalue(res, r, 0),
-                      strtoll(PQgetvalue(res, r, 2), NULL, 10), PQgetvalue(res, r, 3),
-                      (size_t)PQgetlength(res, r, 3)) != 0)
+        int64_t ts_ms;
+        payq_buf_reset(&body);
+        if (payq_event_body(res, r, &body, &ts_ms) != 0) {
+            payq_log(PAYQ_LOG_ERROR, "result_event_unwritable",
+                     "%s: a column of a type events are not written from", what);
             f = PAYQ_PG_FATAL;
-        else
+        } else if (add_event(out, pk, pack_max, PQgetvalue(res, r, 1), PQgetvalue(res, r, 0), ts_ms,
+                             body.data, body.len) != 0) {
+            f = PAYQ_PG_FATAL;
+        } else {
             (*published)++;
+        }
     }
+    payq_buf_free(&body);
     PQclear(res);
     return f;
 }

@@ -2,9 +2,10 @@
  * published to the payq.results topic exchange (routing key = status:
  * posted, rejected, conflict, dead_lettered) with confirms, before the
  * batch is acked. The queue is the outbox (README "Outcome events"): the
- * events are built by PostgreSQL from the rows the batch left in the
- * ledger, never from the worker's memory or clock, so a redelivered batch,
- * whose ids are booked already, re-emits byte-identical events. */
+ * events are built from the rows the batch left in the ledger, as
+ * PostgreSQL returns them, never from the worker's memory or clock, so a
+ * redelivered batch, whose ids are booked already, re-emits byte-identical
+ * events. */
 #ifndef PAYQ_WORKER_EVENTS_H
 #define PAYQ_WORKER_EVENTS_H
 
@@ -15,28 +16,16 @@
 #include "pg.h"
 
 /* A transfer's outcome event over a payq.transfers row, as a select list:
- * (id, routing key = status, committed_at in epoch ms, body). The ledger's
+ * one column per key of the event, in the event's order, read in binary
+ * format and written as JSON by payq_event_body (event_body.h). The ledger's
  * INSERT returns it for the rows it writes (ledger.c), and events.c reads
- * it back for the rows a redelivered batch finds booked: one expression,
- * so the same row always gives the same bytes. PostgreSQL writes the body;
- * timestamps are rendered in UTC explicitly, not in the session's TimeZone.
- * Amounts and balances are strings of digits, as amounts are on
- * payq.ingress: int64 values beyond 2^53 do not survive a JSON number in
- * most parsers. */
-#define PAYQ_EVENT_TS_UTC(col)                                                                     \
-    "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
-#define PAYQ_EVENT_TS_MS(col) "(extract(epoch FROM " col ") * 1000)::bigint"
+ * it back for the rows a redelivered batch finds booked: one select list
+ * and one writer, so the same row always gives the same bytes. Column 0 is
+ * the id (the message_id of a pack of one), column 1 the status (the
+ * routing key); committed_at gives the message's timestamp. */
 #define PAYQ_EVENT_TRANSFER_COLS                                                                   \
-    "id, status, " PAYQ_EVENT_TS_MS(                                                               \
-        "committed_at") ", json_build_object("                                                     \
-                        "'id', id, 'status', status, 'reason', reason, 'batch_id', batch_id, "     \
-                        "'business_date', business_date::text, 'amount', amount::text, "           \
-                        "'currency', currency, "                                                   \
-                        "'debit_account', debit_account, 'credit_account', credit_account, "       \
-                        "'committed_at', " PAYQ_EVENT_TS_UTC(                                      \
-                            "committed_at") ", "                                                   \
-                                            "'debit_balance', debit_balance::text, "               \
-                                            "'credit_balance', credit_balance::text)::text"
+    "id, status, reason, batch_id, business_date, amount, currency, debit_account, "               \
+    "credit_account, committed_at, debit_balance, credit_balance"
 
 /* Publishes the outcome of every transfer message, conflict and dead
  * letter in msgs[0..n) (after COMMIT): a message's event as its own

@@ -9,6 +9,7 @@
 #include "alloc.h"
 #include "balances.h"
 #include "buf.h"
+#include "event_body.h"
 #include "events.h"
 #include "log.h"
 #include "pgarray.h"
@@ -216,7 +217,9 @@ static PGresult *exec_prepared(struct payq_ledger *l, PGconn *conn, enum stmt s,
         lengths[i] = (int)arrays[i].len;
         formats[i] = 1;
     }
-    return PQexecPrepared(conn, stmts[s].name, stmts[s].nparams, values, lengths, formats, 0);
+    /* The events' columns come back binary, for payq_event_body. */
+    int binary = s == ST_INSERT_TRANSFERS_EVENTS;
+    return PQexecPrepared(conn, stmts[s].name, stmts[s].nparams, values, lengths, formats, binary);
 }
 
 /* exec_prepared, checked. The result is returned through *out when the
@@ -496,19 +499,22 @@ static void add_row(struct payq_ledger *l, struct payq_wmsg *m)
 
 /* Hands each returned row's outcome event to its message. Rows come back
  * in insertion order; a row whose id is not the one sent at its place
- * (never seen) gives its message no event, which events.c then reads back
- * from the ledger after COMMIT: slower, the same bytes. */
+ * (never seen), or one payq_event_body cannot write, gives its message no
+ * event, which events.c then reads back from the ledger after COMMIT:
+ * slower, the same bytes. */
 static void take_events(struct payq_ledger *l, PGresult *res)
 {
     for (int r = 0; r < PQntuples(res) && (size_t)r < l->nrows; r++) {
         struct payq_wmsg *m = l->rowmsg[r];
+        payq_wmsg_clear_event(m);
         if (strcmp(PQgetvalue(res, r, 0), m->u.transfer.id) != 0)
             continue;
-        payq_wmsg_clear_event(m);
-        m->event_len = (size_t)PQgetlength(res, r, 3);
+        payq_buf_reset(&l->tmp);
+        if (payq_event_body(res, r, &l->tmp, &m->event_ms) != 0)
+            continue;
+        m->event_len = l->tmp.len;
         m->event = payq_xmalloc(m->event_len + 1);
-        memcpy(m->event, PQgetvalue(res, r, 3), m->event_len + 1);
-        m->event_ms = strtoll(PQgetvalue(res, r, 2), NULL, 10);
+        memcpy(m->event, l->tmp.data, m->event_len + 1);
     }
 }
 

@@ -122,12 +122,55 @@ def check_ingress(doc, base, topo, problems):
             problems.append(f'routing key {b["routing_key"]} has no payq.ingress message')
 
 
+def c_literal(text, name):
+    """The SQL of a C definition: its adjacent string literals joined."""
+    m = re.search(re.escape(name) + r'(?:\[\])?\s*=?\s*((?:\\?\s*"(?:[^"\\]|\\.)*"\s*)+)', text)
+    return ''.join(re.findall(r'"((?:[^"\\]|\\.)*)"', m.group(1))) if m else ''
+
+
+def select_keys(select_list):
+    """Each column's name (its alias, else the column) and the literal a
+    status column is, at parenthesis depth 0."""
+    items, depth, cur = [], 0, ''
+    for ch in select_list:
+        depth += (ch == '(') - (ch == ')')
+        if ch == ',' and depth == 0:
+            items.append(cur)
+            cur = ''
+        else:
+            cur += ch
+    items.append(cur)
+    keys, statuses = [], set()
+    for item in (i.strip() for i in items):
+        expr, _, alias = item.rpartition(' AS ')
+        key = alias if expr else item
+        keys.append(key)
+        lit = re.fullmatch(r"'([a-z_]+)'(?:::text)?", expr.strip())
+        if key == 'status' and lit:
+            statuses.add(lit.group(1))
+    return keys, statuses
+
+
 def events_c_keys(src):
-    # events.h holds the transfer event's select list, events.c the others.
-    text = ''.join(open(os.path.join(src, 'worker', f), encoding='utf-8').read()
-                   for f in ('events.h', 'events.c'))
-    statuses = set(re.findall(r"'status', '([a-z_]+)'", text))
-    keys = set(re.findall(r"'([a-z_0-9]+)', ", text)) - statuses
+    """The keys every outcome event is written with: the columns of the
+    select lists worker/events.h (the transfer event's) and events.c (the
+    conflict's and the dead letter's) read, one key per column
+    (worker/event_body.h)."""
+    def read(f):
+        return open(os.path.join(src, 'worker', f), encoding='utf-8').read()
+    lists = [c_literal(read('events.h'), '#define PAYQ_EVENT_TRANSFER_COLS')]
+    text = read('events.c')
+    for name in ('SQL_CONFLICTS', 'SQL_DEAD'):
+        sql = c_literal(text, 'static const char ' + name)
+        m = re.match(r'SELECT (.*?) FROM ', sql)
+        lists.append(m.group(1) if m else '')
+    keys, statuses = set(), set()
+    for sl in lists:
+        k, st = select_keys(sl)
+        if not sl or k[:2] != ['id', 'status']:
+            sys.exit(f'asyncapi_check: an event select list not found or not (id, status, ...): {sl!r}')
+        keys |= set(k)
+        statuses |= st
     return keys, statuses
 
 
@@ -137,7 +180,7 @@ def check_results(doc, base, src, problems):
     schema = deref(doc, base, msg.get('payload'), problems)
     props = set(schema.get('properties', {}))
     keys, statuses = events_c_keys(src)
-    written = keys  # every literal key of the json_build_object calls
+    written = keys  # every column of the events' select lists
     if written != props:
         problems.append(f'outcome: events.c writes {sorted(written - props)} undocumented, '
                         f'documents {sorted(props - written)} never written')

@@ -111,6 +111,22 @@ static void test_buf_json(void **state)
     payq_buf_reset(&b);
     payq_buf_printf(&b, "%d-%s", 7, "x");
     assert_string_equal(b.data, "7-x");
+    /* Escapes first, last and alone; UTF-8 and plain runs as they are. */
+    payq_buf_reset(&b);
+    payq_buf_json_str(&b, "\tx\u00e9y\"");
+    payq_buf_json_str(&b, "");
+    payq_buf_json_str(&b, "\\");
+    assert_string_equal(b.data, "\"\\tx\u00e9y\\\"\"\"\"\"\\\\\"");
+    /* Longer than the buffer's spare room: formatted again once grown. */
+    char big[1000];
+    memset(big, 'z', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    payq_buf_reset(&b);
+    payq_buf_puts(&b, "<");
+    payq_buf_printf(&b, "%s|%d", big, 42);
+    assert_int_equal(b.len, 1 + 999 + 3);
+    assert_int_equal(strncmp(b.data + 1, big, 999), 0);
+    assert_string_equal(b.data + 1000, "|42");
     payq_buf_free(&b);
 }
 
