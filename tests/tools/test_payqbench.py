@@ -570,7 +570,7 @@ class Failover(unittest.TestCase):
                 f.write("#!/bin/sh\n" + script)
             os.chmod(path, 0o755)
         u = ui.Ui(io.StringIO())
-        return failover.measure(here, out, dict(os.environ), u), u, out
+        return failover.measure(here, out, dict(os.environ), "2091-01-30", u), u, out
 
     def test_absent_is_skipped(self):
         obj, u, _ = self.run_with(None)
@@ -578,8 +578,10 @@ class Failover(unittest.TestCase):
         self.assertFalse(u.failed)
 
     def test_present_gives_its_object(self):
-        obj, u, out = self.run_with('echo "{\\"recovery_s\\": 21.5, \\"out\\": \\"$PAYQ_BENCH_OUT\\"}"')
-        self.assertEqual(obj, {"recovery_s": 21.5, "out": os.path.join(out, "runs", "failover")})
+        obj, u, out = self.run_with('echo "{\\"recovery_s\\": 21.5, \\"out\\": \\"$PAYQ_BENCH_OUT\\", '
+                                    '\\"date\\": \\"$PAYQ_BENCH_DATE\\"}"')
+        self.assertEqual(obj, {"recovery_s": 21.5, "out": os.path.join(out, "runs", "failover"),
+                               "date": "2091-01-30"})
         self.assertFalse(u.failed)
 
     def test_failure_and_bad_output_are_errors(self):

@@ -1,7 +1,8 @@
 """failover: the optional failover figure. When scripts/bench.d/failover
 exists (another part of payq provides it), it runs once against the same
 stack (its environment, plus PAYQ_BENCH_OUT: a directory for its own
-files), with no arguments, and prints one JSON object on stdout; the object goes under the key `failover`
+files, and PAYQ_BENCH_DATE: a business date no other run of the bench, and
+no test, uses), with no arguments, and prints one JSON object on stdout; the object goes under the key `failover`
 of every run in results.json. Absent: skipped, and the keys stay as they
 were."""
 
@@ -10,7 +11,7 @@ import os
 import subprocess
 
 
-def measure(here, out, env, ui):
+def measure(here, out, env, date, ui):
     """The object printed by here/failover, None when the program is absent
     or failed (a failure is an error of the bench; absence is not)."""
     prog = os.path.join(here, "failover")
@@ -21,7 +22,7 @@ def measure(here, out, env, ui):
     ui.log("== failover: %s" % prog)
     with open(os.path.join(run_dir, "failover.log"), "w") as log:
         p = subprocess.run([prog], stdout=subprocess.PIPE, stderr=log,
-                           env=dict(env, PAYQ_BENCH_OUT=run_dir))
+                           env=dict(env, PAYQ_BENCH_OUT=run_dir, PAYQ_BENCH_DATE=str(date)))
     if p.returncode != 0:
         ui.err("failover: %s exited %d (see %s/failover.log)" % (prog, p.returncode, run_dir))
         return None

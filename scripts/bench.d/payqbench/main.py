@@ -288,7 +288,8 @@ def run(b):
     params = params_of(b)
     dims = dimensions(opts)
     specs = ledger.with_return(matrix.plan(dims, b.n, opts.textbook_transfers), opts.ledger_list)
-    ndates = 4 * max(len(opts.broker_list), 1) + len(specs) + len(opts.recon_list)
+    # + 1: the failover figure's day.
+    ndates = 4 * max(len(opts.broker_list), 1) + len(specs) + len(opts.recon_list) + 1
     try:
         b.dates = b.stack.unused_dates(ndates)
     except QueryError as e:
@@ -343,7 +344,7 @@ def run(b):
     if aborted:
         ui.err("a run failed: the remaining runs were skipped")
     recon = reconcile.with_marginals(recon)
-    fo = failover.measure(b.here, b.out, b.stack.env, ui)
+    fo = failover.measure(b.here, b.out, b.stack.env, b.next_date(), ui)
 
     for g_runs, g_textbook, ceiling, ceiling1 in shape_results:
         results += report.build_results(g_runs, g_textbook, ceiling, ceiling1, machine, params,
