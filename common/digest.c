@@ -17,15 +17,21 @@ void payq_sha256(const void *data, size_t len, uint8_t out[32])
     }
 }
 
-void payq_hash_hex(const uint8_t hash[32], char hex[65])
+void payq_hex(const void *bytes, size_t n, char *hex)
 {
     static const char digits[] = "0123456789abcdef";
+    const uint8_t *b = bytes;
 
-    for (size_t i = 0; i < 32; i++) {
-        hex[2 * i] = digits[hash[i] >> 4];
-        hex[2 * i + 1] = digits[hash[i] & 15];
+    for (size_t i = 0; i < n; i++) {
+        hex[2 * i] = digits[b[i] >> 4];
+        hex[2 * i + 1] = digits[b[i] & 15];
     }
-    hex[64] = '\0';
+    hex[2 * n] = '\0';
+}
+
+void payq_hash_hex(const uint8_t hash[32], char hex[65])
+{
+    payq_hex(hash, 32, hex);
 }
 
 int payq_hex_digit(char c)

@@ -11,6 +11,8 @@
 
 /* SHA-256 of len bytes at data (data may be NULL when len is 0). */
 void payq_sha256(const void *data, size_t len, uint8_t out[32]);
+/* Lowercase hex of n bytes into hex (2n + 1 bytes, NUL-terminated). */
+void payq_hex(const void *bytes, size_t n, char *hex);
 /* Lowercase hex of a 32-byte hash into hex (65 bytes, NUL-terminated). */
 void payq_hash_hex(const uint8_t hash[32], char hex[65]);
 /* Value of one hex digit (either case), or -1. */

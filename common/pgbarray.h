@@ -15,10 +15,15 @@
 
 #include "buf.h"
 
-/* Element and array type oids (pg_type.dat: fixed since PostgreSQL 7). */
+/* Type oids (pg_type.dat: fixed since PostgreSQL 7): array elements, and
+ * the columns of binary results the worker reads (event_body.c). */
 #define PAYQ_PG_BYTEA_OID 17u
 #define PAYQ_PG_INT8_OID 20u
 #define PAYQ_PG_TEXT_OID 25u
+#define PAYQ_PG_BPCHAR_OID 1042u
+#define PAYQ_PG_VARCHAR_OID 1043u
+#define PAYQ_PG_DATE_OID 1082u
+#define PAYQ_PG_TIMESTAMPTZ_OID 1184u
 #define PAYQ_PG_BYTEA_ARRAY_OID 1001u
 #define PAYQ_PG_TEXT_ARRAY_OID 1009u
 #define PAYQ_PG_INT8_ARRAY_OID 1016u

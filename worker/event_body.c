@@ -4,16 +4,8 @@
 
 #include <string.h>
 
-/* pg_type OIDs of the columns an event select list has. */
-enum {
-    OID_BYTEA = 17,
-    OID_INT8 = 20,
-    OID_TEXT = 25,
-    OID_BPCHAR = 1042,
-    OID_VARCHAR = 1043,
-    OID_DATE = 1082,
-    OID_TIMESTAMPTZ = 1184,
-};
+#include "digest.h"
+#include "pgbarray.h"
 
 /* Days from 1970-01-01 to 2000-01-01, PostgreSQL's epoch for date and
  * timestamptz in binary format. */
@@ -116,39 +108,48 @@ static int64_t epoch_ms(int64_t us)
     return e >= 0 ? (e + 500) / 1000 : -((-e + 500) / 1000);
 }
 
-static int put_value(struct payq_buf *b, Oid type, const char *v, int len)
+/* The byte width of a fixed-width binary value, -1 for one of any length. */
+static int fixed_width(Oid type)
 {
     switch (type) {
-    case OID_TEXT:
-    case OID_BPCHAR:
-    case OID_VARCHAR:
+    case PAYQ_PG_INT8_OID:
+    case PAYQ_PG_TIMESTAMPTZ_OID:
+        return 8;
+    case PAYQ_PG_DATE_OID:
+        return 4;
+    default:
+        return -1;
+    }
+}
+
+static int put_value(struct payq_buf *b, Oid type, const char *v, int len)
+{
+    int width = fixed_width(type);
+    if (width >= 0 && len != width)
+        return -1;
+    switch (type) {
+    case PAYQ_PG_TEXT_OID:
+    case PAYQ_PG_BPCHAR_OID:
+    case PAYQ_PG_VARCHAR_OID:
         payq_buf_json_str(b, v); /* libpq terminates every value */
         return 0;
-    case OID_INT8:
-        if (len != 8)
-            return -1;
+    case PAYQ_PG_INT8_OID:
         put_int8(b, be64(v));
         return 0;
-    case OID_DATE:
-        if (len != 4)
-            return -1;
+    case PAYQ_PG_DATE_OID:
         put_date(b, (int64_t)be32(v) + PG_EPOCH_DAYS);
         payq_buf_putc(b, '"');
         return 0;
-    case OID_TIMESTAMPTZ:
-        if (len != 8)
-            return -1;
+    case PAYQ_PG_TIMESTAMPTZ_OID:
         put_timestamp(b, be64(v));
         return 0;
-    case OID_BYTEA: {
+    case PAYQ_PG_BYTEA_OID: {
+        char hex[2 * 32 + 1];
         payq_buf_putc(b, '"');
-        char hex[2];
-        for (int i = 0; i < len; i++) {
-            static const char digits[] = "0123456789abcdef";
-            unsigned char c = (unsigned char)v[i];
-            hex[0] = digits[c >> 4];
-            hex[1] = digits[c & 15];
-            payq_buf_append(b, hex, 2);
+        for (int at = 0; at < len; at += 32) {
+            int n = len - at < 32 ? len - at : 32;
+            payq_hex(v + at, (size_t)n, hex);
+            payq_buf_append(b, hex, 2 * (size_t)n);
         }
         payq_buf_putc(b, '"');
         return 0;
@@ -176,7 +177,7 @@ int payq_event_body(const PGresult *res, int row, struct payq_buf *out, int64_t 
         Oid type = PQftype(res, c);
         if (PQfformat(res, c) != 1 || put_value(out, type, v, PQgetlength(res, row, c)) != 0)
             return -1;
-        if (type == OID_TIMESTAMPTZ && strcmp(name, "committed_at") == 0)
+        if (type == PAYQ_PG_TIMESTAMPTZ_OID && strcmp(name, "committed_at") == 0)
             *ts_ms = epoch_ms(be64(v));
     }
     payq_buf_putc(out, '}');

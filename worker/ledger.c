@@ -143,6 +143,7 @@ static const struct stmt_def {
     const char *sql;
     int nparams;
     Oid types[NCOLS];
+    int result_format; /* 1: binary (the events' columns, for payq_event_body) */
 } stmts[NSTMT] = {
     [ST_READ_ACCOUNTS] =
         {"payq_read_accounts",
@@ -176,7 +177,7 @@ static const struct stmt_def {
     /* The same, returning each row's outcome event (events.h). */
     [ST_INSERT_TRANSFERS_EVENTS] = {"payq_insert_transfers_events",
                                     INSERT_TRANSFERS " RETURNING " PAYQ_EVENT_TRANSFER_COLS, NCOLS,
-                                    INSERT_TYPES},
+                                    INSERT_TYPES, 1},
 };
 
 void payq_ledger_return_events(struct payq_ledger *l, bool on)
@@ -217,9 +218,8 @@ static PGresult *exec_prepared(struct payq_ledger *l, PGconn *conn, enum stmt s,
         lengths[i] = (int)arrays[i].len;
         formats[i] = 1;
     }
-    /* The events' columns come back binary, for payq_event_body. */
-    int binary = s == ST_INSERT_TRANSFERS_EVENTS;
-    return PQexecPrepared(conn, stmts[s].name, stmts[s].nparams, values, lengths, formats, binary);
+    return PQexecPrepared(conn, stmts[s].name, stmts[s].nparams, values, lengths, formats,
+                          stmts[s].result_format);
 }
 
 /* exec_prepared, checked. The result is returned through *out when the
