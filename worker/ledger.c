@@ -150,19 +150,22 @@ static const struct stmt_def {
          "SELECT id, currency, flags, debits_posted, credits_posted FROM payq.accounts "
          "WHERE id = ANY($1::text[])",
          1,
-         {TEXT_ARR}},
+         {TEXT_ARR},
+         0},
     [ST_LOCK_RESTRICTED] = {"payq_lock_restricted",
                             "SELECT id, debits_posted, credits_posted FROM payq.accounts "
                             "WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE",
                             1,
-                            {TEXT_ARR}},
+                            {TEXT_ARR},
+                            0},
     [ST_READ_EXISTING] = {"payq_read_existing",
                           "SELECT id, encode(payload_sha256, 'hex'), debit_account, "
                           "credit_account, amount, currency, coalesce(batch_id, ''), "
                           "business_date::text, coalesce(reference, '') FROM payq.transfers "
                           "WHERE id = ANY($1::text[])",
                           1,
-                          {TEXT_ARR}},
+                          {TEXT_ARR},
+                          0},
     /* update_balances says why this order is the lock order. */
     [ST_UPDATE_BALANCES] = {"payq_update_balances",
                             "UPDATE payq.accounts a SET debits_posted = a.debits_posted + v.d, "
@@ -171,9 +174,10 @@ static const struct stmt_def {
                             "AS u(id, d, c) ORDER BY id COLLATE \"C\") AS v WHERE a.id = v.id "
                             "RETURNING a.id, a.debits_posted, a.credits_posted",
                             3,
-                            {TEXT_ARR, INT8_ARR, INT8_ARR}},
+                            {TEXT_ARR, INT8_ARR, INT8_ARR},
+                            0},
     /* insert_transfers says why the arrays are unnested in the select list. */
-    [ST_INSERT_TRANSFERS] = {"payq_insert_transfers", INSERT_TRANSFERS, NCOLS, INSERT_TYPES},
+    [ST_INSERT_TRANSFERS] = {"payq_insert_transfers", INSERT_TRANSFERS, NCOLS, INSERT_TYPES, 0},
     /* The same, returning each row's outcome event (events.h). */
     [ST_INSERT_TRANSFERS_EVENTS] = {"payq_insert_transfers_events",
                                     INSERT_TRANSFERS " RETURNING " PAYQ_EVENT_TRANSFER_COLS, NCOLS,
