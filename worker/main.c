@@ -206,16 +206,14 @@ static enum commit_result commit_with_retry(struct worker *w, struct payq_wmsg *
     for (int attempt = 1;; attempt++) {
         if (ensure_pg(w) != PG_READY)
             return COMMIT_ABANDONED;
-        for (size_t i = 0; i < n; i++) {
-            msgs[i]->outcome = WOUT_NONE;
-            msgs[i]->reason = NULL;
-        }
         struct payq_journal j = {w->id, batch_id, attempt};
         struct timespec t0, t1;
+        unsigned long long rechecks = payq_ledger_rechecks(w->ledger);
         clock_gettime(CLOCK_MONOTONIC, &t0);
         enum payq_pg_fault f =
             payq_ledger_apply(w->ledger, w->pg, &w->watch, &j, msgs, n, meanwhile);
         clock_gettime(CLOCK_MONOTONIC, &t1);
+        payq_counter_add(w->m.rechecks, payq_ledger_rechecks(w->ledger) - rechecks);
         if (f == PAYQ_PG_OK) {
             payq_histogram_observe(w->m.commit_ms, (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
                                                        (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
@@ -587,7 +585,9 @@ int main(int argc, char **argv)
     unsigned long long hits, misses;
     payq_ledger_cache_stats(w.ledger, &hits, &misses);
     payq_log(PAYQ_LOG_INFO, "worker_stopped",
-             "graceful stop complete; account cache %llu hits, %llu misses", hits, misses);
+             "graceful stop complete; account cache %llu hits, %llu misses; %llu batches "
+             "rechecked",
+             hits, misses, payq_ledger_rechecks(w.ledger));
 out:
     payq_consumer_free(w.consumer);
     payq_outbox_free(w.dead_out);

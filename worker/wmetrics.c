@@ -44,6 +44,10 @@ void payq_wmetrics_init(struct payq_wmetrics *m)
         payq_metrics_counter(m->reg, "payq_worker_reconnects_total", "target=\"pg\"", "Reconnects");
     m->retries = payq_metrics_counter(m->reg, "payq_worker_batch_retries_total", "",
                                       "Batches rolled back and retried");
+    m->rechecks =
+        payq_metrics_counter(m->reg, "payq_worker_batch_rechecks_total", "",
+                             "Batches applied again with every transfer id read, after the "
+                             "ledger refused one the batch had not read (a duplicate)");
     m->result_events = payq_metrics_counter(m->reg, "payq_worker_result_events_total", "",
                                             "Outcome events confirmed by payq.results");
     m->taken_during_commit =

@@ -10,6 +10,7 @@ struct payq_wmetrics {
     struct payq_counter *posted, *duplicate, *conflict, *opened, *account_dup, *dead;
     struct payq_counter *rejected[5]; /* by reason, see REJECT_REASONS */
     struct payq_counter *batches, *redelivered, *amqp_reconnects, *pg_reconnects, *retries;
+    struct payq_counter *rechecks;            /* batches applied again, every id read */
     struct payq_counter *result_events;       /* confirmed by the broker, re-emissions included */
     struct payq_counter *taken_during_commit; /* batches taken while a COMMIT waited */
     struct payq_histogram *batch_size, *commit_ms;
