@@ -383,7 +383,7 @@ static void from_cache(struct payq_ledger *l, size_t n)
         const struct payq_acache_entry *e = payq_acache_get(&l->cache, a->id);
         if (!e)
             continue;
-        a->in_db = true;
+        a->in_db = a->cached = true;
         memcpy(a->currency, e->currency, sizeof a->currency);
         a->flags = e->flags;
         a->debits = a->credits = 0;
@@ -391,12 +391,13 @@ static void from_cache(struct payq_ledger *l, size_t n)
 }
 
 /* After a COMMIT the standby confirmed: every account the batch found or
- * opened exists for good, with these fields. */
+ * opened exists for good, with these fields (those it took from the cache
+ * are there already). */
 static void remember_accounts(struct payq_ledger *l)
 {
     for (size_t i = 0; i < l->rules.nacct; i++) {
         const struct payq_rules_acct *a = &l->rules.accts[i];
-        if (a->in_db && a->currency[0])
+        if (a->in_db && !a->cached && a->currency[0])
             payq_acache_put(&l->cache, a->id, a->currency, a->flags);
     }
 }

@@ -8,11 +8,12 @@
 #include "message.h"
 #include "money.h"
 
-static struct payq_rules_acct *acct_get(struct payq_rules *r, const char *id)
+/* The index in accts of account id, registered as absent if new. */
+static size_t acct_index(struct payq_rules *r, const char *id)
 {
     size_t i;
     if (payq_strmap_get(&r->acct_idx, id, &i))
-        return &r->accts[i];
+        return i;
     if (r->nacct == r->acct_cap) {
         r->acct_cap = r->acct_cap ? r->acct_cap * 2 : 256;
         r->accts = payq_xreallocarray(r->accts, r->acct_cap, sizeof *r->accts);
@@ -21,8 +22,13 @@ static struct payq_rules_acct *acct_get(struct payq_rules *r, const char *id)
     memset(a, 0, sizeof *a);
     a->id = id;
     a->opened_at = PAYQ_RULES_NO_INDEX;
-    payq_strmap_put(&r->acct_idx, id, r->nacct++);
-    return a;
+    payq_strmap_put(&r->acct_idx, id, r->nacct);
+    return r->nacct++;
+}
+
+static struct payq_rules_acct *acct_get(struct payq_rules *r, const char *id)
+{
+    return &r->accts[acct_index(r, id)];
 }
 
 void payq_rules_reset(struct payq_rules *r, struct payq_wmsg *const *msgs, size_t n)
@@ -32,11 +38,15 @@ void payq_rules_reset(struct payq_rules *r, struct payq_wmsg *const *msgs, size_
     payq_strmap_reset(&r->acct_idx, n * 2);
     payq_strmap_reset(&r->ex_idx, n);
     payq_strmap_reset(&r->seen, n);
+    if (r->party_cap < 2 * n) {
+        r->party_cap = 2 * n;
+        r->party = payq_xreallocarray(r->party, r->party_cap, sizeof *r->party);
+    }
     for (size_t i = 0; i < n; i++) {
         const struct payq_wmsg *m = msgs[i];
         if (m->kind == WMSG_TRANSFER) {
-            acct_get(r, m->u.transfer.debit_account);
-            acct_get(r, m->u.transfer.credit_account);
+            r->party[2 * i] = acct_index(r, m->u.transfer.debit_account);
+            r->party[2 * i + 1] = acct_index(r, m->u.transfer.credit_account);
         } else if (m->kind == WMSG_ACCOUNT) {
             acct_get(r, m->u.account.id);
         }
@@ -47,6 +57,7 @@ void payq_rules_free(struct payq_rules *r)
 {
     free(r->accts);
     free(r->ex);
+    free(r->party);
     payq_strmap_free(&r->acct_idx);
     payq_strmap_free(&r->ex_idx);
     payq_strmap_free(&r->seen);
@@ -112,7 +123,7 @@ static bool check_duplicate(struct payq_rules *r, struct payq_wmsg **msgs, struc
 {
     const struct payq_transfer *t = &m->u.transfer;
     size_t i;
-    if (payq_strmap_get(&r->ex_idx, t->id, &i)) {
+    if (r->nex > 0 && payq_strmap_get(&r->ex_idx, t->id, &i)) {
         const struct payq_rules_existing *e = &r->ex[i];
         char hex[65];
         payq_hash_hex(m->hash, hex);
@@ -173,8 +184,8 @@ static void apply_transfer(struct payq_rules *r, struct payq_wmsg **msgs, size_t
     if (check_duplicate(r, msgs, m))
         return;
     payq_strmap_put(&r->seen, t->id, idx);
-    struct payq_rules_acct *d = acct_get(r, t->debit_account);
-    struct payq_rules_acct *c = acct_get(r, t->credit_account);
+    struct payq_rules_acct *d = payq_rules_debit(r, idx);
+    struct payq_rules_acct *c = payq_rules_credit(r, idx);
     int64_t nd = 0, nc = 0;
     m->reason = payq_rules_decide(d, c, idx, t->amount, t->currency, &nd, &nc);
     if (m->reason) {

@@ -21,6 +21,7 @@
 struct payq_rules_acct {
     const char *id;   /* borrowed from the batch's messages */
     bool in_db;       /* a row exists (before, or opened by this batch) */
+    bool cached;      /* currency and flags came from the worker's account cache */
     size_t opened_at; /* message index that opens it in this batch, or NO_INDEX */
     char currency[4];
     unsigned flags;                    /* PAYQ_ACCT_* */
@@ -48,6 +49,9 @@ struct payq_rules {
     size_t nex, ex_cap;
     struct payq_strmap ex_idx; /* id -> ex index */
     struct payq_strmap seen;   /* id -> message index of its first new row */
+    size_t *party;             /* transfer message i: accts index of its debit account at
+                                  [2i], of its credit account at [2i + 1] */
+    size_t party_cap;
 };
 
 /* Empties r and registers every account msgs[0..n) names, as absent from the
@@ -57,6 +61,17 @@ void payq_rules_free(struct payq_rules *r); /* safe on a zeroed struct */
 
 /* The account the batch names as id, or NULL when it names none. */
 struct payq_rules_acct *payq_rules_acct(struct payq_rules *r, const char *id);
+
+/* The debit and credit accounts of transfer message i (as registered by
+ * payq_rules_reset: no lookup by id). */
+static inline struct payq_rules_acct *payq_rules_debit(const struct payq_rules *r, size_t i)
+{
+    return &r->accts[r->party[2 * i]];
+}
+static inline struct payq_rules_acct *payq_rules_credit(const struct payq_rules *r, size_t i)
+{
+    return &r->accts[r->party[2 * i + 1]];
+}
 
 /* Records that this batch created account id (the database said so): it
  * exists from its first account message in msgs on, so earlier transfers
