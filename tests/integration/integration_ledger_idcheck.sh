@@ -9,7 +9,13 @@
 #  2. as the constraints on payq.accounts and payq.transfers: each edge case
 #     is inserted (in a transaction that rolls back) and refused by the
 #     CHECK exactly when the original pattern refuses it;
-#  3. both constraints are the new ones and valid.
+#  3. both constraints are the new ones and valid: the transfer id's on the
+#     table, the account id's on the domain payq.account_id
+#     (schemas/sql/012_account_domains.sql);
+#  4. the account domains hold wherever a value is written: an account
+#     opened or changed to a bad id or currency is refused (check_violation),
+#     and payq.accounts has no CHECK constraint of its own on either column
+#     (so a balance update, which writes neither, evaluates neither).
 source "$(dirname "$0")/lib/common.sh"
 
 OLD="'^[A-Za-z0-9._:-]{1,64}\$'"
@@ -75,8 +81,41 @@ accepted=$(q "SELECT 2 * count(*) FROM ($EDGES) c WHERE s ~ $OLD")
 check "payq.accounts and payq.transfers accept exactly what the old pattern accepts" "0|0|$accepted" \
     "$mismatches"
 check "both id constraints are the cheaper ones, and valid" \
-    "accounts_id_check|true|true transfers_id_check|true|true" \
+    "account_id_check|true|true transfers_id_check|true|true" \
     "$(q "SELECT string_agg(conname || '|' || convalidated || '|' ||
-                 (pg_get_constraintdef(oid) LIKE '%length(id) <= 64%'), ' ' ORDER BY conname)
-          FROM pg_constraint WHERE conname IN ('accounts_id_check', 'transfers_id_check')")"
+                 (pg_get_constraintdef(oid) ~ 'length\(.*(id|VALUE).*\) <= 64'), ' ' ORDER BY conname)
+          FROM pg_constraint WHERE conname IN ('account_id_check', 'transfers_id_check')")"
+
+# 4. Each statement in a transaction that rolls back; "refused" when it
+# raised check_violation.
+refused() {
+    psql "$PAYQ_PG_PRIMARY" -X -qAt -v ON_ERROR_STOP=1 <<SQL
+BEGIN;
+INSERT INTO payq.accounts (id, currency) VALUES ('idcheck-$RUN_ID', 'EUR');
+DO \$\$
+BEGIN
+    $1;
+    RAISE NOTICE 'accepted';
+EXCEPTION WHEN check_violation THEN RAISE NOTICE 'refused';
+END
+\$\$;
+ROLLBACK;
+SQL
+}
+for stmt in "INSERT INTO payq.accounts (id, currency) VALUES ('idcheck $RUN_ID', 'EUR')" \
+    "INSERT INTO payq.accounts (id, currency) VALUES ('idcheck2-$RUN_ID', 'eur')" \
+    "INSERT INTO payq.accounts (id, currency) VALUES ('idcheck3-$RUN_ID', 'EU')" \
+    "UPDATE payq.accounts SET id = 'idcheck/$RUN_ID' WHERE id = 'idcheck-$RUN_ID'" \
+    "UPDATE payq.accounts SET currency = 'E1R' WHERE id = 'idcheck-$RUN_ID'"; do
+    check "refused: $stmt" "NOTICE:  refused" "$(refused "$stmt" 2>&1 | grep -o 'NOTICE:  [a-z]*')"
+done
+check "a balance update of the same account is accepted" "NOTICE:  accepted" \
+    "$(refused "UPDATE payq.accounts SET credits_posted = credits_posted + 1 WHERE id = 'idcheck-$RUN_ID'" 2>&1 |
+        grep -o 'NOTICE:  [a-z]*')"
+check "payq.accounts' id and currency are the domains" "payq.account_id payq.currency_code" \
+    "$(q "SELECT string_agg(format_type(atttypid, NULL), ' ' ORDER BY attnum) FROM pg_attribute
+          WHERE attrelid = 'payq.accounts'::regclass AND attname IN ('id', 'currency')")"
+check "payq.accounts has no CHECK of its own on id or currency" "0" \
+    "$(q "SELECT count(*) FROM pg_constraint WHERE conrelid = 'payq.accounts'::regclass
+          AND contype = 'c' AND (pg_get_constraintdef(oid) ~ '\m(id|currency)\M')")"
 finish
