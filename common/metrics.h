@@ -53,6 +53,11 @@ static inline void payq_counter_add(struct payq_counter *c, uint64_t n)
     atomic_fetch_add_explicit(&c->value, n, memory_order_relaxed);
 }
 
+static inline uint64_t payq_counter_get(const struct payq_counter *c)
+{
+    return atomic_load_explicit(&c->value, memory_order_relaxed);
+}
+
 static inline void payq_gauge_set(struct payq_gauge *g, int64_t v)
 {
     atomic_store_explicit(&g->value, v, memory_order_relaxed);

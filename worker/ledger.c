@@ -47,7 +47,7 @@ struct payq_ledger {
     size_t rowmsg_cap;
     bool check_all;              /* step 3 reads every id: the last full check found one booked */
     bool met_booked;             /* this attempt's INSERT met an id booked already (23505) */
-    unsigned long long rechecks; /* batches applied again with every id checked */
+    bool retry_now;              /* ... that step 3 had not read: payq_ledger_retry_now */
 };
 
 struct payq_ledger *payq_ledger_new(void)
@@ -81,9 +81,9 @@ void payq_ledger_cache_stats(const struct payq_ledger *l, unsigned long long *hi
     *misses = l->cache.misses;
 }
 
-unsigned long long payq_ledger_rechecks(const struct payq_ledger *l)
+bool payq_ledger_retry_now(const struct payq_ledger *l)
 {
-    return l->rechecks;
+    return l->retry_now;
 }
 
 /* Runs a parameterised statement with text parameters and checks it. The
@@ -783,30 +783,32 @@ fail:
  * the last full check found none booked: a transfer published twice
  * without a redelivery (a producer retrying after an unknown outcome, a
  * file published again) is rare, and the ledger INSERT's primary key
- * refuses it anyway. That refusal rolls the attempt back and the batch is
- * applied again at once with every id checked, deciding duplicates and
- * conflicts as a full check always did; checks then stay full until one
- * finds nothing booked. The read spared is an index probe per transfer,
- * about 5% of a batch's statement time (issue 16). A batch of one always
- * checks every id. A refusal even with every id checked is another
- * worker's concurrent insert: the caller's retry. */
+ * refuses it anyway. That refusal rolls the attempt back and the caller
+ * applies the batch again at once (payq_ledger_retry_now); checks then stay
+ * full until one finds nothing booked. The read spared is an index probe
+ * per transfer, about 5% of a batch's statement time (issue 16). A batch of
+ * one, and every retry (the attempt before may have committed: an unknown
+ * outcome), read every id. A refusal even with every id read is another
+ * worker's concurrent insert: the caller retries after a pause. */
 enum payq_pg_fault payq_ledger_apply(struct payq_ledger *l, PGconn *conn,
                                      struct payq_commit_watch *watch, const struct payq_journal *j,
                                      struct payq_wmsg **msgs, size_t n,
                                      struct payq_commit_meanwhile meanwhile)
 {
-    bool all = l->check_all || n <= 1;
+    bool all = l->check_all || n <= 1 || j->attempt > 1;
+    l->retry_now = false;
     enum payq_pg_fault f = apply_once(l, conn, watch, j, msgs, n, all, meanwhile);
-    if (f == PAYQ_PG_RETRY && l->met_booked && !all) {
-        l->rechecks++;
-        l->check_all = true;
-        payq_log(PAYQ_LOG_INFO, "batch_recheck",
-                 "a transfer id of the batch is booked already: applying the batch again, "
-                 "every id checked");
-        f = apply_once(l, conn, watch, j, msgs, n, true, meanwhile);
-    }
-    if (f == PAYQ_PG_RETRY && l->met_booked)
+    if (f != PAYQ_PG_RETRY || !l->met_booked)
+        return f;
+    if (all) {
         payq_log(PAYQ_LOG_WARN, "batch_race",
                  "a transfer id of the batch appeared concurrently: retrying the batch");
+        return f;
+    }
+    l->check_all = true;
+    l->retry_now = true;
+    payq_log(PAYQ_LOG_INFO, "batch_recheck",
+             "a transfer id of the batch is booked already: applying the batch again at once, "
+             "every id checked");
     return f;
 }

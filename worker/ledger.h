@@ -5,9 +5,10 @@
  *      (acache.h: existence, currency and flags, which never change) does
  *      not know; lock the restricted ones (those with a balance rule) in id
  *      order and read their balances
- *   3. read which transfer ids already exist, with their fingerprints (only
- *      the redelivered ones while no duplicate has been seen: the ledger
- *      INSERT's primary key catches the others, see payq_ledger_apply)
+ *   3. read which transfer ids already exist, with their fingerprints (on a
+ *      first attempt only the redelivered ones while no duplicate has been
+ *      seen: the ledger INSERT's primary key catches the others, see
+ *      payq_ledger_apply)
  *   4. decide every outcome in memory, in delivery order, on running balances
  *      (rules.c: pure functions, unit-tested without a server)
  *   5. move balances by aggregated deltas in one UPDATE that also locks the
@@ -48,9 +49,11 @@ void payq_ledger_cache_accounts(struct payq_ledger *l, size_t max);
 void payq_ledger_cache_stats(const struct payq_ledger *l, unsigned long long *hits,
                              unsigned long long *misses);
 
-/* Batches applied a second time because the ledger held one of their
- * transfer ids and step 3 had not checked it (payq_ledger_apply). */
-unsigned long long payq_ledger_rechecks(const struct payq_ledger *l);
+/* Whether the last payq_ledger_apply failed (PAYQ_PG_RETRY) only because
+ * the ledger held one of the batch's transfer ids and step 3 had not read
+ * it: the next attempt reads every id, so the caller retries at once, with
+ * no pause (see payq_ledger_apply). */
+bool payq_ledger_retry_now(const struct payq_ledger *l);
 
 /* on: the ledger INSERT also returns each row's outcome event (events.h)
  * into its message (payq_wmsg.event), so that events.c reads back only

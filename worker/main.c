@@ -208,12 +208,10 @@ static enum commit_result commit_with_retry(struct worker *w, struct payq_wmsg *
             return COMMIT_ABANDONED;
         struct payq_journal j = {w->id, batch_id, attempt};
         struct timespec t0, t1;
-        unsigned long long rechecks = payq_ledger_rechecks(w->ledger);
         clock_gettime(CLOCK_MONOTONIC, &t0);
         enum payq_pg_fault f =
             payq_ledger_apply(w->ledger, w->pg, &w->watch, &j, msgs, n, meanwhile);
         clock_gettime(CLOCK_MONOTONIC, &t1);
-        payq_counter_add(w->m.rechecks, payq_ledger_rechecks(w->ledger) - rechecks);
         if (f == PAYQ_PG_OK) {
             payq_histogram_observe(w->m.commit_ms, (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
                                                        (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
@@ -221,6 +219,10 @@ static enum commit_result commit_with_retry(struct worker *w, struct payq_wmsg *
         }
         if (f == PAYQ_PG_FATAL)
             return COMMIT_REFUSED;
+        if (f == PAYQ_PG_RETRY && payq_ledger_retry_now(w->ledger)) {
+            payq_counter_add(w->m.rechecks, 1);
+            continue; /* an id booked already: nothing to wait for */
+        }
         payq_counter_add(w->m.retries, 1);
         if (f == PAYQ_PG_RECONNECT) {
             PQfinish(w->pg);
@@ -587,7 +589,7 @@ int main(int argc, char **argv)
     payq_log(PAYQ_LOG_INFO, "worker_stopped",
              "graceful stop complete; account cache %llu hits, %llu misses; %llu batches "
              "rechecked",
-             hits, misses, payq_ledger_rechecks(w.ledger));
+             hits, misses, (unsigned long long)payq_counter_get(w.m.rechecks));
 out:
     payq_consumer_free(w.consumer);
     payq_outbox_free(w.dead_out);

@@ -18,7 +18,10 @@
 # so there is one): it must not be acked either, and in a third case,
 #   broker:    the worker's broker connections are closed while its COMMIT
 #              waits: the batch taken meanwhile dies with its connection,
-# the worker reconnects after the thaw and every id is booked once.
+# the worker reconnects after the thaw and every id is booked once. A
+# fourth case kills the worker while the COMMIT that waits is a batch's
+# second attempt, applied again at once because its first met a transfer
+# booked before (run_recheck_case).
 # Every replica's WAL receiver is frozen, not only the synchronous
 # standby's: once wal_sender_timeout ends a frozen standby's stream, Patroni
 # may name the other replica synchronous, and a commit that replica confirms
@@ -138,9 +141,15 @@ until_commit_waits() {
     gen_accounts "$P" 20 | "$BIN/payq-rawpub" >/dev/null || fail "$how: open accounts"
     "$BIN/payq-worker" --exit-when-idle 1000 2>>"$TMP/w0.log"
     check "$how: accounts opened" 20 "$(q "SELECT count(*) FROM payq.accounts WHERE id LIKE '$P-acct-%'")"
+    gen_transfers "$P" "$N" 20 7 >"$TMP/transfers.$how"
+    if [ "$how" = recheck ]; then
+        head -1 "$TMP/transfers.$how" | "$BIN/payq-rawpub" >/dev/null || fail "$how: publish the first"
+        "$BIN/payq-worker" --exit-when-idle 1000 2>>"$TMP/w0.log"
+        check "$how: the first transfer booked before" 1 \
+            "$(q "SELECT count(*) FROM payq.transfers WHERE id = '$P-t-1'")"
+    fi
     freeze "$how" || { thaw; return 1; }
     events_consumer "$how"
-    gen_transfers "$P" "$N" 20 7 >"$TMP/transfers.$how"
     "$BIN/payq-rawpub" <"$TMP/transfers.$how" >/dev/null || fail "$how: publish"
     WLOG=$TMP/worker-${#BG_PIDS[@]}.log
     start_worker --config "$TMP/small.yaml" --metrics-listen "127.0.0.1:$MPORT"
@@ -193,6 +202,39 @@ run_case() {
         "$(q "SELECT max(attempt) FROM payq.batches WHERE worker LIKE '%:$worker'")"
 }
 
+# The recheck case: the first batch starts with a transfer booked before,
+# published again (not redelivered: step 3 of its first attempt does not read
+# its id). The ledger INSERT refuses it, and the batch is applied again at
+# once, every id read, as attempt 2 (worker/ledger.c, payq_ledger_apply):
+# that attempt's COMMIT must wait for the standby too, and the worker is
+# killed while it waits. Nothing may be acked; after the thaw every id is
+# booked once on both nodes.
+run_recheck_case() {
+    local how=recheck P=sr${RUN_ID}recheck d i
+    until_commit_waits "$how" "$P" || return
+    local worker=$WORKER wlog=$WLOG
+    check "$how: the waiting COMMIT is the batch applied again, every id read" 1 \
+        "$(grep -c '"event":"batch_recheck"' "$wlog")"
+    sleep 2 # time enough for a worker that wrongly acks to do so
+    kill -9 "$worker"
+    wait "$worker" 2>/dev/null
+    for ((i = 0; i < 50; i++)); do
+        d=$(depth)
+        [ "$d" = "$N" ] && break
+        sleep 0.1
+    done
+    check "$how: with the standby frozen, no message was acked (all back in the queue)" "$N" "$d"
+    thaw
+    "$BIN/payq-worker" --exit-when-idle 3000 2>>"$TMP/w-after-$how.log"
+    check "$how: the queue drains after the thaw" 0 "$(depth)"
+    check_after_thaw "$how" "$P"
+    check "$how: the killed worker's recheck committed once the standby caught up, as attempt 2" \
+        "2|1" "$(q "SELECT max(attempt) || '|' || count(*) FROM payq.batches WHERE worker LIKE '%:$worker'")"
+    check "$how: the booked transfer was a duplicate, nothing booked twice" "1|$N" \
+        "$(q "SELECT count(*) FILTER (WHERE id = '$P-t-1') || '|' || count(*) FROM payq.transfers
+              WHERE id LIKE '$P-t-%'")"
+}
+
 # The broker case: the worker's connections are closed by the broker while
 # its COMMIT waits; it is not killed, and must finish on its own.
 run_broker_case() {
@@ -231,6 +273,7 @@ run_broker_case() {
 
 run_case cancel
 run_case terminate
+run_recheck_case
 run_broker_case
 check "unknown outcomes were logged as such" 1 \
     "$(grep -c '"event":"commit_outcome_unknown"' "$TMP"/worker-*.log | awk -F: '{ s += $NF } END { print (s >= 1) }')"
