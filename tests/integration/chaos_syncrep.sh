@@ -163,20 +163,11 @@ until_commit_waits() {
     check_meanwhile "$how"
 }
 
-run_case() {
-    local how=$1 P=sr$RUN_ID$1 pid pid2 d i
-    until_commit_waits "$how" "$P" || return
-    local worker=$WORKER
-    pid=$WAITER
-    q "SELECT pg_${how}_backend($pid)" >/dev/null
-    # The batch's outcome is unknown: the worker must retry it on a new
-    # connection, and that COMMIT must wait for the standby as well, although
-    # every id of the batch is already committed on the primary.
-    if pid2=$(syncrep_waiter "$pid"); then
-        ok "$how: the retried batch waits for the standby too (backend $pid2)"
-    else
-        fail "$how: after the $how, no retry waits for the standby"
-    fi
+# kill_then_thaw CASE P WORKER: kills WORKER, whose COMMIT waits for the
+# frozen standby; nothing may have been acked or published; then thaws and
+# drains with a new worker, and checks the ledger, the standby and events.
+kill_then_thaw() {
+    local how=$1 P=$2 worker=$3 d i
     sleep 2 # time enough for a worker that wrongly acks to do so
     echo "# $how: on the primary $(q "SELECT count(*) FROM payq.transfers WHERE id LIKE '$P-t-%'"), on the frozen standby $(qs "SELECT count(*) FROM payq.transfers WHERE id LIKE '$P-t-%'")"
     kill -9 "$worker"
@@ -196,6 +187,23 @@ run_case() {
     "$BIN/payq-worker" --exit-when-idle 3000 2>>"$TMP/w-after-$how.log"
     check "$how: the queue drains after the thaw" 0 "$(depth)"
     check_after_thaw "$how" "$P"
+}
+
+run_case() {
+    local how=$1 P=sr$RUN_ID$1 pid pid2
+    until_commit_waits "$how" "$P" || return
+    local worker=$WORKER
+    pid=$WAITER
+    q "SELECT pg_${how}_backend($pid)" >/dev/null
+    # The batch's outcome is unknown: the worker must retry it on a new
+    # connection, and that COMMIT must wait for the standby as well, although
+    # every id of the batch is already committed on the primary.
+    if pid2=$(syncrep_waiter "$pid"); then
+        ok "$how: the retried batch waits for the standby too (backend $pid2)"
+    else
+        fail "$how: after the $how, no retry waits for the standby"
+    fi
+    kill_then_thaw "$how" "$P" "$worker"
     # The first worker's retry, still waiting when it was killed, committed
     # once the standby caught up: its journal row says attempt 2.
     check "$how: the retry is journaled as a second attempt" 2 \
@@ -210,24 +218,12 @@ run_case() {
 # killed while it waits. Nothing may be acked; after the thaw every id is
 # booked once on both nodes.
 run_recheck_case() {
-    local how=recheck P=sr${RUN_ID}recheck d i
+    local how=recheck P=sr${RUN_ID}recheck
     until_commit_waits "$how" "$P" || return
     local worker=$WORKER wlog=$WLOG
     check "$how: the waiting COMMIT is the batch applied again, every id read" 1 \
         "$(grep -c '"event":"batch_recheck"' "$wlog")"
-    sleep 2 # time enough for a worker that wrongly acks to do so
-    kill -9 "$worker"
-    wait "$worker" 2>/dev/null
-    for ((i = 0; i < 50; i++)); do
-        d=$(depth)
-        [ "$d" = "$N" ] && break
-        sleep 0.1
-    done
-    check "$how: with the standby frozen, no message was acked (all back in the queue)" "$N" "$d"
-    thaw
-    "$BIN/payq-worker" --exit-when-idle 3000 2>>"$TMP/w-after-$how.log"
-    check "$how: the queue drains after the thaw" 0 "$(depth)"
-    check_after_thaw "$how" "$P"
+    kill_then_thaw "$how" "$P" "$worker"
     check "$how: the killed worker's recheck committed once the standby caught up, as attempt 2" \
         "2|1" "$(q "SELECT max(attempt) || '|' || count(*) FROM payq.batches WHERE worker LIKE '%:$worker'")"
     check "$how: the booked transfer was a duplicate, nothing booked twice" "1|$N" \
