@@ -75,10 +75,7 @@ enum payq_pg_fault payq_pg_exec(PGconn *conn, const char *sql, const char *what)
     return payq_pg_exec_meanwhile(conn, sql, what, NULL, NULL);
 }
 
-/* The result PQexec would give: the first that failed, else the last. A
- * COPY result ends the loop (PQgetResult would return it again and again);
- * no caller sends COPY, and payq_pg_check reports it as unexpected. */
-static PGresult *take_results(PGconn *conn)
+PGresult *payq_pg_take_results(PGconn *conn)
 {
     PGresult *res = NULL;
     for (PGresult *r; (r = PQgetResult(conn)) != NULL;) {
@@ -108,7 +105,7 @@ enum payq_pg_fault payq_pg_exec_meanwhile(PGconn *conn, const char *sql, const c
         meanwhile(arg);
     /* A lost connection gives a PGRES_FATAL_ERROR result that payq_pg_check
      * classifies. */
-    PGresult *res = take_results(conn);
+    PGresult *res = payq_pg_take_results(conn);
     enum payq_pg_fault f = payq_pg_check(conn, res, PGRES_COMMAND_OK, what);
     PQclear(res);
     return f;

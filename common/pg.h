@@ -39,6 +39,12 @@ enum payq_pg_fault payq_pg_exec(PGconn *conn, const char *sql, const char *what)
 enum payq_pg_fault payq_pg_exec_meanwhile(PGconn *conn, const char *sql, const char *what,
                                           void (*meanwhile)(void *), void *arg);
 
+/* After a PQsend* call: the result PQexec would give, the first that
+ * failed, else the last (NULL if none). A COPY result ends the loop
+ * (PQgetResult would return it again and again); no caller sends COPY, and
+ * payq_pg_check reports it as unexpected. The caller clears it. */
+PGresult *payq_pg_take_results(PGconn *conn);
+
 /* Classifies an SQLSTATE (NULL = no state: treated as a lost connection). */
 enum payq_pg_fault payq_pg_classify(const char *sqlstate);
 

@@ -215,11 +215,16 @@ static enum payq_pg_fault prepare(struct payq_ledger *l, PGconn *conn, enum stmt
     return f;
 }
 
+/* Work for the worker while the server runs a statement (NULL: none). */
+typedef void payq_ledger_work(struct payq_ledger *l, struct payq_wmsg **msgs, size_t n);
+
 /* Runs prepared statement s with arrays[0..nparams) as its binary
- * parameters, after preparing it if need be. NULL: it could not be
- * prepared (*f says why); else the caller checks and clears the result. */
-static PGresult *exec_prepared(struct payq_ledger *l, PGconn *conn, enum stmt s,
-                               const struct payq_buf *arrays, enum payq_pg_fault *f)
+ * parameters, after preparing it if need be, calling work(l, msgs, n) after
+ * sending it, while the server runs it. NULL: it could not be prepared or
+ * run (*f says why); else the caller checks and clears the result. */
+static PGresult *exec_prepared_during(struct payq_ledger *l, PGconn *conn, enum stmt s,
+                                      const struct payq_buf *arrays, enum payq_pg_fault *f,
+                                      payq_ledger_work *work, struct payq_wmsg **msgs, size_t n)
 {
     if ((*f = prepare(l, conn, s)) != PAYQ_PG_OK)
         return NULL;
@@ -230,8 +235,24 @@ static PGresult *exec_prepared(struct payq_ledger *l, PGconn *conn, enum stmt s,
         lengths[i] = (int)arrays[i].len;
         formats[i] = 1;
     }
-    return PQexecPrepared(conn, stmts[s].name, stmts[s].nparams, values, lengths, formats,
-                          stmts[s].result_format);
+    PGresult *res = NULL;
+    if (PQsendQueryPrepared(conn, stmts[s].name, stmts[s].nparams, values, lengths, formats,
+                            stmts[s].result_format)) {
+        if (work)
+            work(l, msgs, n);
+        res = payq_pg_take_results(conn);
+    }
+    /* Not sent, or no result: a lost connection (logged). PQexecPrepared
+     * gave NULL here too, which callers took for success. */
+    if (!res)
+        *f = payq_pg_check(conn, NULL, PGRES_COMMAND_OK, stmts[s].name);
+    return res;
+}
+
+static PGresult *exec_prepared(struct payq_ledger *l, PGconn *conn, enum stmt s,
+                               const struct payq_buf *arrays, enum payq_pg_fault *f)
+{
+    return exec_prepared_during(l, conn, s, arrays, f, NULL, NULL, 0);
 }
 
 /* exec_prepared, checked. The result is returned through *out when the
@@ -511,10 +532,36 @@ static void add_row(struct payq_ledger *l, struct payq_wmsg *m)
     payq_pgbarr_text(&l->col[COL_REASON], m->outcome == WOUT_POSTED ? NULL : m->reason);
     payq_pgbarr_bytes(&l->col[COL_HASH], m->hash, sizeof m->hash);
     payq_pgbarr_int8(&l->col[COL_TS], m->published_ms);
-    bool posted = m->outcome == WOUT_POSTED; /* rejected rows: NULL balances */
-    int8_or_null(&l->col[COL_DBAL], posted, m->debit_balance);
-    int8_or_null(&l->col[COL_CBAL], posted, m->credit_balance);
     l->rowmsg[l->nrows++] = m;
+}
+
+/* Step 5c's rows but their balances, built while step 5a's UPDATE runs:
+ * the outcomes are decided (step 4), only the balances after each transfer
+ * wait for the UPDATE's result (step 5b). */
+static void build_rows(struct payq_ledger *l, struct payq_wmsg **msgs, size_t n)
+{
+    l->nrows = 0;
+    if (l->rowmsg_cap < n) {
+        l->rowmsg_cap = n;
+        l->rowmsg = payq_xreallocarray(l->rowmsg, n, sizeof *l->rowmsg);
+    }
+    for (int c = 0; c < NCOLS; c++)
+        payq_pgbarr_begin(&l->col[c], col_elem[c]);
+    for (size_t i = 0; i < n; i++)
+        if (msgs[i]->outcome == WOUT_POSTED || msgs[i]->outcome == WOUT_REJECTED)
+            add_row(l, msgs[i]);
+}
+
+/* The rows' balance columns, once step 5b has set them; rejected rows:
+ * NULL. */
+static void add_balances(struct payq_ledger *l)
+{
+    for (size_t r = 0; r < l->nrows; r++) {
+        const struct payq_wmsg *m = l->rowmsg[r];
+        bool posted = m->outcome == WOUT_POSTED;
+        int8_or_null(&l->col[COL_DBAL], posted, m->debit_balance);
+        int8_or_null(&l->col[COL_CBAL], posted, m->credit_balance);
+    }
 }
 
 /* Hands each returned row's outcome event to its message. Rows come back
@@ -554,21 +601,11 @@ static void take_events(struct payq_ledger *l, PGresult *res)
  * time), not in FROM: a function scan over 15 arrays materialises each
  * into a tuplestore first, ~25% of this statement's CPU (issue 16). Every
  * array has one element per row, so both forms yield the same rows. */
-static enum payq_pg_fault insert_transfers(struct payq_ledger *l, PGconn *conn,
-                                           struct payq_wmsg **msgs, size_t n)
+static enum payq_pg_fault insert_transfers(struct payq_ledger *l, PGconn *conn)
 {
-    l->nrows = 0;
-    if (l->rowmsg_cap < n) {
-        l->rowmsg_cap = n;
-        l->rowmsg = payq_xreallocarray(l->rowmsg, n, sizeof *l->rowmsg);
-    }
-    for (int c = 0; c < NCOLS; c++)
-        payq_pgbarr_begin(&l->col[c], col_elem[c]);
-    for (size_t i = 0; i < n; i++)
-        if (msgs[i]->outcome == WOUT_POSTED || msgs[i]->outcome == WOUT_REJECTED)
-            add_row(l, msgs[i]);
     if (l->nrows == 0)
         return PAYQ_PG_OK;
+    add_balances(l);
     enum payq_pg_fault f;
     PGresult *res = exec_prepared(
         l, conn, l->events ? ST_INSERT_TRANSFERS_EVENTS : ST_INSERT_TRANSFERS, l->col, &f);
@@ -600,8 +637,32 @@ static enum payq_pg_fault insert_transfers(struct payq_ledger *l, PGconn *conn,
  * per row, or by an index scan of accounts_pkey (id order too).
  * tests/integration/integration_worker_plans.sh checks the plan. Restricted
  * accounts, locked at step 2, are never waited for here by a worker: it
- * already holds its own. */
-static enum payq_pg_fault update_balances(struct payq_ledger *l, PGconn *conn)
+ * already holds its own. While the server runs it, the worker builds step
+ * 5c's rows (build_rows): one batch's statements run serially on one
+ * backend, so what the worker does between them is its drain rate's to
+ * pay. */
+/* Step 5a's result: the new balances of the nupd accounts it updated. */
+static enum payq_pg_fault take_updated(struct payq_ledger *l, PGconn *conn, PGresult *res,
+                                       size_t nupd)
+{
+    enum payq_pg_fault f = payq_pg_check(conn, res, PGRES_TUPLES_OK, "update balances");
+    if (f != PAYQ_PG_OK)
+        return f;
+    for (int r = 0; r < PQntuples(res); r++) {
+        struct payq_rules_acct *a = payq_rules_acct(&l->rules, PQgetvalue(res, r, 0));
+        if (a)
+            take_balances(a, res, r);
+    }
+    if ((size_t)PQntuples(res) != nupd) {
+        payq_log(PAYQ_LOG_ERROR, "balance_update_mismatch", "expected %zu account rows to change",
+                 nupd);
+        return PAYQ_PG_FATAL;
+    }
+    return PAYQ_PG_OK;
+}
+
+static enum payq_pg_fault update_balances(struct payq_ledger *l, PGconn *conn,
+                                          struct payq_wmsg **msgs, size_t n)
 {
     struct payq_buf a3[3] = {PAYQ_BUF_INIT, PAYQ_BUF_INIT, PAYQ_BUF_INIT}; /* id, d, c */
     payq_pgbarr_begin(&a3[0], PAYQ_PG_TEXT_OID);
@@ -617,23 +678,13 @@ static enum payq_pg_fault update_balances(struct payq_ledger *l, PGconn *conn)
     }
     size_t nupd = payq_pgbarr_count(&a3[0]);
     enum payq_pg_fault f = PAYQ_PG_OK;
-    if (nupd > 0) {
-        PGresult *res = NULL;
-        f = run_prepared(l, conn, ST_UPDATE_BALANCES, a3, PGRES_TUPLES_OK, "update balances", &res);
-        if (f == PAYQ_PG_OK) {
-            for (int r = 0; r < PQntuples(res); r++) {
-                struct payq_rules_acct *a = payq_rules_acct(&l->rules, PQgetvalue(res, r, 0));
-                if (a)
-                    take_balances(a, res, r);
-            }
-            if ((size_t)PQntuples(res) != nupd) {
-                payq_log(PAYQ_LOG_ERROR, "balance_update_mismatch",
-                         "expected %zu account rows to change", nupd);
-                f = PAYQ_PG_FATAL;
-            }
-            PQclear(res);
-        }
-    }
+    PGresult *res = NULL;
+    if (nupd == 0) /* every transfer rejected */
+        build_rows(l, msgs, n);
+    else if ((res = exec_prepared_during(l, conn, ST_UPDATE_BALANCES, a3, &f, build_rows, msgs,
+                                         n)) != NULL)
+        f = take_updated(l, conn, res, nupd);
+    PQclear(res);
     for (int k = 0; k < 3; k++)
         payq_buf_free(&a3[k]);
     return f;
@@ -757,10 +808,10 @@ static enum payq_pg_fault apply_once(struct payq_ledger *l, PGconn *conn,
         (f = read_existing(l, conn, msgs, n, check_all, &existing)) != PAYQ_PG_OK)
         goto fail;
     payq_rules_decide_batch(&l->rules, msgs, n); /* step 4 */
-    if ((f = update_balances(l, conn)) != PAYQ_PG_OK)
+    if ((f = update_balances(l, conn, msgs, n)) != PAYQ_PG_OK)
         goto fail;
     payq_balances_after(&l->rules, msgs, n); /* step 5b */
-    if ((f = insert_transfers(l, conn, msgs, n)) != PAYQ_PG_OK ||
+    if ((f = insert_transfers(l, conn)) != PAYQ_PG_OK ||
         (f = insert_conflicts(l, conn, msgs, n)) != PAYQ_PG_OK ||
         (f = insert_dead(l, conn, msgs, n)) != PAYQ_PG_OK)
         goto fail;
