@@ -45,9 +45,9 @@ struct payq_ledger {
     bool events;               /* the INSERT returns the rows' outcome events */
     struct payq_wmsg **rowmsg; /* the message of each inserted row, in order */
     size_t rowmsg_cap;
-    bool check_all;              /* step 3 reads every id: the last full check found one booked */
-    bool met_booked;             /* this attempt's INSERT met an id booked already (23505) */
-    bool retry_now;              /* ... that step 3 had not read: payq_ledger_retry_now */
+    bool check_all;  /* step 3 reads every id: the last full check found one booked */
+    bool met_booked; /* this attempt's INSERT met an id booked already (23505) */
+    bool retry_now;  /* ... that step 3 had not read: payq_ledger_retry_now */
 };
 
 struct payq_ledger *payq_ledger_new(void)
