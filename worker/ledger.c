@@ -625,22 +625,6 @@ static enum payq_pg_fault insert_transfers(struct payq_ledger *l, PGconn *conn)
     return f;
 }
 
-/* Step 5a: balances move by the batch's aggregated deltas, in one statement
- * that is also the lock pass: each row is written once. It returns the new
- * balances, exact under the row locks held until COMMIT, into the rules'
- * accounts (for step 5b, balances.h). Rows are updated,
- * and so locked, in id order, so two workers never wait on each other in a
- * cycle. The order comes from the plan: with sequential and bitmap scans,
- * hash and merge joins disabled (index_plans), the only plans left are
- * nested loops driven either by the deltas sorted by id (the subquery's
- * ORDER BY, byte order as the id column's COLLATE "C") with an index probe
- * per row, or by an index scan of accounts_pkey (id order too).
- * tests/integration/integration_worker_plans.sh checks the plan. Restricted
- * accounts, locked at step 2, are never waited for here by a worker: it
- * already holds its own. While the server runs it, the worker builds step
- * 5c's rows (build_rows): one batch's statements run serially on one
- * backend, so what the worker does between them is its drain rate's to
- * pay. */
 /* Step 5a's result: the new balances of the nupd accounts it updated. */
 static enum payq_pg_fault take_updated(struct payq_ledger *l, PGconn *conn, PGresult *res,
                                        size_t nupd)
@@ -661,6 +645,22 @@ static enum payq_pg_fault take_updated(struct payq_ledger *l, PGconn *conn, PGre
     return PAYQ_PG_OK;
 }
 
+/* Step 5a: balances move by the batch's aggregated deltas, in one statement
+ * that is also the lock pass: each row is written once. It returns the new
+ * balances, exact under the row locks held until COMMIT, into the rules'
+ * accounts (for step 5b, balances.h). Rows are updated,
+ * and so locked, in id order, so two workers never wait on each other in a
+ * cycle. The order comes from the plan: with sequential and bitmap scans,
+ * hash and merge joins disabled (index_plans), the only plans left are
+ * nested loops driven either by the deltas sorted by id (the subquery's
+ * ORDER BY, byte order as the id column's COLLATE "C") with an index probe
+ * per row, or by an index scan of accounts_pkey (id order too).
+ * tests/integration/integration_worker_plans.sh checks the plan. Restricted
+ * accounts, locked at step 2, are never waited for here by a worker: it
+ * already holds its own. While the server runs it, the worker builds step
+ * 5c's rows (build_rows): one batch's statements run serially on one
+ * backend, so what the worker does between them is its drain rate's to
+ * pay. */
 static enum payq_pg_fault update_balances(struct payq_ledger *l, PGconn *conn,
                                           struct payq_wmsg **msgs, size_t n)
 {
