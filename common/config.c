@@ -85,6 +85,8 @@ static const struct key keys[] = {
     KINT("worker.batch_max", worker.batch_max, 1, 8189, 4000),
     KINT("worker.batch_wait_ms", worker.batch_wait_ms, 0, 10000, 5),
     KINT("worker.prefetch", worker.prefetch, 1, 65535, 4000),
+    KINT("worker.backlog_batch_max", worker.backlog_batch_max, 1, 8189, 8000),
+    KINT("worker.backlog_after_ms", worker.backlog_after_ms, 0, 3600000, 1000),
     KINT("worker.solo_after_deliveries", worker.solo_after_deliveries, 1, 1000, 3),
     KINT("worker.reconnect_max_ms", worker.reconnect_max_ms, 100, 600000, 5000),
     KINT("worker.account_cache_max", worker.account_cache_max, 0, 10000000, 200000),
@@ -816,19 +818,29 @@ static int walk_stream(struct loader *ld)
     return 0;
 }
 
+/* Reports that key `small` (value vs) must be at least key `big` (value vb),
+ * at whichever of the two the file set (small's line if both). */
+static void judge_at_least(struct loader *ld, const char *small, int vs, const char *big, int vb)
+{
+    size_t s = (size_t)(find_key(small) - keys);
+    size_t b = (size_t)(find_key(big) - keys);
+
+    if (vs >= vb)
+        return;
+    judge(ld, ld->seen[s] ? ld->marks[s] : ld->marks[b], "%s (%d) must be at least %s (%d)", small,
+          vs, big, vb);
+}
+
 /* The worker asks the broker for prefetch messages at most: a smaller prefetch than the
- * batch size means no batch is ever full. */
-static void judge_prefetch(struct loader *ld)
+ * batch size means no batch is ever full. A batch grows under a backlog, never shrinks. */
+static void judge_batch_sizes(struct loader *ld)
 {
     const struct payq_config *c = ld->cfg;
-    size_t p = (size_t)(find_key("worker.prefetch") - keys);
-    size_t b = (size_t)(find_key("worker.batch_max") - keys);
 
-    if (c->worker.prefetch >= c->worker.batch_max)
-        return;
-    judge(ld, ld->seen[p] ? ld->marks[p] : ld->marks[b],
-          "worker.prefetch (%d) must be at least worker.batch_max (%d)", c->worker.prefetch,
-          c->worker.batch_max);
+    judge_at_least(ld, "worker.prefetch", c->worker.prefetch, "worker.batch_max",
+                   c->worker.batch_max);
+    judge_at_least(ld, "worker.backlog_batch_max", c->worker.backlog_batch_max, "worker.batch_max",
+                   c->worker.batch_max);
 }
 
 /* Loads into a copy of the defaults, so on error *cfg is left untouched. */
@@ -854,7 +866,7 @@ int payq_config_load_buffer(struct payq_config *cfg, const char *name, const voi
     yaml_parser_set_input_string(&ld.parser, ld.data, ld.len);
     rc = walk_stream(&ld);
     if (rc == 0 && !ld.failed)
-        judge_prefetch(&ld);
+        judge_batch_sizes(&ld);
     yaml_event_delete(&ld.ev);
     yaml_parser_delete(&ld.parser);
     if (rc < 0 || ld.failed)

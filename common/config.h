@@ -90,6 +90,9 @@ struct payq_config {
         int batch_max;     /* worker.batch_max: 1..8189, default 4000 */
         int batch_wait_ms; /* worker.batch_wait_ms: 0..10000, default 5 */
         int prefetch;      /* worker.prefetch: 1..65535, default 4000; must be >= batch_max */
+        /* worker.backlog_batch_max: 1..8189, default 8000; must be >= batch_max */
+        int backlog_batch_max;
+        int backlog_after_ms;      /* worker.backlog_after_ms: 0 (never)..3600000, default 1000 */
         int solo_after_deliveries; /* worker.solo_after_deliveries: 1..1000, default 3 */
         int reconnect_max_ms;      /* worker.reconnect_max_ms: 100..600000, default 5000 */
         int account_cache_max;     /* worker.account_cache_max: 0..10000000, default 200000 */

@@ -147,6 +147,7 @@ void payq_wbatch_clear(struct payq_wbatch *b)
         free(m->body);
     }
     b->n = 0;
+    b->backlog = false;
 }
 
 void payq_wbatch_free(struct payq_wbatch *b)

@@ -69,6 +69,7 @@ struct payq_wmsg {
 struct payq_wbatch {
     struct payq_wmsg *msgs;
     size_t n, cap;
+    bool backlog; /* collected under a backlog (batch_size.h); reset by clear */
 };
 
 /* What the broker said about one delivery; shared by every message a pack

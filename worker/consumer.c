@@ -180,18 +180,25 @@ static int next(struct payq_consumer *c, struct payq_wbatch *b, int timeout_ms)
     return -1;
 }
 
-int payq_consumer_collect(struct payq_consumer *c, struct payq_wbatch *b, int max,
-                          int batch_wait_ms, int first_wait_ms)
+int payq_consumer_collect(struct payq_consumer *c, struct payq_wbatch *b,
+                          const struct payq_batch_size *size, int first_wait_ms)
 {
     if (!c->conn)
         return -1;
     int r = next(c, b, first_wait_ms);
     if (r <= 0)
         return r < 0 ? (drop(c), -1) : 0;
-    int64_t deadline = payq_clock_mono_ms() + batch_wait_ms;
-    while ((int)b->n < max) {
+    int64_t first_ms = b->n > 0 ? b->msgs[0].published_ms : 0;
+    int max = payq_batch_size_limit(size, first_ms, payq_clock_wall_ms());
+    b->backlog = max > size->max;
+    int64_t deadline = payq_clock_mono_ms() + size->wait_ms;
+    /* The broker sends at most prefetch unacked deliveries: once this batch
+     * holds that many, waiting for more is waiting out wait_ms for nothing
+     * (one transfer per message, a batch that may grow under a backlog). */
+    int taken = 1;
+    while ((int)b->n < max && taken < c->prefetch) {
         /* Take what is already buffered without waiting; only then wait out
-         * what remains of batch_wait_ms. */
+         * what remains of wait_ms. */
         int64_t left = deadline - payq_clock_mono_ms();
         int wait = left > 0 ? (int)left : 0;
         if (!amqp_data_in_buffer(c->conn) && !amqp_frames_enqueued(c->conn) && wait == 0)
@@ -201,6 +208,7 @@ int payq_consumer_collect(struct payq_consumer *c, struct payq_wbatch *b, int ma
             drop(c);
             return -1;
         }
+        taken += r;
         if (r == 0 && wait == 0)
             break;
         if (r == 0 && payq_clock_mono_ms() >= deadline)

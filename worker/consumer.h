@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "batch.h"
+#include "batch_size.h"
 #include "broker.h"
 
 struct payq_consumer;
@@ -28,11 +29,15 @@ void payq_consumer_release(struct payq_consumer *c);
 /* Drops the connection and consumes again on a new one. */
 int payq_consumer_reconnect(struct payq_consumer *c) __attribute__((warn_unused_result));
 
-/* Appends up to max deliveries to b: waits up to first_wait_ms for the first,
- * then at most batch_wait_ms for the rest. Returns 0 (b may be empty) or -1
- * if the connection failed (the batch must then be discarded unacked). */
-int payq_consumer_collect(struct payq_consumer *c, struct payq_wbatch *b, int max,
-                          int batch_wait_ms, int first_wait_ms) __attribute__((warn_unused_result));
+/* Appends deliveries to b (empty) up to the size payq_batch_size_limit
+ * gives its first transfer (a pack's lines count one by one; the last pack
+ * is taken whole), setting b->backlog when that is the backlog size: waits up to
+ * first_wait_ms for the first, then at most size->wait_ms for the rest.
+ * Returns 0 (b may be empty) or -1 if the connection failed (the batch must
+ * then be discarded unacked). */
+int payq_consumer_collect(struct payq_consumer *c, struct payq_wbatch *b,
+                          const struct payq_batch_size *size, int first_wait_ms)
+    __attribute__((warn_unused_result));
 
 /* Acks every delivery up to and including tag. Returns 0 or -1. */
 int payq_consumer_ack_upto(struct payq_consumer *c, uint64_t tag)

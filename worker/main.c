@@ -135,6 +135,16 @@ enum commit_result {
     COMMIT_ABANDONED, /* deliveries given back or stop requested: do not ack */
 };
 
+/* Takes a batch from the broker into b (empty), sized by worker.* (a
+ * bigger one under a backlog, batch_size.h). */
+static int collect(struct worker *w, struct payq_wbatch *b, int first_wait_ms)
+{
+    const struct payq_batch_size size = {w->cfg.worker.batch_max, w->cfg.worker.batch_wait_ms,
+                                         w->cfg.worker.backlog_batch_max,
+                                         w->cfg.worker.backlog_after_ms};
+    return payq_consumer_collect(w->consumer, b, &size, first_wait_ms);
+}
+
 /* While a batch's COMMIT waits for the synchronous standby, the worker
  * takes and decodes the next batch: otherwise it would wait for that COMMIT
  * and then for the broker and the decoder. Only if the first delivery has
@@ -147,8 +157,7 @@ static void collect_meanwhile(void *arg)
     struct worker *w = arg;
     if (w->next.n > 0 || w->next_failed || payq_signals_stop_requested())
         return;
-    if (payq_consumer_collect(w->consumer, &w->next, w->cfg.worker.batch_max,
-                              w->cfg.worker.batch_wait_ms, 0) != 0) {
+    if (collect(w, &w->next, 0) != 0) {
         payq_wbatch_clear(&w->next); /* the broker requeued them */
         w->next_failed = true;
         return;
@@ -431,6 +440,8 @@ static int process_batch(struct worker *w)
     payq_wmetrics_count(&w->m, w->suspect, ns);
     payq_counter_add(w->m.batches, 1);
     payq_histogram_observe(w->m.batch_size, (double)b->n);
+    if (b->backlog)
+        payq_counter_add(w->m.backlog_batches, 1);
     log_batch(w, nn, ns);
     return 0;
 }
@@ -464,8 +475,7 @@ static int run(struct worker *w)
          * its ack should not wait for the next delivery. */
         int first_wait = w->held ? w->cfg.worker.batch_wait_ms : 250;
         if (!take_next(w)) {
-            if (payq_consumer_collect(w->consumer, &w->batch, w->cfg.worker.batch_max,
-                                      w->cfg.worker.batch_wait_ms, first_wait) != 0) {
+            if (collect(w, &w->batch, first_wait) != 0) {
                 reconnect_consumer(w);
                 continue;
             }
@@ -580,9 +590,10 @@ int main(int argc, char **argv)
         goto out;
     payq_metrics_set_ready(w.m.reg, 1);
     payq_log(PAYQ_LOG_INFO, "worker_started",
-             "batch_max=%d batch_wait_ms=%d prefetch=%d account_cache_max=%d",
-             w.cfg.worker.batch_max, w.cfg.worker.batch_wait_ms, w.cfg.worker.prefetch,
-             w.cfg.worker.account_cache_max);
+             "batch_max=%d batch_wait_ms=%d backlog_batch_max=%d backlog_after_ms=%d "
+             "prefetch=%d account_cache_max=%d",
+             w.cfg.worker.batch_max, w.cfg.worker.batch_wait_ms, w.cfg.worker.backlog_batch_max,
+             w.cfg.worker.backlog_after_ms, w.cfg.worker.prefetch, w.cfg.worker.account_cache_max);
     rc = run(&w);
     unsigned long long hits, misses;
     payq_ledger_cache_stats(w.ledger, &hits, &misses);

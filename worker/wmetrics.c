@@ -54,6 +54,10 @@ void payq_wmetrics_init(struct payq_wmetrics *m)
         payq_metrics_counter(m->reg, "payq_worker_batches_taken_during_commit_total", "",
                              "Batches taken from the broker while the previous batch's COMMIT "
                              "waited for the synchronous standby");
+    m->backlog_batches =
+        payq_metrics_counter(m->reg, "payq_worker_backlog_batches_total", "",
+                             "Batches collected under a backlog (their first transfer had "
+                             "waited worker.backlog_after_ms), up to worker.backlog_batch_max");
     m->batch_size = payq_metrics_histogram(m->reg, "payq_worker_batch_size", "Messages per batch",
                                            size_bounds, sizeof size_bounds / sizeof *size_bounds);
     m->commit_ms = payq_metrics_histogram(m->reg, "payq_worker_commit_ms",

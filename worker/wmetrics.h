@@ -13,6 +13,7 @@ struct payq_wmetrics {
     struct payq_counter *rechecks;            /* batches applied again, every id read */
     struct payq_counter *result_events;       /* confirmed by the broker, re-emissions included */
     struct payq_counter *taken_during_commit; /* batches taken while a COMMIT waited */
+    struct payq_counter *backlog_batches;     /* collected under a backlog (batch_size.h) */
     struct payq_histogram *batch_size, *commit_ms;
     struct payq_histogram *intake_to_commit; /* seconds, per new ledger row */
 };

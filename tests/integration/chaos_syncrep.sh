@@ -53,7 +53,9 @@ trap 'thaw; cleanup_common' EXIT
 trap 'exit 143' TERM INT
 
 qs() { psql "$PAYQ_PG_STANDBY" -X -qAt -c "$1"; }
-printf 'worker:\n  batch_max: 400\n' >"$TMP/small.yaml"
+# backlog_after_ms 0: the batches stay at 400 however long their transfers
+# waited, so that a next batch exists while a COMMIT waits.
+printf 'worker:\n  batch_max: 400\n  backlog_after_ms: 0\n' >"$TMP/small.yaml"
 MPORT=$(free_port $((17891 + ${PAYQ_STACK_PORT_OFFSET:-0})))
 # taken_meanwhile: the worker's count of batches taken while a COMMIT waited.
 taken_meanwhile() {

@@ -18,14 +18,7 @@ tr_() { # id debit credit amount
         "$P" "$1" "$P" "$2" "$P" "$3" "$4"
 }
 status_of() { q "SELECT status || coalesce(':' || reason, '') FROM payq.transfers WHERE id = '$P-$1'"; }
-wait_rows() { # N WHERE: up to 60 s for N transfers of this test
-    local deadline=$((SECONDS + 60))
-    while [ $SECONDS -lt $deadline ]; do
-        [ "$(q "SELECT count(*) FROM payq.transfers WHERE id LIKE '$P-%'")" -ge "$1" ] && return 0
-        sleep 0.3
-    done
-    return 1
-}
+wait_rows() { wait_transfers "id LIKE '$P-%'" "$1" 60; } # N: up to 60 s
 
 {
     printf 'account\t{"id":"%s-X1","currency":"EUR"}\n' "$P"

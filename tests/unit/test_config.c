@@ -135,6 +135,8 @@ static void test_defaults_match_header(void **state)
     assert_int_equal(c.worker.batch_max, 4000);
     assert_int_equal(c.worker.batch_wait_ms, 5);
     assert_int_equal(c.worker.prefetch, 4000);
+    assert_int_equal(c.worker.backlog_batch_max, 8000);
+    assert_int_equal(c.worker.backlog_after_ms, 1000);
     assert_int_equal(c.worker.solo_after_deliveries, 3);
     assert_int_equal(c.worker.reconnect_max_ms, 5000);
     assert_string_equal(c.worker.metrics_listen, "");
@@ -206,6 +208,8 @@ static void test_payq_yaml_documents_everything(void **state)
                                           "batch_max: 4000",
                                           "batch_wait_ms: 5",
                                           "prefetch: 4000",
+                                          "backlog_batch_max: 8000",
+                                          "backlog_after_ms: 1000",
                                           "solo_after_deliveries: 3",
                                           "reconnect_max_ms: 5000",
                                           "metrics_listen: \"\"",
@@ -270,27 +274,29 @@ static void test_good_snippet(void **state)
     struct payq_config c;
 
     (void)state;
-    load_ok(&c, "log:\n"
-                "  level: debug\n"
-                "amqp:\n"
-                "  url: amqps://node1:5671/payq, amqps://node2:5671/payq\n"
-                "  heartbeat_s: 0\n"
-                "  tls:\n"
-                "    enabled: true\n"
-                "    ca_file: '/etc/payq/ca.pem'\n"
-                "    verify_peer: false\n"
-                "pg:\n"
-                "  conninfo: \"postgresql://payq_worker@db:5432/payq\"\n"
-                "  statement_timeout_ms: 3600000\n"
-                "producer:\n"
-                "  listen: '[::1]:8080'\n"
-                "  api_tokens_sha256:\n"
-                "    - " TOKEN_A "\n"
-                "    - FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF\n"
-                "worker: {batch_max: 8189, prefetch: 8189, batch_wait_ms: 0}\n"
-                "reconciler:\n"
-                "  spill_dir: |-\n"
-                "    /var/tmp/payq\n");
+    load_ok(&c,
+            "log:\n"
+            "  level: debug\n"
+            "amqp:\n"
+            "  url: amqps://node1:5671/payq, amqps://node2:5671/payq\n"
+            "  heartbeat_s: 0\n"
+            "  tls:\n"
+            "    enabled: true\n"
+            "    ca_file: '/etc/payq/ca.pem'\n"
+            "    verify_peer: false\n"
+            "pg:\n"
+            "  conninfo: \"postgresql://payq_worker@db:5432/payq\"\n"
+            "  statement_timeout_ms: 3600000\n"
+            "producer:\n"
+            "  listen: '[::1]:8080'\n"
+            "  api_tokens_sha256:\n"
+            "    - " TOKEN_A "\n"
+            "    - FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF\n"
+            "worker: {batch_max: 8189, prefetch: 8189, backlog_batch_max: 8189, batch_wait_ms: 0,\n"
+            "  backlog_after_ms: 0}\n"
+            "reconciler:\n"
+            "  spill_dir: |-\n"
+            "    /var/tmp/payq\n");
     assert_string_equal(c.log.level, "debug");
     assert_string_equal(c.amqp.url, "amqps://node1:5671/payq, amqps://node2:5671/payq");
     assert_int_equal(c.amqp.heartbeat_s, 0);
@@ -306,6 +312,8 @@ static void test_good_snippet(void **state)
     assert_int_equal(c.worker.batch_max, 8189);
     assert_int_equal(c.worker.prefetch, 8189);
     assert_int_equal(c.worker.batch_wait_ms, 0);
+    assert_int_equal(c.worker.backlog_batch_max, 8189);
+    assert_int_equal(c.worker.backlog_after_ms, 0);
     assert_string_equal(c.reconciler.spill_dir, "/var/tmp/payq");
     /* Keys not in the snippet keep their defaults. */
     assert_int_equal(c.amqp.connect_timeout_ms, 5000);

@@ -191,6 +191,8 @@ def params_of(b):
             "worker_config": {"batch_max": yaml_value(b.cfg_text, "batch_max"),
                               "prefetch": yaml_value(b.cfg_text, "prefetch"),
                               "batch_wait_ms": yaml_value(b.cfg_text, "batch_wait_ms"),
+                              "backlog_batch_max": yaml_value(b.cfg_text, "backlog_batch_max"),
+                              "backlog_after_ms": yaml_value(b.cfg_text, "backlog_after_ms"),
                               "pack_max": o.pack},
             "textbook_config": {"batch_max": 1, "prefetch": 1, "pack_max": 1},
             "id_stamp": b.stamp, "git_revision": git_rev(b.root), "build_dir": b.bin}

@@ -51,6 +51,17 @@ wait_queue_empty() {
     return 1
 }
 
+# wait_transfers WHERE N [SECONDS]: waits until payq.transfers holds at
+# least N rows matching the SQL condition WHERE (up to SECONDS, default 120).
+wait_transfers() {
+    local deadline=$((SECONDS + ${3:-120}))
+    while [ $SECONDS -lt $deadline ]; do
+        [ "$(q "SELECT count(*) FROM payq.transfers WHERE $1")" -ge "$2" ] && return 0
+        sleep 0.3
+    done
+    return 1
+}
+
 # free_port FROM: the first port from FROM up that nothing listens on.
 free_port() {
     local p=$1
