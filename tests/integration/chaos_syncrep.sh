@@ -21,14 +21,20 @@
 # the worker reconnects after the thaw and every id is booked once. A
 # fourth case kills the worker while the COMMIT that waits is a batch's
 # second attempt, applied again at once because its first met a transfer
-# booked before (run_recheck_case).
+# booked before (run_recheck_case), and a fifth while it is a batch grown
+# to worker.backlog_batch_max (8,000) under a backlog (run_backlog_case).
 # Every replica's WAL receiver is frozen, not only the synchronous
 # standby's: once wal_sender_timeout ends a frozen standby's stream, Patroni
 # may name the other replica synchronous, and a commit that replica confirms
 # may (rightly) be acked: the test would then measure Patroni, not payq.
 source "$(dirname "$0")/lib/common.sh"
 source "$(dirname "$0")/lib/mgmt.sh"
+# Each case's shape (run_backlog_case changes it): N transfers, published
+# in packs of PACK (so N / PACK messages), aged AGE seconds in the queue
+# before the worker starts with WCONFIG.
 N=1000
+PACK=1
+AGE=0
 DEPTH_TOOL=$SRC/tests/tools/producer_stream_read.py
 FROZEN=
 
@@ -56,6 +62,7 @@ qs() { psql "$PAYQ_PG_STANDBY" -X -qAt -c "$1"; }
 # backlog_after_ms 0: the batches stay at 400 however long their transfers
 # waited, so that a next batch exists while a COMMIT waits.
 printf 'worker:\n  batch_max: 400\n  backlog_after_ms: 0\n' >"$TMP/small.yaml"
+WCONFIG=$TMP/small.yaml
 MPORT=$(free_port $((17891 + ${PAYQ_STACK_PORT_OFFSET:-0})))
 # taken_meanwhile: the worker's count of batches taken while a COMMIT waited.
 taken_meanwhile() {
@@ -133,8 +140,8 @@ syncrep_waiter() {
 
 # until_commit_waits CASE P: every case's start. Opens P's accounts,
 # freezes the replicas, publishes N transfers and starts a worker (batches
-# of 400) whose COMMIT then waits for the standby, with its next batch taken
-# meanwhile. Leaves the worker's pid in WORKER and its log in WLOG, the
+# of 400, or as WCONFIG says) whose COMMIT then waits for the standby, with
+# its next batch taken meanwhile. Leaves the worker's pid in WORKER and its log in WLOG, the
 # waiting backend's pid in WAITER; 1 (standby thawed) if no COMMIT waits.
 until_commit_waits() {
     local how=$1 P=$2
@@ -152,9 +159,10 @@ until_commit_waits() {
     fi
     freeze "$how" || { thaw; return 1; }
     events_consumer "$how"
-    "$BIN/payq-rawpub" <"$TMP/transfers.$how" >/dev/null || fail "$how: publish"
+    "$BIN/payq-rawpub" --pack "$PACK" <"$TMP/transfers.$how" >/dev/null || fail "$how: publish"
+    sleep "$AGE"
     WLOG=$TMP/worker-${#BG_PIDS[@]}.log
-    start_worker --config "$TMP/small.yaml" --metrics-listen "127.0.0.1:$MPORT"
+    start_worker --config "$WCONFIG" --metrics-listen "127.0.0.1:$MPORT"
     WORKER=$LAST_PID
     if ! WAITER=$(syncrep_waiter); then
         fail "$how: no worker COMMIT ever waited for the standby"
@@ -169,7 +177,7 @@ until_commit_waits() {
 # frozen standby; nothing may have been acked or published; then thaws and
 # drains with a new worker, and checks the ledger, the standby and events.
 kill_then_thaw() {
-    local how=$1 P=$2 worker=$3 d i
+    local how=$1 P=$2 worker=$3 msgs=$((N / PACK)) d i
     sleep 2 # time enough for a worker that wrongly acks to do so
     echo "# $how: on the primary $(q "SELECT count(*) FROM payq.transfers WHERE id LIKE '$P-t-%'"), on the frozen standby $(qs "SELECT count(*) FROM payq.transfers WHERE id LIKE '$P-t-%'")"
     kill -9 "$worker"
@@ -177,10 +185,10 @@ kill_then_thaw() {
     # Unacked deliveries of the dead worker return to the queue at once.
     for ((i = 0; i < 50; i++)); do
         d=$(depth)
-        [ "$d" = "$N" ] && break
+        [ "$d" = "$msgs" ] && break
         sleep 0.1
     done
-    check "$how: with the standby frozen, no message was acked, nor the batch taken meanwhile (all back in the queue)" "$N" "$d"
+    check "$how: with the standby frozen, no message was acked, nor the batch taken meanwhile (all back in the queue)" "$msgs" "$d"
     sleep 0.5 # the events consumer flushes its dump when idle
     check "$how: with the standby frozen, no outcome event was published" 0 \
         "$(grep -c "$P-t-" "$TMP/events.$how")"
@@ -269,10 +277,38 @@ run_broker_case() {
     check "$how: the worker stops cleanly on SIGTERM" 0 "$?"
 }
 
+# The backlog case: the worker's own batch sizes (batch_max 4000,
+# backlog_batch_max 8000, backlog_after_ms 1000, the defaults written out)
+# and 12,000 transfers in packs of 100, queued 1.5 s before it starts: its
+# first batch grows to 8,000 under the backlog, and the COMMIT that waits
+# for the frozen standby is that batch's, with the last 4,000 taken
+# meanwhile. It is killed there: nothing may be acked; after the thaw every
+# id is booked once on both nodes, and the killed worker's batch of 8,000
+# committed once the standby caught up.
+run_backlog_case() {
+    local how=backlog P=sr${RUN_ID}backlog size
+    printf 'worker:\n  batch_max: 4000\n  backlog_batch_max: 8000\n  backlog_after_ms: 1000\n' \
+        >"$TMP/backlog.yaml"
+    N=12000 PACK=100 AGE=1.5 WCONFIG=$TMP/backlog.yaml
+    until_commit_waits "$how" "$P" || return
+    local worker=$WORKER
+    kill_then_thaw "$how" "$P" "$worker"
+    # The batch's journal row, written in its transaction, tells its size:
+    # past batch_max only under the backlog (payq_worker_backlog_batches_total
+    # counts a batch once acked, which this one never was).
+    size=$(q "SELECT count(*) || '|' || max(messages) FROM payq.batches WHERE worker LIKE '%:$worker'")
+    if [ "${size%%|*}" = 1 ] && [ "${size#*|}" -gt 4000 ] 2>/dev/null && [ "${size#*|}" -le 8000 ]; then
+        ok "$how: the killed worker's one batch, grown past batch_max (count|messages $size), committed once the standby caught up"
+    else
+        fail "$how: the killed worker's batches (count|largest): $size, expected 1|4001..8000"
+    fi
+}
+
 run_case cancel
 run_case terminate
 run_recheck_case
 run_broker_case
+run_backlog_case
 check "unknown outcomes were logged as such" 1 \
     "$(grep -c '"event":"commit_outcome_unknown"' "$TMP"/worker-*.log | awk -F: '{ s += $NF } END { print (s >= 1) }')"
 finish
