@@ -180,11 +180,7 @@ check "every producer run exits 0 (every transfer confirmed)" 0 "$(awk '$1 != 0'
 sort -k2 -n "$TMP/runs" | awk '{ d[NR] = $2 } END { printf "# producer run ms: min %d, p50 %d, max %d (the max holds the confirm stall)\n", d[1], d[int((NR + 1) / 2)], d[NR] }'
 n=$((FILES * PER_FILE + BACKLOG))
 
-deadline=$((SECONDS + 300))
-while [ $SECONDS -lt $deadline ]; do
-    [ "$(ledger_n)" = "$n" ] && break
-    sleep 1
-done
+wait_transfers "id LIKE '$P-%'" "$n" 300 || fail "not every transfer booked within 300 s: $(ledger_n) of $n"
 kill -TERM "$w1" "$w2"
 wait "$w1"; r1=$?
 wait "$w2"; r2=$?

@@ -88,11 +88,7 @@ echo "# $(wc -l <"$TMP/confirmed") batches, $n transfers confirmed by the broker
 if [ "$n" -ge 2000 ]; then ok "at least 2000 transfers confirmed ($n)"; else fail "only $n transfers confirmed"; fi
 
 # Let the workers finish, then stop them.
-deadline=$((SECONDS + 180))
-while [ $SECONDS -lt $deadline ]; do
-    [ "$(q "SELECT count(*) FROM payq.transfers WHERE id LIKE '$P-t-%'")" = "$n" ] && break
-    sleep 1
-done
+wait_transfers "id LIKE '$P-t-%'" "$n" 180 || fail "not every confirmed transfer booked within 180 s"
 kill -TERM "$w1" "$w2"
 wait "$w1"; r1=$?
 wait "$w2"; r2=$?

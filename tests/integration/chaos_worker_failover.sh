@@ -33,11 +33,7 @@ check "scripts/stack failover succeeded" "0" "$?"
 eval "$("$SRC/scripts/stack" env)"
 wait "$publisher"
 check "publisher succeeded" "0" "$?"
-deadline=$((SECONDS + 300))
-while [ $SECONDS -lt $deadline ]; do
-    [ "$(q "SELECT count(*) FROM payq.transfers WHERE id LIKE '$P-t-%'")" = "$N" ] && break
-    sleep 1
-done
+wait_transfers "id LIKE '$P-t-%'" "$N" 300 || fail "not every transfer booked within 300 s"
 kill -TERM "$w1" "$w2"
 wait "$w1"; r1=$?
 wait "$w2"; r2=$?

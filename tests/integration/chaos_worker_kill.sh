@@ -20,12 +20,7 @@ split -n l/20 "$TMP/transfers" "$TMP/chunk."
 publish_under_kills "$TMP/chunk." 0.7 "$KILLS_MIN" 600
 
 # Let the survivors drain, then stop them gracefully.
-deadline=$((SECONDS + 300))
-while [ $SECONDS -lt $deadline ]; do
-    n=$(q "SELECT count(*) FROM payq.transfers WHERE id LIKE '$P-t-%'")
-    [ "$n" = "$N" ] && break
-    sleep 1
-done
+wait_transfers "id LIKE '$P-t-%'" "$N" 300 || fail "not every transfer booked within 300 s"
 for w in "${workers[@]}"; do kill -TERM "$w" 2>/dev/null; done
 for w in "${workers[@]}"; do wait "$w"; done
 check_ledger "$P" "$TMP/transfers"

@@ -53,10 +53,11 @@ wait_queue_empty() {
 
 # wait_transfers WHERE N [SECONDS]: waits until payq.transfers holds at
 # least N rows matching the SQL condition WHERE (up to SECONDS, default 120).
+# A query that fails (the primary moving during a failover) counts as not yet.
 wait_transfers() {
     local deadline=$((SECONDS + ${3:-120}))
     while [ $SECONDS -lt $deadline ]; do
-        [ "$(q "SELECT count(*) FROM payq.transfers WHERE $1")" -ge "$2" ] && return 0
+        [ "$(q "SELECT count(*) FROM payq.transfers WHERE $1" 2>/dev/null)" -ge "$2" ] 2>/dev/null && return 0
         sleep 0.3
     done
     return 1
