@@ -29,7 +29,7 @@
 # may (rightly) be acked: the test would then measure Patroni, not payq.
 source "$(dirname "$0")/lib/common.sh"
 source "$(dirname "$0")/lib/mgmt.sh"
-# Each case's shape (run_backlog_case changes it): N transfers, published
+# Each case's shape (run_backlog_case has its own): N transfers, published
 # in packs of PACK (so N / PACK messages), aged AGE seconds in the queue
 # before the worker starts with WCONFIG.
 N=1000
@@ -287,9 +287,13 @@ run_broker_case() {
 # committed once the standby caught up.
 run_backlog_case() {
     local how=backlog P=sr${RUN_ID}backlog size
-    printf 'worker:\n  batch_max: 4000\n  backlog_batch_max: 8000\n  backlog_after_ms: 1000\n' \
+    # batch_wait_ms 500 instead of 5: a batch closes wait_ms after its first
+    # delivery, and on a busy machine the broker may take longer than 5 ms to
+    # push the 40 packs past batch_max (one run took 5 packs, 500 transfers).
+    printf 'worker:\n  batch_max: 4000\n  batch_wait_ms: 500\n  backlog_batch_max: 8000\n  backlog_after_ms: 1000\n' \
         >"$TMP/backlog.yaml"
-    N=12000 PACK=100 AGE=1.5 WCONFIG=$TMP/backlog.yaml
+    # Locals: the functions it calls see them, the other cases keep theirs.
+    local N=12000 PACK=100 AGE=1.5 WCONFIG=$TMP/backlog.yaml
     until_commit_waits "$how" "$P" || return
     local worker=$WORKER
     kill_then_thaw "$how" "$P" "$worker"
