@@ -52,6 +52,7 @@ struct payq_outbox {
     bool nacked;       /* some pending entry was nacked: publish it again */
     int64_t nacked_ms; /* when nacked entries were last published again */
     bool failed;
+    bool retrying; /* payq_outbox_retry dropped the connection: not a loss to log */
     char error[384];
 };
 
@@ -224,10 +225,11 @@ static int recover(struct payq_outbox *o)
     bo.tick_ctx = o->opts.tick_ctx;
     /* Logged here, once per loss, even when the first attempt succeeds (a
      * broker back before we noticed it had gone). */
-    if (o->st.published > 0)
+    if (o->st.published > 0 && !o->retrying)
         payq_log(PAYQ_LOG_WARN, "broker_reconnect",
                  "connection lost: reconnecting (%lld unconfirmed)",
                  (long long)(o->tail - o->head));
+    o->retrying = false;
     for (;;) {
         if (stop_now(o) || stalled(o))
             return -1;
@@ -374,6 +376,28 @@ const char *payq_outbox_error(const struct payq_outbox *o)
 void payq_outbox_stats(const struct payq_outbox *o, struct payq_outbox_stats *out)
 {
     *out = o->st;
+}
+
+void payq_outbox_retry(struct payq_outbox *o)
+{
+    for (uint64_t n = o->head; n < o->tail; n++) {
+        struct entry *e = at(o, n);
+        if (e->state == ENTRY_REFUSED)
+            e->state = ENTRY_PENDING;
+        e->seq = 0;
+    }
+    /* A new connection: a late confirm on the old one cannot count. */
+    o->connected = false;
+    o->retrying = true;
+    o->nacked = false;
+    o->failed = false;
+    o->error[0] = '\0';
+    o->progress_ms = payq_clock_mono_ms();
+}
+
+void payq_outbox_stop_on_signal(struct payq_outbox *o, bool on)
+{
+    o->opts.stop_on_signal = on;
 }
 
 void payq_outbox_reset(struct payq_outbox *o)

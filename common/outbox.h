@@ -93,6 +93,16 @@ const char *payq_outbox_error(const struct payq_outbox *o);
 
 void payq_outbox_stats(const struct payq_outbox *o, struct payq_outbox_stats *out);
 
+/* Clears a failure but keeps every message not yet confirmed (a refused
+ * one too): the next payq_outbox_wait opens a new connection, publishes
+ * them again, oldest first, and counts the stall limit from now. For a
+ * caller that must get exactly these messages out before it goes on (the
+ * worker's outcome events, worker/main.c). */
+void payq_outbox_retry(struct payq_outbox *o);
+
+/* Turns the stop_on_signal option on or off from now on. */
+void payq_outbox_stop_on_signal(struct payq_outbox *o, bool on);
+
 /* Forgets every message and any failure so the outbox can be used again
  * (the HTTP server does this after a failed request). A connection that
  * still had messages in flight is dropped and reopened on the next send,

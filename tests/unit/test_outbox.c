@@ -15,6 +15,7 @@
 
 #include "outbox.h"
 #include "publisher.h"
+#include "signals.h"
 
 #define FAKE_MAX 64
 
@@ -468,6 +469,55 @@ static void test_outbox_return_fails(void **state)
     payq_outbox_free(o);
 }
 
+/* After a failure (m1 nacked and unconfirmed, m2 returned) a retry
+ * publishes exactly the unconfirmed messages again, the returned one too,
+ * on a new connection, and they count once each when confirmed. m0,
+ * confirmed before, is not sent again. */
+static void test_outbox_retry_after_failure(void **state)
+{
+    (void)state;
+    struct fake f;
+    struct payq_outbox *o = outbox(&f, 8, 300);
+    f.auto_ack = true;
+    send_ids(o, 0, 0);
+    assert_int_equal(payq_outbox_wait(o), 0);
+    f.auto_ack = false;
+    send_ids(o, 1, 2);
+    frame(&f, PAYQ_BROKER_NACK, 2, false);
+    frame(&f, PAYQ_BROKER_RETURN, 0, false);
+    frame(&f, PAYQ_BROKER_ACK, 3, false);
+    assert_int_equal(payq_outbox_wait(o), -1);
+    assert_string_equal(payq_outbox_error(o), "message m2 returned by the broker: 312 NO_ROUTE");
+    payq_outbox_retry(o);
+    assert_string_equal(payq_outbox_error(o), "");
+    f.auto_ack = true;
+    assert_int_equal(payq_outbox_wait(o), 0);
+    char got[256];
+    published(&f, got, sizeof got);
+    assert_string_equal(got, "m0@1 m1@1 m2@1 m1@1 m1@2 m2@2"); /* m1@1 twice: nacked */
+    struct payq_outbox_stats st;
+    payq_outbox_stats(o, &st);
+    assert_int_equal(st.confirmed, 3);
+    assert_int_equal(st.refused, 1);
+    assert_int_equal(st.reconnects, 1);
+    payq_outbox_free(o);
+}
+
+/* With stop_on_signal turned on, a stop request ends a wait at once (the
+ * broker never confirms: without it the wait would last the stall limit). */
+static void test_outbox_stop_on_signal(void **state)
+{
+    (void)state;
+    struct fake f;
+    struct payq_outbox *o = outbox(&f, 8, 1000);
+    send_ids(o, 1, 1);
+    payq_outbox_stop_on_signal(o, true);
+    payq_signals_request_stop(); /* the last test: the flag stays set */
+    assert_int_equal(payq_outbox_wait(o), -1);
+    assert_string_equal(payq_outbox_error(o), "interrupted by a stop signal");
+    payq_outbox_free(o);
+}
+
 static void test_outbox_unreachable(void **state)
 {
     (void)state;
@@ -497,6 +547,8 @@ int main(void)
         cmocka_unit_test(test_outbox_window_stall_fails),
         cmocka_unit_test(test_outbox_return_fails),
         cmocka_unit_test(test_outbox_unreachable),
+        cmocka_unit_test(test_outbox_retry_after_failure),
+        cmocka_unit_test(test_outbox_stop_on_signal),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
