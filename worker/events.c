@@ -236,5 +236,4 @@ void payq_events_failed(struct payq_outbox *out, const char *stage)
     payq_log_str(&r, "stage", stage);
     payq_log_str(&r, "error", payq_outbox_error(out));
     payq_log_end(&r);
-    payq_outbox_reset(out);
 }

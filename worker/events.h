@@ -46,8 +46,9 @@ enum payq_pg_fault payq_events_publish(PGconn *conn, struct payq_outbox *out, in
 
 /* Logs result_events_failed with the outbox's reason and the stage at which
  * the broker failed ("send": publishing, "confirm": waiting for the
- * broker's confirms before an ack), then resets the outbox: the one place
- * either stage reports the failure. */
+ * broker's confirms before an ack): the one place either stage reports the
+ * failure. The outbox keeps its failure and its unconfirmed events, for
+ * the worker to get them out before it consumes again (worker/main.c). */
 void payq_events_failed(struct payq_outbox *out, const char *stage);
 
 #endif

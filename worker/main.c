@@ -296,10 +296,8 @@ static int publish_dead(struct worker *w)
     }
     if (rc == 0)
         rc = payq_outbox_wait(w->dead_out);
-    if (rc != 0) {
+    if (rc != 0) /* the outbox keeps them: await_outboxes */
         payq_log(PAYQ_LOG_ERROR, "dead_letter_failed", "%s", payq_outbox_error(w->dead_out));
-        payq_outbox_reset(w->dead_out);
-    }
     return rc;
 }
 
@@ -446,6 +444,61 @@ static int process_batch(struct worker *w)
     return 0;
 }
 
+static bool outbox_failed(const struct payq_outbox *o)
+{
+    return o && payq_outbox_error(o)[0] != '\0';
+}
+
+/* Gets every message the outbox holds confirmed, publishing them again
+ * with backoff for as long as it takes. 0, or -1 when a stop was
+ * requested (they are then lost with the process: see await_outboxes). */
+static int drain_outbox(struct worker *w, struct payq_outbox *o, const char *what)
+{
+    struct payq_backoff bo;
+    payq_backoff_init(&bo, 100, w->cfg.worker.reconnect_max_ms);
+    payq_outbox_stop_on_signal(o, true);
+    int rc = 0;
+    while (rc == 0 && outbox_failed(o)) {
+        payq_outbox_retry(o);
+        if (payq_outbox_wait(o) == 0)
+            break;
+        payq_log(PAYQ_LOG_WARN, "outbox_retry", "%s still not confirmed: %s", what,
+                 payq_outbox_error(o));
+        rc = payq_backoff_sleep(&bo, payq_signals_stop_requested);
+    }
+    payq_outbox_stop_on_signal(o, false);
+    return rc != 0 || outbox_failed(o) ? -1 : 0;
+}
+
+/* Outcome events or dead letters the broker would not confirm (a results
+ * queue at its length limit, a node still recovering a long queue, a lost
+ * binding): giving the batch back and consuming again at once would bring
+ * it back, fail the same way and give it back again, each time counting a
+ * delivery, until the queue's delivery limit (20) dead-lettered healthy,
+ * booked or never-tried transfers in a few minutes. So, as when the
+ * database is gone (ensure_pg), the worker gives its deliveries back once
+ * and consumes again only when the broker has confirmed every message its
+ * outboxes hold. The batches given back come back with their ids booked
+ * and re-emit their events (duplicates, byte-identical). Returns 0, or -1
+ * when a stop was requested meanwhile. */
+static int await_outboxes(struct worker *w)
+{
+    if (!outbox_failed(w->result_out) && !outbox_failed(w->dead_out))
+        return 0;
+    w->held = false;
+    payq_consumer_release(w->consumer);
+    payq_metrics_set_ready(w->m.reg, 0); /* /readyz: not consuming */
+    payq_log(PAYQ_LOG_WARN, "deliveries_given_back",
+             "the broker did not confirm outcome events or dead letters: unacked deliveries "
+             "returned to the broker; consuming again once it confirms them");
+    if (outbox_failed(w->result_out) && drain_outbox(w, w->result_out, "outcome events") != 0)
+        return -1;
+    if (outbox_failed(w->dead_out) && drain_outbox(w, w->dead_out, "dead letters") != 0)
+        return -1;
+    payq_log(PAYQ_LOG_INFO, "outbox_confirmed", "the broker confirmed what it had refused");
+    return 0;
+}
+
 static void reconnect_consumer(struct worker *w)
 {
     void_next(w);
@@ -453,6 +506,8 @@ static void reconnect_consumer(struct worker *w)
     payq_backoff_init(&bo, 100, w->cfg.worker.reconnect_max_ms);
     if (payq_signals_stop_requested())
         return; /* run() still settles a held batch whose connection lives */
+    if (await_outboxes(w) != 0)
+        return;
     payq_counter_add(w->m.amqp_reconnects, 1);
     payq_metrics_set_ready(w->m.reg, 0); /* /readyz: not consuming */
     while (payq_consumer_reconnect(w->consumer) != 0)

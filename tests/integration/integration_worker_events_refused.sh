@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2015,SC2317 # `cond && ok || fail` is safe (ok always succeeds); cleanup runs from a trap
+# integration_worker_events_refused: a broker that will not confirm the
+# outcome events must not cost the transfers their deliveries. A policy
+# gives payq.results.all a length limit of 0 with reject-publish, so every
+# event pack is nacked (RabbitMQ's answer to a full queue); before the fix
+# the worker gave its batch back every 10 s, each time counting a delivery,
+# until the delivery limit (20) dead-lettered the transfers, booked or not.
+#   1. 2,000 transfers in 20 packs: the worker books them, the broker refuses
+#      their events; it gives its deliveries back once, then only publishes
+#      the events again: 25 s later one give-back and no reconnection of its
+#      consumer in its log, the 20 packs ready in payq.transfers, /readyz 503.
+#   2. SIGTERM while it waits: exits 0 within 3 s, the packs stay queued.
+#   3. A new worker, the policy removed once it has given back: it consumes
+#      again only after its events are confirmed, and the queue drains: the
+#      2,000 rows booked once with the published amounts, nothing
+#      dead-lettered, and a consumer of payq.results holds a posted event for
+#      each id, identical wherever repeated.
+source "$(dirname "$0")/lib/common.sh"
+N=2000
+POLICY=payq-test-events-refused
+
+cleanup() {
+    "$PAYQ_RABBITMQCTL" clear_policy -p payq "$POLICY" >/dev/null 2>&1
+    cleanup_common
+}
+trap cleanup EXIT
+trap 'exit 143' TERM INT
+
+refuse_events() {
+    "$PAYQ_RABBITMQCTL" set_policy -p payq --apply-to queues --priority 100 "$POLICY" \
+        '^payq\.results\.all$' '{"max-length":0,"overflow":"reject-publish"}' >/dev/null
+}
+# ready_depth: ready messages in payq.transfers (held ones excluded).
+ready_depth() {
+    "$PAYQ_RABBITMQCTL" list_queues -q -p payq name messages_ready 2>/dev/null |
+        awk '$1 == "payq.transfers" { print $2 }'
+}
+# wait_log FILE EVENT SECONDS: until the worker's log has EVENT.
+wait_log() {
+    local i
+    for ((i = 0; i < $3 * 10; i++)); do
+        grep -q "\"event\":\"$2\"" "$1" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+count_log() { grep -c "\"event\":\"$2\"" "$1"; }
+readyz() { curl -s -o /dev/null -w '%{http_code}' "http://$1/readyz"; }
+
+check "payq.transfers is empty at the start" 0 "$(queue_depth payq.transfers)"
+dead0=$(queue_depth payq.dead)
+P=er$RUN_ID
+gen_accounts "$P" 20 | "$BIN/payq-rawpub" >/dev/null || fail "open accounts"
+"$BIN/payq-worker" --exit-when-idle 1000 2>>"$TMP/w0.log"
+
+"$BIN/payq-ackdrain" --bind payq.results --dump "$TMP/events" --idle-ms 600000 \
+    >"$TMP/drain.out" 2>"$TMP/drain.err" &
+drain=$!
+BG_PIDS+=("$drain")
+for _ in $(seq 50); do grep -q ready "$TMP/drain.err" && break; sleep 0.1; done
+grep -q ready "$TMP/drain.err" && ok "events consumer bound" || fail "events consumer not ready"
+
+refuse_events
+gen_transfers "$P" "$N" 20 11 >"$TMP/transfers"
+"$BIN/payq-rawpub" --pack 100 <"$TMP/transfers" >/dev/null || fail "publish"
+want_sum=$(awk -F'"amount":"' '{ split($2, a, "\""); s += a[1] } END { print s }' "$TMP/transfers")
+
+# 1. The events are refused.
+port=$(free_port 29100)
+"$BIN/payq-worker" --metrics-listen "127.0.0.1:$port" 2>"$TMP/w1.log" &
+w1=$!
+BG_PIDS+=("$w1")
+wait_log "$TMP/w1.log" deliveries_given_back 40 && ok "refused events: the worker gives its deliveries back" ||
+    fail "refused events: no deliveries_given_back in 40 s"
+check "refused events: the batch was booked before its events failed" "$N" \
+    "$(q "SELECT count(*) FROM payq.transfers WHERE id LIKE '$P-%'")"
+sleep 25
+check "refused events: given back once in 25 s" 1 "$(count_log "$TMP/w1.log" deliveries_given_back)"
+check "refused events: the consumer did not consume again" 0 "$(count_log "$TMP/w1.log" amqp_reconnected)"
+[ "$(count_log "$TMP/w1.log" outbox_retry)" -ge 1 ] && ok "refused events: publishing them again" ||
+    fail "refused events: no outbox_retry in the log"
+check "refused events: every pack waits ready in payq.transfers" 20 "$(ready_depth)"
+check "refused events: /readyz answers 503" 503 "$(readyz "127.0.0.1:$port")"
+
+# 2. SIGTERM during the wait.
+t0=$SECONDS
+kill -TERM "$w1"
+for _ in $(seq 30); do kill -0 "$w1" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$w1" 2>/dev/null; then
+    fail "SIGTERM while waiting: still running after 3 s"
+    kill -9 "$w1"
+fi
+wait "$w1"
+check "SIGTERM while waiting: exits 0" 0 "$?"
+echo "# stopped in about $((SECONDS - t0)) s"
+check "SIGTERM while waiting: the packs stay queued" 20 "$(ready_depth)"
+
+# 3. The broker takes the events again.
+"$BIN/payq-worker" 2>"$TMP/w2.log" &
+w2=$!
+BG_PIDS+=("$w2")
+wait_log "$TMP/w2.log" deliveries_given_back 40 || fail "second worker: no deliveries_given_back in 40 s"
+"$PAYQ_RABBITMQCTL" clear_policy -p payq "$POLICY" >/dev/null || fail "clear the policy"
+wait_queue_empty payq.transfers 60 && ok "events taken again: payq.transfers drains" ||
+    fail "events taken again: payq.transfers still holds $(queue_depth payq.transfers)"
+kill -TERM "$w2"
+wait "$w2"
+check "second worker exits 0" 0 "$?"
+check "second worker: gave back once" 1 "$(count_log "$TMP/w2.log" deliveries_given_back)"
+check "second worker: consumed again once, after the confirms" "1 1" \
+    "$(count_log "$TMP/w2.log" outbox_confirmed) $(count_log "$TMP/w2.log" amqp_reconnected)"
+check "booked once, with the published amounts" "$N|$N|$want_sum" \
+    "$(q "SELECT count(*), count(DISTINCT id), sum(amount) FROM payq.transfers WHERE id LIKE '$P-%'")"
+check "nothing dead-lettered" "$dead0" "$(queue_depth payq.dead)"
+
+sleep 1 # the consumer flushes its dump when idle
+check "a posted event for each transfer, identical when repeated" "$N $N 0" \
+    "$(/usr/bin/python3 - "$TMP/events" "$P" <<'PY'
+import json, sys
+seen = {}
+for line in open(sys.argv[1], encoding="utf-8"):
+    body = line.rstrip("\n").split("\t", 3)[3]
+    e = json.loads(body)
+    if e["id"].startswith(sys.argv[2] + "-t-"):
+        seen.setdefault(e["id"], set()).add(body)
+posted = sum(1 for b in seen.values() if json.loads(next(iter(b)))["status"] == "posted")
+print(len(seen), posted, sum(1 for b in seen.values() if len(b) > 1))
+PY
+)"
+finish
