@@ -1,21 +1,23 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2015,SC2317 # `cond && ok || fail` is safe (ok always succeeds); cleanup runs from a trap
 # integration_worker_events_refused: a broker that will not confirm the
-# outcome events must not cost the transfers their deliveries. A policy
-# gives payq.results.all a length limit of 0 with reject-publish, so every
-# event pack is nacked (RabbitMQ's answer to a full queue); before the fix
-# the worker gave its batch back every 10 s, each time counting a delivery,
-# until the delivery limit (20) dead-lettered the transfers, booked or not.
-#   1. 2,000 transfers in 20 packs: the worker books them, the broker refuses
-#      their events; it gives its deliveries back once, then only publishes
-#      the events again: 25 s later one give-back and no reconnection of its
-#      consumer in its log, the 20 packs ready in payq.transfers, /readyz 503.
+# outcome events or dead letters must not cost the transfers their
+# deliveries. A policy gives payq.results.all and payq.dead a length limit
+# of 0 with reject-publish, so every event pack and dead letter is nacked
+# (RabbitMQ's answer to a full queue); before the fix the worker gave its
+# batch back every 10 s, each time counting a delivery, until the delivery
+# limit (20) dead-lettered the transfers, booked or not.
+#   1. 2,000 transfers in 20 packs and one malformed message: the worker
+#      books them, the broker refuses the dead letter and the events; it
+#      gives its deliveries back once, then only publishes them again: 25 s
+#      later one give-back and no reconnection of its consumer in its log,
+#      the 21 messages ready in payq.transfers, /readyz 503.
 #   2. SIGTERM while it waits: exits 0 within 3 s, the packs stay queued.
 #   3. A new worker, the policy removed once it has given back: it consumes
 #      again only after its events are confirmed, and the queue drains: the
-#      2,000 rows booked once with the published amounts, nothing
-#      dead-lettered, and a consumer of payq.results holds a posted event for
-#      each id, identical wherever repeated.
+#      2,000 rows booked once with the published amounts, the malformed
+#      message the only dead letter, and a consumer of payq.results holds a
+#      posted event for each id, identical wherever repeated.
 source "$(dirname "$0")/lib/common.sh"
 N=2000
 POLICY=payq-test-events-refused
@@ -29,7 +31,7 @@ trap 'exit 143' TERM INT
 
 refuse_events() {
     "$PAYQ_RABBITMQCTL" set_policy -p payq --apply-to queues --priority 100 "$POLICY" \
-        '^payq\.results\.all$' '{"max-length":0,"overflow":"reject-publish"}' >/dev/null
+        '^payq\.(results\.all|dead)$' '{"max-length":0,"overflow":"reject-publish"}' >/dev/null
 }
 # ready_depth: ready messages in payq.transfers (held ones excluded).
 ready_depth() {
@@ -49,7 +51,6 @@ count_log() { grep -c "\"event\":\"$2\"" "$1"; }
 readyz() { curl -s -o /dev/null -w '%{http_code}' "http://$1/readyz"; }
 
 check "payq.transfers is empty at the start" 0 "$(queue_depth payq.transfers)"
-dead0=$(queue_depth payq.dead)
 P=er$RUN_ID
 gen_accounts "$P" 20 | "$BIN/payq-rawpub" >/dev/null || fail "open accounts"
 "$BIN/payq-worker" --exit-when-idle 1000 2>>"$TMP/w0.log"
@@ -60,10 +61,16 @@ drain=$!
 BG_PIDS+=("$drain")
 for _ in $(seq 50); do grep -q ready "$TMP/drain.err" && break; sleep 0.1; done
 grep -q ready "$TMP/drain.err" && ok "events consumer bound" || fail "events consumer not ready"
+"$BIN/payq-ackdrain" --bind payq.dlx --dump "$TMP/dead" --idle-ms 600000 \
+    >"$TMP/dead.out" 2>"$TMP/dead.err" &
+BG_PIDS+=("$!")
+for _ in $(seq 50); do grep -q ready "$TMP/dead.err" && break; sleep 0.1; done
+grep -q ready "$TMP/dead.err" && ok "dead letter consumer bound" || fail "dead letter consumer not ready"
 
 refuse_events
 gen_transfers "$P" "$N" 20 11 >"$TMP/transfers"
 "$BIN/payq-rawpub" --pack 100 <"$TMP/transfers" >/dev/null || fail "publish"
+printf 'transfer\tnot json {%s\n' "$P" | "$BIN/payq-rawpub" >/dev/null || fail "publish the malformed one"
 want_sum=$(awk -F'"amount":"' '{ split($2, a, "\""); s += a[1] } END { print s }' "$TMP/transfers")
 
 # 1. The events are refused.
@@ -80,7 +87,7 @@ check "refused events: given back once in 25 s" 1 "$(count_log "$TMP/w1.log" del
 check "refused events: the consumer did not consume again" 0 "$(count_log "$TMP/w1.log" amqp_reconnected)"
 [ "$(count_log "$TMP/w1.log" outbox_retry)" -ge 1 ] && ok "refused events: publishing them again" ||
     fail "refused events: no outbox_retry in the log"
-check "refused events: every pack waits ready in payq.transfers" 20 "$(ready_depth)"
+check "refused events: every message waits ready in payq.transfers" 21 "$(ready_depth)"
 check "refused events: /readyz answers 503" 503 "$(readyz "127.0.0.1:$port")"
 
 # 2. SIGTERM during the wait.
@@ -94,7 +101,7 @@ fi
 wait "$w1"
 check "SIGTERM while waiting: exits 0" 0 "$?"
 echo "# stopped in about $((SECONDS - t0)) s"
-check "SIGTERM while waiting: the packs stay queued" 20 "$(ready_depth)"
+check "SIGTERM while waiting: the messages stay queued" 21 "$(ready_depth)"
 
 # 3. The broker takes the events again.
 "$BIN/payq-worker" 2>"$TMP/w2.log" &
@@ -112,9 +119,12 @@ check "second worker: consumed again once, after the confirms" "1 1" \
     "$(count_log "$TMP/w2.log" outbox_confirmed) $(count_log "$TMP/w2.log" amqp_reconnected)"
 check "booked once, with the published amounts" "$N|$N|$want_sum" \
     "$(q "SELECT count(*), count(DISTINCT id), sum(amount) FROM payq.transfers WHERE id LIKE '$P-%'")"
-check "nothing dead-lettered" "$dead0" "$(queue_depth payq.dead)"
+check "the malformed message is recorded as a dead letter once" 1 \
+    "$(q "SELECT count(*) FROM payq.dead_letters WHERE body_sha256 = sha256(convert_to('not json {$P', 'UTF8'))")"
 
-sleep 1 # the consumer flushes its dump when idle
+sleep 1 # the consumers flush their dumps when idle
+check "the malformed message is the only dead letter published, at least once" "0 1" \
+    "$(grep -vc "not json {$P\$" "$TMP/dead") $(grep -c "not json {$P\$" "$TMP/dead" | awk '{ print ($1 >= 1) }')"
 check "a posted event for each transfer, identical when repeated" "$N $N 0" \
     "$(/usr/bin/python3 - "$TMP/events" "$P" <<'PY'
 import json, sys
@@ -122,7 +132,7 @@ seen = {}
 for line in open(sys.argv[1], encoding="utf-8"):
     body = line.rstrip("\n").split("\t", 3)[3]
     e = json.loads(body)
-    if e["id"].startswith(sys.argv[2] + "-t-"):
+    if (e.get("id") or "").startswith(sys.argv[2] + "-t-"):
         seen.setdefault(e["id"], set()).add(body)
 posted = sum(1 for b in seen.values() if json.loads(next(iter(b)))["status"] == "posted")
 print(len(seen), posted, sum(1 for b in seen.values() if len(b) > 1))
