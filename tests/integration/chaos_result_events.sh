@@ -19,12 +19,8 @@ P=re$RUN_ID
 N=${CHAOS_EVENTS_MESSAGES:-20000}
 KILLS_MIN=5
 
-"$BIN/payq-ackdrain" --bind payq.results --dump "$TMP/events" --idle-ms 10000 \
-    >"$TMP/drain.out" 2>"$TMP/drain.err" &
-drain=$!
-BG_PIDS+=("$drain")
-for _ in $(seq 50); do grep -q ready "$TMP/drain.err" && break; sleep 0.1; done
-grep -q ready "$TMP/drain.err" && ok "events consumer bound" || fail "events consumer not ready"
+bind_dump payq.results "$TMP/events" 10000 && ok "events consumer bound" || fail "events consumer not ready"
+drain=$LAST_PID
 
 {
     gen_accounts "$P" 100
@@ -87,7 +83,7 @@ for w in "${workers[@]}"; do wait "$w"; done
 "$BIN/payq-worker" --exit-when-idle 2000 2>>"$TMP/workers.log"
 wait "$drain"
 check "events consumer ended cleanly" "0" "$?"
-cat "$TMP/drain.out"
+cat "$TMP/events.out"
 
 q "SELECT id, status, coalesce(reason, ''), amount, debit_account, credit_account,
    coalesce(debit_balance::text, ''), coalesce(credit_balance::text, '')

@@ -85,12 +85,8 @@ freeze() {
 # events_consumer CASE: a payq.results consumer dumping to $TMP/events.CASE;
 # its pid in EVENTS.
 events_consumer() {
-    local i
-    "$BIN/payq-ackdrain" --bind payq.results --dump "$TMP/events.$1" --idle-ms 600000 \
-        >/dev/null 2>"$TMP/events.$1.err" &
-    BG_PIDS+=($!)
-    EVENTS=$!
-    for ((i = 0; i < 50; i++)); do grep -q ready "$TMP/events.$1.err" && break; sleep 0.1; done
+    bind_dump payq.results "$TMP/events.$1"
+    EVENTS=$LAST_PID
 }
 
 # check_meanwhile CASE: the worker took its next batch during the COMMIT.

@@ -55,17 +55,8 @@ P=er$RUN_ID
 gen_accounts "$P" 20 | "$BIN/payq-rawpub" >/dev/null || fail "open accounts"
 "$BIN/payq-worker" --exit-when-idle 1000 2>>"$TMP/w0.log"
 
-"$BIN/payq-ackdrain" --bind payq.results --dump "$TMP/events" --idle-ms 600000 \
-    >"$TMP/drain.out" 2>"$TMP/drain.err" &
-drain=$!
-BG_PIDS+=("$drain")
-for _ in $(seq 50); do grep -q ready "$TMP/drain.err" && break; sleep 0.1; done
-grep -q ready "$TMP/drain.err" && ok "events consumer bound" || fail "events consumer not ready"
-"$BIN/payq-ackdrain" --bind payq.dlx --dump "$TMP/dead" --idle-ms 600000 \
-    >"$TMP/dead.out" 2>"$TMP/dead.err" &
-BG_PIDS+=("$!")
-for _ in $(seq 50); do grep -q ready "$TMP/dead.err" && break; sleep 0.1; done
-grep -q ready "$TMP/dead.err" && ok "dead letter consumer bound" || fail "dead letter consumer not ready"
+bind_dump payq.results "$TMP/events" && ok "events consumer bound" || fail "events consumer not ready"
+bind_dump payq.dlx "$TMP/dead" && ok "dead letter consumer bound" || fail "dead letter consumer not ready"
 
 refuse_events
 gen_transfers "$P" "$N" 20 11 >"$TMP/transfers"
@@ -114,8 +105,14 @@ wait_queue_empty payq.transfers 60 && ok "events taken again: payq.transfers dra
 kill -TERM "$w2"
 wait "$w2"
 check "second worker exits 0" 0 "$?"
-check "second worker: gave back once" 1 "$(count_log "$TMP/w2.log" deliveries_given_back)"
-check "second worker: consumed again once, after the confirms" "1 1" \
+grep -o '"event":"[a-z_]*"' "$TMP/w2.log" | uniq -c | sed 's/^/# second worker: /'
+# Once per refusal: the policy leaves payq.dead and payq.results.all a
+# moment apart, so the broker may refuse a redelivered batch's events once
+# more after it took its dead letter.
+gave=$(count_log "$TMP/w2.log" deliveries_given_back)
+[ "$gave" -ge 1 ] && [ "$gave" -le 2 ] && ok "second worker: gave back $gave time(s)" ||
+    fail "second worker: gave back $gave times"
+check "second worker: consumed again only after each give-back's confirms" "$gave $gave" \
     "$(count_log "$TMP/w2.log" outbox_confirmed) $(count_log "$TMP/w2.log" amqp_reconnected)"
 check "booked once, with the published amounts" "$N|$N|$want_sum" \
     "$(q "SELECT count(*), count(DISTINCT id), sum(amount) FROM payq.transfers WHERE id LIKE '$P-%'")"

@@ -70,6 +70,23 @@ free_port() {
     echo "$p"
 }
 
+# bind_dump EXCHANGE FILE [IDLE_MS]: a consumer (payq-ackdrain) of its own
+# queue bound to EXCHANGE, dumping every message to FILE (its output and
+# log in FILE.out, FILE.err) until IDLE_MS (default 600000) pass without
+# one. Its pid is appended to BG_PIDS and left in LAST_PID (call it
+# directly, not in $(...)). Returns 0 once its queue is bound (up to 5 s).
+bind_dump() {
+    local i
+    "$BIN/payq-ackdrain" --bind "$1" --dump "$2" --idle-ms "${3:-600000}" >"$2.out" 2>"$2.err" &
+    LAST_PID=$!
+    BG_PIDS+=("$LAST_PID")
+    for ((i = 0; i < 50; i++)); do
+        grep -q ready "$2.err" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
 # Starts a worker in the background with extra args; its pid is appended to
 # BG_PIDS and left in LAST_PID (call it directly, not in $(...), so the
 # bookkeeping stays in this shell). Logs go to $TMP/worker-N.log.
