@@ -92,7 +92,7 @@ static const struct key keys[] = {
     KINT("worker.account_cache_max", worker.account_cache_max, 0, 10000000, 200000),
     KSTR("worker.metrics_listen", worker.metrics_listen, "", false, check_listen_or_off),
     KBOOL("worker.result_events", worker.result_events, true),
-    KINT("worker.result_pack_max", worker.result_pack_max, 1, 1000, 100),
+    KINT("worker.result_pack_max", worker.result_pack_max, 1, 1000, 1000),
     KINT("reconciler.lookback_hours", reconciler.lookback_hours, 0, 720, 24),
     KSTR("reconciler.spill_dir", reconciler.spill_dir, "/tmp", false, check_nonempty),
     KINT("reconciler.buckets", reconciler.buckets, 1, 4096, 256),

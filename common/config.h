@@ -98,7 +98,7 @@ struct payq_config {
         int account_cache_max;     /* worker.account_cache_max: 0..10000000, default 200000 */
         char metrics_listen[256];  /* worker.metrics_listen: HOST:PORT or "" (off), default "" */
         bool result_events;        /* worker.result_events: outcome events, default true */
-        int result_pack_max;       /* worker.result_pack_max: events per message, 1..1000, 100 */
+        int result_pack_max;       /* worker.result_pack_max: events per message, 1..1000, 1000 */
     } worker;
     struct {
         int lookback_hours;                  /* reconciler.lookback_hours: 0..720, default 24 */

@@ -11,7 +11,7 @@
 # per account, the posted events' balances chain exactly: ordered by
 # committed_at, each is the previous plus or minus the transfer's amount,
 # from zero to the account's balance in payq.accounts. Events travel in
-# packs (worker.result_pack_max, default 100).
+# packs (worker.result_pack_max, default 1000).
 # shellcheck source=lib/common.sh
 # shellcheck disable=SC2015 # `cond && ok .. || fail ..` is safe: ok() always succeeds
 source "$(dirname "$0")/lib/common.sh"
