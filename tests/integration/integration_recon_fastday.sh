@@ -30,9 +30,11 @@ fastday() {
         fail "reconday $pfx failed (see fastday.log): $(tail -3 "$TMP/fastday.log")"
 }
 
-D1=$(rand_date)
-D2=$(rand_date)
-while [ "$D2" = "$D1" ]; do D2=$(rand_date); done
+# Dates nobody used: a row of another run's on D1 would be unexpected_in_ledger.
+fresh_date
+D1=$D
+fresh_date
+D2=$D
 
 # --- 1. a clean day --------------------------------------------------------------
 fastday "$P-c" "$D1"

@@ -19,20 +19,6 @@ P=rc$RUN_ID
 CUR=$(rand_ccy)
 CUR2=$(rand_ccy)
 while [ "$CUR2" = "$CUR" ]; do CUR2=$(rand_ccy); done
-declare -A USED_DATES
-# fresh_date: sets D (not in a subshell: USED_DATES must keep it) to a date
-# no run of this test, nor anyone else, has used: the ledger outlives runs.
-fresh_date() {
-    local tries=0
-    D=$(rand_date)
-    while [ -n "${USED_DATES[$D]:-}" ] || [ "$(q "SELECT
-            EXISTS (SELECT 1 FROM payq.transfers WHERE business_date = '$D') OR
-            EXISTS (SELECT 1 FROM payq.reconciliations WHERE business_date = '$D')")" != f ]; do
-        [ $((tries += 1)) -lt 100 ] || { fail "no unused business date found"; break; }
-        D=$(rand_date)
-    done
-    USED_DATES[$D]=1
-}
 recon_config
 echo "# prefix $P, currencies $CUR $CUR2, audit from $RECON_START"
 

@@ -25,13 +25,6 @@ source "$(dirname "$0")/lib/recon_lib.sh"
 P=rh$RUN_ID
 CUR=$(rand_ccy)
 CUR2=$CUR
-fresh_date() { # sets D: a date no transfer and no run has used
-    D=$(rand_date)
-    while [ "$(q "SELECT EXISTS (SELECT 1 FROM payq.transfers WHERE business_date = '$D') OR
-            EXISTS (SELECT 1 FROM payq.reconciliations WHERE business_date = '$D')")" != f ]; do
-        D=$(rand_date)
-    done
-}
 recon_config
 echo "# prefix $P, currency $CUR"
 {

@@ -185,9 +185,27 @@ moves_sql() {
         "$2" "$3" "$1"
 }
 
-# rand_date: a business date in 2090-2099 nobody else uses.
+# rand_date: a random business date in 2090-2099 (the bench picks its own
+# dates there too: use fresh_date for one nobody has used).
 rand_date() {
     printf '%d-%02d-%02d' $((2090 + RANDOM % 10)) $((1 + RANDOM % 12)) $((1 + RANDOM % 28))
+}
+
+declare -A USED_DATES
+# fresh_date: sets D (not in a subshell: USED_DATES must keep it) to a date
+# no transfer, no reconciliation and no earlier call has used: the ledger
+# outlives runs, and two random dates among the 3,360 collide often enough
+# across a suite that also runs the bench.
+fresh_date() {
+    local tries=0
+    D=$(rand_date)
+    while [ -n "${USED_DATES[$D]:-}" ] || [ "$(q "SELECT
+            EXISTS (SELECT 1 FROM payq.transfers WHERE business_date = '$D') OR
+            EXISTS (SELECT 1 FROM payq.reconciliations WHERE business_date = '$D')")" != f ]; do
+        [ $((tries += 1)) -lt 100 ] || { fail "no unused business date found"; break; }
+        D=$(rand_date)
+    done
+    USED_DATES[$D]=1
 }
 
 # rand_ccy: a made-up currency code ([A-Z]{3}) so per-currency sums are ours.
