@@ -66,17 +66,17 @@ want_sum=$(awk -F'"amount":"' '{ split($2, a, "\""); s += a[1] } END { print s }
 
 # 1. The events are refused.
 port=$(free_port 29100)
-"$BIN/payq-worker" --metrics-listen "127.0.0.1:$port" 2>"$TMP/w1.log" &
-w1=$!
-BG_PIDS+=("$w1")
-wait_log "$TMP/w1.log" deliveries_given_back 40 && ok "refused events: the worker gives its deliveries back" ||
+W1LOG=$TMP/worker-${#BG_PIDS[@]}.log # where start_worker logs
+start_worker --metrics-listen "127.0.0.1:$port"
+w1=$LAST_PID
+wait_log "$W1LOG" deliveries_given_back 40 && ok "refused events: the worker gives its deliveries back" ||
     fail "refused events: no deliveries_given_back in 40 s"
 check "refused events: the batch was booked before its events failed" "$N" \
     "$(q "SELECT count(*) FROM payq.transfers WHERE id LIKE '$P-%'")"
 sleep 25
-check "refused events: given back once in 25 s" 1 "$(count_log "$TMP/w1.log" deliveries_given_back)"
-check "refused events: the consumer did not consume again" 0 "$(count_log "$TMP/w1.log" amqp_reconnected)"
-[ "$(count_log "$TMP/w1.log" outbox_retry)" -ge 1 ] && ok "refused events: publishing them again" ||
+check "refused events: given back once in 25 s" 1 "$(count_log "$W1LOG" deliveries_given_back)"
+check "refused events: the consumer did not consume again" 0 "$(count_log "$W1LOG" amqp_reconnected)"
+[ "$(count_log "$W1LOG" outbox_retry)" -ge 1 ] && ok "refused events: publishing them again" ||
     fail "refused events: no outbox_retry in the log"
 check "refused events: every message waits ready in payq.transfers" 21 "$(ready_depth)"
 check "refused events: /readyz answers 503" 503 "$(readyz "127.0.0.1:$port")"
@@ -95,25 +95,25 @@ echo "# stopped in about $((SECONDS - t0)) s"
 check "SIGTERM while waiting: the messages stay queued" 21 "$(ready_depth)"
 
 # 3. The broker takes the events again.
-"$BIN/payq-worker" 2>"$TMP/w2.log" &
-w2=$!
-BG_PIDS+=("$w2")
-wait_log "$TMP/w2.log" deliveries_given_back 40 || fail "second worker: no deliveries_given_back in 40 s"
+W2LOG=$TMP/worker-${#BG_PIDS[@]}.log
+start_worker
+w2=$LAST_PID
+wait_log "$W2LOG" deliveries_given_back 40 || fail "second worker: no deliveries_given_back in 40 s"
 "$PAYQ_RABBITMQCTL" clear_policy -p payq "$POLICY" >/dev/null || fail "clear the policy"
 wait_queue_empty payq.transfers 60 && ok "events taken again: payq.transfers drains" ||
     fail "events taken again: payq.transfers still holds $(queue_depth payq.transfers)"
 kill -TERM "$w2"
 wait "$w2"
 check "second worker exits 0" 0 "$?"
-grep -o '"event":"[a-z_]*"' "$TMP/w2.log" | uniq -c | sed 's/^/# second worker: /'
+grep -o '"event":"[a-z_]*"' "$W2LOG" | uniq -c | sed 's/^/# second worker: /'
 # Once per refusal: the policy leaves payq.dead and payq.results.all a
 # moment apart, so the broker may refuse a redelivered batch's events once
 # more after it took its dead letter.
-gave=$(count_log "$TMP/w2.log" deliveries_given_back)
+gave=$(count_log "$W2LOG" deliveries_given_back)
 [ "$gave" -ge 1 ] && [ "$gave" -le 2 ] && ok "second worker: gave back $gave time(s)" ||
     fail "second worker: gave back $gave times"
 check "second worker: consumed again only after each give-back's confirms" "$gave $gave" \
-    "$(count_log "$TMP/w2.log" outbox_confirmed) $(count_log "$TMP/w2.log" amqp_reconnected)"
+    "$(count_log "$W2LOG" outbox_confirmed) $(count_log "$W2LOG" amqp_reconnected)"
 check "booked once, with the published amounts" "$N|$N|$want_sum" \
     "$(q "SELECT count(*), count(DISTINCT id), sum(amount) FROM payq.transfers WHERE id LIKE '$P-%'")"
 check "the malformed message is recorded as a dead letter once" 1 \
