@@ -1,19 +1,46 @@
 /* pg: libpq connection set-up and SQLSTATE classification. */
 #include "pg.h"
 
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 
+#include "clock.h"
 #include "log.h"
+
+/* payq_pg_set_response_timeout: 0, wait as long as the server takes. */
+static int response_timeout_ms;
+
+void payq_pg_set_response_timeout(int ms)
+{
+    response_timeout_ms = ms > 0 ? ms : 0;
+}
 
 PGconn *payq_pg_connect(const char *conninfo, const char *app)
 {
-    const char *keys[] = {"dbname", "application_name", NULL};
-    const char *vals[] = {conninfo, app, NULL};
+    /* Before dbname, so that the conninfo's own values win (libpq: "array
+     * entries appearing before an expanded dbname entry can be overridden
+     * by fields of the connection string"). libpq's defaults are to wait
+     * for ever for a connection and to let the kernel notice a silent peer
+     * after two hours: a primary frozen or cut off by a partition, which
+     * sends no reset, would hold a client until then. */
+    const char *keys[] = {
+        "connect_timeout",  "keepalives_idle", "keepalives_interval", "keepalives_count",
+        "tcp_user_timeout", "dbname",          "application_name",    NULL};
+    const char *vals[] = {"10", "15", "5", "3", "30000", conninfo, app, NULL};
     /* expand_dbname=1: the conninfo string supplies everything else. */
     PGconn *conn = PQconnectdbParams(keys, vals, 1);
-    if (conn && PQstatus(conn) == CONNECTION_OK)
+    if (conn && PQstatus(conn) == CONNECTION_OK) {
+        /* With a response timeout, sending must not block either
+         * (wait_ready); PQexec still blocks, by libpq's design. */
+        if (response_timeout_ms > 0 && PQsetnonblocking(conn, 1) != 0)
+            payq_log(PAYQ_LOG_WARN, "pg_blocking", "could not make the connection nonblocking");
         return conn;
+    }
     char shown[1024];
     payq_log_redact(conninfo, shown, sizeof shown);
     struct payq_log_rec r;
@@ -75,10 +102,45 @@ enum payq_pg_fault payq_pg_exec(PGconn *conn, const char *sql, const char *what)
     return payq_pg_exec_meanwhile(conn, sql, what, NULL, NULL);
 }
 
+/* Waits until conn's output is sent and a result can be read without
+ * blocking, or until deadline (payq_clock_mono_ms). True when ready or when
+ * the connection failed (PQgetResult then says how), false on timeout. */
+static bool wait_ready(PGconn *conn, int64_t deadline)
+{
+    for (;;) {
+        int unsent = PQflush(conn); /* 0: all sent, 1: more to send, -1: failed */
+        if (unsent < 0 || PQsocket(conn) < 0 || (unsent == 0 && !PQisBusy(conn)))
+            return true;
+        int64_t left = deadline - payq_clock_mono_ms();
+        if (left <= 0)
+            return false;
+        struct pollfd p = {PQsocket(conn), (short)(POLLIN | (unsent ? POLLOUT : 0)), 0};
+        int n = poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
+        if (n < 0 && errno != EINTR)
+            return true;
+        if (n > 0 && (p.revents & (POLLIN | POLLERR | POLLHUP)) && !PQconsumeInput(conn))
+            return true;
+    }
+}
+
 PGresult *payq_pg_take_results(PGconn *conn)
 {
+    int64_t deadline = response_timeout_ms ? payq_clock_mono_ms() + response_timeout_ms : 0;
     PGresult *res = NULL;
-    for (PGresult *r; (r = PQgetResult(conn)) != NULL;) {
+    for (;;) {
+        if (deadline && !wait_ready(conn, deadline)) {
+            /* A server that answers nothing (frozen, or cut off without a
+             * reset) is a lost connection: shut the socket, and every call
+             * on conn from here on fails at once, this PQgetResult first. */
+            payq_log(PAYQ_LOG_WARN, "pg_unresponsive",
+                     "no answer from the database in %d ms: closing the connection",
+                     response_timeout_ms);
+            shutdown(PQsocket(conn), SHUT_RDWR);
+            deadline = 0;
+        }
+        PGresult *r = PQgetResult(conn);
+        if (!r)
+            break;
         ExecStatusType st = PQresultStatus(r);
         bool failed = res && PQresultStatus(res) != PGRES_COMMAND_OK &&
                       PQresultStatus(res) != PGRES_TUPLES_OK;
@@ -92,6 +154,14 @@ PGresult *payq_pg_take_results(PGconn *conn)
             break;
     }
     return res;
+}
+
+PGresult *payq_pg_exec_params(PGconn *conn, const char *sql, int n, const char *const *params,
+                              int result_format)
+{
+    if (!PQsendQueryParams(conn, sql, n, NULL, params, NULL, NULL, result_format))
+        return NULL;
+    return payq_pg_take_results(conn);
 }
 
 enum payq_pg_fault payq_pg_exec_meanwhile(PGconn *conn, const char *sql, const char *what,

@@ -17,7 +17,9 @@ enum payq_pg_fault {
 };
 
 /* Connects; on failure logs (password redacted) and returns NULL. The
- * caller frees with PQfinish. application_name is set to app. */
+ * caller frees with PQfinish. application_name is set to app. Unless the
+ * conninfo says otherwise: connect_timeout 10 s, TCP keepalives after 15 s
+ * idle (3 probes 5 s apart), tcp_user_timeout 30 s. */
 PGconn *payq_pg_connect(const char *conninfo, const char *app);
 
 /* Checks res for the expected status; on mismatch logs `what` with the
@@ -44,6 +46,23 @@ enum payq_pg_fault payq_pg_exec_meanwhile(PGconn *conn, const char *sql, const c
  * (PQgetResult would return it again and again); no caller sends COPY, and
  * payq_pg_check reports it as unexpected. The caller clears it. */
 PGresult *payq_pg_take_results(PGconn *conn);
+
+/* Bounds every wait of payq_pg_take_results in this process (and so of
+ * payq_pg_exec, payq_pg_exec_meanwhile, payq_pg_exec_params) to ms for a
+ * statement's results (0, the default: no bound), and makes connections
+ * payq_pg_connect opens afterwards nonblocking, so that sending is bounded
+ * too. A statement still unanswered then is a lost connection: its socket
+ * is shut (logged as pg_unresponsive), the result is the one libpq gives a
+ * lost connection, and every later call on conn fails at once. A caller
+ * sets it above its session's statement_timeout, which the server enforces
+ * on every statement a live server runs, COMMIT's wait for a synchronous
+ * standby included: only a server frozen or cut off goes past it. */
+void payq_pg_set_response_timeout(int ms);
+
+/* PQexecParams (text parameters, no types) bounded as above: the result,
+ * or NULL if it could not be sent (payq_pg_check says why). */
+PGresult *payq_pg_exec_params(PGconn *conn, const char *sql, int n, const char *const *params,
+                              int result_format);
 
 /* Classifies an SQLSTATE (NULL = no state: treated as a lost connection). */
 enum payq_pg_fault payq_pg_classify(const char *sqlstate);

@@ -51,11 +51,11 @@ static enum payq_pg_fault insert_journal(PGconn *conn, const struct payq_journal
     for (int k = 0; k < 6; k++)
         snprintf(v[k], sizeof v[k], "%u", c[order[k]]);
     const char *p[10] = {j->batch_id, j->worker, attempt, nmsg, v[0], v[1], v[2], v[3], v[4], v[5]};
-    PGresult *res = PQexecParams(conn,
-                                 "INSERT INTO payq.batches (batch_id, worker, attempt, messages, "
-                                 "posted, rejected, duplicate, conflict, dead, opened) "
-                                 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                                 10, NULL, p, NULL, NULL, 0);
+    PGresult *res = payq_pg_exec_params(conn,
+                                        "INSERT INTO payq.batches (batch_id, worker, attempt, "
+                                        "messages, posted, rejected, duplicate, conflict, dead, "
+                                        "opened) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                                        10, p, 0);
     enum payq_pg_fault f = payq_pg_check(conn, res, PGRES_COMMAND_OK, "journal batch");
     PQclear(res);
     return f;
@@ -68,7 +68,7 @@ enum payq_pg_fault payq_commit_batch(PGconn *conn, struct payq_commit_watch *w,
     enum payq_pg_fault f = insert_journal(conn, j, msgs, n);
     if (f != PAYQ_PG_OK) {
         if (PQstatus(conn) == CONNECTION_OK)
-            PQclear(PQexec(conn, "ROLLBACK"));
+            payq_pg_exec(conn, "ROLLBACK", "rollback");
         return f;
     }
     w->warnings = w->unreplicated = 0;

@@ -103,7 +103,7 @@ static enum payq_pg_fault emit(PGconn *conn, struct payq_outbox *out, struct pac
                                const char *sql, int np, const char *const *params, const char *what,
                                size_t *published)
 {
-    PGresult *res = PQexecParams(conn, sql, np, NULL, params, NULL, NULL, 1);
+    PGresult *res = payq_pg_exec_params(conn, sql, np, params, 1);
     enum payq_pg_fault f = payq_pg_check(conn, res, PGRES_TUPLES_OK, what);
     if (f != PAYQ_PG_OK) {
         PQclear(res);

@@ -91,7 +91,7 @@ bool payq_ledger_retry_now(const struct payq_ledger *l)
 static enum payq_pg_fault run(PGconn *conn, const char *sql, int nparams, const char *const *params,
                               ExecStatusType expect, const char *what, PGresult **out)
 {
-    PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    PGresult *res = payq_pg_exec_params(conn, sql, nparams, params, 0);
     enum payq_pg_fault f = payq_pg_check(conn, res, expect, what);
     if (f == PAYQ_PG_OK && out) {
         *out = res;
@@ -207,7 +207,9 @@ static enum payq_pg_fault prepare(struct payq_ledger *l, PGconn *conn, enum stmt
 {
     if (l->prepared & (1u << s))
         return PAYQ_PG_OK;
-    PGresult *res = PQprepare(conn, stmts[s].name, stmts[s].sql, stmts[s].nparams, stmts[s].types);
+    PGresult *res = NULL;
+    if (PQsendPrepare(conn, stmts[s].name, stmts[s].sql, stmts[s].nparams, stmts[s].types))
+        res = payq_pg_take_results(conn);
     enum payq_pg_fault f = payq_pg_check(conn, res, PGRES_COMMAND_OK, stmts[s].name);
     PQclear(res);
     if (f == PAYQ_PG_OK)
@@ -823,10 +825,8 @@ static enum payq_pg_fault apply_once(struct payq_ledger *l, PGconn *conn,
     return f;
 fail:
     PQclear(existing);
-    if (PQstatus(conn) == CONNECTION_OK) {
-        PGresult *r = PQexec(conn, "ROLLBACK");
-        PQclear(r);
-    }
+    if (PQstatus(conn) == CONNECTION_OK)
+        payq_pg_exec(conn, "ROLLBACK", "rollback");
     return f;
 }
 

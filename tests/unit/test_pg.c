@@ -1,12 +1,24 @@
-/* test_pg: SQLSTATE classes and the notice that says a COMMIT committed
- * locally but may not be on the synchronous standby. */
+/* test_pg: SQLSTATE classes, the notice that says a COMMIT committed
+ * locally but may not be on the synchronous standby, and the response
+ * timeout against a fake server (a thread speaking just enough of the
+ * PostgreSQL protocol: trust authentication, then either answering every
+ * query or answering none, as a frozen server would). */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
+#include "clock.h"
 #include "pg.h"
 
 static const char DETAIL[] = "The transaction has already committed locally, but might not have "
@@ -61,6 +73,158 @@ static void test_classify(void **state)
     assert_int_equal(payq_pg_classify("23505"), PAYQ_PG_FATAL);
 }
 
+/* ---------------------------------------------------------------- fake server */
+
+struct fake {
+    int listener;
+    int port;
+    bool answer; /* false: read everything, answer nothing (frozen) */
+    pthread_t thread;
+};
+
+static bool read_full(int fd, void *buf, size_t n)
+{
+    for (size_t got = 0; got < n;) {
+        ssize_t r = read(fd, (char *)buf + got, n - got);
+        if (r <= 0)
+            return false;
+        got += (size_t)r;
+    }
+    return true;
+}
+
+static uint32_t be32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Reads one message's body (length-prefixed, len counting itself) and
+ * drops it; false when the client is gone. */
+static bool skip_body(int fd)
+{
+    unsigned char len[4], buf[65536];
+    if (!read_full(fd, len, 4))
+        return false;
+    for (size_t left = be32(len) - 4; left > 0;) {
+        size_t n = left < sizeof buf ? left : sizeof buf;
+        if (!read_full(fd, buf, n))
+            return false;
+        left -= n;
+    }
+    return true;
+}
+
+static void put(int fd, const void *p, size_t n)
+{
+    assert_int_equal(write(fd, p, n), (ssize_t)n);
+}
+
+static void *fake_serve(void *arg)
+{
+    struct fake *f = arg;
+    int fd = accept(f->listener, NULL, NULL);
+    if (fd < 0)
+        return NULL;
+    /* StartupMessage (no type byte): AuthenticationOk, ReadyForQuery. */
+    if (skip_body(fd)) {
+        static const unsigned char hello[] = {'R', 0, 0, 0, 8, 0, 0, 0, 0, 'Z', 0, 0, 0, 5, 'I'};
+        put(fd, hello, sizeof hello);
+    }
+    /* Simple query (Q) and extended protocol up to Sync (S): answered as a
+     * command "BEGIN" would be, or not at all. */
+    static const unsigned char done[] = {'C', 0, 0,   0, 10, 'B', 'E', 'G', 'I',
+                                         'N', 0, 'Z', 0, 0,  0,   5,   'I'};
+    static const unsigned char parsed[] = {'1', 0, 0, 0, 4, '2', 0, 0, 0, 4, 'n', 0, 0, 0, 4};
+    for (unsigned char type; read_full(fd, &type, 1) && skip_body(fd);) {
+        if (!f->answer || type == 'P' || type == 'B' || type == 'D' || type == 'E')
+            continue;
+        if (type == 'S')
+            put(fd, parsed, sizeof parsed);
+        if (type == 'Q' || type == 'S')
+            put(fd, done, sizeof done);
+        if (type == 'X')
+            break;
+    }
+    close(fd);
+    return NULL;
+}
+
+static void fake_start(struct fake *f, bool answer)
+{
+    f->answer = answer;
+    f->listener = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(f->listener, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(f->listener, 1), 0);
+    socklen_t len = sizeof a;
+    assert_int_equal(getsockname(f->listener, (struct sockaddr *)&a, &len), 0);
+    f->port = ntohs(a.sin_port);
+    assert_int_equal(pthread_create(&f->thread, NULL, fake_serve, f), 0);
+}
+
+static PGconn *fake_connect(const struct fake *f)
+{
+    char ci[160];
+    snprintf(ci, sizeof ci,
+             "host=127.0.0.1 port=%d dbname=x user=u sslmode=disable gssencmode=disable", f->port);
+    PGconn *conn = payq_pg_connect(ci, "test_pg");
+    assert_non_null(conn);
+    return conn;
+}
+
+static void fake_stop(struct fake *f, PGconn *conn)
+{
+    PQfinish(conn); /* the server thread sees the client go */
+    pthread_join(f->thread, NULL);
+    close(f->listener);
+}
+
+/* A frozen server: the wait ends after the response timeout, as a lost
+ * connection, and every later call on the connection fails at once. */
+static void test_response_timeout(void **state)
+{
+    (void)state;
+    struct fake f;
+    fake_start(&f, false);
+    payq_pg_set_response_timeout(300);
+    PGconn *conn = fake_connect(&f);
+    assert_int_equal(PQisnonblocking(conn), 1);
+    int64_t t0 = payq_clock_mono_ms();
+    assert_int_equal(payq_pg_exec(conn, "BEGIN", "begin"), PAYQ_PG_RECONNECT);
+    int64_t waited = payq_clock_mono_ms() - t0;
+    assert_true(waited >= 300);
+    assert_true(waited < 10000); /* bounded: without the timeout, for ever */
+    assert_int_equal(PQstatus(conn), CONNECTION_BAD);
+    t0 = payq_clock_mono_ms();
+    assert_int_equal(payq_pg_exec(conn, "ROLLBACK", "rollback"), PAYQ_PG_RECONNECT);
+    assert_true(payq_clock_mono_ms() - t0 < 300);
+    fake_stop(&f, conn);
+    payq_pg_set_response_timeout(0);
+}
+
+/* A live server under the same timeout: answers come through, including
+ * to a statement of several megabytes, which a nonblocking connection
+ * sends in pieces as the server reads. */
+static void test_response_timeout_answered(void **state)
+{
+    (void)state;
+    struct fake f;
+    fake_start(&f, true);
+    payq_pg_set_response_timeout(5000);
+    PGconn *conn = fake_connect(&f);
+    assert_int_equal(payq_pg_exec(conn, "BEGIN", "begin"), PAYQ_PG_OK);
+    static char big[4 << 20];
+    memset(big, 'x', sizeof big - 1);
+    const char *params[1] = {big};
+    PGresult *res = payq_pg_exec_params(conn, "SELECT $1", 1, params, 0);
+    assert_non_null(res);
+    assert_int_equal(payq_pg_check(conn, res, PGRES_COMMAND_OK, "big"), PAYQ_PG_OK);
+    PQclear(res);
+    assert_int_equal(payq_pg_exec(conn, "BEGIN", "begin"), PAYQ_PG_OK);
+    fake_stop(&f, conn);
+    payq_pg_set_response_timeout(0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -68,6 +232,8 @@ int main(void)
         cmocka_unit_test(test_unreplicated_terminate),
         cmocka_unit_test(test_other_notices),
         cmocka_unit_test(test_classify),
+        cmocka_unit_test(test_response_timeout),
+        cmocka_unit_test(test_response_timeout_answered),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
