@@ -20,7 +20,40 @@ void payq_pg_set_response_timeout(int ms)
     response_timeout_ms = ms > 0 ? ms : 0;
 }
 
+/* PQconnectStartParams polled until connected, failed or deadline (ms
+ * from now); *timed_out says which. libpq enforces connect_timeout only
+ * in its blocking connect: here the deadline is the whole attempt, every
+ * host of a multi-host conninfo included. */
+static PGconn *connect_async(const char *const *keys, const char *const *vals, int ms,
+                             bool *timed_out)
+{
+    PGconn *conn = PQconnectStartParams(keys, vals, 1);
+    if (!conn || PQstatus(conn) == CONNECTION_BAD)
+        return conn;
+    int64_t deadline = payq_clock_mono_ms() + ms;
+    PostgresPollingStatusType st = PGRES_POLLING_WRITING; /* as libpq's docs say to start */
+    while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
+        int64_t left = deadline - payq_clock_mono_ms();
+        if (left <= 0) {
+            *timed_out = true;
+            break;
+        }
+        struct pollfd p = {PQsocket(conn), st == PGRES_POLLING_READING ? POLLIN : POLLOUT, 0};
+        int n = poll(&p, 1, (int)left);
+        if (n < 0 && errno != EINTR)
+            break;
+        if (n > 0)
+            st = PQconnectPoll(conn);
+    }
+    return conn;
+}
+
 PGconn *payq_pg_connect(const char *conninfo, const char *app)
+{
+    return payq_pg_connect_within(conninfo, app, 0);
+}
+
+PGconn *payq_pg_connect_within(const char *conninfo, const char *app, int ms)
 {
     /* Before dbname, so that the conninfo's own values win (libpq: "array
      * entries appearing before an expanded dbname entry can be overridden
@@ -31,10 +64,12 @@ PGconn *payq_pg_connect(const char *conninfo, const char *app)
     const char *keys[] = {
         "connect_timeout",  "keepalives_idle", "keepalives_interval", "keepalives_count",
         "tcp_user_timeout", "dbname",          "application_name",    NULL};
-    const char *vals[] = {"10", "15", "5", "3", "30000", conninfo, app, NULL};
+    const char *vals[] = {"5", "15", "5", "3", "30000", conninfo, app, NULL};
+    bool timed_out = false;
     /* expand_dbname=1: the conninfo string supplies everything else. */
-    PGconn *conn = PQconnectdbParams(keys, vals, 1);
-    if (conn && PQstatus(conn) == CONNECTION_OK) {
+    PGconn *conn =
+        ms > 0 ? connect_async(keys, vals, ms, &timed_out) : PQconnectdbParams(keys, vals, 1);
+    if (conn && !timed_out && PQstatus(conn) == CONNECTION_OK) {
         /* With a response timeout, sending must not block either
          * (wait_ready); PQexec still blocks, by libpq's design. */
         if (response_timeout_ms > 0 && PQsetnonblocking(conn, 1) != 0)
@@ -46,7 +81,9 @@ PGconn *payq_pg_connect(const char *conninfo, const char *app)
     struct payq_log_rec r;
     payq_log_begin(&r, PAYQ_LOG_WARN, "pg_connect_failed");
     payq_log_str(&r, "conninfo", shown);
-    const char *msg = conn ? PQerrorMessage(conn) : "out of memory";
+    char why[64];
+    snprintf(why, sizeof why, "no connection within %d ms", ms);
+    const char *msg = timed_out ? why : conn ? PQerrorMessage(conn) : "out of memory";
     size_t n = strlen(msg);
     while (n && msg[n - 1] == '\n')
         n--;
@@ -125,7 +162,12 @@ static bool wait_ready(PGconn *conn, int64_t deadline)
 
 PGresult *payq_pg_take_results(PGconn *conn)
 {
-    int64_t deadline = response_timeout_ms ? payq_clock_mono_ms() + response_timeout_ms : 0;
+    return payq_pg_take_results_within(conn, response_timeout_ms);
+}
+
+PGresult *payq_pg_take_results_within(PGconn *conn, int ms)
+{
+    int64_t deadline = ms > 0 ? payq_clock_mono_ms() + ms : 0;
     PGresult *res = NULL;
     for (;;) {
         if (deadline && !wait_ready(conn, deadline)) {
@@ -133,8 +175,7 @@ PGresult *payq_pg_take_results(PGconn *conn)
              * reset) is a lost connection: shut the socket, and every call
              * on conn from here on fails at once, this PQgetResult first. */
             payq_log(PAYQ_LOG_WARN, "pg_unresponsive",
-                     "no answer from the database in %d ms: closing the connection",
-                     response_timeout_ms);
+                     "no answer from the database in %d ms: closing the connection", ms);
             shutdown(PQsocket(conn), SHUT_RDWR);
             deadline = 0;
         }
@@ -159,9 +200,15 @@ PGresult *payq_pg_take_results(PGconn *conn)
 PGresult *payq_pg_exec_params(PGconn *conn, const char *sql, int n, const char *const *params,
                               int result_format)
 {
+    return payq_pg_exec_params_within(conn, response_timeout_ms, sql, n, params, result_format);
+}
+
+PGresult *payq_pg_exec_params_within(PGconn *conn, int ms, const char *sql, int n,
+                                     const char *const *params, int result_format)
+{
     if (!PQsendQueryParams(conn, sql, n, NULL, params, NULL, NULL, result_format))
         return NULL;
-    return payq_pg_take_results(conn);
+    return payq_pg_take_results_within(conn, ms);
 }
 
 enum payq_pg_fault payq_pg_exec_meanwhile(PGconn *conn, const char *sql, const char *what,

@@ -18,9 +18,15 @@ enum payq_pg_fault {
 
 /* Connects; on failure logs (password redacted) and returns NULL. The
  * caller frees with PQfinish. application_name is set to app. Unless the
- * conninfo says otherwise: connect_timeout 10 s, TCP keepalives after 15 s
+ * conninfo says otherwise: connect_timeout 5 s (per host), TCP keepalives after 15 s
  * idle (3 probes 5 s apart), tcp_user_timeout 30 s. */
 PGconn *payq_pg_connect(const char *conninfo, const char *app);
+
+/* payq_pg_connect giving up after ms (0: as payq_pg_connect) for the whole
+ * attempt, every host included: for a probe that must answer in time
+ * whatever a frozen host does (a frozen host holds a blocking connect for
+ * connect_timeout before libpq tries the next). */
+PGconn *payq_pg_connect_within(const char *conninfo, const char *app, int ms);
 
 /* Checks res for the expected status; on mismatch logs `what` with the
  * SQLSTATE and message. Always leaves res to the caller (PQclear). Returns
@@ -59,10 +65,22 @@ PGresult *payq_pg_take_results(PGconn *conn);
  * standby included: only a server frozen or cut off goes past it. */
 void payq_pg_set_response_timeout(int ms);
 
+/* What a program adds to its sessions' statement_timeout for its response
+ * timeout: the server's and the network's delay in answering a statement
+ * the server cancelled. */
+#define PAYQ_PG_ANSWER_GRACE_MS 10000
+
 /* PQexecParams (text parameters, no types) bounded as above: the result,
  * or NULL if it could not be sent (payq_pg_check says why). */
 PGresult *payq_pg_exec_params(PGconn *conn, const char *sql, int n, const char *const *params,
                               int result_format);
+
+/* The same, and payq_pg_take_results, bounded by ms instead (0: no bound):
+ * for a probe or an optional read on a request's path, which must not wait
+ * as long as a statement may run. */
+PGresult *payq_pg_exec_params_within(PGconn *conn, int ms, const char *sql, int n,
+                                     const char *const *params, int result_format);
+PGresult *payq_pg_take_results_within(PGconn *conn, int ms);
 
 /* Classifies an SQLSTATE (NULL = no state: treated as a lost connection). */
 enum payq_pg_fault payq_pg_classify(const char *sqlstate);

@@ -39,6 +39,7 @@ struct payq_http_thread {
     struct payq_outbox *outbox;     /* NULL until first needed */
     PGconn *pg;                     /* NULL until first needed or after a failure */
     int64_t replay_paused_until_ns; /* no replay check before (http_transfers.c) */
+    int64_t replay_pause_ns;        /* the last pause; 0 after a lookup that worked */
     struct payq_http_thread *next;
 };
 
@@ -57,8 +58,10 @@ struct payq_http_thread *payq_http_thread_get(struct payq_http_app *app);
 void payq_http_threads_free(struct payq_http_app *app);
 
 /* The thread's read-only PostgreSQL connection, (re)connecting if needed;
- * NULL when the database cannot be reached (logged). */
-PGconn *payq_http_thread_pg(struct payq_http_app *app, struct payq_http_thread *th);
+ * NULL when the database cannot be reached (logged). wait_ms > 0 bounds a
+ * new connection's set-up, every host included (payq_pg_connect_within);
+ * 0 leaves it to connect_timeout per host. */
+PGconn *payq_http_thread_pg(struct payq_http_app *app, struct payq_http_thread *th, int wait_ms);
 /* Drops the thread's connection after a failure so the next use reconnects. */
 void payq_http_thread_pg_drop(struct payq_http_thread *th);
 

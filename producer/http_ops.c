@@ -1,6 +1,7 @@
 /* http_ops: health, readiness and metrics handlers. */
 #include "http_ops.h"
 
+#include "clock.h"
 #include "pg.h"
 
 void payq_http_healthz(struct payq_http_app *app, struct payq_http_reply *rep)
@@ -23,14 +24,30 @@ static bool broker_ok(struct payq_http_app *app)
     return true;
 }
 
+/* The database line of /readyz: SELECT 1 on the thread's read connection,
+ * connecting if need be, all within READY_DB_MS, so that /readyz answers
+ * in time (HAProxy's check allows 3 s) whatever a frozen standby does:
+ * left to libpq, a new connection waits connect_timeout on a frozen host
+ * before it tries the next, and a statement waits for ever. A second try,
+ * on a fresh connection (the old one may predate a failover), only while
+ * time is left. */
+#define READY_DB_MS 1500
+
 static bool database_ok(struct payq_http_app *app)
 {
     struct payq_http_thread *th = payq_http_thread_get(app);
+    int64_t deadline = payq_clock_mono_ms() + READY_DB_MS;
     for (int attempt = 0; attempt < 2; attempt++) {
-        PGconn *pg = payq_http_thread_pg(app, th);
+        int left = (int)(deadline - payq_clock_mono_ms());
+        if (left < 100)
+            return false;
+        PGconn *pg = payq_http_thread_pg(app, th, left);
         if (!pg)
             return false;
-        PGresult *res = PQexec(pg, "SELECT 1");
+        left = (int)(deadline - payq_clock_mono_ms());
+        if (left < 1)
+            left = 1;
+        PGresult *res = payq_pg_exec_params_within(pg, left, "SELECT 1", 0, NULL, 0);
         enum payq_pg_fault f = payq_pg_check(pg, res, PGRES_TUPLES_OK, "readiness check");
         PQclear(res);
         if (f == PAYQ_PG_OK)

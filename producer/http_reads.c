@@ -37,7 +37,7 @@ static void get(struct payq_http_app *app, const char *id, size_t id_len, const 
     enum payq_lookup r = PAYQ_LOOKUP_FAILED;
     /* One retry on a fresh connection: the old one may predate a failover. */
     for (int attempt = 0; attempt < 2 && r == PAYQ_LOOKUP_FAILED; attempt++) {
-        PGconn *pg = payq_http_thread_pg(app, th);
+        PGconn *pg = payq_http_thread_pg(app, th, 0);
         if (!pg)
             break;
         payq_buf_reset(&rep->body);

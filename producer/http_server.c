@@ -25,6 +25,7 @@
 #include "http_transfers.h"
 #include "log.h"
 #include "message.h"
+#include "pg.h"
 #include "signals.h"
 
 /* libmicrohttpd's own idle timeout: a backstop behind the guard's
@@ -442,6 +443,11 @@ int payq_http_serve(const struct payq_config *cfg, const char *listen)
         .conn_name = "payq-producer serve",
     };
     app.ntokens = payq_http_auth_load(cfg, app.tokens);
+    /* GETs and the replay check read a standby; one that is frozen must
+     * not hold a pool thread for ever (the replay check and /readyz bound
+     * their own waits tighter: http_transfers.c, http_ops.c). */
+    if (cfg->pg.statement_timeout_ms > 0)
+        payq_pg_set_response_timeout(cfg->pg.statement_timeout_ms + PAYQ_PG_ANSWER_GRACE_MS);
     pthread_mutex_init(&app.threads_lock, NULL);
     payq_http_metrics_init(&app.metrics);
     struct MHD_Daemon *d = payq_http_group_start(&app) == 0 ? start(&app, listen) : NULL;

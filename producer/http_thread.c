@@ -15,6 +15,8 @@
 
 static _Thread_local struct payq_http_thread *t_self;
 
+#define SET_TIMEOUT "SELECT set_config('statement_timeout', $1, false)"
+
 struct payq_http_thread *payq_http_thread_get(struct payq_http_app *app)
 {
     if (t_self)
@@ -56,19 +58,19 @@ void payq_http_threads_free(struct payq_http_app *app)
     }
 }
 
-PGconn *payq_http_thread_pg(struct payq_http_app *app, struct payq_http_thread *th)
+PGconn *payq_http_thread_pg(struct payq_http_app *app, struct payq_http_thread *th, int wait_ms)
 {
     if (th->pg && PQstatus(th->pg) == CONNECTION_OK)
         return th->pg;
     payq_http_thread_pg_drop(th);
-    PGconn *pg = payq_pg_connect(app->cfg->pg.read_conninfo, "payq-producer");
+    PGconn *pg = payq_pg_connect_within(app->cfg->pg.read_conninfo, "payq-producer", wait_ms);
     if (!pg)
         return NULL;
     char ms[16];
     snprintf(ms, sizeof ms, "%d", app->cfg->pg.statement_timeout_ms);
     const char *params[1] = {ms};
-    PGresult *res = PQexecParams(pg, "SELECT set_config('statement_timeout', $1, false)", 1, NULL,
-                                 params, NULL, NULL, 0);
+    PGresult *res = wait_ms > 0 ? payq_pg_exec_params_within(pg, wait_ms, SET_TIMEOUT, 1, params, 0)
+                                : payq_pg_exec_params(pg, SET_TIMEOUT, 1, params, 0);
     enum payq_pg_fault f = payq_pg_check(pg, res, PGRES_TUPLES_OK, "set statement_timeout");
     PQclear(res);
     if (f != PAYQ_PG_OK) {

@@ -93,10 +93,21 @@ static int check_item(struct post *p, long i, const char *body, struct payq_http
     return 0;
 }
 
-/* After a failed lookup the replay check is skipped for this long on that
- * thread (pool thread or group-commit publisher), so a database outage
- * costs one connection attempt a second, not one per request. */
-#define REPLAY_PAUSE_NS (1000 * 1000000LL)
+/* After a failed lookup the replay check is skipped on that thread (pool
+ * thread or group-commit publisher) for 1 s, doubled after each failure in
+ * a row up to 32 s: a database outage costs a connection attempt now and
+ * then, not one per request, and a frozen standby, where each attempt
+ * waits REPLAY_WAIT_MS, holds few requests. */
+#define REPLAY_PAUSE_MIN_NS (1000 * 1000000LL)
+#define REPLAY_PAUSE_MAX_NS (32000 * 1000000LL)
+
+/* The longest a lookup, or a connection for it, may keep a 202 waiting
+ * (it takes milliseconds).
+ * The check is an early answer, not the guarantee (the worker's own
+ * duplicate check is): a standby that is frozen or cut off, answering
+ * nothing, must not hold intake, so past this the request is published
+ * without it (chaos_intake_frozen_standby). */
+#define REPLAY_WAIT_MS 500
 
 /* The requests one lookup checks: one request published on its own, or
  * all the requests of a shared pack (one query for the whole pack). */
@@ -196,20 +207,26 @@ static int lookup_replays(struct payq_http_app *app, struct payq_http_thread *th
     /* One retry on a fresh connection, as for GET: the old one may predate
      * a failover. */
     for (int attempt = 0; attempt < 2 && r == PAYQ_LOOKUP_FAILED; attempt++) {
-        PGconn *pg = payq_http_thread_pg(app, th);
+        PGconn *pg = payq_http_thread_pg(app, th, REPLAY_WAIT_MS);
         if (!pg)
             break;
-        r = payq_ledger_lookup_many(pg, ids, n, on_stored, &rp);
+        r = payq_ledger_lookup_many(pg, REPLAY_WAIT_MS, ids, n, on_stored, &rp);
         if (r == PAYQ_LOOKUP_FAILED || r == PAYQ_LOOKUP_ERROR)
             payq_http_thread_pg_drop(th);
     }
     free(ids);
-    if (r != PAYQ_LOOKUP_FAILED && r != PAYQ_LOOKUP_ERROR)
+    if (r != PAYQ_LOOKUP_FAILED && r != PAYQ_LOOKUP_ERROR) {
+        th->replay_pause_ns = 0;
         return 0;
-    th->replay_paused_until_ns = now + REPLAY_PAUSE_NS;
+    }
+    th->replay_pause_ns = th->replay_pause_ns ? th->replay_pause_ns * 2 : REPLAY_PAUSE_MIN_NS;
+    if (th->replay_pause_ns > REPLAY_PAUSE_MAX_NS)
+        th->replay_pause_ns = REPLAY_PAUSE_MAX_NS;
+    th->replay_paused_until_ns = payq_clock_mono_ns() + th->replay_pause_ns;
     payq_counter_add(app->metrics.replay_unchecked, nposts);
     payq_log(PAYQ_LOG_WARN, "replay_check_skipped",
-             "the ledger could not be read: publishing without the replay check for 1 s");
+             "the ledger could not be read: publishing without the replay check for %lld ms",
+             (long long)(th->replay_pause_ns / 1000000));
     return -1;
 }
 

@@ -23,7 +23,7 @@ static const char *const g_keys[] = {"id",       "status",        "reason",     
 enum payq_lookup payq_ledger_lookup(PGconn *pg, const char *id, struct payq_buf *out)
 {
     const char *params[1] = {id};
-    PGresult *res = PQexecParams(pg, g_sql, 1, NULL, params, NULL, NULL, 0);
+    PGresult *res = payq_pg_exec_params(pg, g_sql, 1, params, 0);
     enum payq_pg_fault f = payq_pg_check(pg, res, PGRES_TUPLES_OK, "look up transfer");
     if (f != PAYQ_PG_OK) {
         PQclear(res);
@@ -53,7 +53,7 @@ static const char *const g_many_sql =
     "currency::text, coalesce(batch_id, ''), business_date::text, coalesce(reference, '') "
     "FROM payq.transfers WHERE id = ANY($1::text[])";
 
-enum payq_lookup payq_ledger_lookup_many(PGconn *pg, const char *const *ids, size_t n,
+enum payq_lookup payq_ledger_lookup_many(PGconn *pg, int wait_ms, const char *const *ids, size_t n,
                                          payq_lookup_row_fn fn, void *ctx)
 {
     struct payq_buf arr = PAYQ_BUF_INIT;
@@ -62,7 +62,7 @@ enum payq_lookup payq_ledger_lookup_many(PGconn *pg, const char *const *ids, siz
         payq_pgarr_str(&arr, ids[i]);
     payq_pgarr_end(&arr);
     const char *params[1] = {arr.data};
-    PGresult *res = PQexecParams(pg, g_many_sql, 1, NULL, params, NULL, NULL, 0);
+    PGresult *res = payq_pg_exec_params_within(pg, wait_ms, g_many_sql, 1, params, 0);
     payq_buf_free(&arr);
     enum payq_pg_fault f = payq_pg_check(pg, res, PGRES_TUPLES_OK, "look up transfer ids");
     if (f != PAYQ_PG_OK) {

@@ -33,8 +33,9 @@ typedef void (*payq_lookup_row_fn)(void *ctx, const char *id, const struct payq_
 /* Looks the n ids (already validated) up with one query
  * (id = ANY($1::text[])) and calls fn for each one the ledger holds.
  * Returns FOUND when at least one was, NOT_FOUND when none, FAILED or
- * ERROR as payq_ledger_lookup (logged). */
-enum payq_lookup payq_ledger_lookup_many(PGconn *pg, const char *const *ids, size_t n,
+ * ERROR as payq_ledger_lookup (logged). No answer within wait_ms is FAILED
+ * and leaves pg lost (payq_pg_exec_params_within). */
+enum payq_lookup payq_ledger_lookup_many(PGconn *pg, int wait_ms, const char *const *ids, size_t n,
                                          payq_lookup_row_fn fn, void *ctx);
 
 #endif

@@ -22,7 +22,7 @@ static enum payq_lookup run(PGconn *pg, const char *sql, const char *param, cons
                             PGresult **res)
 {
     const char *params[1] = {param};
-    *res = PQexecParams(pg, sql, 1, NULL, params, NULL, NULL, 0);
+    *res = payq_pg_exec_params(pg, sql, 1, params, 0);
     enum payq_pg_fault f = payq_pg_check(pg, *res, PGRES_TUPLES_OK, what);
     if (f == PAYQ_PG_OK)
         return PQntuples(*res) ? PAYQ_LOOKUP_FOUND : PAYQ_LOOKUP_NOT_FOUND;

@@ -77,16 +77,6 @@ static void usage(FILE *f)
           f);
 }
 
-/* The server ends every statement at statement_timeout, a COMMIT's wait
- * for the synchronous standby too (with a WARNING: commit.h). A primary
- * that has still not answered this long after it is frozen or cut off by a
- * partition; Patroni promotes another meanwhile, and the worker must not
- * wait for the lost one: the connection is given up (payq_pg_take_results)
- * and the batch retried on whichever node the conninfo finds read-write,
- * as after any unknown outcome. 10 s covers the server's and the network's
- * delay in answering a cancelled statement. */
-#define PG_ANSWER_GRACE_MS 10000
-
 static PGconn *connect_pg(struct worker *w)
 {
     PGconn *conn = payq_pg_connect(w->cfg.pg.conninfo, "payq-worker");
@@ -634,8 +624,15 @@ int main(int argc, char **argv)
         payq_log_set_level(lvl);
     payq_signals_install();
     payq_wmetrics_init(&w.m);
+    /* The server ends every statement at statement_timeout, a COMMIT's wait
+     * for the synchronous standby too (with a WARNING: commit.h). A primary
+     * that has still not answered some seconds later is frozen or cut off;
+     * Patroni promotes another meanwhile, and the worker must not wait for
+     * the lost one: the connection is given up and the batch retried on
+     * whichever node the conninfo finds read-write, as after any unknown
+     * outcome (chaos_pg_freeze). */
     if (w.cfg.pg.statement_timeout_ms > 0)
-        payq_pg_set_response_timeout(w.cfg.pg.statement_timeout_ms + PG_ANSWER_GRACE_MS);
+        payq_pg_set_response_timeout(w.cfg.pg.statement_timeout_ms + PAYQ_PG_ANSWER_GRACE_MS);
     w.target = (struct payq_amqp_target){w.cfg.amqp.url, &w.cfg.amqp.tls, w.cfg.amqp.heartbeat_s,
                                          w.cfg.amqp.connect_timeout_ms, "payq-worker"};
     int rc = 1;

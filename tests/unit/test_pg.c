@@ -79,6 +79,7 @@ struct fake {
     int listener;
     int port;
     bool answer; /* false: read everything, answer nothing (frozen) */
+    bool greet;  /* false: not even the start-up (frozen before a connection) */
     pthread_t thread;
 };
 
@@ -126,7 +127,7 @@ static void *fake_serve(void *arg)
     if (fd < 0)
         return NULL;
     /* StartupMessage (no type byte): AuthenticationOk, ReadyForQuery. */
-    if (skip_body(fd)) {
+    if (skip_body(fd) && f->greet) {
         static const unsigned char hello[] = {'R', 0, 0, 0, 8, 0, 0, 0, 0, 'Z', 0, 0, 0, 5, 'I'};
         put(fd, hello, sizeof hello);
     }
@@ -152,6 +153,7 @@ static void *fake_serve(void *arg)
 static void fake_start(struct fake *f, bool answer)
 {
     f->answer = answer;
+    f->greet = true;
     f->listener = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     assert_int_equal(bind(f->listener, (struct sockaddr *)&a, sizeof a), 0);
@@ -202,6 +204,27 @@ static void test_response_timeout(void **state)
     payq_pg_set_response_timeout(0);
 }
 
+/* A server frozen before it answers the start-up: a bounded connect gives
+ * up after its deadline (libpq's own connect_timeout, 5 s here, does not
+ * apply to the polled connect). */
+static void test_connect_within(void **state)
+{
+    (void)state;
+    struct fake f;
+    fake_start(&f, false);
+    f.greet = false;
+    char ci[160];
+    snprintf(ci, sizeof ci,
+             "host=127.0.0.1 port=%d dbname=x user=u sslmode=disable gssencmode=disable", f.port);
+    int64_t t0 = payq_clock_mono_ms();
+    PGconn *conn = payq_pg_connect_within(ci, "test_pg", 300);
+    int64_t waited = payq_clock_mono_ms() - t0;
+    assert_null(conn);
+    assert_true(waited >= 300);
+    assert_true(waited < 4000);
+    fake_stop(&f, NULL);
+}
+
 /* A live server under the same timeout: answers come through, including
  * to a statement of several megabytes, which a nonblocking connection
  * sends in pieces as the server reads. */
@@ -234,6 +257,7 @@ int main(void)
         cmocka_unit_test(test_classify),
         cmocka_unit_test(test_response_timeout),
         cmocka_unit_test(test_response_timeout_answered),
+        cmocka_unit_test(test_connect_within),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

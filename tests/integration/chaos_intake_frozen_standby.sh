@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# chaos_intake_frozen_standby: a frozen standby does not stop intake. The
+# replicas read the ledger from a standby (pg.read_conninfo,
+# target_session_attrs=prefer-standby): for the replay check of every POST
+# (is this id booked already, with the same payload?), for GET reads and
+# for the database line of /readyz. 64 clients send one transfer per
+# request through HAProxy to two `payq-producer serve` replicas; 6 s in, the
+# whole node the replicas read from (its Patroni, postmaster and every
+# PostgreSQL process) is frozen with SIGSTOP for 20 s, as a paused VM is:
+# it answers nothing and resets nothing, so no connection breaks. POSTs
+# need only the broker: the replay check gives the standby REPLAY_WAIT_MS
+# (1 s) and then publishes without it (the worker's duplicate check still
+# holds), and /readyz gives it 1 s (HAProxy's check allows 3). Proves: the
+# frozen seconds still answered 202s (after the first one, at least half of
+# the rate before the freeze), HAProxy took no replica out, every attempt
+# answered 202 (none needed a retry), and every id that got a 202 is in the
+# ledger exactly once with its amount (as in chaos_intake_kill). Before the
+# fix the replay check waited for the frozen node: no 202 for the whole
+# freeze, and /readyz hung, so HAProxy took both replicas out.
+# Needs `scripts/stack up --intake 2` (skips, exit 77, otherwise).
+set -uo pipefail
+export LC_ALL=C
+TEST_NAME=chaos_intake_frozen_standby
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib/common.sh
+. "$here/lib/common.sh"
+# shellcheck source=lib/intake_common.sh
+. "$here/lib/intake_common.sh"
+intake_require 2
+FROZEN=()
+# shellcheck disable=SC2317 # called by the EXIT trap
+thaw() {
+    [ ${#FROZEN[@]} -gt 0 ] && kill -CONT "${FROZEN[@]}" 2>/dev/null
+    FROZEN=()
+}
+trap 'thaw; cleanup_common' EXIT
+FREEZE_S=20
+
+# chkdown I: how many times HAProxy has taken replica I out (UP to DOWN).
+chkdown() {
+    curl -s --max-time 5 "$PAYQ_API_STATS_URL;csv" |
+        awk -F, -v s="r$1" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "chkdown") c = i }
+                            $1 == "payq_intake" && $2 == s { print $c }'
+}
+
+P=fs$RUN_ID
+K=20
+start_worker
+intake_accounts "$P" "$K" || finish
+down_before="$(chkdown 1) $(chkdown 2)"
+t_load=$(date +%s.%N)
+load_start "$P" "$K"
+sleep 6
+
+# The node the replicas read from: the one holding their backends.
+node=
+primary_port=$(sed -n 's/.*port=\([0-9]*\).*/\1/p' <<<"$PAYQ_PG_PRIMARY")
+for port in $(sed -n 's/.*port=\([0-9,]*\).*/\1/p' <<<"$PAYQ_PG_READ_CONNINFO" | tr , ' '); do
+    n=$(psql "${PAYQ_PG_PRIMARY/port=$primary_port/port=$port}" -X -qAt -c \
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'payq-producer'" 2>/dev/null)
+    if [ "${n:-0}" -gt 0 ]; then
+        node=$(pgrep -af -- "--port=$port " | sed -n 's|.* -D [^ ]*/pg/\([a-c]\) .*|\1|p' | head -n1)
+        break
+    fi
+done
+pm=$(pgrep -f "postgres -D $SRC/.run/pg/$node " | head -n1)
+pp=$(pgrep -f "patroni $SRC/.run/pg/patroni/$node.yml" | head -n1)
+if [ -z "$node" ] || [ -z "$pm" ] || [ -z "$pp" ]; then
+    fail "no node found holding the replicas' read connections ($node, $pm, $pp)"
+    load_stop
+    finish
+fi
+mapfile -t FROZEN < <(echo "$pp"; echo "$pm"; pgrep -P "$pm")
+t_freeze=$(date +%s.%N)
+kill -STOP "${FROZEN[@]}"
+echo "# froze node $node (${#FROZEN[@]} processes), which the replicas read from"
+sleep "$FREEZE_S"
+t_thaw=$(date +%s.%N)
+thaw
+sleep 6
+load_stop
+check "load generator finished" 0 $?
+cat "$TMP/load.json"
+
+# Seconds since the load started (the attempts' T column).
+f0=$(awk -v a="$t_freeze" -v b="$t_load" 'BEGIN { print a - b }')
+f1=$(awk -v a="$t_thaw" -v b="$t_load" 'BEGIN { print a - b }')
+before=$(awk -v a="$f0" '$2 == 202 && $4 >= a - 5 && $4 < a' "$TMP/attempts" | wc -l)
+during=$(awk -v a="$f0" -v b="$f1" '$2 == 202 && $4 >= a + 1 && $4 < b' "$TMP/attempts" | wc -l)
+rate_before=$((before / 5))
+rate_during=$((during / (FREEZE_S - 1)))
+echo "# 202s per second: $rate_before in the 5 s before the freeze, $rate_during while frozen (after its first second)"
+check "202s kept coming while the standby was frozen (at least half the rate before)" true \
+    "$([ $((rate_during * 2)) -ge "$rate_before" ] && [ "$rate_during" -gt 0 ] && echo true)"
+check "HAProxy took no replica out (chkdown of r1 r2)" "$down_before" "$(chkdown 1) $(chkdown 2)"
+check "every attempt answered 202 (none failed)" 0 \
+    "$(awk '$2 != 202' "$TMP/attempts" | wc -l)"
+grep -q '"event":"pg_unresponsive"' "$SRC"/.run/intake/*.log 2>/dev/null &&
+    ok "a replica gave up the frozen node's connection (pg_unresponsive)" ||
+    echo "# note: no replica log under .run/intake names pg_unresponsive"
+check_load_ledger "$P"
+finish
