@@ -27,13 +27,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=lib/intake_common.sh
 . "$here/lib/intake_common.sh"
 intake_require 2
-FROZEN=()
-# shellcheck disable=SC2317 # called by the EXIT trap
-thaw() {
-    [ ${#FROZEN[@]} -gt 0 ] && kill -CONT "${FROZEN[@]}" 2>/dev/null
-    FROZEN=()
-}
-trap 'thaw; cleanup_common' EXIT
+trap 'thaw_pg_nodes; cleanup_common' EXIT
 FREEZE_S=20
 
 # chkdown I: how many times HAProxy has taken replica I out (UP to DOWN).
@@ -63,20 +57,16 @@ for port in $(sed -n 's/.*port=\([0-9,]*\).*/\1/p' <<<"$PAYQ_PG_READ_CONNINFO" |
         break
     fi
 done
-pm=$(pgrep -f "postgres -D $SRC/.run/pg/$node " | head -n1)
-pp=$(pgrep -f "patroni $SRC/.run/pg/patroni/$node.yml" | head -n1)
-if [ -z "$node" ] || [ -z "$pm" ] || [ -z "$pp" ]; then
-    fail "no node found holding the replicas' read connections ($node, $pm, $pp)"
+t_freeze=$(date +%s.%N)
+if [ -z "$node" ] || ! freeze_pg_node "$node"; then
+    fail "no node found holding the replicas' read connections (${node:-none})"
     load_stop
     finish
 fi
-mapfile -t FROZEN < <(echo "$pp"; echo "$pm"; pgrep -P "$pm")
-t_freeze=$(date +%s.%N)
-kill -STOP "${FROZEN[@]}"
-echo "# froze node $node (${#FROZEN[@]} processes), which the replicas read from"
+echo "# froze node $node (${#PG_FROZEN[@]} processes), which the replicas read from"
 sleep "$FREEZE_S"
 t_thaw=$(date +%s.%N)
-thaw
+thaw_pg_nodes
 sleep 6
 load_stop
 check "load generator finished" 0 $?

@@ -21,13 +21,7 @@ P=fz$RUN_ID
 N=30000
 FREEZE_MAX=90 # seconds the leader stays frozen at most
 
-FROZEN=()
-thaw() {
-    [ ${#FROZEN[@]} -gt 0 ] && kill -CONT "${FROZEN[@]}" 2>/dev/null
-    FROZEN=()
-}
-# Never leave a frozen node behind for the tests that follow.
-trap 'thaw; cleanup_common' EXIT
+trap 'thaw_pg_nodes; cleanup_common' EXIT
 
 sed 's/^\(  statement_timeout_ms:\).*/\1 2000/' "$SRC/config/payq.yaml" >"$TMP/payq.yaml"
 grep -q '^  statement_timeout_ms: 2000$' "$TMP/payq.yaml" || fail "test config: statement_timeout_ms not set"
@@ -36,30 +30,20 @@ gen_accounts "$P" 100 | "$BIN/payq-rawpub" >/dev/null || fail "open accounts"
 "$BIN/payq-worker" --exit-when-idle 1000 2>>"$TMP/w0.log"
 gen_transfers "$P" "$N" 100 31 >"$TMP/transfers"
 # 30 s of publishing: the freeze lands in the middle of the run.
-split -n l/30 "$TMP/transfers" "$TMP/chunk."
-(
-    for c in "$TMP"/chunk.*; do
-        "$BIN/payq-rawpub" <"$c" >/dev/null || exit 1
-        sleep 1
-    done
-) &
-publisher=$!
+publish_paced "$TMP/transfers" 30 1
+publisher=$LAST_PID
 start_worker --config "$TMP/payq.yaml"
 worker=$LAST_PID
 committed_once "$worker" "$publisher" || fail "the worker journaled no batch before the freeze"
 
 old=$PAYQ_PG_PRIMARY_NODE
-pm=$(pgrep -f "postgres -D $SRC/.run/pg/$old " | head -n1)
-pp=$(pgrep -f "patroni $SRC/.run/pg/patroni/$old.yml" | head -n1)
-if [ -z "$pm" ] || [ -z "$pp" ]; then
-    fail "leader $old: no postmaster ($pm) or Patroni ($pp) found"
-    finish
-fi
-mapfile -t FROZEN < <(echo "$pp"; echo "$pm"; pgrep -P "$pm")
 before=$(q "SELECT count(*) FROM payq.transfers WHERE id LIKE '$P-t-%'")
 t0=$(date +%s)
-kill -STOP "${FROZEN[@]}"
-echo "# froze leader $old (${#FROZEN[@]} processes) with $before of $N transfers booked"
+if ! freeze_pg_node "$old"; then
+    fail "leader $old: no postmaster or Patroni found"
+    finish
+fi
+echo "# froze leader $old (${#PG_FROZEN[@]} processes) with $before of $N transfers booked"
 
 # A new leader: Patroni's lease (PAYQ_PATRONI_TTL, 15 s) runs out first.
 new=$old
@@ -89,7 +73,7 @@ grep -q '"event":"pg_unresponsive"' "$TMP"/worker-*.log &&
     fail "the worker logged no pg_unresponsive"
 check "the worker is still running" "0" "$(kill -0 "$worker" 2>/dev/null; echo $?)"
 
-thaw
+thaw_pg_nodes
 wait "$publisher"
 check "publisher succeeded" "0" "$?"
 # The thawed node finds its lease gone, demotes itself and rejoins.

@@ -74,8 +74,7 @@ for i in range(1, n + 1):
     sent.append(body)
     print("transfer\t" + body)
 PY
-split -n l/12 "$TMP/msgs" "$TMP/chunk."
-publish_under_kills "$TMP/chunk." 0.5 "$KILLS_MIN" 300
+publish_under_kills "$TMP/msgs" 12 0.5 "$KILLS_MIN" 300
 wait_queue_empty payq.transfers 300 || fail "payq.transfers did not drain"
 for w in "${workers[@]}"; do kill -TERM "$w" 2>/dev/null; done
 for w in "${workers[@]}"; do wait "$w"; done

@@ -13,14 +13,8 @@ gen_accounts "$P" 100 | "$BIN/payq-rawpub" >/dev/null || fail "open accounts"
 # Accounts first: competing consumers give no order between messages.
 "$BIN/payq-worker" --exit-when-idle 1000 2>>"$TMP/w0.log"
 gen_transfers "$P" "$N" 100 23 >"$TMP/transfers"
-split -n l/10 "$TMP/transfers" "$TMP/chunk."
-(
-    for c in "$TMP"/chunk.*; do
-        "$BIN/payq-rawpub" <"$c" >/dev/null || exit 1
-        sleep 0.5
-    done
-) &
-publisher=$!
+publish_paced "$TMP/transfers" 10 0.5
+publisher=$LAST_PID
 start_worker
 w1=$LAST_PID
 start_worker

@@ -14,10 +14,9 @@ gen_accounts "$P" 200 | "$BIN/payq-rawpub" >/dev/null || fail "open accounts"
 # Accounts first: competing consumers give no order between messages.
 "$BIN/payq-worker" --exit-when-idle 1000 2>>"$TMP/w0.log"
 gen_transfers "$P" "$N" 200 11 >"$TMP/transfers"
-split -n l/20 "$TMP/transfers" "$TMP/chunk."
 
 # Publish in 20 chunks while workers are killed.
-publish_under_kills "$TMP/chunk." 0.7 "$KILLS_MIN" 600
+publish_under_kills "$TMP/transfers" 20 0.7 "$KILLS_MIN" 600
 
 # Let the survivors drain, then stop them gracefully.
 wait_transfers "id LIKE '$P-t-%'" "$N" 300 || fail "not every transfer booked within 300 s"

@@ -169,8 +169,49 @@ committed_once() {
     done
 }
 
-# publish_under_kills CHUNK_GLOB_PREFIX PAUSE KILLS_MIN DEADLINE_S: publishes
-# the chunk files $1* with payq-rawpub, PAUSE seconds apart (so the run
+# publish_paced FILE CHUNKS PAUSE: publishes FILE (payq-rawpub lines) in
+# CHUNKS parts, PAUSE seconds apart, in the background, so that the run
+# outlasts a fault injected meanwhile; the publisher's pid is left in
+# LAST_PID (call it directly, not in $(...)), its exit status 1 if a part
+# failed.
+publish_paced() {
+    local c
+    rm -f "$TMP"/paced.*
+    split -n "l/$2" "$1" "$TMP/paced."
+    (
+        for c in "$TMP"/paced.*; do
+            "$BIN/payq-rawpub" <"$c" >/dev/null || { echo "publish failed" >&2; exit 1; }
+            sleep "$3"
+        done
+    ) &
+    LAST_PID=$!
+}
+
+# PG_FROZEN: the pids freeze_pg_node stopped; thaw_pg_nodes continues
+# them. A test that freezes sets `trap 'thaw_pg_nodes; cleanup_common'
+# EXIT`: no frozen node may outlive it.
+PG_FROZEN=()
+
+# freeze_pg_node NODE: stops PostgreSQL node NODE whole (kill -STOP on its
+# Patroni, its postmaster and every child), as a paused VM or a stalled
+# host: it answers nothing and resets nothing, and the kernel still
+# acknowledges TCP for it. Returns 1 when a process is missing.
+freeze_pg_node() {
+    local pm pp
+    pm=$(pgrep -f "postgres -D $SRC/.run/pg/$1 " | head -n1)
+    pp=$(pgrep -f "patroni $SRC/.run/pg/patroni/$1.yml" | head -n1)
+    [ -n "$pm" ] && [ -n "$pp" ] || return 1
+    mapfile -t PG_FROZEN < <(echo "$pp"; echo "$pm"; pgrep -P "$pm")
+    kill -STOP "${PG_FROZEN[@]}"
+}
+
+thaw_pg_nodes() {
+    [ ${#PG_FROZEN[@]} -gt 0 ] && kill -CONT "${PG_FROZEN[@]}" 2>/dev/null
+    PG_FROZEN=()
+}
+
+# publish_under_kills FILE CHUNKS PAUSE KILLS_MIN DEADLINE_S: publishes FILE
+# with publish_paced (CHUNKS parts PAUSE seconds apart, so the run
 # outlasts the kills), while three payq-worker processes consume and one of
 # them, chosen at random, is SIGKILLed and restarted every 1-2 s, until the
 # publisher is done and at least KILLS_MIN kills happened (or DEADLINE_S).
@@ -183,14 +224,9 @@ committed_once() {
 # running in the array `workers` and the count in `kills`. Worker logs go to
 # $TMP/workers.log.
 publish_under_kills() {
-    local prefix=$1 pause=$2 kills_min=$3 deadline=$((SECONDS + $4)) publisher victim c
-    (
-        for c in "$prefix"*; do
-            "$BIN/payq-rawpub" <"$c" >/dev/null || { echo "publish failed" >&2; exit 1; }
-            sleep "$pause"
-        done
-    ) &
-    publisher=$!
+    local kills_min=$4 deadline=$((SECONDS + $5)) publisher victim
+    publish_paced "$1" "$2" "$3"
+    publisher=$LAST_PID
     workers=()
     for _ in 1 2 3; do
         "$BIN/payq-worker" 2>>"$TMP/workers.log" &
