@@ -127,6 +127,7 @@ recon_default() { # DATE: default options; JSON into $TMP/DATE.json, sets RC
     "$BIN/payq-reconciler" --config "$TMP/recon0.yaml" --date "$1" --format json \
         --out "$TMP/$1.json" 2>"$TMP/$1.err"
     RC=$?
+    [ "$RC" = 2 ] && why_failed "$TMP/$1.err"
 }
 fresh_date
 DX=$D
@@ -142,9 +143,11 @@ check "forward: the index notes where $DF starts, before the last marker" "true"
 # What the default did before the index: the window (DF 00:00 minus 0 h) is
 # in the future, clamped to now, and sees none of DF's messages.
 "$BIN/payq-reconciler" --config "$TMP/recon0.yaml" --date "$DF" --format json \
-    --audit-from "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --out "$TMP/old.json" 2>/dev/null
+    --audit-from "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --out "$TMP/old.json" 2>"$TMP/old.err"
+RC=$?
+[ "$RC" = 2 ] && why_failed "$TMP/old.err"
 check "forward: a read from now calls them all unexpected" "1 3" \
-    "$? $(jq .counts.breaks.unexpected_in_ledger "$TMP/old.json")"
+    "$RC $(jq .counts.breaks.unexpected_in_ledger "$TMP/old.json")"
 recon_default "$DF"
 check "forward: exit 0" 0 "$RC"
 check "forward: read from the index" "offset ${IDX% *}" "$(jq -r .sources.audit.from "$TMP/$DF.json")"

@@ -90,6 +90,12 @@ in_flight() {
 # recon DATE [args]: runs the reconciler (JSON into $TMP/DATE.json, stderr
 # into $TMP/DATE.err) and sets RC. While other tests leave messages queued
 # the verdict may be in_flight: drain and run again, a few times.
+# why_failed LOG: what a run that could not run (exit 2) logged, in the
+# test's output: its temporary directory is gone by the time CI shows it.
+why_failed() {
+    grep -E '"level":"(warn|error)"' "$1" | tail -n 5 | sed 's/^/# /'
+}
+
 recon() {
     local date=$1 attempt
     shift
@@ -98,6 +104,7 @@ recon() {
             --audit-from "$RECON_START" --format json --out "$TMP/$date.json" "$@" \
             2>"$TMP/$date.err"
         RC=$?
+        [ "$RC" = 2 ] && why_failed "$TMP/$date.err"
         [ "$RC" = 1 ] && [ "$(in_flight "$TMP/$date.json")" != 0 ] || return 0
         echo "# $date: transfers in flight (others' traffic?), draining for attempt $((attempt + 1))"
         drain
