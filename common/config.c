@@ -80,6 +80,7 @@ static const struct key keys[] = {
     KINT("producer.group_publishers", producer.group_publishers, 0, 16, 2),
     KINT("producer.group_linger_us", producer.group_linger_us, 0, 1000000, 1000),
     KBOOL("producer.replay_check", producer.replay_check, true),
+    KINT("producer.read_timeout_ms", producer.read_timeout_ms, 100, 600000, 2000),
     {"producer.api_tokens_sha256", KEY_TOKENS, FIELD(producer.api_tokens_sha256), 0,
      PAYQ_CONFIG_MAX_TOKENS, 0, NULL, false, NULL},
     KINT("worker.batch_max", worker.batch_max, 1, 8189, 4000),

@@ -82,6 +82,9 @@ struct payq_config {
         /* producer.replay_check: POST looks its ids up on the read replica and answers 409
          * for an id held with another payload, default true */
         bool replay_check;
+        /* producer.read_timeout_ms: the longest a GET of the ledger waits for the read
+         * replica, connecting included, before it answers 503, 100..600000, default 2000 */
+        int read_timeout_ms;
         /* producer.api_tokens_sha256: list of 64-hex-char SHA-256 digests */
         char api_tokens_sha256[PAYQ_CONFIG_MAX_TOKENS][65];
         size_t n_api_tokens;

@@ -19,6 +19,7 @@
 #include "http_guard.h"
 #include "http_metrics.h"
 #include "outbox.h"
+#include "read_pause.h"
 
 struct payq_http_thread;
 
@@ -33,13 +34,12 @@ struct payq_http_app {
     size_t ntokens;
     pthread_mutex_t threads_lock; /* guards threads */
     struct payq_http_thread *threads;
+    struct payq_read_pause reads; /* every read of the ledger on the request path */
 };
 
 struct payq_http_thread {
-    struct payq_outbox *outbox;     /* NULL until first needed */
-    PGconn *pg;                     /* NULL until first needed or after a failure */
-    int64_t replay_paused_until_ns; /* no replay check before (http_transfers.c) */
-    int64_t replay_pause_ns;        /* the last pause; 0 after a lookup that worked */
+    struct payq_outbox *outbox; /* NULL until first needed */
+    PGconn *pg;                 /* NULL until first needed or after a failure */
     struct payq_http_thread *next;
 };
 
@@ -49,6 +49,7 @@ struct payq_http_reply {
     const char *content_type; /* NULL = application/json */
     char allow[64];           /* Allow header for 405 ("" = none) */
     bool www_authenticate;    /* WWW-Authenticate: Bearer (401) */
+    int retry_after_s;        /* Retry-After (503; 0 = none) */
 };
 
 /* The calling pool thread's resources, created on first use and

@@ -5,11 +5,13 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "clock.h"
 #include "ledger_lookup.h"
 #include "ledger_reads.h"
+#include "log.h"
 #include "message.h"
 
-typedef enum payq_lookup (*read_fn)(PGconn *pg, const char *id, struct payq_buf *out);
+typedef enum payq_lookup (*read_fn)(PGconn *pg, int wait_ms, const char *id, struct payq_buf *out);
 
 /* {"error":"invalid <field>","field":<field>,"detail":...}: the 400 names
  * the field, like the 422 of POST does. */
@@ -23,6 +25,38 @@ static void reply_invalid(struct payq_http_reply *rep, const char *field)
                     field, field, field);
 }
 
+/* The read within producer.read_timeout_ms, a new connection included:
+ * one retry on a fresh connection (the old one may predate a failover)
+ * while time is left. */
+static enum payq_lookup read_within(struct payq_http_app *app, const char *key, read_fn fn,
+                                    struct payq_buf *body)
+{
+    struct payq_http_thread *th = payq_http_thread_get(app);
+    int64_t deadline = payq_clock_mono_ms() + app->cfg->producer.read_timeout_ms;
+    enum payq_lookup r = PAYQ_LOOKUP_FAILED;
+    for (int attempt = 0; attempt < 2 && r == PAYQ_LOOKUP_FAILED; attempt++) {
+        int left = (int)(deadline - payq_clock_mono_ms());
+        if (left < 1)
+            break;
+        PGconn *pg = payq_http_thread_pg(app, th, left);
+        if (!pg)
+            break;
+        left = (int)(deadline - payq_clock_mono_ms());
+        payq_buf_reset(body);
+        r = fn(pg, left > 0 ? left : 1, key, body);
+        if (r == PAYQ_LOOKUP_FAILED || r == PAYQ_LOOKUP_ERROR)
+            payq_http_thread_pg_drop(th);
+    }
+    return r;
+}
+
+static void reply_unavailable(struct payq_http_reply *rep, int64_t pause_ms)
+{
+    payq_http_reply_error(rep, 503, "the ledger is unavailable",
+                          "the database could not be read; try again later");
+    rep->retry_after_s = pause_ms > 0 ? (int)((pause_ms + 999) / 1000) : 1;
+}
+
 static void get(struct payq_http_app *app, const char *id, size_t id_len, const char *field,
                 read_fn fn, const char *missing, struct payq_http_reply *rep)
 {
@@ -33,25 +67,29 @@ static void get(struct payq_http_app *app, const char *id, size_t id_len, const 
     }
     memcpy(key, id, id_len);
     key[id_len] = '\0';
-    struct payq_http_thread *th = payq_http_thread_get(app);
-    enum payq_lookup r = PAYQ_LOOKUP_FAILED;
-    /* One retry on a fresh connection: the old one may predate a failover. */
-    for (int attempt = 0; attempt < 2 && r == PAYQ_LOOKUP_FAILED; attempt++) {
-        PGconn *pg = payq_http_thread_pg(app, th, 0);
-        if (!pg)
-            break;
-        payq_buf_reset(&rep->body);
-        r = fn(pg, key, &rep->body);
-        if (r == PAYQ_LOOKUP_FAILED || r == PAYQ_LOOKUP_ERROR)
-            payq_http_thread_pg_drop(th);
+    int64_t paused = payq_read_pause_left_ms(&app->reads, payq_clock_mono_ns());
+    if (paused > 0) {
+        reply_unavailable(rep, paused);
+        return;
     }
-    if (r == PAYQ_LOOKUP_FOUND)
+    int64_t started = payq_clock_mono_ns();
+    enum payq_lookup r = read_within(app, key, fn, &rep->body);
+    if (r == PAYQ_LOOKUP_FOUND) {
+        payq_read_pause_done(&app->reads, started, payq_clock_mono_ns(), true);
         rep->status = 200;
-    else if (r == PAYQ_LOOKUP_NOT_FOUND)
+    } else if (r == PAYQ_LOOKUP_NOT_FOUND) {
+        payq_read_pause_done(&app->reads, started, payq_clock_mono_ns(), true);
         payq_http_reply_error(rep, 404, "not found", missing);
-    else
-        payq_http_reply_error(rep, 503, "the ledger is unavailable",
-                              "the database could not be read; try again later");
+    } else if (r == PAYQ_LOOKUP_FAILED) {
+        /* Unreachable or no answer in time: pause the reads (read_pause.h). */
+        int64_t pause = payq_read_pause_done(&app->reads, started, payq_clock_mono_ns(), false);
+        payq_log(PAYQ_LOG_WARN, "ledger_reads_paused",
+                 "the ledger could not be read within %d ms: GETs answer 503 for %lld ms",
+                 app->cfg->producer.read_timeout_ms, (long long)pause);
+        reply_unavailable(rep, pause);
+    } else {
+        reply_unavailable(rep, 0); /* a query error, logged; not a reason to pause */
+    }
 }
 
 void payq_http_get_account(struct payq_http_app *app, const char *id, size_t id_len,

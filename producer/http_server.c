@@ -180,6 +180,11 @@ static enum MHD_Result respond(struct payq_http_app *app, struct MHD_Connection 
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     if (rep->allow[0])
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, rep->allow);
+    if (rep->retry_after_s > 0) {
+        char s[16];
+        snprintf(s, sizeof s, "%d", rep->retry_after_s);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, s);
+    }
     if (rep->www_authenticate)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"payq\"");
     if (atomic_load(&g_draining))
@@ -450,6 +455,8 @@ int payq_http_serve(const struct payq_config *cfg, const char *listen)
         payq_pg_set_response_timeout(cfg->pg.statement_timeout_ms + PAYQ_PG_ANSWER_GRACE_MS);
     pthread_mutex_init(&app.threads_lock, NULL);
     payq_http_metrics_init(&app.metrics);
+    /* The replay check's 500 ms and /readyz's 1.5 s are within a GET's. */
+    payq_read_pause_init(&app.reads, (int64_t)cfg->producer.read_timeout_ms * 1000000);
     struct MHD_Daemon *d = payq_http_group_start(&app) == 0 ? start(&app, listen) : NULL;
     int rc = 1;
     if (d) {

@@ -93,14 +93,6 @@ static int check_item(struct post *p, long i, const char *body, struct payq_http
     return 0;
 }
 
-/* After a failed lookup the replay check is skipped on that thread (pool
- * thread or group-commit publisher) for 1 s, doubled after each failure in
- * a row up to 32 s: a database outage costs a connection attempt now and
- * then, not one per request, and a frozen standby, where each attempt
- * waits REPLAY_WAIT_MS, holds few requests. */
-#define REPLAY_PAUSE_MIN_NS (1000 * 1000000LL)
-#define REPLAY_PAUSE_MAX_NS (32000 * 1000000LL)
-
 /* The longest a lookup, or a connection for it, may keep a 202 waiting
  * (it takes milliseconds).
  * The check is an early answer, not the guarantee (the worker's own
@@ -185,11 +177,13 @@ static void reply_conflict(struct post *p, struct payq_http_reply *rep)
 static int lookup_replays(struct payq_http_app *app, struct payq_http_thread *th,
                           struct post *const *posts, size_t nposts)
 {
-    int64_t now = payq_clock_mono_ns();
-    if (now < th->replay_paused_until_ns) {
+    /* Skipped during the pause that follows a failed read
+     * (producer/read_pause.h). */
+    if (payq_read_pause_left_ms(&app->reads, payq_clock_mono_ns()) > 0) {
         payq_counter_add(app->metrics.replay_unchecked, nposts);
         return -1;
     }
+    int64_t started = payq_clock_mono_ns();
     struct replay rp = {.posts = posts, .nposts = nposts};
     time_t wall = time(NULL);
     struct tm tm;
@@ -216,17 +210,14 @@ static int lookup_replays(struct payq_http_app *app, struct payq_http_thread *th
     }
     free(ids);
     if (r != PAYQ_LOOKUP_FAILED && r != PAYQ_LOOKUP_ERROR) {
-        th->replay_pause_ns = 0;
+        payq_read_pause_done(&app->reads, started, payq_clock_mono_ns(), true);
         return 0;
     }
-    th->replay_pause_ns = th->replay_pause_ns ? th->replay_pause_ns * 2 : REPLAY_PAUSE_MIN_NS;
-    if (th->replay_pause_ns > REPLAY_PAUSE_MAX_NS)
-        th->replay_pause_ns = REPLAY_PAUSE_MAX_NS;
-    th->replay_paused_until_ns = payq_clock_mono_ns() + th->replay_pause_ns;
+    int64_t pause = payq_read_pause_done(&app->reads, started, payq_clock_mono_ns(), false);
     payq_counter_add(app->metrics.replay_unchecked, nposts);
     payq_log(PAYQ_LOG_WARN, "replay_check_skipped",
              "the ledger could not be read: publishing without the replay check for %lld ms",
-             (long long)(th->replay_pause_ns / 1000000));
+             (long long)pause);
     return -1;
 }
 

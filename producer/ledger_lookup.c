@@ -20,10 +20,10 @@ static const char *const g_keys[] = {"id",       "status",        "reason",     
                                      "currency", "debit_account", "credit_account", "business_date",
                                      "batch_id", "published_at",  "committed_at"};
 
-enum payq_lookup payq_ledger_lookup(PGconn *pg, const char *id, struct payq_buf *out)
+enum payq_lookup payq_ledger_lookup(PGconn *pg, int wait_ms, const char *id, struct payq_buf *out)
 {
     const char *params[1] = {id};
-    PGresult *res = payq_pg_exec_params(pg, g_sql, 1, params, 0);
+    PGresult *res = payq_pg_exec_params_within(pg, wait_ms, g_sql, 1, params, 0);
     enum payq_pg_fault f = payq_pg_check(pg, res, PGRES_TUPLES_OK, "look up transfer");
     if (f != PAYQ_PG_OK) {
         PQclear(res);

@@ -20,12 +20,14 @@ enum payq_lookup {
     PAYQ_LOOKUP_ERROR,  /* the query failed for another reason (logged) */
 };
 
-/* Looks id (already validated) up. On FOUND appends the JSON object
+/* Looks id (already validated) up, waiting at most wait_ms for the answer
+ * (0: the process's bound; none in time is FAILED and leaves pg lost, as
+ * payq_pg_exec_params_within). On FOUND appends the JSON object
  * {"id","status","reason","amount","currency","debit_account",
  * "credit_account","business_date","batch_id","published_at","committed_at"}
  * to out (amount as a digit string, times as RFC 3339 UTC, absent values
  * null). Logs failures. */
-enum payq_lookup payq_ledger_lookup(PGconn *pg, const char *id, struct payq_buf *out);
+enum payq_lookup payq_ledger_lookup(PGconn *pg, int wait_ms, const char *id, struct payq_buf *out);
 
 /* Called once per id found, with the row's strings valid for the call. */
 typedef void (*payq_lookup_row_fn)(void *ctx, const char *id, const struct payq_replay_stored *s);

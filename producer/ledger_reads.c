@@ -18,11 +18,11 @@ static const char *const g_account_sql =
     "FROM payq.accounts WHERE id = $1";
 
 /* Runs a one-parameter query; returns OK, or the lookup failure (logged). */
-static enum payq_lookup run(PGconn *pg, const char *sql, const char *param, const char *what,
-                            PGresult **res)
+static enum payq_lookup run(PGconn *pg, int wait_ms, const char *sql, const char *param,
+                            const char *what, PGresult **res)
 {
     const char *params[1] = {param};
-    *res = payq_pg_exec_params(pg, sql, 1, params, 0);
+    *res = payq_pg_exec_params_within(pg, wait_ms, sql, 1, params, 0);
     enum payq_pg_fault f = payq_pg_check(pg, *res, PGRES_TUPLES_OK, what);
     if (f == PAYQ_PG_OK)
         return PQntuples(*res) ? PAYQ_LOOKUP_FOUND : PAYQ_LOOKUP_NOT_FOUND;
@@ -31,10 +31,11 @@ static enum payq_lookup run(PGconn *pg, const char *sql, const char *param, cons
     return f == PAYQ_PG_FATAL ? PAYQ_LOOKUP_ERROR : PAYQ_LOOKUP_FAILED;
 }
 
-enum payq_lookup payq_ledger_read_account(PGconn *pg, const char *id, struct payq_buf *out)
+enum payq_lookup payq_ledger_read_account(PGconn *pg, int wait_ms, const char *id,
+                                          struct payq_buf *out)
 {
     PGresult *res;
-    enum payq_lookup r = run(pg, g_account_sql, id, "read account", &res);
+    enum payq_lookup r = run(pg, wait_ms, g_account_sql, id, "read account", &res);
     if (r != PAYQ_LOOKUP_FOUND) {
         PQclear(res);
         return r;
@@ -82,10 +83,11 @@ static const char *const g_batch_sql =
     "(SELECT string_agg(DISTINCT business_date::text, ',' ORDER BY business_date::text) FROM b) "
     "FROM b GROUP BY 1, 2 ORDER BY 1, 2";
 
-enum payq_lookup payq_ledger_read_batch(PGconn *pg, const char *batch_id, struct payq_buf *out)
+enum payq_lookup payq_ledger_read_batch(PGconn *pg, int wait_ms, const char *batch_id,
+                                        struct payq_buf *out)
 {
     PGresult *res;
-    enum payq_lookup r = run(pg, g_batch_sql, batch_id, "read batch", &res);
+    enum payq_lookup r = run(pg, wait_ms, g_batch_sql, batch_id, "read batch", &res);
     if (r != PAYQ_LOOKUP_FOUND) {
         PQclear(res);
         return r;

@@ -10,15 +10,19 @@
 #include "buf.h"
 #include "ledger_lookup.h"
 
-/* Account id (already validated): on FOUND appends
+/* Both wait at most wait_ms for the answer (0: the process's bound): none
+ * in time is FAILED and leaves pg lost (payq_pg_exec_params_within).
+ * Account id (already validated): on FOUND appends
  * {"id","currency","flags":[...],"debits_posted","credits_posted",
  * "balance","created_at"} to out, amounts as digit strings, balance =
  * credits_posted - debits_posted (signed). */
-enum payq_lookup payq_ledger_read_account(PGconn *pg, const char *id, struct payq_buf *out);
+enum payq_lookup payq_ledger_read_account(PGconn *pg, int wait_ms, const char *id,
+                                          struct payq_buf *out);
 
 /* Batch id (already validated): on FOUND (the ledger holds at least one
  * transfer of it) appends the Batch object built by payq_batch_view_json
  * (producer/batch_view.h) to out. */
-enum payq_lookup payq_ledger_read_batch(PGconn *pg, const char *batch_id, struct payq_buf *out);
+enum payq_lookup payq_ledger_read_batch(PGconn *pg, int wait_ms, const char *batch_id,
+                                        struct payq_buf *out);
 
 #endif

@@ -4,19 +4,27 @@
 # target_session_attrs=prefer-standby): for the replay check of every POST
 # (is this id booked already, with the same payload?), for GET reads and
 # for the database line of /readyz. 64 clients send one transfer per
-# request through HAProxy to two `payq-producer serve` replicas; 6 s in, the
+# request through HAProxy to two `payq-producer serve` replicas, and 128
+# more GET accounts (enough to fill every connection HAProxy allows the
+# replicas, producer.http_threads each, had each GET waited); 6 s in, the
 # whole node the replicas read from (its Patroni, postmaster and every
 # PostgreSQL process) is frozen with SIGSTOP for 20 s, as a paused VM is:
 # it answers nothing and resets nothing, so no connection breaks. POSTs
 # need only the broker: the replay check gives the standby REPLAY_WAIT_MS
-# (1 s) and then publishes without it (the worker's duplicate check still
-# holds), and /readyz gives it 1 s (HAProxy's check allows 3). Proves: the
+# (500 ms) and then publishes without it (the worker's duplicate check
+# still holds), /readyz gives it 1.5 s (HAProxy's check allows 3), and a GET
+# producer.read_timeout_ms (2 s); after a read that failed, reads pause
+# (GETs answer 503 at once) while one request at a time probes. Proves: the
 # frozen seconds still answered 202s (after the first one, at least half of
 # the rate before the freeze), HAProxy took no replica out, every attempt
-# answered 202 (none needed a retry), and every id that got a 202 is in the
-# ledger exactly once with its amount (as in chaos_intake_kill). Before the
-# fix the replay check waited for the frozen node: no 202 for the whole
-# freeze, and /readyz hung, so HAProxy took both replicas out.
+# answered 202 (none needed a retry), every GET answered 200 or 503 within
+# 10 s and 200s again within 30 s of the thaw, and every id that
+# got a 202 is in the ledger exactly once with its amount (as in
+# chaos_intake_kill). Before the fix of the replay check it waited for the
+# frozen node: no 202 for the whole freeze, and /readyz hung, so HAProxy
+# took both replicas out; before the fix of GETs each waited up to
+# pg.statement_timeout_ms plus 10 s, HAProxy's every connection to the
+# replicas held a GET, and POSTs queued behind them.
 # Needs `scripts/stack up --intake 2` (skips, exit 77, otherwise).
 set -uo pipefail
 export LC_ALL=C
@@ -43,7 +51,7 @@ start_worker
 intake_accounts "$P" "$K" || finish
 down_before="$(chkdown 1) $(chkdown 2)"
 t_load=$(date +%s.%N)
-load_start "$P" "$K"
+LOAD_READERS=128 load_start "$P" "$K"
 sleep 6
 
 # The node the replicas read from: the one holding their backends.
@@ -88,5 +96,25 @@ check "every attempt answered 202 (none failed)" 0 \
 grep -q '"event":"pg_unresponsive"' "$SRC"/.run/intake/*.log 2>/dev/null &&
     ok "a replica gave up the frozen node's connection (pg_unresponsive)" ||
     echo "# note: no replica log under .run/intake names pg_unresponsive"
+
+# GETs: ACCOUNT STATUS MS T.
+echo "# GETs by status: $(jq -c .reads "$TMP/load.json")"
+check "every GET answered 200 or 503" 0 "$(awk '$2 != 200 && $2 != 503' "$TMP/reads" | wc -l)"
+gmax=$(awk '$3 > m { m = $3 } END { printf "%d", m }' "$TMP/reads")
+check "no GET waited over 10 s (the longest: $gmax ms)" true "$([ "$gmax" -le 10000 ] && echo true)"
+echo "# GETs while frozen: $(awk -v a="$f0" -v b="$f1" '$4 >= a && $4 < b { n[$2]++ }
+    END { for (s in n) printf "%s %d  ", s, n[s] }' "$TMP/reads")"
+# Reads pause for up to 8 s after a failure, then one probes: the first 200
+# after the thaw, from the GETs of the load or, after it stopped, polled.
+back=$(awk -v b="$f1" '$2 == 200 && $4 >= b { print $4 - b; exit }' "$TMP/reads")
+for ((i = 0; i < 40 && ${#back} == 0; i++)); do
+    st=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 \
+        -H "Authorization: Bearer $PAYQ_API_TOKEN" "$PAYQ_API_URL/v1/accounts/$P-acct-1")
+    [ "$st" = 200 ] && back=$(awk -v a="$(date +%s.%N)" -v b="$t_thaw" 'BEGIN { print a - b }')
+    [ -n "$back" ] || sleep 1
+done
+echo "# the first GET answered 200 ${back:-never} s after the thaw"
+check "GETs answer 200 again within 30 s of the thaw" true \
+    "$([ -n "$back" ] && awk -v x="$back" 'BEGIN { exit !(x <= 30) }' && echo true)"
 check_load_ledger "$P"
 finish

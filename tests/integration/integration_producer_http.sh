@@ -171,6 +171,8 @@ check "dead broker: says nothing was accepted" 1 "$(jq -r .detail "$TMP/body" | 
 expect "dead broker and database: readyz" 503 GET "http://127.0.0.1:$PORT2/readyz"
 check "readyz names what failed" "unreachable unreachable" "$(jq -r '"\(.broker) \(.database)"' "$TMP/body")"
 expect "dead database: GET" 503 GET "http://127.0.0.1:$PORT2/v1/transfers/$P-ok1" -H "$AUTH"
+check "dead database: the 503 says when to retry (Retry-After)" 1 \
+    "$(curl -s -o /dev/null -D - -H "$AUTH" "http://127.0.0.1:$PORT2/v1/accounts/$P-A" | grep -ci '^retry-after: [1-9]')"
 kill -TERM "$DPID"
 wait "$DPID"
 check "second server: SIGTERM exits 0" 0 $?

@@ -13,7 +13,12 @@ try; only then does the client move to its next id. Every attempt is one
 line of --log: ID STATUS MS T (STATUS a number or "error", MS its latency, T
 seconds since the start). The last line on stdout is a JSON summary:
 attempts by status, ids sent, ids that got a 202, ids that never did,
-latency p50/p99/max of the 202s, requests/s."""
+latency p50/p99/max of the 202s, requests/s.
+
+--readers threads, each with its own kept-alive connection, GET
+/v1/accounts/PREFIX-acct-<reader % K + 1> meanwhile, --read-pause-ms apart,
+one line per GET in --read-log: ACCOUNT STATUS MS T; the summary counts
+them by status under "reads"."""
 import argparse
 import http.client
 import json
@@ -45,13 +50,16 @@ class Client(threading.Thread):
             self.conn.close()
         self.conn = None
 
-    def attempt(self, body):
-        """One POST: (status or "error", milliseconds)."""
+    def attempt(self, body, path="/v1/transfers"):
+        """One POST of body, or GET of path if body is None: (status or
+        "error", milliseconds)."""
         start = time.monotonic()
+        headers = {"Authorization": "Bearer " + self.a.token}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
         try:
             c = self.connect()
-            c.request("POST", "/v1/transfers", body=body, headers={
-                "Authorization": "Bearer " + self.a.token, "Content-Type": "application/json"})
+            c.request("POST" if body is not None else "GET", path, body=body, headers=headers)
             r = c.getresponse()
             r.read()
             status = r.status
@@ -92,6 +100,20 @@ class Client(threading.Thread):
             self.log.writelines(self.lines)
 
 
+class Reader(Client):
+    def run(self):
+        a = self.a
+        stop_at = self.t0 + a.seconds
+        acct = "%s-acct-%d" % (a.prefix, self.n % a.accounts + 1)
+        while time.monotonic() < stop_at and not (a.stop_file and os.path.exists(a.stop_file)):
+            status, ms = self.attempt(None, "/v1/accounts/" + acct)
+            self.statuses[str(status)] = self.statuses.get(str(status), 0) + 1
+            self.lines.append("%s %s %.1f %.2f\n" % (acct, status, ms, time.monotonic() - self.t0))
+            time.sleep(a.read_pause_ms / 1000)
+        with self.lock:
+            self.log.writelines(self.lines)
+
+
 def pct(sorted_ms, p):
     if not sorted_ms:
         return None
@@ -111,14 +133,18 @@ def main():
     ap.add_argument("--timeout-s", type=float, default=30)
     ap.add_argument("--stop-file", help="stop starting new ids once this file exists")
     ap.add_argument("--log", required=True)
+    ap.add_argument("--readers", type=int, default=0)
+    ap.add_argument("--read-pause-ms", type=int, default=100)
+    ap.add_argument("--read-log", default=os.devnull)
     a = ap.parse_args()
     lock = threading.Lock()
     t0 = time.monotonic()
-    with open(a.log, "w") as log:
+    with open(a.log, "w") as log, open(a.read_log, "w") as read_log:
         clients = [Client(a, i + 1, t0, log, lock) for i in range(a.clients)]
-        for c in clients:
+        readers = [Reader(a, i + 1, t0, read_log, lock) for i in range(a.readers)]
+        for c in clients + readers:
             c.start()
-        for c in clients:
+        for c in clients + readers:
             c.join()
     elapsed = time.monotonic() - t0
     statuses, ok_ms = {}, []
@@ -135,7 +161,9 @@ def main():
         "ids_sent": sent, "ids_202": ok, "ids_never_202": sent - ok,
         "requests_per_s": round(attempts / elapsed, 1) if elapsed else None,
         "p50_ms": pct(ok_ms, 50), "p99_ms": pct(ok_ms, 99),
-        "max_ms": round(ok_ms[-1], 1) if ok_ms else None}))
+        "max_ms": round(ok_ms[-1], 1) if ok_ms else None,
+        "reads": {s: sum(r.statuses.get(s, 0) for r in readers)
+                  for s in sorted({s for r in readers for s in r.statuses})}}))
 
 
 if __name__ == "__main__":

@@ -55,11 +55,14 @@ wait_ledger_accounts() {
 # clients, one transfer a request, failed requests retried with the same id,
 # until load_stop (at most 300 s); attempts in $TMP/attempts, summary in
 # $TMP/load.json, pid in LOAD_PID. (Until a stop, not for a fixed time: on
-# this shared machine a replica's restart has taken from 2 to 20 s.)
+# this shared machine a replica's restart has taken from 2 to 20 s.) With
+# LOAD_READERS set, that many clients GET accounts meanwhile, 200 ms apart
+# (GETs in $TMP/reads).
 load_start() {
     /usr/bin/python3 "$LOAD" --url "$PAYQ_API_URL" --token "$PAYQ_API_TOKEN" --prefix "$1" \
         --clients 64 --seconds 300 --stop-file "$TMP/load.stop" --accounts "$2" \
-        --log "$TMP/attempts" >"$TMP/load.json" 2>"$TMP/load.err" &
+        --log "$TMP/attempts" --readers "${LOAD_READERS:-0}" --read-pause-ms 200 \
+        --read-log "$TMP/reads" >"$TMP/load.json" 2>"$TMP/load.err" &
     LOAD_PID=$!
     BG_PIDS+=("$LOAD_PID")
 }
