@@ -391,10 +391,17 @@ static int read_to_marker(struct reader *rd, struct payq_progress *prog)
         if (got == 0) {
             if (payq_clock_mono_ms() - last <= AUDIT_IDLE_TIMEOUT_MS)
                 continue;
+            /* Nothing at all although the marker is in the stream: the read
+             * attached after it. A stream attaches from a time by the
+             * broker's clock, which RabbitMQ does not step with the host's. */
             snprintf(rd->err, rd->errlen,
                      "not read completely: the marker did not arrive "
-                     "within %d s of silence",
-                     AUDIT_IDLE_TIMEOUT_MS / 1000);
+                     "within %d s of silence%s",
+                     AUDIT_IDLE_TIMEOUT_MS / 1000,
+                     rd->st->messages ? ""
+                                      : " and nothing was delivered: a read from a time "
+                                        "after the broker's clock starts after the marker "
+                                        "(compare this host's clock with the broker's)");
             payq_log(PAYQ_LOG_ERROR, "audit_incomplete", "%s", rd->err);
             return -1;
         }
