@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -20,10 +21,103 @@ void payq_pg_set_response_timeout(int ms)
     response_timeout_ms = ms > 0 ? ms : 0;
 }
 
+/* The host a bounded connect last gave up on, while libpq was trying it.
+ * libpq applies connect_timeout per host only in its blocking connect: in
+ * the polled one, a host frozen first in a multi-host conninfo takes the
+ * whole deadline and the next host (a live standby) is never tried. So
+ * later bounded connects try that host last (hung_last); libpq's own
+ * rules (target_session_attrs) still pick among the hosts in that order. */
+static pthread_mutex_t g_hung_lock = PTHREAD_MUTEX_INITIALIZER;
+static char g_hung_host[256];
+static char g_hung_port[16];
+
+static void remember_hung(PGconn *conn)
+{
+    const char *h = PQhost(conn), *p = PQport(conn);
+    pthread_mutex_lock(&g_hung_lock);
+    snprintf(g_hung_host, sizeof g_hung_host, "%s", h ? h : "");
+    snprintf(g_hung_port, sizeof g_hung_port, "%s", p ? p : "");
+    pthread_mutex_unlock(&g_hung_lock);
+}
+
+#define HOSTS_MAX 16
+
+/* Splits a comma-separated list in place; returns the count (0..max), or
+ * max + 1 when there are more. */
+static size_t split_list(char *s, char **item, size_t max)
+{
+    size_t n = 0;
+    for (char *save = NULL, *t = strtok_r(s, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (n == max)
+            return max + 1;
+        item[n++] = t;
+    }
+    return n;
+}
+
+/* Joins the n items into out with item k (k < n - 1) moved last. */
+static void join_last(char *const *item, size_t n, size_t k, char *out, size_t len)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < n && used < len; i++) {
+        size_t j = i == n - 1 ? k : i < k ? i : i + 1;
+        used += (size_t)snprintf(out + used, len - used, "%s%s", i ? "," : "", item[j]);
+    }
+}
+
+/* The conninfo's host list (and its port list, if one port per host) with
+ * the remembered hung host moved last, into host and port ("" for no port
+ * override). False when there is nothing to move: no host remembered, one
+ * host, hostaddr used, the host not listed, or a conninfo libpq cannot
+ * parse (it will say why when connecting). */
+static bool hung_last(const char *conninfo, char *host, size_t hostlen, char *port, size_t portlen)
+{
+    char hh[256], hp[16];
+    pthread_mutex_lock(&g_hung_lock);
+    memcpy(hh, g_hung_host, sizeof hh);
+    memcpy(hp, g_hung_port, sizeof hp);
+    pthread_mutex_unlock(&g_hung_lock);
+    if (!hh[0])
+        return false;
+    PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
+    if (!opts)
+        return false;
+    char hosts[1024] = "", ports[256] = "";
+    bool addr = false;
+    for (PQconninfoOption *o = opts; o->keyword; o++) {
+        if (!o->val || !o->val[0])
+            continue;
+        if (strcmp(o->keyword, "host") == 0)
+            snprintf(hosts, sizeof hosts, "%s", o->val);
+        else if (strcmp(o->keyword, "port") == 0)
+            snprintf(ports, sizeof ports, "%s", o->val);
+        else if (strcmp(o->keyword, "hostaddr") == 0)
+            addr = true;
+    }
+    PQconninfoFree(opts);
+    char *h[HOSTS_MAX], *p[HOSTS_MAX];
+    size_t nh = split_list(hosts, h, HOSTS_MAX), np = split_list(ports, p, HOSTS_MAX);
+    if (addr || nh < 2 || nh > HOSTS_MAX || (np != nh && np > 1))
+        return false;
+    size_t k = nh;
+    for (size_t i = 0; i < nh && k == nh; i++)
+        if (strcmp(h[i], hh) == 0 && (np == 0 || strcmp(p[np == nh ? i : 0], hp) == 0))
+            k = i;
+    if (k >= nh - 1)
+        return false; /* not listed, or already last */
+    join_last(h, nh, k, host, hostlen);
+    port[0] = '\0';
+    if (np == nh)
+        join_last(p, np, k, port, portlen);
+    return true;
+}
+
 /* PQconnectStartParams polled until connected, failed or deadline (ms
- * from now); *timed_out says which. libpq enforces connect_timeout only
- * in its blocking connect: here the deadline is the whole attempt, every
- * host of a multi-host conninfo included. */
+ * from now); *timed_out says which, and a host that hung is remembered.
+ * libpq enforces connect_timeout only in its blocking connect: here the
+ * deadline is the whole attempt, every host of a multi-host conninfo
+ * included. */
 static PGconn *connect_async(const char *const *keys, const char *const *vals, int ms,
                              bool *timed_out)
 {
@@ -36,6 +130,7 @@ static PGconn *connect_async(const char *const *keys, const char *const *vals, i
         int64_t left = deadline - payq_clock_mono_ms();
         if (left <= 0) {
             *timed_out = true;
+            remember_hung(conn);
             break;
         }
         struct pollfd p = {PQsocket(conn), st == PGRES_POLLING_READING ? POLLIN : POLLOUT, 0};
@@ -61,10 +156,27 @@ PGconn *payq_pg_connect_within(const char *conninfo, const char *app, int ms)
      * for ever for a connection and to let the kernel notice a silent peer
      * after two hours: a primary frozen or cut off by a partition, which
      * sends no reset, would hold a client until then. */
-    const char *keys[] = {
-        "connect_timeout",  "keepalives_idle", "keepalives_interval", "keepalives_count",
-        "tcp_user_timeout", "dbname",          "application_name",    NULL};
-    const char *vals[] = {"5", "15", "5", "3", "30000", conninfo, app, NULL};
+    const char *keys[] = {"connect_timeout",
+                          "keepalives_idle",
+                          "keepalives_interval",
+                          "keepalives_count",
+                          "tcp_user_timeout",
+                          "dbname",
+                          "application_name",
+                          NULL,
+                          NULL,
+                          NULL};
+    const char *vals[] = {"5", "15", "5", "3", "30000", conninfo, app, NULL, NULL, NULL};
+    /* After dbname: these override the conninfo's lists. */
+    char host[1024], port[256];
+    if (ms > 0 && hung_last(conninfo, host, sizeof host, port, sizeof port)) {
+        keys[7] = "host";
+        vals[7] = host;
+        if (port[0]) {
+            keys[8] = "port";
+            vals[8] = port;
+        }
+    }
     bool timed_out = false;
     /* expand_dbname=1: the conninfo string supplies everything else. */
     PGconn *conn =
@@ -81,8 +193,10 @@ PGconn *payq_pg_connect_within(const char *conninfo, const char *app, int ms)
     struct payq_log_rec r;
     payq_log_begin(&r, PAYQ_LOG_WARN, "pg_connect_failed");
     payq_log_str(&r, "conninfo", shown);
-    char why[64];
-    snprintf(why, sizeof why, "no connection within %d ms", ms);
+    char why[320];
+    if (timed_out)
+        snprintf(why, sizeof why, "no connection within %d ms (%s:%s did not answer)", ms,
+                 PQhost(conn), PQport(conn));
     const char *msg = timed_out ? why : conn ? PQerrorMessage(conn) : "out of memory";
     size_t n = strlen(msg);
     while (n && msg[n - 1] == '\n')

@@ -225,6 +225,33 @@ static void test_connect_within(void **state)
     fake_stop(&f, NULL);
 }
 
+/* Two hosts, the first frozen before it answers the start-up: the first
+ * bounded connect gives up on it (libpq's polled connect never moves on),
+ * and the next one tries it last, so it reaches the live second host. */
+static void test_connect_within_skips_hung_host(void **state)
+{
+    (void)state;
+    struct fake hung, live;
+    fake_start(&hung, false);
+    hung.greet = false;
+    fake_start(&live, true);
+    char ci[200];
+    snprintf(ci, sizeof ci,
+             "host=127.0.0.1,127.0.0.1 port=%d,%d dbname=x user=u sslmode=disable "
+             "gssencmode=disable",
+             hung.port, live.port);
+    assert_null(payq_pg_connect_within(ci, "test_pg", 300));
+    int64_t t0 = payq_clock_mono_ms();
+    PGconn *conn = payq_pg_connect_within(ci, "test_pg", 3000);
+    assert_non_null(conn);
+    assert_true(payq_clock_mono_ms() - t0 < 3000);
+    char port[16];
+    snprintf(port, sizeof port, "%d", live.port);
+    assert_string_equal(PQport(conn), port);
+    fake_stop(&live, conn);
+    fake_stop(&hung, NULL);
+}
+
 /* A live server under the same timeout: answers come through, including
  * to a statement of several megabytes, which a nonblocking connection
  * sends in pieces as the server reads. */
@@ -258,6 +285,7 @@ int main(void)
         cmocka_unit_test(test_response_timeout),
         cmocka_unit_test(test_response_timeout_answered),
         cmocka_unit_test(test_connect_within),
+        cmocka_unit_test(test_connect_within_skips_hung_host),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
