@@ -22,6 +22,17 @@ static int64_t fail_at(struct payq_read_pause *p, int64_t t)
     return payq_read_pause_done(p, t, t + 1, false);
 }
 
+/* A pause after one failure at 0, and its probe claimed at 1,001 ms:
+ * returns that time. */
+static int64_t probing_after_one_failure(struct payq_read_pause *p)
+{
+    payq_read_pause_init(p, PROBE);
+    fail_at(p, 0);
+    int64_t t = 1001 * MS;
+    assert_int_equal(payq_read_pause_left_ms(p, t), 0);
+    return t;
+}
+
 static void test_reads_go_until_a_failure(void **state)
 {
     (void)state;
@@ -72,10 +83,7 @@ static void test_one_probe_at_a_time(void **state)
 {
     (void)state;
     struct payq_read_pause p;
-    payq_read_pause_init(&p, PROBE);
-    fail_at(&p, 0);
-    int64_t t = 1001 * MS;
-    assert_int_equal(payq_read_pause_left_ms(&p, t), 0);
+    int64_t t = probing_after_one_failure(&p);
     for (int i = 1; i <= 10; i++)
         assert_int_equal(payq_read_pause_left_ms(&p, t + i * MS), 2000 - i);
     /* A probe that never reports (its request ended otherwise): after its
@@ -88,10 +96,7 @@ static void test_a_read_that_works_ends_it(void **state)
 {
     (void)state;
     struct payq_read_pause p;
-    payq_read_pause_init(&p, PROBE);
-    fail_at(&p, 0);
-    int64_t t = 1001 * MS;
-    assert_int_equal(payq_read_pause_left_ms(&p, t), 0);
+    int64_t t = probing_after_one_failure(&p);
     fail_at(&p, t); /* 2 s */
     t += 2001 * MS;
     assert_int_equal(payq_read_pause_left_ms(&p, t), 0);
