@@ -40,6 +40,7 @@ struct payq_http_app {
 struct payq_http_thread {
     struct payq_outbox *outbox; /* NULL until first needed */
     PGconn *pg;                 /* NULL until first needed or after a failure */
+    int64_t pg_opened_ns;       /* when pg was opened (payq_clock_mono_ns) */
     struct payq_http_thread *next;
 };
 
@@ -65,6 +66,13 @@ void payq_http_threads_free(struct payq_http_app *app);
 PGconn *payq_http_thread_pg(struct payq_http_app *app, struct payq_http_thread *th, int wait_ms);
 /* Drops the thread's connection after a failure so the next use reconnects. */
 void payq_http_thread_pg_drop(struct payq_http_thread *th);
+
+/* When a read of the ledger about to start on th began, for read_pause.h:
+ * now, or the opening of th's connection, which was in flight with any
+ * failure recorded since (a standby frozen with every pool thread
+ * connected to it then costs each thread one bounded wait, not a longer
+ * pause each). */
+int64_t payq_http_thread_read_start(const struct payq_http_thread *th);
 
 /* Replies: set status and a JSON body {"error":error,"detail":detail}
  * (detail may be NULL). */

@@ -64,7 +64,7 @@ static bool database_ok(struct payq_http_app *app)
 {
     if (payq_read_pause_left_ms(&app->reads, payq_clock_mono_ns()) > 0)
         return false;
-    int64_t started = payq_clock_mono_ns();
+    int64_t started = payq_http_thread_read_start(payq_http_thread_get(app));
     bool ok = probe_database(app);
     payq_read_pause_done(&app->reads, started, payq_clock_mono_ns(), ok);
     return ok;

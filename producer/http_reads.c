@@ -72,7 +72,7 @@ static void get(struct payq_http_app *app, const char *id, size_t id_len, const 
         reply_unavailable(rep, paused);
         return;
     }
-    int64_t started = payq_clock_mono_ns();
+    int64_t started = payq_http_thread_read_start(payq_http_thread_get(app));
     enum payq_lookup r = read_within(app, key, fn, &rep->body);
     if (r == PAYQ_LOOKUP_FOUND) {
         payq_read_pause_done(&app->reads, started, payq_clock_mono_ns(), true);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "clock.h"
 #include "log.h"
 #include "pg.h"
 
@@ -78,6 +79,7 @@ PGconn *payq_http_thread_pg(struct payq_http_app *app, struct payq_http_thread *
         return NULL;
     }
     th->pg = pg;
+    th->pg_opened_ns = payq_clock_mono_ns();
     return pg;
 }
 
@@ -85,4 +87,10 @@ void payq_http_thread_pg_drop(struct payq_http_thread *th)
 {
     PQfinish(th->pg);
     th->pg = NULL;
+}
+
+int64_t payq_http_thread_read_start(const struct payq_http_thread *th)
+{
+    int64_t now = payq_clock_mono_ns();
+    return th->pg && th->pg_opened_ns < now ? th->pg_opened_ns : now;
 }

@@ -183,7 +183,7 @@ static int lookup_replays(struct payq_http_app *app, struct payq_http_thread *th
         payq_counter_add(app->metrics.replay_unchecked, nposts);
         return -1;
     }
-    int64_t started = payq_clock_mono_ns();
+    int64_t started = payq_http_thread_read_start(th);
     struct replay rp = {.posts = posts, .nposts = nposts};
     time_t wall = time(NULL);
     struct tm tm;

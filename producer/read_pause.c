@@ -24,9 +24,9 @@ int64_t payq_read_pause_left_ms(struct payq_read_pause *p, int64_t now_ns)
 
 int64_t payq_read_pause_done(struct payq_read_pause *p, int64_t started_ns, int64_t now_ns, bool ok)
 {
-    if (started_ns < atomic_load(&p->failed_at_ns)) {
+    if (!ok && started_ns < atomic_load(&p->failed_at_ns)) {
         int64_t left = atomic_load(&p->until_ns) - now_ns;
-        return ok || left <= 0 ? 0 : (left + 999999) / 1000000;
+        return left <= 0 ? 0 : (left + 999999) / 1000000;
     }
     if (ok) {
         if (atomic_load(&p->pause_ns)) {

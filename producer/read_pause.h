@@ -34,9 +34,11 @@ void payq_read_pause_init(struct payq_read_pause *p, int64_t probe_ns);
 int64_t payq_read_pause_left_ms(struct payq_read_pause *p, int64_t now_ns);
 
 /* Records the outcome of a read that began at started_ns; after a failure
- * returns the pause in ms. Reads that began before the last failure was
- * recorded were in flight with it (a standby that stops fails them all at
- * once): they neither double the pause nor end it. */
+ * returns the pause in ms. A read that works ends the pause. A failed read
+ * that began before the last failure was recorded was in flight with it (a
+ * standby that stops fails them all at once): it does not double the
+ * pause. (A caller whose read used a connection opened before then passes
+ * the connection's opening as started_ns: payq_http_thread_read_start.) */
 int64_t payq_read_pause_done(struct payq_read_pause *p, int64_t started_ns, int64_t now_ns,
                              bool ok);
 
