@@ -21,6 +21,15 @@ void payq_pg_set_response_timeout(int ms)
     response_timeout_ms = ms > 0 ? ms : 0;
 }
 
+/* payq_pg_set_alive_bounds */
+static int silence_ms = PAYQ_PG_SILENCE_MS, probe_ms = PAYQ_PG_PROBE_MS;
+
+void payq_pg_set_alive_bounds(int silence, int probe)
+{
+    silence_ms = silence;
+    probe_ms = probe;
+}
+
 /* The host a bounded connect last gave up on, while libpq was trying it.
  * libpq applies connect_timeout per host only in its blocking connect: in
  * the polled one, a host frozen first in a multi-host conninfo takes the
@@ -274,6 +283,25 @@ static bool wait_ready(PGconn *conn, int64_t deadline)
     }
 }
 
+/* Keeps in *res the result PQexec would give: the first that failed,
+ * else the last. False when there are no more to take: r is NULL, or a
+ * COPY result (PQgetResult would return it again and again). */
+static bool keep_result(PGresult **res, PGresult *r)
+{
+    if (!r)
+        return false;
+    ExecStatusType st = PQresultStatus(r);
+    bool failed =
+        *res && PQresultStatus(*res) != PGRES_COMMAND_OK && PQresultStatus(*res) != PGRES_TUPLES_OK;
+    if (failed) {
+        PQclear(r);
+    } else {
+        PQclear(*res);
+        *res = r;
+    }
+    return st != PGRES_COPY_IN && st != PGRES_COPY_OUT && st != PGRES_COPY_BOTH;
+}
+
 PGresult *payq_pg_take_results(PGconn *conn)
 {
     return payq_pg_take_results_within(conn, response_timeout_ms);
@@ -293,19 +321,7 @@ PGresult *payq_pg_take_results_within(PGconn *conn, int ms)
             shutdown(PQsocket(conn), SHUT_RDWR);
             deadline = 0;
         }
-        PGresult *r = PQgetResult(conn);
-        if (!r)
-            break;
-        ExecStatusType st = PQresultStatus(r);
-        bool failed = res && PQresultStatus(res) != PGRES_COMMAND_OK &&
-                      PQresultStatus(res) != PGRES_TUPLES_OK;
-        if (failed) {
-            PQclear(r);
-        } else {
-            PQclear(res);
-            res = r;
-        }
-        if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH)
+        if (!keep_result(&res, PQgetResult(conn)))
             break;
     }
     return res;
@@ -323,6 +339,72 @@ PGresult *payq_pg_exec_params_within(PGconn *conn, int ms, const char *sql, int 
     if (!PQsendQueryParams(conn, sql, n, NULL, params, NULL, NULL, result_format))
         return NULL;
     return payq_pg_take_results_within(conn, ms);
+}
+
+/* Whether the server conn is connected to gives any answer to a new
+ * session within ms (see payq_pg_take_results_alive). */
+static bool server_answers(PGconn *conn, const char *conninfo, int ms)
+{
+    /* After dbname: these override the conninfo's host list and role. */
+    const char *keys[] = {"dbname",           "host", "port", "target_session_attrs",
+                          "application_name", NULL};
+    const char *vals[] = {conninfo, PQhost(conn), PQport(conn), "any", "payq-probe", NULL};
+    bool timed_out = false;
+    PQfinish(connect_async(keys, vals, ms, &timed_out));
+    return !timed_out;
+}
+
+/* Called after silence_ms of silence: false, with conn's socket
+ * shut, when the server no longer answers at all. */
+static bool still_alive(PGconn *conn, const char *conninfo)
+{
+    if (PQsocket(conn) < 0 || server_answers(conn, conninfo, probe_ms))
+        return true;
+    payq_log(PAYQ_LOG_WARN, "pg_unresponsive",
+             "no answer from the database %s:%s in %d ms, nor to a new session in %d ms: "
+             "closing the connection",
+             PQhost(conn), PQport(conn), silence_ms, probe_ms);
+    shutdown(PQsocket(conn), SHUT_RDWR);
+    return false;
+}
+
+PGresult *payq_pg_take_results_alive(PGconn *conn, const char *conninfo)
+{
+    PGresult *res = NULL;
+    for (;;) {
+        while (!wait_ready(conn, payq_clock_mono_ms() + silence_ms) && still_alive(conn, conninfo))
+            ;
+        if (!keep_result(&res, PQgetResult(conn)))
+            break;
+    }
+    return res;
+}
+
+PGresult *payq_pg_exec_params_alive(PGconn *conn, const char *conninfo, const char *sql, int n,
+                                    const char *const *params)
+{
+    if (!PQsendQueryParams(conn, sql, n, NULL, params, NULL, NULL, 0))
+        return NULL;
+    return payq_pg_take_results_alive(conn, conninfo);
+}
+
+int payq_pg_copy_data_alive(PGconn *conn, const char *conninfo, char **msg)
+{
+    for (;;) {
+        int n = PQgetCopyData(conn, msg, 1);
+        if (n != 0)
+            return n;
+        struct pollfd p = {PQsocket(conn), POLLIN, 0};
+        if (p.fd < 0)
+            return -2;
+        int got = poll(&p, 1, silence_ms);
+        if (got < 0 && errno != EINTR)
+            return -2;
+        if (got == 0 && !still_alive(conn, conninfo))
+            got = 1; /* the shut socket reads as the end: libpq fails the copy */
+        if (got > 0 && !PQconsumeInput(conn))
+            return -2;
+    }
 }
 
 enum payq_pg_fault payq_pg_exec_meanwhile(PGconn *conn, const char *sql, const char *what,

@@ -31,7 +31,11 @@ struct payq_ledger_reader {
     const struct payq_config *cfg;
     bool full_invariants;   /* verify every date, rebuild the checkpoints */
     bool recon_unreachable; /* no session on pg.recon_conninfo */
-    atomic_bool cancel;     /* payq_ledger_cancel: stop the scan */
+    /* payq_ledger_wait_replay passed, with this timeout: a session opened
+     * again must catch up too before it answers lookups. */
+    bool caught_up;
+    int replay_timeout_ms;
+    atomic_bool cancel; /* payq_ledger_cancel: stop the scan */
     char err[512];
 };
 
@@ -94,6 +98,30 @@ static const char INVARIANTS_READ_SQL[] =
 static const char INVARIANTS_BEGIN[] =
     "BEGIN ISOLATION LEVEL REPEATABLE READ; SET LOCAL statement_timeout = '" INVARIANTS_TIMEOUT "'";
 
+/* What a step on the read session came to. */
+enum step {
+    STEP_FAILED = -1,
+    STEP_OK = 0,
+    STEP_AGAIN = 1, /* start over: a serialization failure or recovery conflict */
+    STEP_LOST = 2,  /* the session is lost: start over on a new one (reopen) */
+};
+
+/* Whether a statement on the read session failed because the session is
+ * gone (not, say, cancelled by a statement timeout). */
+static bool lost(const struct payq_ledger_reader *r, enum payq_pg_fault f)
+{
+    return f == PAYQ_PG_RECONNECT && PQstatus(r->conn) == CONNECTION_BAD;
+}
+
+/* A statement's fault on the read session as a step. */
+static enum step step_of(const struct payq_ledger_reader *r, enum payq_pg_fault f)
+{
+    return f == PAYQ_PG_OK      ? STEP_OK
+           : f == PAYQ_PG_RETRY ? STEP_AGAIN
+           : lost(r, f)         ? STEP_LOST
+                                : STEP_FAILED;
+}
+
 const char *payq_ledger_error(const struct payq_ledger_reader *r)
 {
     return r->err[0] ? r->err : "unknown error";
@@ -110,14 +138,16 @@ static void keep_error(struct payq_ledger_reader *r, PGconn *c, const char *what
     snprintf(r->err, sizeof r->err, "%s: %.*s", what, (int)n, msg);
 }
 
-/* Runs one statement and checks its status; on failure logs (once, in
- * payq_pg_check), keeps the reason and returns the fault class. On success
- * *out (if not NULL) holds the result for the caller to clear. */
-static enum payq_pg_fault run_on(struct payq_ledger_reader *r, PGconn *c, const char *sql,
-                                 int nparams, const char *const *params, ExecStatusType expect,
-                                 const char *what, PGresult **out)
+/* Runs one statement on c (opened with conninfo ci), waiting as long as
+ * its server is alive (payq_pg_exec_params_alive), and checks its status;
+ * on failure logs (once, in payq_pg_check), keeps the reason and returns
+ * the fault class. On success *out (if not NULL) holds the result for the
+ * caller to clear. */
+static enum payq_pg_fault run_on(struct payq_ledger_reader *r, PGconn *c, const char *ci,
+                                 const char *sql, int nparams, const char *const *params,
+                                 ExecStatusType expect, const char *what, PGresult **out)
 {
-    PGresult *res = PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, 0);
+    PGresult *res = payq_pg_exec_params_alive(c, ci, sql, nparams, params);
     enum payq_pg_fault f = payq_pg_check(c, res, expect, what);
     if (f != PAYQ_PG_OK) {
         keep_error(r, c, what, res);
@@ -135,7 +165,7 @@ static enum payq_pg_fault run(struct payq_ledger_reader *r, const char *sql, int
                               const char *const *params, ExecStatusType expect, const char *what,
                               PGresult **out)
 {
-    return run_on(r, r->conn, sql, nparams, params, expect, what, out);
+    return run_on(r, r->conn, r->cfg->pg.read_conninfo, sql, nparams, params, expect, what, out);
 }
 
 static void invariants_sql(bool full, char *sql, size_t n)
@@ -160,12 +190,9 @@ static PGconn *start_invariants(const struct payq_config *cfg, bool full)
         return NULL;
     }
     /* BEGIN and SET come back at once; the query is then left running. */
-    PGresult *res;
-    bool ok = true;
-    while ((res = PQgetResult(c)) != NULL) {
-        ok &= PQresultStatus(res) == PGRES_COMMAND_OK;
-        PQclear(res);
-    }
+    PGresult *res = payq_pg_take_results_alive(c, cfg->pg.recon_conninfo);
+    bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    PQclear(res);
     char sql[sizeof INVARIANTS_SQL + 8];
     invariants_sql(full, sql, sizeof sql);
     if (!ok || !PQsendQuery(c, sql)) {
@@ -182,18 +209,15 @@ static PGresult *collect_invariants(struct payq_ledger_reader *r)
 {
     if (!r->inv_conn)
         return NULL;
-    PGresult *res, *got = NULL;
-    while ((res = PQgetResult(r->inv_conn)) != NULL) {
-        if (!got && PQresultStatus(res) == PGRES_TUPLES_OK) {
-            got = res;
-            continue;
-        }
-        if (PQresultStatus(res) != PGRES_TUPLES_OK)
-            payq_pg_check(r->inv_conn, res, PGRES_TUPLES_OK, "check invariants (concurrently)");
-        PQclear(res);
+    const char *ci = r->cfg->pg.recon_conninfo;
+    PGresult *got = payq_pg_take_results_alive(r->inv_conn, ci);
+    if (payq_pg_check(r->inv_conn, got, PGRES_TUPLES_OK, "check invariants (concurrently)") !=
+        PAYQ_PG_OK) {
+        PQclear(got);
+        got = NULL;
     }
     if (got) {
-        res = PQexec(r->inv_conn, "COMMIT");
+        PGresult *res = payq_pg_exec_params_alive(r->inv_conn, ci, "COMMIT", 0, NULL);
         if (payq_pg_check(r->inv_conn, res, PGRES_COMMAND_OK, "commit the invariants") !=
             PAYQ_PG_OK) {
             PQclear(got);
@@ -206,34 +230,45 @@ static PGresult *collect_invariants(struct payq_ledger_reader *r)
     return got;
 }
 
-int payq_ledger_open(const struct payq_config *cfg, bool full_invariants,
-                     struct payq_ledger_reader **out, char *err, size_t errlen)
+/* Opens the read session (r->conn, closing one there before) on
+ * whichever server of pg.read_conninfo libpq picks. Returns 0, or -1 with
+ * r->err set. */
+static int open_read_session(struct payq_ledger_reader *r)
 {
-    *out = NULL;
-    PGconn *c = payq_pg_connect(cfg->pg.read_conninfo, "payq-reconciler");
-    if (!c) {
-        char shown[512];
+    const struct payq_config *cfg = r->cfg;
+    PQfinish(r->conn);
+    r->conn = payq_pg_connect(cfg->pg.read_conninfo, "payq-reconciler");
+    if (!r->conn) {
+        char shown[400];
         payq_log_redact(cfg->pg.read_conninfo, shown, sizeof shown);
-        snprintf(err, errlen,
+        snprintf(r->err, sizeof r->err,
                  "cannot connect with pg.read_conninfo \"%s\" (see the "
                  "pg_connect_failed log line)",
                  shown);
         return -1;
     }
-    struct payq_ledger_reader *r = payq_xcalloc(1, sizeof *r);
-    r->conn = c;
     char timeout[24];
     snprintf(timeout, sizeof timeout, "%d", cfg->pg.statement_timeout_ms);
     const char *p[1] = {timeout};
-    if (run(r,
-            "SELECT set_config('statement_timeout', $1, false), "
-            "set_config('default_transaction_read_only', 'on', false)",
-            1, p, PGRES_TUPLES_OK, "set up the session", NULL) != PAYQ_PG_OK) {
+    return run(r,
+               "SELECT set_config('statement_timeout', $1, false), "
+               "set_config('default_transaction_read_only', 'on', false)",
+               1, p, PGRES_TUPLES_OK, "set up the session", NULL) == PAYQ_PG_OK
+               ? 0
+               : -1;
+}
+
+int payq_ledger_open(const struct payq_config *cfg, bool full_invariants,
+                     struct payq_ledger_reader **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    struct payq_ledger_reader *r = payq_xcalloc(1, sizeof *r);
+    r->cfg = cfg;
+    if (open_read_session(r) != 0) {
         snprintf(err, errlen, "%s", r->err);
         payq_ledger_close(r);
         return -1;
     }
-    r->cfg = cfg;
     r->full_invariants = full_invariants;
     r->inv_conn = start_invariants(cfg, full_invariants);
     *out = r;
@@ -276,18 +311,20 @@ static int primary_mark(struct payq_ledger_reader *r, char *lsn, size_t len)
     if (!c)
         return -1;
     PGresult *res = NULL;
-    enum payq_pg_fault f =
-        run_on(r, c, "BEGIN", 0, NULL, PGRES_COMMAND_OK, "begin the replay mark", NULL);
+    enum payq_pg_fault f = run_on(r, c, r->cfg->pg.recon_conninfo, "BEGIN", 0, NULL,
+                                  PGRES_COMMAND_OK, "begin the replay mark", NULL);
     if (f == PAYQ_PG_OK)
-        f = run_on(r, c, "SET LOCAL synchronous_commit = local", 0, NULL, PGRES_COMMAND_OK,
-                   "begin the replay mark", NULL);
+        f = run_on(r, c, r->cfg->pg.recon_conninfo, "SET LOCAL synchronous_commit = local", 0, NULL,
+                   PGRES_COMMAND_OK, "begin the replay mark", NULL);
     if (f == PAYQ_PG_OK)
-        f = run_on(r, c, "SELECT pg_current_xact_id(), pg_current_wal_insert_lsn()::text", 0, NULL,
+        f = run_on(r, c, r->cfg->pg.recon_conninfo,
+                   "SELECT pg_current_xact_id(), pg_current_wal_insert_lsn()::text", 0, NULL,
                    PGRES_TUPLES_OK, "take the replay mark", &res);
     if (f == PAYQ_PG_OK) {
         snprintf(lsn, len, "%s", PQgetvalue(res, 0, 1));
         PQclear(res);
-        f = run_on(r, c, "COMMIT", 0, NULL, PGRES_COMMAND_OK, "commit the replay mark", NULL);
+        f = run_on(r, c, r->cfg->pg.recon_conninfo, "COMMIT", 0, NULL, PGRES_COMMAND_OK,
+                   "commit the replay mark", NULL);
     }
     PQfinish(c);
     if (f != PAYQ_PG_OK)
@@ -295,22 +332,42 @@ static int primary_mark(struct payq_ledger_reader *r, char *lsn, size_t len)
     return f == PAYQ_PG_OK ? 0 : -1;
 }
 
-int payq_ledger_wait_replay(struct payq_ledger_reader *r, int timeout_ms,
-                            struct payq_ledger_stats *st)
+/* A session of the read server lost (frozen, restarted, failed over):
+ * another, on whichever server libpq picks now, takes its place. What was
+ * read on the old one stays valid: each server holds only commits that
+ * were acknowledged (synchronous replication), and a scan started over or
+ * a wait for replay makes the new one answer for as much. */
+static int reopen(struct payq_ledger_reader *r)
+{
+    char was[160];
+    snprintf(was, sizeof was, "%s:%s", PQhost(r->conn), PQport(r->conn));
+    if (open_read_session(r) != 0)
+        return -1;
+    payq_log(PAYQ_LOG_WARN, "ledger_session_reopened",
+             "the read session on %s was lost: reading on %s:%s now", was, PQhost(r->conn),
+             PQport(r->conn));
+    r->err[0] = '\0';
+    return 0;
+}
+
+/* The read server's replay up to a mark taken now on the primary (or, without
+ * one, up to what it received), by t0 + timeout_ms. */
+static enum step catch_up(struct payq_ledger_reader *r, int64_t t0, int timeout_ms,
+                          struct payq_ledger_stats *st)
 {
     PGresult *res = NULL;
-    int64_t t0 = payq_clock_mono_ms();
     snprintf(st->server, sizeof st->server, "%s:%s", PQhost(r->conn), PQport(r->conn));
-    if (run(r, "SELECT pg_is_in_recovery(), pg_last_wal_receive_lsn()::text", 0, NULL,
-            PGRES_TUPLES_OK, "check recovery", &res) != PAYQ_PG_OK)
-        return -1;
+    enum payq_pg_fault f = run(r, "SELECT pg_is_in_recovery(), pg_last_wal_receive_lsn()::text", 0,
+                               NULL, PGRES_TUPLES_OK, "check recovery", &res);
+    if (f != PAYQ_PG_OK)
+        return step_of(r, f);
     st->standby = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
     char lsn[64];
     snprintf(lsn, sizeof lsn, "%s", PQgetvalue(res, 0, 1));
     bool no_lsn = PQgetisnull(res, 0, 1);
     PQclear(res);
     if (!st->standby)
-        return 0; /* a primary serves every commit */
+        return STEP_OK; /* a primary serves every commit */
     if (!no_lsn && primary_mark(r, lsn, sizeof lsn) != 0)
         payq_log(PAYQ_LOG_WARN, "ledger_replay_mark",
                  "no replay mark from the primary: waiting for what the standby received");
@@ -320,26 +377,52 @@ int payq_ledger_wait_replay(struct payq_ledger_reader *r, int timeout_ms,
                  "how current it is cannot be told",
                  st->server);
         payq_log(PAYQ_LOG_ERROR, "ledger_standby_stale", "%s", r->err);
-        return -1;
+        return STEP_FAILED;
     }
     const char *p[1] = {lsn};
     for (;;) {
-        if (run(r, "SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn", 1, p, PGRES_TUPLES_OK,
-                "check replay", &res) != PAYQ_PG_OK)
-            return -1;
+        f = run(r, "SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn", 1, p, PGRES_TUPLES_OK,
+                "check replay", &res);
+        if (f != PAYQ_PG_OK)
+            return step_of(r, f);
         bool caught_up = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
         PQclear(res);
         st->replay_wait_ms = payq_clock_mono_ms() - t0;
         if (caught_up)
-            return 0;
+            return STEP_OK;
         if (st->replay_wait_ms > timeout_ms || payq_signals_stop_requested()) {
             snprintf(r->err, sizeof r->err, "the standby %s did not replay up to %s within %d ms",
                      st->server, lsn, timeout_ms);
             payq_log(PAYQ_LOG_ERROR, "ledger_replay_timeout", "%s", r->err);
-            return -1;
+            return STEP_FAILED;
         }
         sleep_ms(LEDGER_REPLAY_POLL_MS);
     }
+}
+
+int payq_ledger_wait_replay(struct payq_ledger_reader *r, int timeout_ms,
+                            struct payq_ledger_stats *st)
+{
+    int64_t t0 = payq_clock_mono_ms();
+    enum step s = catch_up(r, t0, timeout_ms, st);
+    for (int attempt = 1; s == STEP_LOST && attempt < LEDGER_ATTEMPTS && reopen(r) == 0; attempt++)
+        s = catch_up(r, t0, timeout_ms, st);
+    r->replay_timeout_ms = timeout_ms;
+    r->caught_up = s == STEP_OK;
+    return s == STEP_OK ? 0 : -1;
+}
+
+/* reopen, and after payq_ledger_wait_replay passed, its wait again on the
+ * new server: lookups after it must see every commit before the mark. */
+static int reopen_caught_up(struct payq_ledger_reader *r)
+{
+    if (reopen(r) != 0)
+        return -1;
+    struct payq_ledger_stats scratch = {0};
+    return !r->caught_up ||
+                   catch_up(r, payq_clock_mono_ms(), r->replay_timeout_ms, &scratch) == STEP_OK
+               ? 0
+               : -1;
 }
 
 int payq_ledger_unhex(const char *s, uint8_t out[32])
@@ -395,12 +478,18 @@ static void abandon_copy(struct payq_ledger_reader *r)
         PQcancel(cn, buf, sizeof buf);
         PQfreeCancel(cn);
     }
+    const char *ci = r->cfg->pg.read_conninfo;
     char *msg;
-    while (PQgetCopyData(r->conn, &msg, 0) > 0)
+    while (payq_pg_copy_data_alive(r->conn, ci, &msg) > 0)
         PQfreemem(msg);
-    PGresult *res;
-    while ((res = PQgetResult(r->conn)) != NULL)
-        PQclear(res);
+    PQclear(payq_pg_take_results_alive(r->conn, ci));
+}
+
+/* Ends the read session's transaction after a failure, best effort: the
+ * error is already logged. */
+static void rollback(struct payq_ledger_reader *r)
+{
+    PQclear(payq_pg_exec_params_alive(r->conn, r->cfg->pg.read_conninfo, "ROLLBACK", 0, NULL));
 }
 
 /* Room for one row's strings, reused from row to row. */
@@ -442,14 +531,15 @@ static int copy_message(struct payq_ledger_reader *r, const char *msg, size_t le
     return 0;
 }
 
-/* Reads the COPY to its end. Returns 0, 1 to start over, -1 on failure. */
-static int copy_all(struct payq_ledger_reader *r, const struct payq_ledger_sink *sink,
-                    struct payq_progress *prog, struct payq_ledger_stats *st)
+/* Reads the COPY to its end. */
+static enum step copy_all(struct payq_ledger_reader *r, const struct payq_ledger_sink *sink,
+                          struct payq_progress *prog, struct payq_ledger_stats *st)
 {
+    const char *ci = r->cfg->pg.read_conninfo;
     struct copy_strs strs = {NULL, 0};
     int rc = 0, n;
     char *msg;
-    while (rc == 0 && (n = PQgetCopyData(r->conn, &msg, 0)) > 0) {
+    while (rc == 0 && (n = payq_pg_copy_data_alive(r->conn, ci, &msg)) > 0) {
         rc = copy_message(r, msg, (size_t)n, sink, &strs, st);
         PQfreemem(msg);
         if (rc == 0 && st->rows % SCAN_PROGRESS_EVERY == 0) {
@@ -463,31 +553,29 @@ static int copy_all(struct payq_ledger_reader *r, const struct payq_ledger_sink 
     free(strs.data);
     if (rc < 0) {
         abandon_copy(r);
-        return -1;
+        return STEP_FAILED;
     }
     if (rc == 1) /* the trailer: the end of the data follows */
-        while ((n = PQgetCopyData(r->conn, &msg, 0)) > 0)
+        while ((n = payq_pg_copy_data_alive(r->conn, ci, &msg)) > 0)
             PQfreemem(msg);
-    PGresult *res = PQgetResult(r->conn);
+    PGresult *res = payq_pg_take_results_alive(r->conn, ci);
     enum payq_pg_fault f = payq_pg_check(r->conn, res, PGRES_COMMAND_OK, "copy transfers");
     if (f != PAYQ_PG_OK)
         keep_error(r, r->conn, "copy transfers", res);
     PQclear(res);
-    while ((res = PQgetResult(r->conn)) != NULL)
-        PQclear(res);
     if (f == PAYQ_PG_OK && rc != 1) {
         snprintf(r->err, sizeof r->err, "copy transfers: the data ended without its trailer");
         payq_log(PAYQ_LOG_ERROR, "ledger_bad_row", "%s", r->err);
-        return -1;
+        return STEP_FAILED;
     }
     payq_progress_update(prog, st->rows);
-    return f == PAYQ_PG_OK ? 0 : f == PAYQ_PG_RETRY ? 1 : -1;
+    return step_of(r, f);
 }
 
 /* One pass of the day's rows in one read-only transaction. */
-static int scan_once(struct payq_ledger_reader *r, const char *date,
-                     const struct payq_ledger_sink *sink, struct payq_progress *prog,
-                     struct payq_ledger_stats *st)
+static enum step scan_once(struct payq_ledger_reader *r, const char *date,
+                           const struct payq_ledger_sink *sink, struct payq_progress *prog,
+                           struct payq_ledger_stats *st)
 {
     const char *p[1] = {date};
     enum payq_pg_fault f = run(r, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL,
@@ -499,12 +587,12 @@ static int scan_once(struct payq_ledger_reader *r, const char *date,
         f = run(r, SCAN_DATE_SQL, 1, p, PGRES_TUPLES_OK, "set the date", NULL);
     if (f == PAYQ_PG_OK)
         f = run(r, SCAN_SQL, 0, NULL, PGRES_COPY_OUT, "copy transfers", NULL);
-    int rc = f == PAYQ_PG_OK ? copy_all(r, sink, prog, st) : f == PAYQ_PG_RETRY ? 1 : -1;
-    if (rc == 0 && run(r, "COMMIT", 0, NULL, PGRES_COMMAND_OK, "commit", NULL) != PAYQ_PG_OK)
-        rc = -1;
-    if (rc != 0)
-        PQclear(PQexec(r->conn, "ROLLBACK")); /* best effort: the error is already logged */
-    return rc;
+    enum step s = f == PAYQ_PG_OK ? copy_all(r, sink, prog, st) : step_of(r, f);
+    if (s == STEP_OK)
+        s = step_of(r, run(r, "COMMIT", 0, NULL, PGRES_COMMAND_OK, "commit", NULL));
+    if (s != STEP_OK && s != STEP_LOST)
+        rollback(r);
+    return s;
 }
 
 static void invariant_row(struct payq_breaks *b, PGresult *res, int i)
@@ -535,15 +623,19 @@ static enum payq_pg_fault invariants_once(struct payq_ledger_reader *r, PGresult
     }
     char sql[sizeof INVARIANTS_SQL + 8];
     invariants_sql(r->full_invariants, sql, sizeof sql);
-    enum payq_pg_fault f = run_on(r, c, "BEGIN ISOLATION LEVEL REPEATABLE READ", 0, NULL,
-                                  PGRES_COMMAND_OK, "begin", NULL);
+    enum payq_pg_fault f =
+        run_on(r, c, r->cfg->pg.recon_conninfo, "BEGIN ISOLATION LEVEL REPEATABLE READ", 0, NULL,
+               PGRES_COMMAND_OK, "begin", NULL);
     if (f == PAYQ_PG_OK)
-        f = run_on(r, c, "SET LOCAL statement_timeout = '" INVARIANTS_TIMEOUT "'", 0, NULL,
+        f = run_on(r, c, r->cfg->pg.recon_conninfo,
+                   "SET LOCAL statement_timeout = '" INVARIANTS_TIMEOUT "'", 0, NULL,
                    PGRES_COMMAND_OK, "set timeout", NULL);
     if (f == PAYQ_PG_OK)
-        f = run_on(r, c, sql, 0, NULL, PGRES_TUPLES_OK, "check invariants", res);
+        f = run_on(r, c, r->cfg->pg.recon_conninfo, sql, 0, NULL, PGRES_TUPLES_OK,
+                   "check invariants", res);
     if (f == PAYQ_PG_OK) {
-        f = run_on(r, c, "COMMIT", 0, NULL, PGRES_COMMAND_OK, "commit", NULL);
+        f = run_on(r, c, r->cfg->pg.recon_conninfo, "COMMIT", 0, NULL, PGRES_COMMAND_OK, "commit",
+                   NULL);
         if (f != PAYQ_PG_OK)
             PQclear(*res);
     }
@@ -567,7 +659,7 @@ static enum payq_pg_fault invariants_read_once(struct payq_ledger_reader *r, PGr
             PQclear(*res);
     }
     if (f != PAYQ_PG_OK)
-        PQclear(PQexec(r->conn, "ROLLBACK")); /* best effort: the error is already logged */
+        rollback(r);
     return f;
 }
 
@@ -585,8 +677,12 @@ static int check_invariants(struct payq_ledger_reader *r, struct payq_breaks *b)
                  "pg.recon_conninfo unreachable: checking every date read-only instead");
         r->err[0] = '\0';
         f = PAYQ_PG_RETRY;
-        for (int attempt = 1; attempt <= LEDGER_ATTEMPTS && f == PAYQ_PG_RETRY; attempt++)
+        for (int attempt = 1; attempt <= LEDGER_ATTEMPTS && (f == PAYQ_PG_RETRY || lost(r, f));
+             attempt++) {
+            if (lost(r, f) && reopen(r) != 0)
+                break;
             f = invariants_read_once(r, &res);
+        }
     }
     if (f != PAYQ_PG_OK)
         return -1;
@@ -601,9 +697,9 @@ int payq_ledger_scan(struct payq_ledger_reader *r, const char *date,
                      struct payq_ledger_stats *st)
 {
     int64_t t0 = payq_clock_mono_ms();
-    int rc = 1;
+    enum step s = STEP_AGAIN;
     payq_progress_phase(prog, "ledger", "rows", 0);
-    for (st->attempts = 0; rc == 1 && st->attempts < LEDGER_ATTEMPTS;) {
+    for (st->attempts = 0; (s == STEP_AGAIN || s == STEP_LOST) && st->attempts < LEDGER_ATTEMPTS;) {
         if (st->attempts++ > 0) {
             payq_log(PAYQ_LOG_WARN, "ledger_scan_restart", "attempt %d after: %s", st->attempts,
                      r->err);
@@ -613,13 +709,15 @@ int payq_ledger_scan(struct payq_ledger_reader *r, const char *date,
                 snprintf(r->err, sizeof r->err, "could not start the scan over (see log)");
                 return -1;
             }
+            if (s == STEP_LOST && reopen(r) != 0)
+                break;
         }
-        rc = scan_once(r, date, sink, prog, st);
+        s = scan_once(r, date, sink, prog, st);
     }
     payq_progress_clear(prog);
     st->scan_ms = payq_clock_mono_ms() - t0;
     st->read_ms += st->scan_ms;
-    return rc == 0 ? 0 : -1;
+    return s == STEP_OK ? 0 : -1;
 }
 
 void payq_ledger_cancel(struct payq_ledger_reader *r)
@@ -644,7 +742,13 @@ static int lookup(struct payq_ledger_reader *r, const char *sql, const char *wha
 {
     PGresult *res = NULL;
     const char *p[1] = {arr->data};
-    if (run(r, sql, 1, p, PGRES_TUPLES_OK, what, &res) != PAYQ_PG_OK)
+    enum payq_pg_fault f = run(r, sql, 1, p, PGRES_TUPLES_OK, what, &res);
+    for (int attempt = 1; lost(r, f) && attempt < LEDGER_ATTEMPTS; attempt++) {
+        if (reopen_caught_up(r) != 0)
+            return -1;
+        f = run(r, sql, 1, p, PGRES_TUPLES_OK, what, &res);
+    }
+    if (f != PAYQ_PG_OK)
         return -1;
     for (int i = 0; i < PQntuples(res); i++)
         row(ctx, res, i);

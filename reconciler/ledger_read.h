@@ -40,7 +40,7 @@ struct payq_ledger_stats {
     char server[160];       /* host:port that answered */
     int64_t replay_wait_ms; /* time spent waiting for replay */
     uint64_t rows;          /* transfer rows of the date */
-    int attempts;           /* scans started (more than 1 after recovery conflicts) */
+    int attempts;           /* scans started (more after a recovery conflict or a lost session) */
     int64_t read_ms;        /* the scan plus the wait for the invariants */
     int64_t scan_ms;        /* the day's rows alone, every attempt */
     /* How long the run waited for the invariants after the scan: the part

@@ -1,13 +1,16 @@
 /* test_pg: SQLSTATE classes, the notice that says a COMMIT committed
  * locally but may not be on the synchronous standby, and the response
- * timeout against a fake server (a thread speaking just enough of the
- * PostgreSQL protocol: trust authentication, then either answering every
- * query or answering none, as a frozen server would). */
+ * timeout and the waits that last as long as the server is alive, against
+ * a fake server (a thread speaking just enough of the PostgreSQL protocol:
+ * trust authentication, then either answering every query, late or not,
+ * or answering none, as a frozen server would; further connections, the
+ * probes, are greeted or left unanswered). */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -78,9 +81,14 @@ static void test_classify(void **state)
 struct fake {
     int listener;
     int port;
-    bool answer; /* false: read everything, answer nothing (frozen) */
-    bool greet;  /* false: not even the start-up (frozen before a connection) */
-    pthread_t thread;
+    bool answer;       /* false: read everything, answer nothing (frozen) */
+    bool greet;        /* false: not even the start-up (frozen before a connection) */
+    int late_ms;       /* the delay of each answer */
+    bool copy;         /* answer a statement with the start of a COPY, then nothing */
+    bool greet_probes; /* connections after the first: greeted, or left unanswered */
+    atomic_int probes; /* how many came */
+    int probe_fd[8];   /* kept open until fake_stop, as a frozen server keeps them */
+    pthread_t thread, prober;
 };
 
 static bool read_full(int fd, void *buf, size_t n)
@@ -136,12 +144,18 @@ static void *fake_serve(void *arg)
     static const unsigned char done[] = {'C', 0, 0,   0, 10, 'B', 'E', 'G', 'I',
                                          'N', 0, 'Z', 0, 0,  0,   5,   'I'};
     static const unsigned char parsed[] = {'1', 0, 0, 0, 4, '2', 0, 0, 0, 4, 'n', 0, 0, 0, 4};
+    /* CopyOutResponse: text, no columns. */
+    static const unsigned char copy_out[] = {'H', 0, 0, 0, 7, 0, 0, 0};
     for (unsigned char type; read_full(fd, &type, 1) && skip_body(fd);) {
         if (!f->answer || type == 'P' || type == 'B' || type == 'D' || type == 'E')
             continue;
+        if (f->late_ms && (type == 'Q' || type == 'S'))
+            usleep((useconds_t)f->late_ms * 1000u);
         if (type == 'S')
             put(fd, parsed, sizeof parsed);
-        if (type == 'Q' || type == 'S')
+        if (f->copy && (type == 'Q' || type == 'S'))
+            put(fd, copy_out, sizeof copy_out);
+        else if (type == 'Q' || type == 'S')
             put(fd, done, sizeof done);
         if (type == 'X')
             break;
@@ -150,14 +164,34 @@ static void *fake_serve(void *arg)
     return NULL;
 }
 
+/* Connections after the first one fake_serve takes: the liveness probes. */
+static void *fake_probes(void *arg)
+{
+    struct fake *f = arg;
+    static const unsigned char hello[] = {'R', 0, 0, 0, 8, 0, 0, 0, 0, 'Z', 0, 0, 0, 5, 'I'};
+    for (int n = 0; n < 8; n++) {
+        int fd = accept(f->listener, NULL, NULL);
+        if (fd < 0)
+            break;
+        f->probe_fd[n] = fd;
+        atomic_fetch_add(&f->probes, 1);
+        if (skip_body(fd) && f->greet_probes)
+            put(fd, hello, sizeof hello);
+    }
+    return NULL;
+}
+
 static void fake_start(struct fake *f, bool answer)
 {
+    memset(f, 0, sizeof *f);
+    for (int i = 0; i < 8; i++)
+        f->probe_fd[i] = -1;
     f->answer = answer;
     f->greet = true;
     f->listener = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     assert_int_equal(bind(f->listener, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(listen(f->listener, 1), 0);
+    assert_int_equal(listen(f->listener, 8), 0);
     socklen_t len = sizeof a;
     assert_int_equal(getsockname(f->listener, (struct sockaddr *)&a, &len), 0);
     f->port = ntohs(a.sin_port);
@@ -178,6 +212,13 @@ static void fake_stop(struct fake *f, PGconn *conn)
 {
     PQfinish(conn); /* the server thread sees the client go */
     pthread_join(f->thread, NULL);
+    if (f->prober) {
+        shutdown(f->listener, SHUT_RDWR); /* wakes the prober's accept */
+        pthread_join(f->prober, NULL);
+    }
+    for (int i = 0; i < 8; i++)
+        if (f->probe_fd[i] >= 0)
+            close(f->probe_fd[i]);
     close(f->listener);
 }
 
@@ -275,6 +316,91 @@ static void test_response_timeout_answered(void **state)
     payq_pg_set_response_timeout(0);
 }
 
+#define CI_LEN 160
+
+/* Connects to f (fake_start, its fields set), then serves the probes that
+ * follow (the first connection is fake_serve's) and shortens the waits'
+ * bounds; ci gets the conninfo, which the probes use. */
+static PGconn *alive_connect(struct fake *f, int silence_ms, int probe_ms, char *ci)
+{
+    PGconn *conn = fake_connect(f);
+    assert_int_equal(pthread_create(&f->prober, NULL, fake_probes, f), 0);
+    payq_pg_set_alive_bounds(silence_ms, probe_ms);
+    snprintf(ci, CI_LEN,
+             "host=127.0.0.1 port=%d dbname=x user=u sslmode=disable gssencmode=disable", f->port);
+    return conn;
+}
+
+static void alive_stop(struct fake *f, PGconn *conn)
+{
+    fake_stop(f, conn);
+    payq_pg_set_alive_bounds(PAYQ_PG_SILENCE_MS, PAYQ_PG_PROBE_MS);
+}
+
+/* A frozen server, its probe unanswered too: the wait ends after the
+ * silence and the probe's bound, as a lost connection. */
+static void test_alive_frozen(void **state)
+{
+    (void)state;
+    struct fake f;
+    fake_start(&f, false);
+    char ci[CI_LEN];
+    PGconn *conn = alive_connect(&f, 300, 300, ci);
+    int64_t t0 = payq_clock_mono_ms();
+    PGresult *res = payq_pg_exec_params_alive(conn, ci, "SELECT 1", 0, NULL);
+    int64_t waited = payq_clock_mono_ms() - t0;
+    assert_int_not_equal(payq_pg_check(conn, res, PGRES_TUPLES_OK, "select"), PAYQ_PG_OK);
+    PQclear(res);
+    assert_int_equal(PQstatus(conn), CONNECTION_BAD);
+    assert_true(waited >= 600);
+    assert_true(waited < 10000); /* without the probe, for ever */
+    assert_int_equal(atomic_load(&f.probes), 1);
+    alive_stop(&f, conn);
+}
+
+/* A slow server that answers its probes: the wait lasts as long as the
+ * statement does, through several probes, and the answer comes through. */
+static void test_alive_slow(void **state)
+{
+    (void)state;
+    struct fake f;
+    fake_start(&f, true);
+    f.greet_probes = true;
+    f.late_ms = 1000;
+    char ci[CI_LEN];
+    PGconn *conn = alive_connect(&f, 200, 300, ci);
+    PGresult *res = payq_pg_exec_params_alive(conn, ci, "SELECT 1", 0, NULL);
+    assert_int_equal(payq_pg_check(conn, res, PGRES_COMMAND_OK, "select"), PAYQ_PG_OK);
+    PQclear(res);
+    assert_int_equal(PQstatus(conn), CONNECTION_OK);
+    assert_true(atomic_load(&f.probes) >= 2);
+    alive_stop(&f, conn);
+}
+
+/* A server frozen in the middle of a COPY's data: the read ends as a
+ * failure (-2), not a wait for ever. */
+static void test_alive_copy_frozen(void **state)
+{
+    (void)state;
+    struct fake f;
+    fake_start(&f, true);
+    f.copy = true;
+    char ci[CI_LEN];
+    PGconn *conn = alive_connect(&f, 300, 300, ci);
+    PGresult *res = payq_pg_exec_params_alive(conn, ci, "COPY x TO STDOUT", 0, NULL);
+    assert_int_equal(PQresultStatus(res), PGRES_COPY_OUT);
+    PQclear(res);
+    char *msg = NULL;
+    int64_t t0 = payq_clock_mono_ms();
+    assert_int_equal(payq_pg_copy_data_alive(conn, ci, &msg), -2);
+    assert_true(payq_clock_mono_ms() - t0 >= 600);
+    assert_int_equal(atomic_load(&f.probes), 1);
+    res = payq_pg_take_results_alive(conn, ci);
+    assert_int_equal(PQresultStatus(res), PGRES_FATAL_ERROR);
+    PQclear(res);
+    alive_stop(&f, conn);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -286,6 +412,9 @@ int main(void)
         cmocka_unit_test(test_response_timeout_answered),
         cmocka_unit_test(test_connect_within),
         cmocka_unit_test(test_connect_within_skips_hung_host),
+        cmocka_unit_test(test_alive_frozen),
+        cmocka_unit_test(test_alive_slow),
+        cmocka_unit_test(test_alive_copy_frozen),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
