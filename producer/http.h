@@ -67,12 +67,24 @@ PGconn *payq_http_thread_pg(struct payq_http_app *app, struct payq_http_thread *
 /* Drops the thread's connection after a failure so the next use reconnects. */
 void payq_http_thread_pg_drop(struct payq_http_thread *th);
 
-/* When a read of the ledger about to start on th began, for read_pause.h:
- * now, or the opening of th's connection, which was in flight with any
- * failure recorded since (a standby frozen with every pool thread
- * connected to it then costs each thread one bounded wait, not a longer
- * pause each). */
-int64_t payq_http_thread_read_start(const struct payq_http_thread *th);
+/* A read of the ledger on th's connection, under app->reads' pause
+ * (read_pause.h), the one rule for every reader on the request path:
+ * payq_http_read_begin returns 0 when the read may run, else the pause's
+ * milliseconds left (no read now). payq_http_read_end records whether the
+ * database answered in time (a query it answered with an error did not
+ * fail to answer: pass true) and returns the pause that follows a failure
+ * in ms (0 after an answer). */
+struct payq_http_read {
+    struct payq_read_pause *pause;
+    /* Now, or the opening of th's connection, which was in flight with any
+     * failure recorded since: a standby frozen with every pool thread
+     * connected to it then costs each thread one bounded wait, not a
+     * longer pause each. */
+    int64_t started_ns;
+};
+int64_t payq_http_read_begin(struct payq_http_app *app, const struct payq_http_thread *th,
+                             struct payq_http_read *rd);
+int64_t payq_http_read_end(const struct payq_http_read *rd, bool answered);
 
 /* Replies: set status and a JSON body {"error":error,"detail":detail}
  * (detail may be NULL). */

@@ -62,11 +62,11 @@ static bool probe_database(struct payq_http_app *app)
  * any read's. */
 static bool database_ok(struct payq_http_app *app)
 {
-    if (payq_read_pause_left_ms(&app->reads, payq_clock_mono_ns()) > 0)
+    struct payq_http_read rd;
+    if (payq_http_read_begin(app, payq_http_thread_get(app), &rd) > 0)
         return false;
-    int64_t started = payq_http_thread_read_start(payq_http_thread_get(app));
     bool ok = probe_database(app);
-    payq_read_pause_done(&app->reads, started, payq_clock_mono_ns(), ok);
+    payq_http_read_end(&rd, ok);
     return ok;
 }
 

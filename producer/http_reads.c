@@ -67,28 +67,27 @@ static void get(struct payq_http_app *app, const char *id, size_t id_len, const 
     }
     memcpy(key, id, id_len);
     key[id_len] = '\0';
-    int64_t paused = payq_read_pause_left_ms(&app->reads, payq_clock_mono_ns());
+    struct payq_http_read rd;
+    int64_t paused = payq_http_read_begin(app, payq_http_thread_get(app), &rd);
     if (paused > 0) {
         reply_unavailable(rep, paused);
         return;
     }
-    int64_t started = payq_http_thread_read_start(payq_http_thread_get(app));
     enum payq_lookup r = read_within(app, key, fn, &rep->body);
+    /* Unreachable or no answer in time pauses the reads; a query error
+     * (logged) was an answer. */
+    int64_t pause = payq_http_read_end(&rd, r != PAYQ_LOOKUP_FAILED);
     if (r == PAYQ_LOOKUP_FOUND) {
-        payq_read_pause_done(&app->reads, started, payq_clock_mono_ns(), true);
         rep->status = 200;
     } else if (r == PAYQ_LOOKUP_NOT_FOUND) {
-        payq_read_pause_done(&app->reads, started, payq_clock_mono_ns(), true);
         payq_http_reply_error(rep, 404, "not found", missing);
     } else if (r == PAYQ_LOOKUP_FAILED) {
-        /* Unreachable or no answer in time: pause the reads (read_pause.h). */
-        int64_t pause = payq_read_pause_done(&app->reads, started, payq_clock_mono_ns(), false);
         payq_log(PAYQ_LOG_WARN, "ledger_reads_paused",
                  "the ledger could not be read within %d ms: GETs answer 503 for %lld ms",
                  app->cfg->producer.read_timeout_ms, (long long)pause);
         reply_unavailable(rep, pause);
     } else {
-        reply_unavailable(rep, 0); /* a query error, logged; not a reason to pause */
+        reply_unavailable(rep, 0);
     }
 }
 

@@ -89,8 +89,16 @@ void payq_http_thread_pg_drop(struct payq_http_thread *th)
     th->pg = NULL;
 }
 
-int64_t payq_http_thread_read_start(const struct payq_http_thread *th)
+int64_t payq_http_read_begin(struct payq_http_app *app, const struct payq_http_thread *th,
+                             struct payq_http_read *rd)
 {
     int64_t now = payq_clock_mono_ns();
-    return th->pg && th->pg_opened_ns < now ? th->pg_opened_ns : now;
+    rd->pause = &app->reads;
+    rd->started_ns = th->pg && th->pg_opened_ns < now ? th->pg_opened_ns : now;
+    return payq_read_pause_left_ms(rd->pause, now);
+}
+
+int64_t payq_http_read_end(const struct payq_http_read *rd, bool answered)
+{
+    return payq_read_pause_done(rd->pause, rd->started_ns, payq_clock_mono_ns(), answered);
 }

@@ -179,11 +179,11 @@ static int lookup_replays(struct payq_http_app *app, struct payq_http_thread *th
 {
     /* Skipped during the pause that follows a failed read
      * (producer/read_pause.h). */
-    if (payq_read_pause_left_ms(&app->reads, payq_clock_mono_ns()) > 0) {
+    struct payq_http_read rd;
+    if (payq_http_read_begin(app, th, &rd) > 0) {
         payq_counter_add(app->metrics.replay_unchecked, nposts);
         return -1;
     }
-    int64_t started = payq_http_thread_read_start(th);
     struct replay rp = {.posts = posts, .nposts = nposts};
     time_t wall = time(NULL);
     struct tm tm;
@@ -209,15 +209,18 @@ static int lookup_replays(struct payq_http_app *app, struct payq_http_thread *th
             payq_http_thread_pg_drop(th);
     }
     free(ids);
-    if (r != PAYQ_LOOKUP_FAILED && r != PAYQ_LOOKUP_ERROR) {
-        payq_read_pause_done(&app->reads, started, payq_clock_mono_ns(), true);
+    /* As for GETs: only a read that got no answer pauses the reads. */
+    int64_t pause = payq_http_read_end(&rd, r != PAYQ_LOOKUP_FAILED);
+    if (r != PAYQ_LOOKUP_FAILED && r != PAYQ_LOOKUP_ERROR)
         return 0;
-    }
-    int64_t pause = payq_read_pause_done(&app->reads, started, payq_clock_mono_ns(), false);
     payq_counter_add(app->metrics.replay_unchecked, nposts);
-    payq_log(PAYQ_LOG_WARN, "replay_check_skipped",
-             "the ledger could not be read: publishing without the replay check for %lld ms",
-             (long long)pause);
+    if (r == PAYQ_LOOKUP_FAILED)
+        payq_log(PAYQ_LOG_WARN, "replay_check_skipped",
+                 "the ledger could not be read: publishing without the replay check for %lld ms",
+                 (long long)pause);
+    else
+        payq_log(PAYQ_LOG_WARN, "replay_check_skipped",
+                 "the replay check's query failed (see pg_error): publishing without it");
     return -1;
 }
 
