@@ -339,6 +339,8 @@ static int primary_mark(struct payq_ledger_reader *r, char *lsn, size_t len)
  * a wait for replay makes the new one answer for as much. */
 static int reopen(struct payq_ledger_reader *r)
 {
+    if (!r->conn)
+        return -1; /* a reopen already failed (r->err says why) */
     char was[160];
     snprintf(was, sizeof was, "%s:%s", PQhost(r->conn), PQport(r->conn));
     if (open_read_session(r) != 0)
