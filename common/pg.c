@@ -341,24 +341,50 @@ PGresult *payq_pg_exec_params_within(PGconn *conn, int ms, const char *sql, int 
     return payq_pg_take_results_within(conn, ms);
 }
 
+#define PROBE_KEYS_MAX 64
+
 /* Whether the server conn is connected to gives any answer to a new
- * session within ms (see payq_pg_take_results_alive). */
-static bool server_answers(PGconn *conn, const char *conninfo, int ms)
+ * session within ms (see payq_pg_take_results_alive). The session is
+ * conn's own options (PQconninfo: credentials, TLS) on the one host and
+ * port conn uses, any role. */
+static bool server_answers(PGconn *conn, int ms)
 {
-    /* After dbname: these override the conninfo's host list and role. */
-    const char *keys[] = {"dbname",           "host", "port", "target_session_attrs",
-                          "application_name", NULL};
-    const char *vals[] = {conninfo, PQhost(conn), PQport(conn), "any", "payq-probe", NULL};
+    PQconninfoOption *opts = PQconninfo(conn);
+    if (!opts)
+        return true; /* out of memory: no sign of a silent server */
+    const char *keys[PROBE_KEYS_MAX + 5], *vals[PROBE_KEYS_MAX + 5];
+    size_t n = 0;
+    for (PQconninfoOption *o = opts; o->keyword && n < PROBE_KEYS_MAX; o++) {
+        static const char *const replaced[] = {"host", "hostaddr", "port", "target_session_attrs",
+                                               "application_name"};
+        bool skip = !o->val || !o->val[0];
+        for (size_t i = 0; !skip && i < sizeof replaced / sizeof *replaced; i++)
+            skip = strcmp(o->keyword, replaced[i]) == 0;
+        if (!skip) {
+            keys[n] = o->keyword;
+            vals[n++] = o->val;
+        }
+    }
+    const char *const more[][2] = {{"host", PQhost(conn)},
+                                   {"port", PQport(conn)},
+                                   {"target_session_attrs", "any"},
+                                   {"application_name", "payq-probe"}};
+    for (size_t i = 0; i < 4; i++) {
+        keys[n] = more[i][0];
+        vals[n++] = more[i][1];
+    }
+    keys[n] = vals[n] = NULL;
     bool timed_out = false;
     PQfinish(connect_async(keys, vals, ms, &timed_out));
+    PQconninfoFree(opts);
     return !timed_out;
 }
 
 /* Called after silence_ms of silence: false, with conn's socket
  * shut, when the server no longer answers at all. */
-static bool still_alive(PGconn *conn, const char *conninfo)
+static bool still_alive(PGconn *conn)
 {
-    if (PQsocket(conn) < 0 || server_answers(conn, conninfo, probe_ms))
+    if (PQsocket(conn) < 0 || server_answers(conn, probe_ms))
         return true;
     payq_log(PAYQ_LOG_WARN, "pg_unresponsive",
              "no answer from the database %s:%s in %d ms, nor to a new session in %d ms: "
@@ -368,11 +394,11 @@ static bool still_alive(PGconn *conn, const char *conninfo)
     return false;
 }
 
-PGresult *payq_pg_take_results_alive(PGconn *conn, const char *conninfo)
+PGresult *payq_pg_take_results_alive(PGconn *conn)
 {
     PGresult *res = NULL;
     for (;;) {
-        while (!wait_ready(conn, payq_clock_mono_ms() + silence_ms) && still_alive(conn, conninfo))
+        while (!wait_ready(conn, payq_clock_mono_ms() + silence_ms) && still_alive(conn))
             ;
         if (!keep_result(&res, PQgetResult(conn)))
             break;
@@ -380,15 +406,14 @@ PGresult *payq_pg_take_results_alive(PGconn *conn, const char *conninfo)
     return res;
 }
 
-PGresult *payq_pg_exec_params_alive(PGconn *conn, const char *conninfo, const char *sql, int n,
-                                    const char *const *params)
+PGresult *payq_pg_exec_params_alive(PGconn *conn, const char *sql, int n, const char *const *params)
 {
     if (!PQsendQueryParams(conn, sql, n, NULL, params, NULL, NULL, 0))
         return NULL;
-    return payq_pg_take_results_alive(conn, conninfo);
+    return payq_pg_take_results_alive(conn);
 }
 
-int payq_pg_copy_data_alive(PGconn *conn, const char *conninfo, char **msg)
+int payq_pg_copy_data_alive(PGconn *conn, char **msg)
 {
     for (;;) {
         int n = PQgetCopyData(conn, msg, 1);
@@ -400,7 +425,7 @@ int payq_pg_copy_data_alive(PGconn *conn, const char *conninfo, char **msg)
         int got = poll(&p, 1, silence_ms);
         if (got < 0 && errno != EINTR)
             return -2;
-        if (got == 0 && !still_alive(conn, conninfo))
+        if (got == 0 && !still_alive(conn))
             got = 1; /* the shut socket reads as the end: libpq fails the copy */
         if (got > 0 && !PQconsumeInput(conn))
             return -2;

@@ -86,7 +86,7 @@ PGresult *payq_pg_take_results_within(PGconn *conn, int ms);
  * day, its invariants over the whole ledger), where no response timeout
  * fits: waits as long as the server is alive. After PAYQ_PG_SILENCE_MS
  * without the awaited answer, a new session to the same host and port
- * (conninfo's credentials, any role) must get an answer within
+ * (conn's own options, any role) must get an answer within
  * PAYQ_PG_PROBE_MS; a refusal or an error is an answer (the server is
  * there). A server that gives none (frozen, or cut off without a reset,
  * which keepalives do not notice: its kernel still acknowledges) is a lost
@@ -99,16 +99,16 @@ PGresult *payq_pg_take_results_within(PGconn *conn, int ms);
 void payq_pg_set_alive_bounds(int silence_ms, int probe_ms);
 
 /* payq_pg_take_results waiting so (the result, or NULL as there). */
-PGresult *payq_pg_take_results_alive(PGconn *conn, const char *conninfo);
+PGresult *payq_pg_take_results_alive(PGconn *conn);
 
 /* PQexecParams (text parameters, no types, text results) waiting so: the
  * result, or NULL if it could not be sent (payq_pg_check says why). */
-PGresult *payq_pg_exec_params_alive(PGconn *conn, const char *conninfo, const char *sql, int n,
+PGresult *payq_pg_exec_params_alive(PGconn *conn, const char *sql, int n,
                                     const char *const *params);
 
 /* PQgetCopyData (blocking) waiting so: a row's length with *msg set, -1 at
  * the end of the data, -2 on failure (a lost connection included). */
-int payq_pg_copy_data_alive(PGconn *conn, const char *conninfo, char **msg);
+int payq_pg_copy_data_alive(PGconn *conn, char **msg);
 
 /* Classifies an SQLSTATE (NULL = no state: treated as a lost connection). */
 enum payq_pg_fault payq_pg_classify(const char *sqlstate);

@@ -38,7 +38,7 @@ int64_t payq_read_pause_left_ms(struct payq_read_pause *p, int64_t now_ns);
  * that began before the last failure was recorded was in flight with it (a
  * standby that stops fails them all at once): it does not double the
  * pause. (A caller whose read used a connection opened before then passes
- * the connection's opening as started_ns: payq_http_thread_read_start.) */
+ * the connection's opening as started_ns: payq_http_read_begin.) */
 int64_t payq_read_pause_done(struct payq_read_pause *p, int64_t started_ns, int64_t now_ns,
                              bool ok);
 

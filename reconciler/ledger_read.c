@@ -138,16 +138,14 @@ static void keep_error(struct payq_ledger_reader *r, PGconn *c, const char *what
     snprintf(r->err, sizeof r->err, "%s: %.*s", what, (int)n, msg);
 }
 
-/* Runs one statement on c (opened with conninfo ci), waiting as long as
- * its server is alive (payq_pg_exec_params_alive), and checks its status;
- * on failure logs (once, in payq_pg_check), keeps the reason and returns
- * the fault class. On success *out (if not NULL) holds the result for the
- * caller to clear. */
-static enum payq_pg_fault run_on(struct payq_ledger_reader *r, PGconn *c, const char *ci,
-                                 const char *sql, int nparams, const char *const *params,
-                                 ExecStatusType expect, const char *what, PGresult **out)
+/* Runs one statement on c, waiting as long as its server is alive (payq_pg_exec_params_alive), and
+ * checks its status; on failure logs (once, in payq_pg_check), keeps the reason and returns the
+ * fault class. On success *out (if not NULL) holds the result for the caller to clear. */
+static enum payq_pg_fault run_on(struct payq_ledger_reader *r, PGconn *c, const char *sql,
+                                 int nparams, const char *const *params, ExecStatusType expect,
+                                 const char *what, PGresult **out)
 {
-    PGresult *res = payq_pg_exec_params_alive(c, ci, sql, nparams, params);
+    PGresult *res = payq_pg_exec_params_alive(c, sql, nparams, params);
     enum payq_pg_fault f = payq_pg_check(c, res, expect, what);
     if (f != PAYQ_PG_OK) {
         keep_error(r, c, what, res);
@@ -165,7 +163,7 @@ static enum payq_pg_fault run(struct payq_ledger_reader *r, const char *sql, int
                               const char *const *params, ExecStatusType expect, const char *what,
                               PGresult **out)
 {
-    return run_on(r, r->conn, r->cfg->pg.read_conninfo, sql, nparams, params, expect, what, out);
+    return run_on(r, r->conn, sql, nparams, params, expect, what, out);
 }
 
 static void invariants_sql(bool full, char *sql, size_t n)
@@ -190,7 +188,7 @@ static PGconn *start_invariants(const struct payq_config *cfg, bool full)
         return NULL;
     }
     /* BEGIN and SET come back at once; the query is then left running. */
-    PGresult *res = payq_pg_take_results_alive(c, cfg->pg.recon_conninfo);
+    PGresult *res = payq_pg_take_results_alive(c);
     bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
     PQclear(res);
     char sql[sizeof INVARIANTS_SQL + 8];
@@ -209,15 +207,14 @@ static PGresult *collect_invariants(struct payq_ledger_reader *r)
 {
     if (!r->inv_conn)
         return NULL;
-    const char *ci = r->cfg->pg.recon_conninfo;
-    PGresult *got = payq_pg_take_results_alive(r->inv_conn, ci);
+    PGresult *got = payq_pg_take_results_alive(r->inv_conn);
     if (payq_pg_check(r->inv_conn, got, PGRES_TUPLES_OK, "check invariants (concurrently)") !=
         PAYQ_PG_OK) {
         PQclear(got);
         got = NULL;
     }
     if (got) {
-        PGresult *res = payq_pg_exec_params_alive(r->inv_conn, ci, "COMMIT", 0, NULL);
+        PGresult *res = payq_pg_exec_params_alive(r->inv_conn, "COMMIT", 0, NULL);
         if (payq_pg_check(r->inv_conn, res, PGRES_COMMAND_OK, "commit the invariants") !=
             PAYQ_PG_OK) {
             PQclear(got);
@@ -311,20 +308,18 @@ static int primary_mark(struct payq_ledger_reader *r, char *lsn, size_t len)
     if (!c)
         return -1;
     PGresult *res = NULL;
-    enum payq_pg_fault f = run_on(r, c, r->cfg->pg.recon_conninfo, "BEGIN", 0, NULL,
-                                  PGRES_COMMAND_OK, "begin the replay mark", NULL);
+    enum payq_pg_fault f =
+        run_on(r, c, "BEGIN", 0, NULL, PGRES_COMMAND_OK, "begin the replay mark", NULL);
     if (f == PAYQ_PG_OK)
-        f = run_on(r, c, r->cfg->pg.recon_conninfo, "SET LOCAL synchronous_commit = local", 0, NULL,
-                   PGRES_COMMAND_OK, "begin the replay mark", NULL);
+        f = run_on(r, c, "SET LOCAL synchronous_commit = local", 0, NULL, PGRES_COMMAND_OK,
+                   "begin the replay mark", NULL);
     if (f == PAYQ_PG_OK)
-        f = run_on(r, c, r->cfg->pg.recon_conninfo,
-                   "SELECT pg_current_xact_id(), pg_current_wal_insert_lsn()::text", 0, NULL,
+        f = run_on(r, c, "SELECT pg_current_xact_id(), pg_current_wal_insert_lsn()::text", 0, NULL,
                    PGRES_TUPLES_OK, "take the replay mark", &res);
     if (f == PAYQ_PG_OK) {
         snprintf(lsn, len, "%s", PQgetvalue(res, 0, 1));
         PQclear(res);
-        f = run_on(r, c, r->cfg->pg.recon_conninfo, "COMMIT", 0, NULL, PGRES_COMMAND_OK,
-                   "commit the replay mark", NULL);
+        f = run_on(r, c, "COMMIT", 0, NULL, PGRES_COMMAND_OK, "commit the replay mark", NULL);
     }
     PQfinish(c);
     if (f != PAYQ_PG_OK)
@@ -480,18 +475,17 @@ static void abandon_copy(struct payq_ledger_reader *r)
         PQcancel(cn, buf, sizeof buf);
         PQfreeCancel(cn);
     }
-    const char *ci = r->cfg->pg.read_conninfo;
     char *msg;
-    while (payq_pg_copy_data_alive(r->conn, ci, &msg) > 0)
+    while (payq_pg_copy_data_alive(r->conn, &msg) > 0)
         PQfreemem(msg);
-    PQclear(payq_pg_take_results_alive(r->conn, ci));
+    PQclear(payq_pg_take_results_alive(r->conn));
 }
 
 /* Ends the read session's transaction after a failure, best effort: the
  * error is already logged. */
 static void rollback(struct payq_ledger_reader *r)
 {
-    PQclear(payq_pg_exec_params_alive(r->conn, r->cfg->pg.read_conninfo, "ROLLBACK", 0, NULL));
+    PQclear(payq_pg_exec_params_alive(r->conn, "ROLLBACK", 0, NULL));
 }
 
 /* Room for one row's strings, reused from row to row. */
@@ -537,11 +531,10 @@ static int copy_message(struct payq_ledger_reader *r, const char *msg, size_t le
 static enum step copy_all(struct payq_ledger_reader *r, const struct payq_ledger_sink *sink,
                           struct payq_progress *prog, struct payq_ledger_stats *st)
 {
-    const char *ci = r->cfg->pg.read_conninfo;
     struct copy_strs strs = {NULL, 0};
     int rc = 0, n;
     char *msg;
-    while (rc == 0 && (n = payq_pg_copy_data_alive(r->conn, ci, &msg)) > 0) {
+    while (rc == 0 && (n = payq_pg_copy_data_alive(r->conn, &msg)) > 0) {
         rc = copy_message(r, msg, (size_t)n, sink, &strs, st);
         PQfreemem(msg);
         if (rc == 0 && st->rows % SCAN_PROGRESS_EVERY == 0) {
@@ -558,9 +551,9 @@ static enum step copy_all(struct payq_ledger_reader *r, const struct payq_ledger
         return STEP_FAILED;
     }
     if (rc == 1) /* the trailer: the end of the data follows */
-        while ((n = payq_pg_copy_data_alive(r->conn, ci, &msg)) > 0)
+        while ((n = payq_pg_copy_data_alive(r->conn, &msg)) > 0)
             PQfreemem(msg);
-    PGresult *res = payq_pg_take_results_alive(r->conn, ci);
+    PGresult *res = payq_pg_take_results_alive(r->conn);
     enum payq_pg_fault f = payq_pg_check(r->conn, res, PGRES_COMMAND_OK, "copy transfers");
     if (f != PAYQ_PG_OK)
         keep_error(r, r->conn, "copy transfers", res);
@@ -625,19 +618,15 @@ static enum payq_pg_fault invariants_once(struct payq_ledger_reader *r, PGresult
     }
     char sql[sizeof INVARIANTS_SQL + 8];
     invariants_sql(r->full_invariants, sql, sizeof sql);
-    enum payq_pg_fault f =
-        run_on(r, c, r->cfg->pg.recon_conninfo, "BEGIN ISOLATION LEVEL REPEATABLE READ", 0, NULL,
-               PGRES_COMMAND_OK, "begin", NULL);
+    enum payq_pg_fault f = run_on(r, c, "BEGIN ISOLATION LEVEL REPEATABLE READ", 0, NULL,
+                                  PGRES_COMMAND_OK, "begin", NULL);
     if (f == PAYQ_PG_OK)
-        f = run_on(r, c, r->cfg->pg.recon_conninfo,
-                   "SET LOCAL statement_timeout = '" INVARIANTS_TIMEOUT "'", 0, NULL,
+        f = run_on(r, c, "SET LOCAL statement_timeout = '" INVARIANTS_TIMEOUT "'", 0, NULL,
                    PGRES_COMMAND_OK, "set timeout", NULL);
     if (f == PAYQ_PG_OK)
-        f = run_on(r, c, r->cfg->pg.recon_conninfo, sql, 0, NULL, PGRES_TUPLES_OK,
-                   "check invariants", res);
+        f = run_on(r, c, sql, 0, NULL, PGRES_TUPLES_OK, "check invariants", res);
     if (f == PAYQ_PG_OK) {
-        f = run_on(r, c, r->cfg->pg.recon_conninfo, "COMMIT", 0, NULL, PGRES_COMMAND_OK, "commit",
-                   NULL);
+        f = run_on(r, c, "COMMIT", 0, NULL, PGRES_COMMAND_OK, "commit", NULL);
         if (f != PAYQ_PG_OK)
             PQclear(*res);
     }

@@ -34,7 +34,7 @@ static int call_recorder(const struct payq_config *cfg, const char *sql, int npa
         snprintf(err, errlen, "cannot connect with pg.recon_conninfo (see log)");
         return -1;
     }
-    PGresult *res = payq_pg_exec_params_alive(c, cfg->pg.recon_conninfo, sql, nparams, params);
+    PGresult *res = payq_pg_exec_params_alive(c, sql, nparams, params);
     int rc = payq_pg_check(c, res, PGRES_TUPLES_OK, what) == PAYQ_PG_OK ? 0 : -1;
     if (rc != 0) {
         const char *why = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);

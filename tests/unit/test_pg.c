@@ -316,18 +316,14 @@ static void test_response_timeout_answered(void **state)
     payq_pg_set_response_timeout(0);
 }
 
-#define CI_LEN 160
-
 /* Connects to f (fake_start, its fields set), then serves the probes that
  * follow (the first connection is fake_serve's) and shortens the waits'
- * bounds; ci gets the conninfo, which the probes use. */
-static PGconn *alive_connect(struct fake *f, int silence_ms, int probe_ms, char *ci)
+ * bounds. */
+static PGconn *alive_connect(struct fake *f, int silence_ms, int probe_ms)
 {
     PGconn *conn = fake_connect(f);
     assert_int_equal(pthread_create(&f->prober, NULL, fake_probes, f), 0);
     payq_pg_set_alive_bounds(silence_ms, probe_ms);
-    snprintf(ci, CI_LEN,
-             "host=127.0.0.1 port=%d dbname=x user=u sslmode=disable gssencmode=disable", f->port);
     return conn;
 }
 
@@ -344,10 +340,9 @@ static void test_alive_frozen(void **state)
     (void)state;
     struct fake f;
     fake_start(&f, false);
-    char ci[CI_LEN];
-    PGconn *conn = alive_connect(&f, 300, 300, ci);
+    PGconn *conn = alive_connect(&f, 300, 300);
     int64_t t0 = payq_clock_mono_ms();
-    PGresult *res = payq_pg_exec_params_alive(conn, ci, "SELECT 1", 0, NULL);
+    PGresult *res = payq_pg_exec_params_alive(conn, "SELECT 1", 0, NULL);
     int64_t waited = payq_clock_mono_ms() - t0;
     assert_int_not_equal(payq_pg_check(conn, res, PGRES_TUPLES_OK, "select"), PAYQ_PG_OK);
     PQclear(res);
@@ -367,9 +362,8 @@ static void test_alive_slow(void **state)
     fake_start(&f, true);
     f.greet_probes = true;
     f.late_ms = 1000;
-    char ci[CI_LEN];
-    PGconn *conn = alive_connect(&f, 200, 300, ci);
-    PGresult *res = payq_pg_exec_params_alive(conn, ci, "SELECT 1", 0, NULL);
+    PGconn *conn = alive_connect(&f, 200, 300);
+    PGresult *res = payq_pg_exec_params_alive(conn, "SELECT 1", 0, NULL);
     assert_int_equal(payq_pg_check(conn, res, PGRES_COMMAND_OK, "select"), PAYQ_PG_OK);
     PQclear(res);
     assert_int_equal(PQstatus(conn), CONNECTION_OK);
@@ -385,17 +379,16 @@ static void test_alive_copy_frozen(void **state)
     struct fake f;
     fake_start(&f, true);
     f.copy = true;
-    char ci[CI_LEN];
-    PGconn *conn = alive_connect(&f, 300, 300, ci);
-    PGresult *res = payq_pg_exec_params_alive(conn, ci, "COPY x TO STDOUT", 0, NULL);
+    PGconn *conn = alive_connect(&f, 300, 300);
+    PGresult *res = payq_pg_exec_params_alive(conn, "COPY x TO STDOUT", 0, NULL);
     assert_int_equal(PQresultStatus(res), PGRES_COPY_OUT);
     PQclear(res);
     char *msg = NULL;
     int64_t t0 = payq_clock_mono_ms();
-    assert_int_equal(payq_pg_copy_data_alive(conn, ci, &msg), -2);
+    assert_int_equal(payq_pg_copy_data_alive(conn, &msg), -2);
     assert_true(payq_clock_mono_ms() - t0 >= 600);
     assert_int_equal(atomic_load(&f.probes), 1);
-    res = payq_pg_take_results_alive(conn, ci);
+    res = payq_pg_take_results_alive(conn);
     assert_int_equal(PQresultStatus(res), PGRES_FATAL_ERROR);
     PQclear(res);
     alive_stop(&f, conn);
