@@ -225,6 +225,14 @@ void payq_amqp_close(amqp_connection_state_t conn)
     amqp_destroy_connection(conn);
 }
 
+void payq_amqp_heartbeat(amqp_connection_state_t conn)
+{
+    if (!conn || amqp_get_heartbeat(conn) <= 0)
+        return;
+    amqp_frame_t f = {.frame_type = AMQP_FRAME_HEARTBEAT, .channel = 0};
+    (void)amqp_send_frame(conn, &f);
+}
+
 int payq_amqp_channel_open(amqp_connection_state_t conn, amqp_channel_t ch)
 {
     amqp_channel_open(conn, ch);

@@ -47,6 +47,14 @@ int payq_amqp_connect(const struct payq_amqp_target *t, unsigned *cursor,
  * Safe on NULL. */
 void payq_amqp_close(amqp_connection_state_t conn);
 
+/* Sends a heartbeat frame if conn negotiated heartbeats. librabbitmq-c sends
+ * them only from inside its own calls, and RabbitMQ closes a connection that
+ * sent nothing for two heartbeat intervals: a caller that keeps a connection
+ * idle while it waits on something else (the worker on the database) calls
+ * this now and then. A failed send is left to the connection's next use to
+ * report. Safe on NULL. */
+void payq_amqp_heartbeat(amqp_connection_state_t conn);
+
 /* Opens channel ch; returns 0 or -1 (logged). */
 int payq_amqp_channel_open(amqp_connection_state_t conn, amqp_channel_t ch)
     __attribute__((warn_unused_result));

@@ -416,3 +416,9 @@ void payq_outbox_reset(struct payq_outbox *o)
     o->failed = false;
     o->error[0] = '\0';
 }
+
+void payq_outbox_heartbeat(struct payq_outbox *o)
+{
+    if (o && o->connected)
+        payq_publisher_heartbeat(o->pub);
+}

@@ -262,18 +262,40 @@ enum payq_pg_fault payq_pg_exec(PGconn *conn, const char *sql, const char *what)
     return payq_pg_exec_meanwhile(conn, sql, what, NULL, NULL);
 }
 
+/* The calling thread's tick (payq_pg_set_wait_tick): per thread, because
+ * what it does belongs to the thread that set it. */
+static _Thread_local void (*wait_tick)(void *);
+static _Thread_local void *wait_tick_arg;
+static _Thread_local int wait_tick_ms;
+
+void payq_pg_set_wait_tick(void (*tick)(void *), void *arg, int every_ms)
+{
+    wait_tick = tick;
+    wait_tick_arg = arg;
+    wait_tick_ms = every_ms > 0 ? every_ms : 1;
+}
+
 /* Waits until conn's output is sent and a result can be read without
- * blocking, or until deadline (payq_clock_mono_ms). True when ready or when
+ * blocking, or until deadline (payq_clock_mono_ms; INT64_MAX: none),
+ * calling the thread's wait tick on time meanwhile. True when ready or when
  * the connection failed (PQgetResult then says how), false on timeout. */
 static bool wait_ready(PGconn *conn, int64_t deadline)
 {
+    int64_t tick_at = wait_tick ? payq_clock_mono_ms() + wait_tick_ms : INT64_MAX;
     for (;;) {
         int unsent = PQflush(conn); /* 0: all sent, 1: more to send, -1: failed */
         if (unsent < 0 || PQsocket(conn) < 0 || (unsent == 0 && !PQisBusy(conn)))
             return true;
-        int64_t left = deadline - payq_clock_mono_ms();
+        int64_t now = payq_clock_mono_ms();
+        if (now >= tick_at) {
+            wait_tick(wait_tick_arg);
+            tick_at = now + wait_tick_ms;
+        }
+        int64_t left = deadline - now;
         if (left <= 0)
             return false;
+        if (left > tick_at - now)
+            left = tick_at - now;
         struct pollfd p = {PQsocket(conn), (short)(POLLIN | (unsent ? POLLOUT : 0)), 0};
         int n = poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
         if (n < 0 && errno != EINTR)
@@ -309,17 +331,19 @@ PGresult *payq_pg_take_results(PGconn *conn)
 
 PGresult *payq_pg_take_results_within(PGconn *conn, int ms)
 {
-    int64_t deadline = ms > 0 ? payq_clock_mono_ms() + ms : 0;
+    int64_t deadline = ms > 0 ? payq_clock_mono_ms() + ms : INT64_MAX;
+    /* Without a bound or a tick, PQgetResult's own wait is the same. */
+    bool wait = ms > 0 || wait_tick;
     PGresult *res = NULL;
     for (;;) {
-        if (deadline && !wait_ready(conn, deadline)) {
+        if (wait && !wait_ready(conn, deadline)) {
             /* A server that answers nothing (frozen, or cut off without a
              * reset) is a lost connection: shut the socket, and every call
              * on conn from here on fails at once, this PQgetResult first. */
             payq_log(PAYQ_LOG_WARN, "pg_unresponsive",
                      "no answer from the database in %d ms: closing the connection", ms);
             shutdown(PQsocket(conn), SHUT_RDWR);
-            deadline = 0;
+            wait = false;
         }
         if (!keep_result(&res, PQgetResult(conn)))
             break;

@@ -65,6 +65,15 @@ PGresult *payq_pg_take_results(PGconn *conn);
  * standby included: only a server frozen or cut off goes past it. */
 void payq_pg_set_response_timeout(int ms);
 
+/* Calls tick(arg) every every_ms (at least 1) while this thread waits for a
+ * statement's results (payq_pg_take_results and every call over it, the
+ * bounded and the alive ones; not a connect or payq_pg_copy_data_alive),
+ * from the waiting thread, between libpq calls; NULL: none. For work that
+ * must go on however long the database takes: the worker keeps its broker
+ * connections alive (worker/main.c, keep_broker). tick must not use the
+ * connection being waited on. */
+void payq_pg_set_wait_tick(void (*tick)(void *), void *arg, int every_ms);
+
 /* What a program adds to its sessions' statement_timeout for its response
  * timeout: the server's and the network's delay in answering a statement
  * the server cancelled. */

@@ -86,6 +86,12 @@ uint64_t payq_publisher_outstanding(const struct payq_publisher *p)
     return p->next_seq - 1 - p->settled_upto;
 }
 
+void payq_publisher_heartbeat(struct payq_publisher *p)
+{
+    if (p && p->connected && p->ops->heartbeat)
+        p->ops->heartbeat(p->io);
+}
+
 static void settle_one(struct payq_publisher *p, uint64_t seq, bool ok, const char *why)
 {
     if (seq <= p->settled_upto || seq >= p->next_seq)

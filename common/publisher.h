@@ -79,6 +79,8 @@ struct payq_broker_ops {
     int (*next_event)(void *io, int timeout_ms, struct payq_broker_event *ev);
     /* Closes politely and frees io; may be NULL. */
     void (*free)(void *io);
+    /* Sends a heartbeat on the connection, if any; may be NULL. */
+    void (*heartbeat)(void *io);
 };
 
 /* Connects over librabbitmq-c (see payq_amqp_connect) and enables confirms.
@@ -125,5 +127,8 @@ int payq_publisher_flush(struct payq_publisher *p, int timeout_ms)
 int payq_publisher_poll(struct payq_publisher *p) __attribute__((warn_unused_result));
 
 uint64_t payq_publisher_outstanding(const struct payq_publisher *p);
+
+/* Sends a heartbeat on the connection, if connected (payq_amqp_heartbeat). */
+void payq_publisher_heartbeat(struct payq_publisher *p);
 
 #endif

@@ -152,12 +152,19 @@ static int io_next_event(void *arg, int timeout_ms, struct payq_broker_event *ev
     return 1;
 }
 
+static void io_heartbeat(void *arg)
+{
+    struct amqp_io *io = arg;
+    payq_amqp_heartbeat(io->conn);
+}
+
 static const struct payq_broker_ops amqp_ops = {
     .open = io_open,
     .drop = io_drop,
     .publish = io_publish,
     .next_event = io_next_event,
     .free = io_free,
+    .heartbeat = io_heartbeat,
 };
 
 struct payq_publisher *payq_publisher_new_amqp(const struct payq_amqp_target *target, int window,

@@ -86,6 +86,12 @@ void payq_consumer_release(struct payq_consumer *c)
         drop(c);
 }
 
+void payq_consumer_heartbeat(struct payq_consumer *c)
+{
+    if (c)
+        payq_amqp_heartbeat(c->conn);
+}
+
 int payq_consumer_reconnect(struct payq_consumer *c)
 {
     return start(c);

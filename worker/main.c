@@ -63,6 +63,7 @@ struct worker {
     struct payq_wmetrics m;
     struct MHD_Daemon *mhd;
     int exit_when_idle_ms; /* 0 = run until signalled */
+    int64_t heartbeat_ms;  /* when keep_broker last sent heartbeats */
 };
 
 static void usage(FILE *f)
@@ -75,6 +76,29 @@ static void usage(FILE *f)
           "  --exit-when-idle MS      exit 0 once no message arrived for MS milliseconds\n"
           "Environment: PAYQ_AMQP_URL, PAYQ_PG_CONNINFO override the config.\n",
           f);
+}
+
+/* librabbitmq-c heartbeats a connection only from inside its own calls,
+ * and RabbitMQ closes one that sent nothing for two heartbeat intervals.
+ * Whenever the worker waited on the database longer than that (a lock, a
+ * COMMIT waiting for the standby through a failover, a retry's backoff), its
+ * connections were closed: its deliveries went to other workers while it
+ * still booked them, and its outcome events' confirms were lost with the
+ * publishing connection, so it gave the next batch back too. So while it
+ * waits there it sends the heartbeats itself, every half interval: the
+ * database waits' tick (payq_pg_set_wait_tick) and the retries' backoff
+ * call this, and so does the idle loop, for the publishing connections,
+ * which sit unused while no delivery comes. */
+static void keep_broker(void *arg)
+{
+    struct worker *w = arg;
+    int64_t now = payq_clock_mono_ms();
+    if (now - w->heartbeat_ms < (int64_t)w->cfg.amqp.heartbeat_s * 500)
+        return;
+    w->heartbeat_ms = now;
+    payq_consumer_heartbeat(w->consumer);
+    payq_outbox_heartbeat(w->dead_out);
+    payq_outbox_heartbeat(w->result_out);
 }
 
 static PGconn *connect_pg(struct worker *w)
@@ -210,6 +234,8 @@ static enum commit_result commit_with_retry(struct worker *w, struct payq_wmsg *
     struct payq_commit_meanwhile meanwhile = {overlap ? collect_meanwhile : NULL, w};
     struct payq_backoff bo;
     payq_backoff_init(&bo, 20, w->cfg.worker.reconnect_max_ms);
+    bo.tick = keep_broker;
+    bo.tick_ctx = w;
     char batch_id[128];
     snprintf(batch_id, sizeof batch_id, "%s:%llu", w->id, (unsigned long long)++w->txn_seq);
     for (int attempt = 1;; attempt++) {
@@ -539,6 +565,7 @@ static int run(struct worker *w)
         if (w->batch.n == 0) {
             if (settle_held(w) != 0)
                 reconnect_consumer(w);
+            keep_broker(w); /* the outboxes: idle while nothing comes */
             if (w->exit_when_idle_ms && payq_clock_mono_ms() - idle_since >= w->exit_when_idle_ms)
                 break;
             continue;
@@ -635,6 +662,8 @@ int main(int argc, char **argv)
         payq_pg_set_response_timeout(w.cfg.pg.statement_timeout_ms + PAYQ_PG_ANSWER_GRACE_MS);
     w.target = (struct payq_amqp_target){w.cfg.amqp.url, &w.cfg.amqp.tls, w.cfg.amqp.heartbeat_s,
                                          w.cfg.amqp.connect_timeout_ms, "payq-worker"};
+    if (w.cfg.amqp.heartbeat_s > 0)
+        payq_pg_set_wait_tick(keep_broker, &w, w.cfg.amqp.heartbeat_s * 250);
     int rc = 1;
     if (w.cfg.worker.metrics_listen[0] &&
         payq_metrics_serve(w.m.reg, w.cfg.worker.metrics_listen, &w.mhd) != 0)

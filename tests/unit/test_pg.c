@@ -394,6 +394,48 @@ static void test_alive_copy_frozen(void **state)
     alive_stop(&f, conn);
 }
 
+/* The wait tick runs on time while a statement's answer is late, with a
+ * response timeout and without one, and never once the thread clears it. */
+static int ticks;
+
+static void count_tick(void *arg)
+{
+    (void)arg;
+    ticks++;
+}
+
+static void wait_with_tick(int response_timeout_ms)
+{
+    struct fake f;
+    fake_start(&f, true);
+    f.late_ms = 700;
+    payq_pg_set_response_timeout(response_timeout_ms);
+    PGconn *conn = fake_connect(&f);
+    ticks = 0;
+    payq_pg_set_wait_tick(count_tick, NULL, 100);
+    assert_int_equal(payq_pg_exec(conn, "BEGIN", "begin"), PAYQ_PG_OK);
+    assert_true(ticks >= 4); /* 700 ms at 100 ms, with room for a slow machine */
+    assert_true(ticks <= 8);
+    payq_pg_set_wait_tick(NULL, NULL, 0);
+    ticks = 0;
+    assert_int_equal(payq_pg_exec(conn, "BEGIN", "begin"), PAYQ_PG_OK);
+    assert_int_equal(ticks, 0);
+    fake_stop(&f, conn);
+    payq_pg_set_response_timeout(0);
+}
+
+static void test_wait_tick_bounded(void **state)
+{
+    (void)state;
+    wait_with_tick(5000);
+}
+
+static void test_wait_tick_unbounded(void **state)
+{
+    (void)state;
+    wait_with_tick(0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -408,6 +450,8 @@ int main(void)
         cmocka_unit_test(test_alive_frozen),
         cmocka_unit_test(test_alive_slow),
         cmocka_unit_test(test_alive_copy_frozen),
+        cmocka_unit_test(test_wait_tick_bounded),
+        cmocka_unit_test(test_wait_tick_unbounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

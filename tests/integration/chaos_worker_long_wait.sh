@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# chaos_worker_long_wait: a worker that waits on the database longer than two
+# AMQP heartbeat intervals keeps its broker connections. librabbitmq-c sends
+# heartbeats only from inside its own calls, and RabbitMQ closes a
+# connection that sent nothing for two intervals ("missed heartbeats from
+# client"): before the worker sent them itself while it waited
+# (worker/main.c, keep_broker), such a wait cost it its consumer and its
+# publishing connection, its deliveries went back to the queue while it
+# still booked them, and the lost confirms of its outcome events made it
+# give the next deliveries back too. The publishing connection also sat
+# unheartbeated while the worker was idle.
+#
+# With amqp.heartbeat_s 2, after a first batch and 7 s idle, a session
+# holds one account's row lock for 12 s
+# while a pack of transfers that moves that account arrives: the worker's
+# balance UPDATE waits for it (seen waiting on a Lock), six heartbeat
+# intervals. Checks: every transfer booked once with the published sums,
+# the batch committed after the lock's release in one attempt, and the
+# worker's log shows no broker error, reconnection or give-back.
+# shellcheck source=lib/common.sh
+source "$(dirname "$0")/lib/common.sh"
+P=lw$RUN_ID
+N=200
+HOLD_S=12
+
+sed 's/^\(  heartbeat_s:\).*/\1 2/' "$SRC/config/payq.yaml" >"$TMP/payq.yaml"
+grep -q '^  heartbeat_s: 2$' "$TMP/payq.yaml" || fail "test config: heartbeat_s not set"
+
+gen_accounts "$P" 20 | "$BIN/payq-rawpub" >/dev/null || fail "publish accounts"
+start_worker --config "$TMP/payq.yaml"
+WORKER=$LAST_PID
+wait_for() { # SQL: until it returns t, up to 30 s
+    local i
+    for ((i = 0; i < 300; i++)); do
+        [ "$(q "$1")" = t ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+wait_for "SELECT count(*) = 20 FROM payq.accounts WHERE id LIKE '$P-acct-%'" ||
+    fail "the accounts were not opened"
+# A first batch, away from acct-1, so that the worker's publishing
+# connection (its outcome events) is open too when the wait begins.
+awk -v p="$P" 'BEGIN { for (i = 1; i <= 10; i++)
+    printf "transfer\t{\"id\":\"%s-w-%d\",\"debit_account\":\"%s-acct-%d\",\"credit_account\":\"%s-acct-%d\",\"amount\":\"5\",\"currency\":\"EUR\"}\n", p, i, p, i + 2, p, i + 3 }' |
+    "$BIN/payq-rawpub" >/dev/null || fail "publish the first batch"
+wait_transfers "id LIKE '$P-w-%'" 10 30 || fail "the first batch was not booked"
+# Idle for three heartbeat intervals: nothing is published meanwhile, and
+# the publishing connection must be alive for the events below.
+sleep 7
+
+# The lock holder: FOR UPDATE on one account, then a sleep in the same
+# transaction. Every transfer below moves that account, so the batch's
+# UPDATE must wait for it whatever order it takes the rows in.
+psql "$PAYQ_PG_PRIMARY" -X -qAt -v ON_ERROR_STOP=1 \
+    -c "SET application_name = 'payq-test-lock'" \
+    -c "BEGIN" -c "SELECT id FROM payq.accounts WHERE id = '$P-acct-1' FOR UPDATE" \
+    -c "SELECT pg_sleep($HOLD_S)" -c "COMMIT" >"$TMP/lock.out" 2>&1 &
+LOCKER=$!
+BG_PIDS+=("$LOCKER")
+wait_for "SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = 'payq-test-lock'
+          AND query LIKE '%pg_sleep%' AND state = 'active'" || fail "the lock was not taken"
+locked_at=$(q "SELECT extract(epoch FROM clock_timestamp())")
+
+awk -v p="$P" -v n="$N" 'BEGIN {
+    for (i = 1; i <= n; i++) {
+        c = i % 19 + 2
+        if (i % 2) printf "{\"id\":\"%s-t-%d\",\"debit_account\":\"%s-acct-1\",\"credit_account\":\"%s-acct-%d\",\"amount\":\"%d\",\"currency\":\"EUR\"}\n", p, i, p, p, c, i
+        else printf "{\"id\":\"%s-t-%d\",\"debit_account\":\"%s-acct-%d\",\"credit_account\":\"%s-acct-1\",\"amount\":\"%d\",\"currency\":\"EUR\"}\n", p, i, p, c, p, i
+    } }' >"$TMP/pack"
+printf 'transfers\t@%s\n' "$TMP/pack" | "$BIN/payq-rawpub" >/dev/null || fail "publish the pack"
+if wait_for "SELECT count(*) > 0 FROM pg_stat_activity WHERE application_name = 'payq-worker'
+             AND wait_event_type = 'Lock'"; then
+    ok "the worker's batch waits for the row lock"
+else
+    fail "the worker never waited on the lock"
+fi
+wait "$LOCKER"
+check "the lock holder committed after ${HOLD_S} s" "0" "$?"
+wait_transfers "id LIKE '$P-t-%'" "$N" 60 || fail "not every transfer was booked"
+
+check "transfers booked" "$N|$N" \
+    "$(q "SELECT count(*) || '|' || count(*) FILTER (WHERE status = 'posted')
+          FROM payq.transfers WHERE id LIKE '$P-t-%'")"
+check "the account's balances are the published sums" "10000|10100" \
+    "$(q "SELECT debits_posted || '|' || credits_posted FROM payq.accounts WHERE id = '$P-acct-1'")"
+waited=$(q "SELECT min(extract(epoch FROM committed_at)) - $locked_at >= $HOLD_S - 2
+            FROM payq.transfers WHERE id LIKE '$P-t-%'")
+check "the batch committed only after the lock's release (a wait of 5+ heartbeats)" "t" "$waited"
+check "every batch committed at its first attempt" "0" \
+    "$(q "SELECT count(*) FROM payq.batches
+          WHERE committed_at >= to_timestamp($locked_at) AND attempt > 1")"
+
+kill -TERM "$WORKER"
+wait "$WORKER"
+check "worker stopped gracefully (exit 0)" "0" "$?"
+log=$(cat "$TMP"/worker-*.log)
+for ev in amqp_error amqp_reconnected deliveries_given_back result_events_failed; do
+    check "no $ev in the worker's log" "0" "$(grep -c "\"event\":\"$ev\"" <<<"$log")"
+done
+finish
