@@ -3,6 +3,7 @@
 #include "alloc.h"
 #include "clock.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -44,6 +45,7 @@ struct payq_gc {
     bool stopping;
     int pack_max;
     int64_t linger_ns;
+    int64_t idle_ns; /* a sink's idle call every so often while nothing is queued */
     int npub;
     struct publisher pubs[PAYQ_GC_MAX_PUBLISHERS];
 };
@@ -144,15 +146,34 @@ static void publish_pack(struct publisher *p, struct job *jobs, struct payq_buf 
     pthread_mutex_unlock(&gc->lock);
 }
 
+/* Waits for work while nothing is queued, calling the sink's idle (without
+ * the lock) every idle_ns. The caller holds the lock. */
+static void wait_idle(struct publisher *p)
+{
+    struct payq_gc *gc = p->gc;
+    if (!p->sink.idle) {
+        pthread_cond_wait(&gc->work, &gc->lock);
+        return;
+    }
+    int64_t due = now_ns() + gc->idle_ns;
+    struct timespec ts = {(time_t)(due / 1000000000), (long)(due % 1000000000)};
+    if (pthread_cond_timedwait(&gc->work, &gc->lock, &ts) == ETIMEDOUT) {
+        pthread_mutex_unlock(&gc->lock);
+        p->sink.idle(p->sink.ctx);
+        pthread_mutex_lock(&gc->lock);
+    }
+}
+
 /* Waits for a pack's worth of jobs, or for linger after the first; returns
  * them, or NULL when stopping with nothing queued. The caller holds the lock. */
-static struct job *next_pack(struct payq_gc *gc)
+static struct job *next_pack(struct publisher *p)
 {
+    struct payq_gc *gc = p->gc;
     for (;;) {
         if (!gc->head) {
             if (gc->stopping)
                 return NULL;
-            pthread_cond_wait(&gc->work, &gc->lock);
+            wait_idle(p);
             continue;
         }
         int64_t due = gc->head->queued_ns + gc->linger_ns;
@@ -170,7 +191,7 @@ static void *publisher_main(void *arg)
     struct payq_buf body = PAYQ_BUF_INIT;
     pthread_mutex_lock(&gc->lock);
     struct job *jobs;
-    while ((jobs = next_pack(gc)) != NULL) {
+    while ((jobs = next_pack(p)) != NULL) {
         pthread_mutex_unlock(&gc->lock);
         publish_pack(p, jobs, &body);
         pthread_mutex_lock(&gc->lock);
@@ -194,6 +215,7 @@ struct payq_gc *payq_gc_new(const struct payq_gc_opts *o)
                    : o->pack_max > PAYQ_PACK_MAX_ITEMS ? PAYQ_PACK_MAX_ITEMS
                                                        : o->pack_max;
     gc->linger_ns = (int64_t)o->linger_us * 1000;
+    gc->idle_ns = (int64_t)(o->idle_ms > 0 ? o->idle_ms : 1000) * 1000000;
     gc->npub = o->npublishers < 1                        ? 1
                : o->npublishers > PAYQ_GC_MAX_PUBLISHERS ? PAYQ_GC_MAX_PUBLISHERS
                                                          : o->npublishers;

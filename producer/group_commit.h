@@ -59,12 +59,16 @@ struct payq_gc_sink {
                    uint32_t items, char *err, size_t errlen);
     void (*check)(void *ctx, struct payq_gc_req *reqs, size_t n);
     void *ctx;
+    /* When not NULL: called every idle_ms while no job is queued (a broker
+     * connection's heartbeat, which nothing else sends while idle). */
+    void (*idle)(void *ctx);
 };
 
 struct payq_gc_opts {
     int pack_max;  /* transfers per pack, 1..PAYQ_PACK_MAX_ITEMS */
     int linger_us; /* how long a pack waits for more requests after its first */
     int npublishers;
+    int idle_ms; /* how often an idle publisher calls its sink's idle (> 0 when one is set) */
     struct payq_gc_sink sinks[PAYQ_GC_MAX_PUBLISHERS]; /* one per publisher */
 };
 

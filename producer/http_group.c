@@ -40,6 +40,16 @@ static int sink_publish(void *ctx, const char *rk, const char *id, const void *b
     return rc;
 }
 
+/* Nothing else uses an idle publisher's broker connection, and RabbitMQ
+ * closes one that sent nothing for two heartbeat intervals: the next pack
+ * then went into a closed connection and waited for a reconnect and a
+ * republish. */
+static void sink_idle(void *ctx)
+{
+    struct group_sink *s = ctx;
+    payq_outbox_heartbeat(s->ob);
+}
+
 /* The replay check of a whole pack, on this publisher's own connection. */
 static void sink_check(void *ctx, struct payq_gc_req *reqs, size_t n)
 {
@@ -57,6 +67,7 @@ int payq_http_group_start(struct payq_http_app *app)
         .pack_max = cfg->producer.pack_max,
         .linger_us = cfg->producer.group_linger_us,
         .npublishers = n,
+        .idle_ms = cfg->amqp.heartbeat_s * 500, /* every half interval */
     };
     struct payq_outbox_opts oo = {
         .target = &app->target,
@@ -71,7 +82,8 @@ int payq_http_group_start(struct payq_http_app *app)
         sinks[i].ob = payq_outbox_new(&oo);
         if (!sinks[i].ob)
             goto fail;
-        o.sinks[i] = (struct payq_gc_sink){sink_publish, NULL, &sinks[i]};
+        o.sinks[i] = (struct payq_gc_sink){sink_publish, NULL, &sinks[i],
+                                           cfg->amqp.heartbeat_s > 0 ? sink_idle : NULL};
         if (cfg->producer.replay_check)
             o.sinks[i].check = sink_check;
     }

@@ -25,9 +25,9 @@ producer:
   group_publishers: 2
   group_linger_us: 50000
 YAML
-serve() { # VHOST PORT
+serve() { # VHOST PORT [CONFIG]
     PAYQ_AMQP_URL=$(pv_url "$1") "$PRODUCER" serve --listen "127.0.0.1:$2" \
-        --config "$TMP/producer.yaml" >/dev/null 2>>"$TMP/serve-$2.log" &
+        --config "${3:-$TMP/producer.yaml}" >/dev/null 2>>"$TMP/serve-$2.log" &
     BG_PIDS+=("$!")
     wait_http "http://127.0.0.1:$2/healthz" || fail "server on $2 did not start"
 }
@@ -77,4 +77,20 @@ serve "$VB" "$PORT2"
 burst "$PORT2" "$P-r" 16 >"$TMP/codes2"
 check "returned packs: all 16 requests 503" "16 503" "$(sort "$TMP/codes2" | uniq -c | awk '{print $1, $2}')"
 check "still answering after the failures" 503 "$(burst "$PORT2" "$P-again" 1)"
+
+# An idle publisher keeps its broker connection: with heartbeat_s 2 and one
+# publisher, a burst opens its connection, 7 s pass with nothing to publish
+# (three intervals, after which RabbitMQ closes a connection that sent
+# nothing), and the next burst publishes on the same connection: no loss, no
+# reconnect in the log.
+sed 's/group_publishers: 2/group_publishers: 1/' "$TMP/producer.yaml" >"$TMP/producer-hb.yaml"
+printf 'amqp:\n  heartbeat_s: 2\n' >>"$TMP/producer-hb.yaml"
+PORT3=$(free_port $((PORT + 2)))
+serve "$V" "$PORT3" "$TMP/producer-hb.yaml"
+burst "$PORT3" "$P-h1" 8 >"$TMP/codes3"
+sleep 7
+burst "$PORT3" "$P-h2" 8 >>"$TMP/codes3"
+check "after an idle spell: all 16 requests 202" "16 202" "$(sort "$TMP/codes3" | uniq -c | awk '{print $1, $2}')"
+check "no broker connection lost while idle" 0 \
+    "$(grep -c '"event":"\(broker_reconnect\|amqp_error\)"' "$TMP/serve-$PORT3.log")"
 finish

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <unistd.h>
 
 #include "group_commit.h"
 
@@ -34,6 +35,7 @@ struct fake {
     uint32_t items[MAX_PACKS];
     bool ok[MAX_PACKS];
     int checks;        /* calls of fake_check */
+    int idles;         /* calls of fake_idle */
     size_t refused_in; /* requests in the call that refused a "dup-" request */
 };
 
@@ -73,6 +75,14 @@ static void fake_check(void *ctx, struct payq_gc_req *reqs, size_t n)
         if (reqs[k].refused)
             f->refused_in = n;
     }
+    pthread_mutex_unlock(&f->lock);
+}
+
+static void fake_idle(void *ctx)
+{
+    struct fake *f = ctx;
+    pthread_mutex_lock(&f->lock);
+    f->idles++;
     pthread_mutex_unlock(&f->lock);
 }
 
@@ -135,7 +145,7 @@ static struct payq_gc *start_checked(struct fake *f, int pack_max, int linger_us
     pthread_mutex_init(&f->lock, NULL);
     struct payq_gc_opts o = {.pack_max = pack_max, .linger_us = linger_us, .npublishers = npub};
     for (int i = 0; i < npub; i++)
-        o.sinks[i] = (struct payq_gc_sink){fake_publish, check ? fake_check : NULL, f};
+        o.sinks[i] = (struct payq_gc_sink){fake_publish, check ? fake_check : NULL, f, NULL};
     struct payq_gc *gc = payq_gc_new(&o);
     assert_non_null(gc);
     return gc;
@@ -324,6 +334,31 @@ static void test_check_refuses_whole_pack(void **state)
     fake_free(&f);
 }
 
+/* An idle publisher calls its sink's idle on time (its broker connection's
+ * heartbeat); a busy one publishes, and all stop when freed. */
+static void test_idle_publishers_call_idle(void **state)
+{
+    (void)state;
+    struct fake f;
+    memset(&f, 0, sizeof f);
+    pthread_mutex_init(&f.lock, NULL);
+    struct payq_gc_opts o = {.pack_max = 100, .linger_us = 1000, .npublishers = 2, .idle_ms = 50};
+    for (int i = 0; i < 2; i++)
+        o.sinks[i] = (struct payq_gc_sink){fake_publish, NULL, &f, fake_idle};
+    struct payq_gc *gc = payq_gc_new(&o);
+    assert_non_null(gc);
+    usleep(330 * 1000);
+    struct req r;
+    req_init(&r, gc, "ok", 1, 1);
+    assert_int_equal(payq_gc_submit(gc, r.items, r.n, &r, r.err, sizeof r.err), 0);
+    payq_gc_free(gc);
+    assert_int_equal(f.npacks, 1);
+    /* two publishers, 330 ms at 50 ms: about 12, fewer on a loaded machine */
+    assert_true(f.idles >= 4);
+    assert_true(f.idles <= 16);
+    fake_free(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -333,6 +368,7 @@ int main(void)
         cmocka_unit_test(test_pack_max_one),
         cmocka_unit_test(test_check_refuses_only_its_request),
         cmocka_unit_test(test_check_refuses_whole_pack),
+        cmocka_unit_test(test_idle_publishers_call_idle),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
