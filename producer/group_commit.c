@@ -3,7 +3,6 @@
 #include "alloc.h"
 #include "clock.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -34,6 +33,7 @@ struct publisher {
     struct payq_gc_sink sink;
     pthread_t thread;
     bool started;
+    int64_t idle_due_ns; /* its sink's next idle call (0: not set yet) */
 };
 
 struct payq_gc {
@@ -147,7 +147,9 @@ static void publish_pack(struct publisher *p, struct job *jobs, struct payq_buf 
 }
 
 /* Waits for work while nothing is queued, calling the sink's idle (without
- * the lock) every idle_ns. The caller holds the lock. */
+ * the lock) every idle_ns: on a schedule of its own, which a wake-up that
+ * found nothing to take (another publisher took it) does not push back.
+ * The caller holds the lock. */
 static void wait_idle(struct publisher *p)
 {
     struct payq_gc *gc = p->gc;
@@ -155,13 +157,19 @@ static void wait_idle(struct publisher *p)
         pthread_cond_wait(&gc->work, &gc->lock);
         return;
     }
-    int64_t due = now_ns() + gc->idle_ns;
-    struct timespec ts = {(time_t)(due / 1000000000), (long)(due % 1000000000)};
-    if (pthread_cond_timedwait(&gc->work, &gc->lock, &ts) == ETIMEDOUT) {
+    int64_t now = now_ns();
+    if (p->idle_due_ns == 0)
+        p->idle_due_ns = now + gc->idle_ns;
+    if (now >= p->idle_due_ns) {
+        p->idle_due_ns = now + gc->idle_ns;
         pthread_mutex_unlock(&gc->lock);
         p->sink.idle(p->sink.ctx);
         pthread_mutex_lock(&gc->lock);
+        return;
     }
+    struct timespec ts = {(time_t)(p->idle_due_ns / 1000000000),
+                          (long)(p->idle_due_ns % 1000000000)};
+    pthread_cond_timedwait(&gc->work, &gc->lock, &ts);
 }
 
 /* Waits for a pack's worth of jobs, or for linger after the first; returns
