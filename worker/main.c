@@ -86,9 +86,10 @@ static void usage(FILE *f)
  * still booked them, and its outcome events' confirms were lost with the
  * publishing connection, so it gave the next batch back too. So while it
  * waits there it sends the heartbeats itself, every half interval: the
- * database waits' tick (payq_pg_set_wait_tick) and the retries' backoff
- * call this, and so does the idle loop, for the publishing connections,
- * which sit unused while no delivery comes. */
+ * database waits' tick (payq_pg_set_wait_tick), the retries' backoff and
+ * the outboxes' waits for confirms (their tick) call this, and so does the
+ * idle loop, for the publishing connections, which sit unused while no
+ * delivery comes. */
 static void keep_broker(void *arg)
 {
     struct worker *w = arg;
@@ -298,7 +299,9 @@ static int publish_dead(struct worker *w)
                                       .exchange = PAYQ_EXCHANGE_DLX,
                                       .window = 1000,
                                       .retry_ms = DEAD_RETRY_MS,
-                                      .stall_ms = DEAD_STALL_MS};
+                                      .stall_ms = DEAD_STALL_MS,
+                                      .tick = keep_broker,
+                                      .tick_ctx = w};
         w->dead_out = payq_outbox_new(&oo);
     }
     int rc = 0;
@@ -341,7 +344,9 @@ static int publish_results(struct worker *w)
                                       .exchange = PAYQ_EXCHANGE_RESULTS,
                                       .window = 1000,
                                       .retry_ms = DEAD_RETRY_MS,
-                                      .stall_ms = DEAD_STALL_MS};
+                                      .stall_ms = DEAD_STALL_MS,
+                                      .tick = keep_broker,
+                                      .tick_ctx = w};
         w->result_out = payq_outbox_new(&oo);
     }
     if (!w->pg)
