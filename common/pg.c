@@ -275,16 +275,41 @@ void payq_pg_set_wait_tick(void (*tick)(void *), void *arg, int every_ms)
     wait_tick_ms = every_ms > 0 ? every_ms : 1;
 }
 
+/* The calling thread's stop predicate (payq_pg_set_wait_stop). */
+static _Thread_local bool (*wait_stop)(void *);
+static _Thread_local void *wait_stop_arg;
+
+void payq_pg_set_wait_stop(bool (*stop)(void *), void *arg)
+{
+    wait_stop = stop;
+    wait_stop_arg = arg;
+}
+
+/* True, with conn's socket shut, once the thread's stop predicate says so. */
+static bool abandon_on_stop(PGconn *conn)
+{
+    if (!wait_stop || !wait_stop(wait_stop_arg))
+        return false;
+    payq_log(PAYQ_LOG_WARN, "pg_abandoned",
+             "stopping: closing the session on %s:%s with its statement in flight", PQhost(conn),
+             PQport(conn));
+    shutdown(PQsocket(conn), SHUT_RDWR);
+    return true;
+}
+
 /* Waits until conn's output is sent and a result can be read without
  * blocking, or until deadline (payq_clock_mono_ms; INT64_MAX: none),
  * calling the thread's wait tick on time meanwhile. True when ready or when
- * the connection failed (PQgetResult then says how), false on timeout. */
+ * the connection failed (PQgetResult then says how; a stop abandons it so),
+ * false on timeout. */
 static bool wait_ready(PGconn *conn, int64_t deadline)
 {
     int64_t tick_at = wait_tick ? payq_clock_mono_ms() + wait_tick_ms : INT64_MAX;
     for (;;) {
         int unsent = PQflush(conn); /* 0: all sent, 1: more to send, -1: failed */
         if (unsent < 0 || PQsocket(conn) < 0 || (unsent == 0 && !PQisBusy(conn)))
+            return true;
+        if (abandon_on_stop(conn))
             return true;
         int64_t now = payq_clock_mono_ms();
         if (now >= tick_at) {
@@ -296,6 +321,8 @@ static bool wait_ready(PGconn *conn, int64_t deadline)
             return false;
         if (left > tick_at - now)
             left = tick_at - now;
+        if (wait_stop && left > PAYQ_PG_STOP_POLL_MS)
+            left = PAYQ_PG_STOP_POLL_MS;
         struct pollfd p = {PQsocket(conn), (short)(POLLIN | (unsent ? POLLOUT : 0)), 0};
         int n = poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
         if (n < 0 && errno != EINTR)
@@ -332,8 +359,8 @@ PGresult *payq_pg_take_results(PGconn *conn)
 PGresult *payq_pg_take_results_within(PGconn *conn, int ms)
 {
     int64_t deadline = ms > 0 ? payq_clock_mono_ms() + ms : INT64_MAX;
-    /* Without a bound or a tick, PQgetResult's own wait is the same. */
-    bool wait = ms > 0 || wait_tick;
+    /* Without a bound, a tick or a stop, PQgetResult's own wait is the same. */
+    bool wait = ms > 0 || wait_tick || wait_stop;
     PGresult *res = NULL;
     for (;;) {
         if (wait && !wait_ready(conn, deadline)) {
@@ -439,6 +466,7 @@ PGresult *payq_pg_exec_params_alive(PGconn *conn, const char *sql, int n, const 
 
 int payq_pg_copy_data_alive(PGconn *conn, char **msg)
 {
+    int64_t heard = payq_clock_mono_ms();
     for (;;) {
         int n = PQgetCopyData(conn, msg, 1);
         if (n != 0)
@@ -446,13 +474,25 @@ int payq_pg_copy_data_alive(PGconn *conn, char **msg)
         struct pollfd p = {PQsocket(conn), POLLIN, 0};
         if (p.fd < 0)
             return -2;
-        int got = poll(&p, 1, silence_ms);
+        int64_t left = heard + silence_ms - payq_clock_mono_ms();
+        if (wait_stop && left > PAYQ_PG_STOP_POLL_MS)
+            left = PAYQ_PG_STOP_POLL_MS;
+        int got = poll(&p, 1, left > 0 ? (int)left : 0);
         if (got < 0 && errno != EINTR)
             return -2;
-        if (got == 0 && !still_alive(conn))
-            got = 1; /* the shut socket reads as the end: libpq fails the copy */
-        if (got > 0 && !PQconsumeInput(conn))
-            return -2;
+        /* A shut socket reads as the end: libpq then fails the copy. */
+        if (abandon_on_stop(conn)) {
+            got = 1;
+        } else if (got == 0 && payq_clock_mono_ms() - heard >= silence_ms) {
+            if (!still_alive(conn))
+                got = 1;
+            heard = payq_clock_mono_ms();
+        }
+        if (got > 0) {
+            heard = payq_clock_mono_ms();
+            if (!PQconsumeInput(conn))
+                return -2;
+        }
     }
 }
 

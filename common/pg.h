@@ -74,6 +74,19 @@ void payq_pg_set_response_timeout(int ms);
  * connection being waited on. */
 void payq_pg_set_wait_tick(void (*tick)(void *), void *arg, int every_ms);
 
+/* Makes this thread's waits for a statement's results or a COPY's data
+ * ask stop(arg) at least every PAYQ_PG_STOP_POLL_MS (and whenever a
+ * signal interrupts them); once it says true, the statement is abandoned:
+ * its connection's socket is shut (logged as pg_abandoned) and the call
+ * returns what libpq gives a lost connection. The server sees the closed
+ * socket at its next client_connection_check_interval, or when it next
+ * writes to it, and rolls the transaction back. For a program that must
+ * stop promptly on SIGTERM whatever its statement is waiting for (the
+ * reconciler: a day's scan, the invariants behind a lock); never around a
+ * COMMIT whose outcome matters. NULL: none. */
+#define PAYQ_PG_STOP_POLL_MS 100
+void payq_pg_set_wait_stop(bool (*stop)(void *), void *arg);
+
 /* What a program adds to its sessions' statement_timeout for its response
  * timeout: the server's and the network's delay in answering a statement
  * the server cancelled. */

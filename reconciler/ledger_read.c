@@ -95,8 +95,38 @@ static const char INVARIANTS_READ_SQL[] =
     "     OR a.credits_posted <> coalesce(s.credits, 0))"
     "SELECT kind, key, stored_debits::text, stored_credits::text, sum_debits::text,"
     "       sum_credits::text, known FROM bad ORDER BY kind DESC, key";
+/* How often the server checks that a session of the run is still there
+ * (client_connection_check_interval): a run stopped (payq_ledger_stop_waits)
+ * or killed closes its sessions, and their statements then end on the
+ * server too, instead of scanning or waiting on for up to their hour. */
+#define CLIENT_CHECK "1s"
 static const char INVARIANTS_BEGIN[] =
-    "BEGIN ISOLATION LEVEL REPEATABLE READ; SET LOCAL statement_timeout = '" INVARIANTS_TIMEOUT "'";
+    "BEGIN ISOLATION LEVEL REPEATABLE READ; SET LOCAL statement_timeout = '" INVARIANTS_TIMEOUT
+    "'; SET LOCAL client_connection_check_interval = '" CLIENT_CHECK "'";
+/* The same settings for invariants_once, one statement (run_on). */
+static const char INVARIANTS_SETTINGS[] =
+    "SELECT set_config('statement_timeout', '" INVARIANTS_TIMEOUT "', true), "
+    "set_config('client_connection_check_interval', '" CLIENT_CHECK "', true)";
+
+/* The run is to stop: nothing is tried again, and r->err says so. */
+static bool stopping(struct payq_ledger_reader *r)
+{
+    if (!payq_signals_stop_requested() && !atomic_load(&r->cancel))
+        return false;
+    snprintf(r->err, sizeof r->err, "interrupted");
+    return true;
+}
+
+static bool stop_waits(void *arg)
+{
+    struct payq_ledger_reader *r = arg;
+    return payq_signals_stop_requested() || atomic_load(&r->cancel);
+}
+
+void payq_ledger_stop_waits(struct payq_ledger_reader *r)
+{
+    payq_pg_set_wait_stop(r ? stop_waits : NULL, r);
+}
 
 /* What a step on the read session came to. */
 enum step {
@@ -249,7 +279,8 @@ static int open_read_session(struct payq_ledger_reader *r)
     const char *p[1] = {timeout};
     return run(r,
                "SELECT set_config('statement_timeout', $1, false), "
-               "set_config('default_transaction_read_only', 'on', false)",
+               "set_config('default_transaction_read_only', 'on', false), "
+               "set_config('client_connection_check_interval', '" CLIENT_CHECK "', false)",
                1, p, PGRES_TUPLES_OK, "set up the session", NULL) == PAYQ_PG_OK
                ? 0
                : -1;
@@ -334,8 +365,8 @@ static int primary_mark(struct payq_ledger_reader *r, char *lsn, size_t len)
  * a wait for replay makes the new one answer for as much. */
 static int reopen(struct payq_ledger_reader *r)
 {
-    if (!r->conn)
-        return -1; /* a reopen already failed (r->err says why) */
+    if (!r->conn || stopping(r))
+        return -1; /* a reopen already failed (r->err says why), or stopping */
     char was[160];
     snprintf(was, sizeof was, "%s:%s", PQhost(r->conn), PQport(r->conn));
     if (open_read_session(r) != 0)
@@ -387,7 +418,9 @@ static enum step catch_up(struct payq_ledger_reader *r, int64_t t0, int timeout_
         st->replay_wait_ms = payq_clock_mono_ms() - t0;
         if (caught_up)
             return STEP_OK;
-        if (st->replay_wait_ms > timeout_ms || payq_signals_stop_requested()) {
+        if (stopping(r))
+            return STEP_FAILED;
+        if (st->replay_wait_ms > timeout_ms) {
             snprintf(r->err, sizeof r->err, "the standby %s did not replay up to %s within %d ms",
                      st->server, lsn, timeout_ms);
             payq_log(PAYQ_LOG_ERROR, "ledger_replay_timeout", "%s", r->err);
@@ -469,7 +502,9 @@ static int to_rec(struct payq_ledger_reader *r, PGresult *res, int i, int c0,
  * back: the server is asked to stop, and what it still sends is dropped. */
 static void abandon_copy(struct payq_ledger_reader *r)
 {
-    PGcancel *cn = PQgetCancel(r->conn);
+    /* Stopping, the waits below close the session instead: PQcancel
+     * itself would wait for a frozen server. */
+    PGcancel *cn = stop_waits(r) ? NULL : PQgetCancel(r->conn);
     char buf[256];
     if (cn) {
         PQcancel(cn, buf, sizeof buf);
@@ -539,10 +574,8 @@ static enum step copy_all(struct payq_ledger_reader *r, const struct payq_ledger
         PQfreemem(msg);
         if (rc == 0 && st->rows % SCAN_PROGRESS_EVERY == 0) {
             payq_progress_update(prog, st->rows);
-            if (payq_signals_stop_requested() || atomic_load(&r->cancel)) {
-                snprintf(r->err, sizeof r->err, "interrupted");
+            if (stopping(r))
                 rc = -1;
-            }
         }
     }
     free(strs.data);
@@ -621,8 +654,7 @@ static enum payq_pg_fault invariants_once(struct payq_ledger_reader *r, PGresult
     enum payq_pg_fault f = run_on(r, c, "BEGIN ISOLATION LEVEL REPEATABLE READ", 0, NULL,
                                   PGRES_COMMAND_OK, "begin", NULL);
     if (f == PAYQ_PG_OK)
-        f = run_on(r, c, "SET LOCAL statement_timeout = '" INVARIANTS_TIMEOUT "'", 0, NULL,
-                   PGRES_COMMAND_OK, "set timeout", NULL);
+        f = run_on(r, c, INVARIANTS_SETTINGS, 0, NULL, PGRES_TUPLES_OK, "set timeout", NULL);
     if (f == PAYQ_PG_OK)
         f = run_on(r, c, sql, 0, NULL, PGRES_TUPLES_OK, "check invariants", res);
     if (f == PAYQ_PG_OK) {
@@ -660,10 +692,11 @@ static int check_invariants(struct payq_ledger_reader *r, struct payq_breaks *b)
 {
     PGresult *res = collect_invariants(r);
     enum payq_pg_fault f = res ? PAYQ_PG_OK : PAYQ_PG_RETRY;
-    for (int attempt = 1;
-         attempt <= LEDGER_ATTEMPTS && (f == PAYQ_PG_RETRY || f == PAYQ_PG_RECONNECT); attempt++)
+    for (int attempt = 1; attempt <= LEDGER_ATTEMPTS &&
+                          (f == PAYQ_PG_RETRY || f == PAYQ_PG_RECONNECT) && !stopping(r);
+         attempt++)
         f = invariants_once(r, &res);
-    if (f != PAYQ_PG_OK && r->recon_unreachable) {
+    if (f != PAYQ_PG_OK && r->recon_unreachable && !stopping(r)) {
         payq_log(PAYQ_LOG_WARN, "invariants_without_checkpoints",
                  "pg.recon_conninfo unreachable: checking every date read-only instead");
         r->err[0] = '\0';
@@ -691,6 +724,8 @@ int payq_ledger_scan(struct payq_ledger_reader *r, const char *date,
     enum step s = STEP_AGAIN;
     payq_progress_phase(prog, "ledger", "rows", 0);
     for (st->attempts = 0; (s == STEP_AGAIN || s == STEP_LOST) && st->attempts < LEDGER_ATTEMPTS;) {
+        if (st->attempts > 0 && stopping(r))
+            break;
         if (st->attempts++ > 0) {
             payq_log(PAYQ_LOG_WARN, "ledger_scan_restart", "attempt %d after: %s", st->attempts,
                      r->err);

@@ -75,9 +75,19 @@ int payq_ledger_wait_replay(struct payq_ledger_reader *r, int timeout_ms,
 int payq_ledger_scan(struct payq_ledger_reader *r, const char *date,
                      const struct payq_ledger_sink *sink, struct payq_progress *prog,
                      struct payq_ledger_stats *st) __attribute__((warn_unused_result));
-/* Makes a scan running on another thread stop at its next batch of rows
- * (it then fails with "interrupted"). */
+/* Makes a scan running on another thread stop (it then fails with
+ * "interrupted"): at its next batch of rows, or at once in a thread that
+ * called payq_ledger_stop_waits. */
 void payq_ledger_cancel(struct payq_ledger_reader *r);
+
+/* Makes the calling thread's waits on the database (the reader's, and any
+ * other) give up at once when a stop signal arrives or payq_ledger_cancel
+ * is called: the session is closed with its statement in flight, which
+ * the server then rolls back, and the reader tries nothing again. Without
+ * it a stop waits for the statement, a day's scan or the invariants
+ * behind a lock, for up to their hour. Cleared with r NULL: what the run
+ * writes after a stop (its record) must not be cut short. */
+void payq_ledger_stop_waits(struct payq_ledger_reader *r);
 
 /* Waits for the invariants started at open (or runs them) and records
  * their invariant_violation breaks. Returns 0 or -1. */

@@ -182,6 +182,9 @@ static void index_stream(struct run_ctx *x, const struct payq_audit_req *req)
         0)
         payq_log(PAYQ_LOG_WARN, "audit_index_not_recorded", "%s", why);
 }
+/* How long a stopped run's record may wait for the database. */
+#define RECORD_AFTER_STOP_MS 5000
+
 /* Reads of the audit stream when the broker goes away mid-read (a cluster
  * node lost): each starts over on the next node that answers. */
 #define AUDIT_READS 3
@@ -241,6 +244,7 @@ static void *scan_main(void *arg)
 {
     struct run_ctx *x = arg;
     struct payq_ledger_sink sink = {x, sink_row, sink_restart};
+    payq_ledger_stop_waits(x->ledger);
     x->scan.rc =
         payq_ledger_scan(x->ledger, x->run->opts->date, &sink, &x->scan.prog, &x->run->ledger);
     return NULL;
@@ -392,16 +396,25 @@ int payq_recon_run(const struct payq_config *cfg, const struct payq_recon_opts *
         return 2;
     }
     if (prepare(&x) == 0) {
+        payq_ledger_stop_waits(x.ledger);
         struct payq_audit_req req = plan_audit(&x);
         start_scan(&x);
         if (read_audit(&x, &req) == 0 && read_queues(&x) == 0 && finish_ledger(&x) == 0)
             compare(&x);
         stop_scan(&x);
+        payq_ledger_stop_waits(NULL);
     }
     payq_ledger_close(x.ledger);
+    /* Whichever step noticed the stop first, the run failed for it. */
+    if (run.result == PAYQ_RESULT_FAILED && payq_signals_stop_requested())
+        snprintf(run.error, sizeof run.error, "stopped by SIGTERM or SIGINT before it finished");
     run.finished_ms = payq_clock_wall_ms();
     char unrecorded[512] = "";
-    run.recorded = payq_run_record(&run, unrecorded, sizeof unrecorded) == 0;
+    /* Stopped, the record waits only briefly: whoever stopped the run
+     * gives it a grace period for everything (30 s in Kubernetes by
+     * default), and the report and the metrics come after it. */
+    run.recorded = payq_run_record(&run, payq_signals_stop_requested() ? RECORD_AFTER_STOP_MS : 0,
+                                   unrecorded, sizeof unrecorded) == 0;
     int rc = payq_recon_exit_code(run.result);
     /* The CSV list of breaks lives in the spill directory: report first. */
     bool written = payq_report_write(&run, &out) == 0;

@@ -17,9 +17,10 @@
 #include "outcome.h"
 
 /* Records the run (in_flight is recorded as "breaks", with
- * counts.result = "in_flight": the table allows balanced|breaks|failed).
+ * counts.result = "in_flight": the table allows balanced|breaks|failed),
+ * waiting for the database at most within_ms (0: as long as it is alive).
  * Returns 0, or -1 (logged where detected) with a one-line reason in err. */
-int payq_run_record(const struct payq_recon_outcome *run, char *err, size_t errlen)
+int payq_run_record(const struct payq_recon_outcome *run, int within_ms, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
 /* Notes, through payq.record_audit_index(), the first stream offset of

@@ -29,20 +29,13 @@ CUR=EUR # the fast path's days are in EUR
 CUR2=EUR
 FREEZE_MAX=90 # seconds the standby stays frozen at most
 
-# node_sql PORT SQL: as the superuser on the node listening on PORT.
-node_sql() {
-    psql "host=127.0.0.1 port=$1 dbname=payq user=postgres passfile=$PAYQ_RUN_DIR/super.pgpass" \
-        -X -qAt -v ON_ERROR_STOP=1 -c "$2"
-}
-
-# Every node's port, from the read conninfo's list; the standbys among them.
-ports=$(sed -n 's/.* port=\([0-9,]*\) .*/\1/p' <<<"$PAYQ_PG_READ_CONNINFO" | tr , ' ')
+# The standbys among the nodes.
 standbys=()
-for port in $ports; do
+for port in $PG_PORTS; do
     [ "$(node_sql "$port" 'SELECT pg_is_in_recovery()' 2>/dev/null)" = t ] && standbys+=("$port")
 done
 if [ ${#standbys[@]} -lt 2 ]; then
-    fail "two standbys needed, found ${#standbys[@]} (ports: $ports)"
+    fail "two standbys needed, found ${#standbys[@]} (ports: $PG_PORTS)"
     finish
 fi
 

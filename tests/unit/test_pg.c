@@ -436,6 +436,64 @@ static void test_wait_tick_unbounded(void **state)
     wait_with_tick(0);
 }
 
+/* A stop while a statement waits on a frozen server (unanswered probes
+ * and a silence bound far off): the wait ends within a few stop polls as a
+ * lost connection, for results and for a COPY's data alike; a predicate
+ * that stays false changes nothing (test_alive_slow's answer comes). */
+static int64_t stop_at;
+
+static bool stop_after(void *arg)
+{
+    (void)arg;
+    return payq_clock_mono_ms() >= stop_at;
+}
+
+static void test_wait_stop_results(void **state)
+{
+    (void)state;
+    struct fake f;
+    fake_start(&f, false);
+    PGconn *conn = alive_connect(&f, 60000, 60000);
+    stop_at = payq_clock_mono_ms() + 300;
+    payq_pg_set_wait_stop(stop_after, NULL);
+    PGresult *res = payq_pg_exec_params_alive(conn, "SELECT 1", 0, NULL);
+    int64_t late = payq_clock_mono_ms() - stop_at;
+    payq_pg_set_wait_stop(NULL, NULL);
+    assert_int_not_equal(payq_pg_check(conn, res, PGRES_TUPLES_OK, "select"), PAYQ_PG_OK);
+    PQclear(res);
+    assert_int_equal(PQstatus(conn), CONNECTION_BAD);
+    assert_true(late >= 0);
+    assert_true(late < 5000); /* without the stop: the 60 s silence, then a probe */
+    assert_int_equal(atomic_load(&f.probes), 0);
+    alive_stop(&f, conn);
+}
+
+static void test_wait_stop_copy(void **state)
+{
+    (void)state;
+    struct fake f;
+    fake_start(&f, true);
+    f.copy = true;
+    PGconn *conn = alive_connect(&f, 60000, 60000);
+    payq_pg_set_wait_stop(stop_after, NULL);
+    stop_at = INT64_MAX;
+    PGresult *res = payq_pg_exec_params_alive(conn, "COPY x TO STDOUT", 0, NULL);
+    assert_int_equal(PQresultStatus(res), PGRES_COPY_OUT);
+    PQclear(res);
+    char *msg = NULL;
+    stop_at = payq_clock_mono_ms() + 300;
+    assert_int_equal(payq_pg_copy_data_alive(conn, &msg), -2);
+    int64_t late = payq_clock_mono_ms() - stop_at;
+    assert_true(late >= 0);
+    assert_true(late < 5000);
+    res = payq_pg_take_results_alive(conn);
+    assert_int_equal(PQresultStatus(res), PGRES_FATAL_ERROR);
+    PQclear(res);
+    payq_pg_set_wait_stop(NULL, NULL);
+    assert_int_equal(atomic_load(&f.probes), 0);
+    alive_stop(&f, conn);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -452,6 +510,8 @@ int main(void)
         cmocka_unit_test(test_alive_copy_frozen),
         cmocka_unit_test(test_wait_tick_bounded),
         cmocka_unit_test(test_wait_tick_unbounded),
+        cmocka_unit_test(test_wait_stop_results),
+        cmocka_unit_test(test_wait_stop_copy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -220,3 +220,12 @@ rand_ccy() {
     local a=ABCDEFGHIJKLMNOPQRSTUVWXYZ
     printf 'Q%s%s' "${a:RANDOM%26:1}" "${a:RANDOM%26:1}"
 }
+
+# node_sql PORT SQL: as the superuser on the node listening on PORT.
+node_sql() {
+    psql "host=127.0.0.1 port=$1 dbname=payq user=postgres passfile=$PAYQ_RUN_DIR/super.pgpass" \
+        -X -qAt -v ON_ERROR_STOP=1 -c "$2"
+}
+# Every PostgreSQL node's port, from the read conninfo's list (for the tests).
+# shellcheck disable=SC2034 # used by the tests that source this file
+PG_PORTS=$(sed -n 's/.* port=\([0-9,]*\) .*/\1/p' <<<"$PAYQ_PG_READ_CONNINFO" | tr , ' ')
