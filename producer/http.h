@@ -39,8 +39,13 @@ struct payq_http_app {
 
 struct payq_http_thread {
     struct payq_outbox *outbox; /* NULL until first needed */
-    PGconn *pg;                 /* NULL until first needed or after a failure */
-    int64_t pg_opened_ns;       /* when pg was opened (payq_clock_mono_ns) */
+    /* Held while the pool thread uses outbox, and by
+     * payq_http_threads_heartbeat; used_ms: the last use or heartbeat
+     * (payq_clock_mono_ms). */
+    pthread_mutex_t outbox_lock;
+    int64_t used_ms;
+    PGconn *pg;           /* NULL until first needed or after a failure */
+    int64_t pg_opened_ns; /* when pg was opened (payq_clock_mono_ns) */
     struct payq_http_thread *next;
 };
 
@@ -58,6 +63,15 @@ struct payq_http_reply {
  * daemon has stopped. Aborts on out-of-memory. */
 struct payq_http_thread *payq_http_thread_get(struct payq_http_app *app);
 void payq_http_threads_free(struct payq_http_app *app);
+
+/* Sends a heartbeat on every pool thread's broker connection left idle for
+ * half the heartbeat interval (amqp.heartbeat_s). Called from the server's
+ * own loop: a pool thread runs only for requests, inside libmicrohttpd, and
+ * librabbitmq sends heartbeats only from inside its calls, so the broker
+ * closed an idle thread's connection ("missed heartbeats from client") and
+ * its next request had to reconnect. A thread publishing meanwhile is
+ * skipped: its own calls keep its connection alive. */
+void payq_http_threads_heartbeat(struct payq_http_app *app);
 
 /* The thread's read-only PostgreSQL connection, (re)connecting if needed;
  * NULL when the database cannot be reached (logged). wait_ms > 0 bounds a

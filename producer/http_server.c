@@ -471,6 +471,7 @@ int payq_http_serve(const struct payq_config *cfg, const char *listen)
             struct timespec ts = {0, HTTP_REAP_MS * 1000000L};
             nanosleep(&ts, NULL);
             reap(&app);
+            payq_http_threads_heartbeat(&app);
         }
         drain(&app);
         stop(d);

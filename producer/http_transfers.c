@@ -304,6 +304,7 @@ static int publish_alone(struct post *p, struct payq_http_reply *rep)
     struct payq_http_thread *th = payq_http_thread_get(p->app);
     struct payq_outbox_stats before, after;
     struct payq_packer pk;
+    pthread_mutex_lock(&th->outbox_lock);
     payq_outbox_stats(th->outbox, &before);
     payq_packer_init(&pk, th->outbox, p->app->cfg->producer.pack_max);
     int rc = 0;
@@ -322,6 +323,8 @@ static int publish_alone(struct post *p, struct payq_http_reply *rep)
         payq_outbox_reset(th->outbox);
     }
     payq_outbox_stats(th->outbox, &after);
+    th->used_ms = payq_clock_mono_ms();
+    pthread_mutex_unlock(&th->outbox_lock);
     payq_http_metrics_outbox(&p->app->metrics, &before, &after);
     return rc;
 }

@@ -93,4 +93,20 @@ burst "$PORT3" "$P-h2" 8 >>"$TMP/codes3"
 check "after an idle spell: all 16 requests 202" "16 202" "$(sort "$TMP/codes3" | uniq -c | awk '{print $1, $2}')"
 check "no broker connection lost while idle" 0 \
     "$(grep -c '"event":"\(broker_reconnect\|amqp_error\)"' "$TMP/serve-$PORT3.log")"
+
+# The same without group commit (group_publishers 0: each pool thread
+# publishes its requests on a connection of its own, as it does a request
+# too large for a shared pack): the server's loop heartbeats the idle
+# threads' connections.
+printf 'producer:\n  http_threads: 2\n  group_publishers: 0\namqp:\n  heartbeat_s: 2\n' \
+    >"$TMP/producer-hb0.yaml"
+PORT4=$(free_port $((PORT + 3)))
+serve "$V" "$PORT4" "$TMP/producer-hb0.yaml"
+burst "$PORT4" "$P-p1" 8 >"$TMP/codes4"
+sleep 7
+burst "$PORT4" "$P-p2" 8 >>"$TMP/codes4"
+check "pool threads, after an idle spell: all 16 requests 202" "16 202" \
+    "$(sort "$TMP/codes4" | uniq -c | awk '{print $1, $2}')"
+check "no pool thread's broker connection lost while idle" 0 \
+    "$(grep -c '"event":"\(broker_reconnect\|amqp_error\)"' "$TMP/serve-$PORT4.log")"
 finish
