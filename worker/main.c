@@ -102,6 +102,16 @@ static void keep_broker(void *arg)
     payq_outbox_heartbeat(w->result_out);
 }
 
+/* Every backoff of the worker's heartbeats its broker connections while it
+ * sleeps (keep_broker): a database outage or a broker node lost can keep
+ * it in one for many heartbeat intervals. */
+static void backoff_init(struct worker *w, struct payq_backoff *bo, int first_ms)
+{
+    payq_backoff_init(bo, first_ms, w->cfg.worker.reconnect_max_ms);
+    bo->tick = keep_broker;
+    bo->tick_ctx = w;
+}
+
 static PGconn *connect_pg(struct worker *w)
 {
     PGconn *conn = payq_pg_connect(w->cfg.pg.conninfo, "payq-worker");
@@ -131,7 +141,7 @@ enum pg_wait { PG_READY, PG_GAVE_BACK, PG_STOPPED };
 static enum pg_wait ensure_pg(struct worker *w)
 {
     struct payq_backoff bo;
-    payq_backoff_init(&bo, 50, w->cfg.worker.reconnect_max_ms);
+    backoff_init(w, &bo, 50);
     bool gave_back = false;
     while (!w->pg) {
         if (payq_signals_stop_requested())
@@ -234,9 +244,7 @@ static enum commit_result commit_with_retry(struct worker *w, struct payq_wmsg *
 {
     struct payq_commit_meanwhile meanwhile = {overlap ? collect_meanwhile : NULL, w};
     struct payq_backoff bo;
-    payq_backoff_init(&bo, 20, w->cfg.worker.reconnect_max_ms);
-    bo.tick = keep_broker;
-    bo.tick_ctx = w;
+    backoff_init(w, &bo, 20);
     char batch_id[128];
     snprintf(batch_id, sizeof batch_id, "%s:%llu", w->id, (unsigned long long)++w->txn_seq);
     for (int attempt = 1;; attempt++) {
@@ -486,7 +494,7 @@ static bool outbox_failed(const struct payq_outbox *o)
 static int drain_outbox(struct worker *w, struct payq_outbox *o, const char *what)
 {
     struct payq_backoff bo;
-    payq_backoff_init(&bo, 100, w->cfg.worker.reconnect_max_ms);
+    backoff_init(w, &bo, 100);
     payq_outbox_stop_on_signal(o, true);
     int rc = 0;
     while (rc == 0 && outbox_failed(o)) {
@@ -534,7 +542,7 @@ static void reconnect_consumer(struct worker *w)
 {
     void_next(w);
     struct payq_backoff bo;
-    payq_backoff_init(&bo, 100, w->cfg.worker.reconnect_max_ms);
+    backoff_init(w, &bo, 100);
     if (payq_signals_stop_requested())
         return; /* run() still settles a held batch whose connection lives */
     if (await_outboxes(w) != 0)

@@ -17,17 +17,36 @@
 # intervals. Checks: every transfer booked once with the published sums,
 # the batch committed after the lock's release in one attempt, and the
 # worker's log shows no broker error, reconnection or give-back.
+#
+# Then the database becomes unreachable to the worker for 7 s (its role's
+# login disabled, its session ended) while a pack arrives: the worker gives
+# the deliveries back and retries with backoff, and that backoff keeps the
+# publishing connection alive too, so that once the login is back the
+# pack's outcome events go out on it without a broker error (before, it
+# was closed by then, and the first events after an outage failed).
 # shellcheck source=lib/common.sh
 source "$(dirname "$0")/lib/common.sh"
 P=lw$RUN_ID
 N=200
 HOLD_S=12
+ROLE=payq_lw$RUN_ID
+# shellcheck disable=SC2317 # runs from the trap
+cleanup() {
+    cleanup_common
+    q "DROP ROLE IF EXISTS $ROLE" >/dev/null 2>&1
+}
+trap cleanup EXIT
 
 sed 's/^\(  heartbeat_s:\).*/\1 2/' "$SRC/config/payq.yaml" >"$TMP/payq.yaml"
 grep -q '^  heartbeat_s: 2$' "$TMP/payq.yaml" || fail "test config: heartbeat_s not set"
 
+# A role of the worker's own, so that the test can cut this worker off.
+q "CREATE ROLE $ROLE LOGIN PASSWORD 'pw$RUN_ID' IN ROLE payq_worker" >/dev/null
+# shellcheck disable=SC2001 # a pattern, not a fixed string
+conninfo=$(sed "s/user=payq_worker password=[^ ]*/user=$ROLE password=pw$RUN_ID/" <<<"$PAYQ_PG_CONNINFO")
+
 gen_accounts "$P" 20 | "$BIN/payq-rawpub" >/dev/null || fail "publish accounts"
-start_worker --config "$TMP/payq.yaml"
+PAYQ_PG_CONNINFO=$conninfo start_worker --config "$TMP/payq.yaml"
 WORKER=$LAST_PID
 wait_for() { # SQL: until it returns t, up to 30 s
     local i
@@ -91,11 +110,34 @@ check "every batch committed at its first attempt" "0" \
     "$(q "SELECT count(*) FROM payq.batches
           WHERE committed_at >= to_timestamp($locked_at) AND attempt > 1")"
 
-kill -TERM "$WORKER"
-wait "$WORKER"
-check "worker stopped gracefully (exit 0)" "0" "$?"
 log=$(cat "$TMP"/worker-*.log)
 for ev in amqp_error amqp_reconnected deliveries_given_back result_events_failed; do
     check "no $ev in the worker's log" "0" "$(grep -c "\"event\":\"$ev\"" <<<"$log")"
+done
+seen=$(wc -l <<<"$log")
+
+# 2. The database unreachable for 7 s while a pack arrives.
+q "ALTER ROLE $ROLE NOLOGIN; SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '$ROLE'" >/dev/null
+awk -v p="$P" 'BEGIN { for (i = 1; i <= 20; i++)
+    printf "transfer\t{\"id\":\"%s-d-%d\",\"debit_account\":\"%s-acct-%d\",\"credit_account\":\"%s-acct-%d\",\"amount\":\"7\",\"currency\":\"EUR\"}\n", p, i, p, i % 19 + 1, p, i % 19 + 2 }' |
+    "$BIN/payq-rawpub" >/dev/null || fail "publish during the outage"
+gave_back=1
+for ((i = 0; i < 100; i++)); do
+    grep -q '"event":"deliveries_given_back"' "$TMP"/worker-*.log && gave_back=0 && break
+    sleep 0.1
+done
+check "cut off: the worker gave the deliveries back" 0 "$gave_back"
+sleep 7
+q "ALTER ROLE $ROLE LOGIN" >/dev/null
+wait_transfers "id LIKE '$P-d-%'" 20 60 || fail "the pack sent during the outage was not booked"
+check "the pack sent during the outage: booked once" "20|140" \
+    "$(q "SELECT count(*) || '|' || sum(amount) FROM payq.transfers WHERE id LIKE '$P-d-%'")"
+
+kill -TERM "$WORKER"
+wait "$WORKER"
+check "worker stopped gracefully (exit 0)" "0" "$?"
+log=$(cat "$TMP"/worker-*.log | tail -n +$((seen + 1)))
+for ev in amqp_error result_events_failed outbox_retry; do
+    check "after the outage: no $ev in the worker's log" "0" "$(grep -c "\"event\":\"$ev\"" <<<"$log")"
 done
 finish
