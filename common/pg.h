@@ -87,6 +87,11 @@ void payq_pg_set_wait_tick(void (*tick)(void *), void *arg, int every_ms);
 #define PAYQ_PG_STOP_POLL_MS 100
 void payq_pg_set_wait_stop(bool (*stop)(void *), void *arg);
 
+/* The client_connection_check_interval a session sets when its statements
+ * may be abandoned (above, or by a bounded wait): the server then ends
+ * them within this of the closed socket instead of running on. */
+#define PAYQ_PG_CLIENT_CHECK "1s"
+
 /* What a program adds to its sessions' statement_timeout for its response
  * timeout: the server's and the network's delay in answering a statement
  * the server cancelled. */

@@ -95,32 +95,31 @@ static const char INVARIANTS_READ_SQL[] =
     "     OR a.credits_posted <> coalesce(s.credits, 0))"
     "SELECT kind, key, stored_debits::text, stored_credits::text, sum_debits::text,"
     "       sum_credits::text, known FROM bad ORDER BY kind DESC, key";
-/* How often the server checks that a session of the run is still there
- * (client_connection_check_interval): a run stopped (payq_ledger_stop_waits)
- * or killed closes its sessions, and their statements then end on the
- * server too, instead of scanning or waiting on for up to their hour. */
-#define CLIENT_CHECK "1s"
+/* Every session of the run sets client_connection_check_interval
+ * (PAYQ_PG_CLIENT_CHECK): a run stopped (payq_ledger_stop_waits) or killed
+ * closes its sessions, and their statements then end on the server too,
+ * instead of scanning or waiting on for up to their hour. */
 static const char INVARIANTS_BEGIN[] =
     "BEGIN ISOLATION LEVEL REPEATABLE READ; SET LOCAL statement_timeout = '" INVARIANTS_TIMEOUT
-    "'; SET LOCAL client_connection_check_interval = '" CLIENT_CHECK "'";
+    "'; SET LOCAL client_connection_check_interval = '" PAYQ_PG_CLIENT_CHECK "'";
 /* The same settings for invariants_once, one statement (run_on). */
 static const char INVARIANTS_SETTINGS[] =
     "SELECT set_config('statement_timeout', '" INVARIANTS_TIMEOUT "', true), "
-    "set_config('client_connection_check_interval', '" CLIENT_CHECK "', true)";
+    "set_config('client_connection_check_interval', '" PAYQ_PG_CLIENT_CHECK "', true)";
 
 /* The run is to stop: nothing is tried again, and r->err says so. */
-static bool stopping(struct payq_ledger_reader *r)
-{
-    if (!payq_signals_stop_requested() && !atomic_load(&r->cancel))
-        return false;
-    snprintf(r->err, sizeof r->err, "interrupted");
-    return true;
-}
-
 static bool stop_waits(void *arg)
 {
     struct payq_ledger_reader *r = arg;
     return payq_signals_stop_requested() || atomic_load(&r->cancel);
+}
+
+static bool stopping(struct payq_ledger_reader *r)
+{
+    if (!stop_waits(r))
+        return false;
+    snprintf(r->err, sizeof r->err, "interrupted");
+    return true;
 }
 
 void payq_ledger_stop_waits(struct payq_ledger_reader *r)
@@ -280,7 +279,7 @@ static int open_read_session(struct payq_ledger_reader *r)
     return run(r,
                "SELECT set_config('statement_timeout', $1, false), "
                "set_config('default_transaction_read_only', 'on', false), "
-               "set_config('client_connection_check_interval', '" CLIENT_CHECK "', false)",
+               "set_config('client_connection_check_interval', '" PAYQ_PG_CLIENT_CHECK "', false)",
                1, p, PGRES_TUPLES_OK, "set up the session", NULL) == PAYQ_PG_OK
                ? 0
                : -1;

@@ -39,8 +39,9 @@ static int call_recorder(const struct payq_config *cfg, int within_ms, const cha
     }
     PGresult *res = NULL;
     if (within_ms > 0) {
-        res = payq_pg_exec_params_within(c, within_ms,
-                                         "SET client_connection_check_interval = '1s'", 0, NULL, 0);
+        res = payq_pg_exec_params_within(
+            c, within_ms, "SET client_connection_check_interval = '" PAYQ_PG_CLIENT_CHECK "'", 0,
+            NULL, 0);
         if (PQresultStatus(res) == PGRES_COMMAND_OK) {
             PQclear(res);
             res = payq_pg_exec_params_within(c, within_ms, sql, nparams, params, 0);
