@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "alloc.h"
+#include "clock.h"
 #include "log.h"
 
 void payq_amqp_reply_text(amqp_rpc_reply_t r, char *buf, size_t len)
@@ -225,12 +226,21 @@ void payq_amqp_close(amqp_connection_state_t conn)
     amqp_destroy_connection(conn);
 }
 
-void payq_amqp_heartbeat(amqp_connection_state_t conn)
+bool payq_amqp_heartbeat_due(int heartbeat_s, int64_t sent_ms, int64_t now_ms)
 {
-    if (!conn || amqp_get_heartbeat(conn) <= 0)
+    return heartbeat_s > 0 && now_ms - sent_ms >= (int64_t)heartbeat_s * 500;
+}
+
+void payq_amqp_heartbeat(amqp_connection_state_t conn, int64_t *sent_ms)
+{
+    if (!conn)
+        return;
+    int64_t now = payq_clock_mono_ms();
+    if (!payq_amqp_heartbeat_due(amqp_get_heartbeat(conn), *sent_ms, now))
         return;
     amqp_frame_t f = {.frame_type = AMQP_FRAME_HEARTBEAT, .channel = 0};
     (void)amqp_send_frame(conn, &f);
+    *sent_ms = now;
 }
 
 int payq_amqp_channel_open(amqp_connection_state_t conn, amqp_channel_t ch)

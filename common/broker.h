@@ -47,13 +47,21 @@ int payq_amqp_connect(const struct payq_amqp_target *t, unsigned *cursor,
  * Safe on NULL. */
 void payq_amqp_close(amqp_connection_state_t conn);
 
-/* Sends a heartbeat frame if conn negotiated heartbeats. librabbitmq-c sends
- * them only from inside its own calls, and RabbitMQ closes a connection that
- * sent nothing for two heartbeat intervals: a caller that keeps a connection
- * idle while it waits on something else (the worker on the database) calls
- * this now and then. A failed send is left to the connection's next use to
- * report. Safe on NULL. */
-void payq_amqp_heartbeat(amqp_connection_state_t conn);
+/* Whether a connection that negotiated heartbeats every heartbeat_s (0:
+ * none) and last sent anything at sent_ms is due a heartbeat at now_ms
+ * (payq_clock_mono_ms): once it has been silent for half the interval.
+ * RabbitMQ closes a connection that sent nothing for two intervals, and any
+ * frame counts, so one a caller just used needs none. */
+bool payq_amqp_heartbeat_due(int heartbeat_s, int64_t sent_ms, int64_t now_ms);
+
+/* Sends a heartbeat frame on conn if one is due (above); *sent_ms is when
+ * the caller last sent anything on conn, and is set to now when it sends.
+ * librabbitmq-c sends heartbeats only from inside its own calls: a caller
+ * that keeps a connection idle while it waits on something else (the
+ * worker on the database, a publisher with nothing to publish) calls this
+ * as often as it likes, and the pacing is here, once. A failed send is left
+ * to the connection's next use to report. Safe on NULL. */
+void payq_amqp_heartbeat(amqp_connection_state_t conn, int64_t *sent_ms);
 
 /* Opens channel ch; returns 0 or -1 (logged). */
 int payq_amqp_channel_open(amqp_connection_state_t conn, amqp_channel_t ch)

@@ -109,9 +109,9 @@ void payq_outbox_stop_on_signal(struct payq_outbox *o, bool on);
  * so a late confirm can never be mistaken for a new message's. */
 void payq_outbox_reset(struct payq_outbox *o);
 
-/* Sends a heartbeat on the connection, if one is open
+/* Sends a heartbeat on the connection, if one is open and due
  * (payq_amqp_heartbeat): for a caller that keeps the outbox idle while it
- * waits on something else. Safe on NULL. */
+ * waits on something else, as often as it likes. Safe on NULL. */
 void payq_outbox_heartbeat(struct payq_outbox *o);
 
 #endif

@@ -79,7 +79,7 @@ struct payq_broker_ops {
     int (*next_event)(void *io, int timeout_ms, struct payq_broker_event *ev);
     /* Closes politely and frees io; may be NULL. */
     void (*free)(void *io);
-    /* Sends a heartbeat on the connection, if any; may be NULL. */
+    /* Sends a heartbeat on the connection, if any and due; may be NULL. */
     void (*heartbeat)(void *io);
 };
 
@@ -128,7 +128,7 @@ int payq_publisher_poll(struct payq_publisher *p) __attribute__((warn_unused_res
 
 uint64_t payq_publisher_outstanding(const struct payq_publisher *p);
 
-/* Sends a heartbeat on the connection, if connected (payq_amqp_heartbeat). */
+/* Sends a heartbeat on the connection, if connected and due (payq_amqp_heartbeat). */
 void payq_publisher_heartbeat(struct payq_publisher *p);
 
 #endif

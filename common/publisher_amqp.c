@@ -6,6 +6,7 @@
 #include <sys/time.h>
 
 #include "alloc.h"
+#include "clock.h"
 #include "log.h"
 #include "publisher.h"
 
@@ -15,6 +16,7 @@ struct amqp_io {
     struct payq_amqp_target target;
     unsigned cursor;
     amqp_connection_state_t conn;
+    int64_t sent_ms; /* the last frame sent on conn (payq_amqp_heartbeat) */
 };
 
 static void io_drop(void *arg)
@@ -36,6 +38,7 @@ static int io_open(void *arg)
     amqp_confirm_select(io->conn, PUB_CHANNEL);
     if (payq_amqp_check_reply(amqp_get_rpc_reply(io->conn), "confirm.select") != 0)
         goto fail;
+    io->sent_ms = payq_clock_mono_ms();
     return 0;
 fail:
     io_drop(io);
@@ -87,6 +90,7 @@ static int io_publish(void *arg, const char *exchange, const char *routing_key, 
     amqp_bytes_t b = {len, (void *)body};
     int st = amqp_basic_publish(io->conn, PUB_CHANNEL, amqp_cstring_bytes(exchange),
                                 amqp_cstring_bytes(routing_key), 1, 0, &bp, b);
+    io->sent_ms = payq_clock_mono_ms();
     return payq_amqp_check_status(st, "basic.publish") < 0 ? -1 : 0;
 }
 
@@ -155,7 +159,7 @@ static int io_next_event(void *arg, int timeout_ms, struct payq_broker_event *ev
 static void io_heartbeat(void *arg)
 {
     struct amqp_io *io = arg;
-    payq_amqp_heartbeat(io->conn);
+    payq_amqp_heartbeat(io->conn, &io->sent_ms);
 }
 
 static const struct payq_broker_ops amqp_ops = {

@@ -40,10 +40,8 @@ struct payq_http_app {
 struct payq_http_thread {
     struct payq_outbox *outbox; /* NULL until first needed */
     /* Held while the pool thread uses outbox, and by
-     * payq_http_threads_heartbeat; used_ms: the last use or heartbeat
-     * (payq_clock_mono_ms). */
+     * payq_http_threads_heartbeat. */
     pthread_mutex_t outbox_lock;
-    int64_t used_ms;
     PGconn *pg;           /* NULL until first needed or after a failure */
     int64_t pg_opened_ns; /* when pg was opened (payq_clock_mono_ns) */
     struct payq_http_thread *next;
@@ -65,7 +63,7 @@ struct payq_http_thread *payq_http_thread_get(struct payq_http_app *app);
 void payq_http_threads_free(struct payq_http_app *app);
 
 /* Sends a heartbeat on every pool thread's broker connection left idle for
- * half the heartbeat interval (amqp.heartbeat_s). Called from the server's
+ * half the heartbeat interval (payq_amqp_heartbeat). Called from the server's
  * own loop: a pool thread runs only for requests, inside libmicrohttpd, and
  * librabbitmq sends heartbeats only from inside its calls, so the broker
  * closed an idle thread's connection ("missed heartbeats from client") and

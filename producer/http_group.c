@@ -67,7 +67,10 @@ int payq_http_group_start(struct payq_http_app *app)
         .pack_max = cfg->producer.pack_max,
         .linger_us = cfg->producer.group_linger_us,
         .npublishers = n,
-        .idle_ms = cfg->amqp.heartbeat_s * 500, /* every half interval */
+        /* A quarter interval: payq_amqp_heartbeat sends once the
+         * connection has been silent for half, so it never stays silent
+         * for more than three quarters. */
+        .idle_ms = cfg->amqp.heartbeat_s * 250,
     };
     struct payq_outbox_opts oo = {
         .target = &app->target,

@@ -37,7 +37,6 @@ struct payq_http_thread *payq_http_thread_get(struct payq_http_app *app)
     };
     th->outbox = payq_outbox_new(&oo);
     pthread_mutex_init(&th->outbox_lock, NULL);
-    th->used_ms = payq_clock_mono_ms();
     pthread_mutex_lock(&app->threads_lock);
     th->next = app->threads;
     app->threads = th;
@@ -64,18 +63,11 @@ void payq_http_threads_free(struct payq_http_app *app)
 
 void payq_http_threads_heartbeat(struct payq_http_app *app)
 {
-    int64_t half_ms = (int64_t)app->cfg->amqp.heartbeat_s * 500;
-    if (half_ms <= 0)
-        return;
-    int64_t now = payq_clock_mono_ms();
     pthread_mutex_lock(&app->threads_lock);
     for (struct payq_http_thread *th = app->threads; th; th = th->next) {
         if (pthread_mutex_trylock(&th->outbox_lock) != 0)
             continue; /* publishing */
-        if (now - th->used_ms >= half_ms) {
-            payq_outbox_heartbeat(th->outbox);
-            th->used_ms = now;
-        }
+        payq_outbox_heartbeat(th->outbox);
         pthread_mutex_unlock(&th->outbox_lock);
     }
     pthread_mutex_unlock(&app->threads_lock);

@@ -323,7 +323,6 @@ static int publish_alone(struct post *p, struct payq_http_reply *rep)
         payq_outbox_reset(th->outbox);
     }
     payq_outbox_stats(th->outbox, &after);
-    th->used_ms = payq_clock_mono_ms();
     pthread_mutex_unlock(&th->outbox_lock);
     payq_http_metrics_outbox(&p->app->metrics, &before, &after);
     return rc;

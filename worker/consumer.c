@@ -17,6 +17,7 @@ struct payq_consumer {
     unsigned cursor;
     int prefetch;
     amqp_connection_state_t conn;
+    int64_t sent_ms;   /* the last frame sent on conn (payq_amqp_heartbeat) */
     uint64_t conn_seq; /* bumped whenever conn is dropped: its delivery tags die with it */
     char tag[CONSUMER_TAG_MAX];
 };
@@ -48,6 +49,7 @@ static int start(struct payq_consumer *c)
         ok->consumer_tag.len < CONSUMER_TAG_MAX - 1 ? ok->consumer_tag.len : CONSUMER_TAG_MAX - 1;
     memcpy(c->tag, ok->consumer_tag.bytes, n);
     c->tag[n] = '\0';
+    c->sent_ms = payq_clock_mono_ms();
     return 0;
 fail:
     drop(c);
@@ -89,7 +91,7 @@ void payq_consumer_release(struct payq_consumer *c)
 void payq_consumer_heartbeat(struct payq_consumer *c)
 {
     if (c)
-        payq_amqp_heartbeat(c->conn);
+        payq_amqp_heartbeat(c->conn, &c->sent_ms);
 }
 
 int payq_consumer_reconnect(struct payq_consumer *c)
@@ -228,6 +230,7 @@ int payq_consumer_ack_upto(struct payq_consumer *c, uint64_t tag)
     if (!c->conn)
         return -1;
     int st = amqp_basic_ack(c->conn, CONSUME_CHANNEL, tag, 1);
+    c->sent_ms = payq_clock_mono_ms();
     if (payq_amqp_check_status(st, "basic.ack") != 0) {
         drop(c);
         return -1;

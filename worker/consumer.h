@@ -26,7 +26,7 @@ void payq_consumer_free(struct payq_consumer *c); /* closes; safe on NULL */
  * until payq_consumer_reconnect. Safe on NULL. */
 void payq_consumer_release(struct payq_consumer *c);
 
-/* Sends a heartbeat on the connection, if any (payq_amqp_heartbeat). */
+/* Sends a heartbeat on the connection, if any and due (payq_amqp_heartbeat). */
 void payq_consumer_heartbeat(struct payq_consumer *c);
 
 /* Drops the connection and consumes again on a new one. */

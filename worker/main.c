@@ -63,7 +63,6 @@ struct worker {
     struct payq_wmetrics m;
     struct MHD_Daemon *mhd;
     int exit_when_idle_ms; /* 0 = run until signalled */
-    int64_t heartbeat_ms;  /* when keep_broker last sent heartbeats */
 };
 
 static void usage(FILE *f)
@@ -85,18 +84,14 @@ static void usage(FILE *f)
  * connections were closed: its deliveries went to other workers while it
  * still booked them, and its outcome events' confirms were lost with the
  * publishing connection, so it gave the next batch back too. So while it
- * waits there it sends the heartbeats itself, every half interval: the
- * database waits' tick (payq_pg_set_wait_tick), the retries' backoff and
- * the outboxes' waits for confirms (their tick) call this, and so does the
- * idle loop, for the publishing connections, which sit unused while no
- * delivery comes. */
+ * waits there it sends the heartbeats itself, on each connection silent for
+ * half an interval (payq_amqp_heartbeat paces them): the database waits'
+ * tick (payq_pg_set_wait_tick), the retries' backoff and the outboxes'
+ * waits for confirms (their tick) call this, and so does the idle loop, for
+ * the publishing connections, which sit unused while no delivery comes. */
 static void keep_broker(void *arg)
 {
     struct worker *w = arg;
-    int64_t now = payq_clock_mono_ms();
-    if (now - w->heartbeat_ms < (int64_t)w->cfg.amqp.heartbeat_s * 500)
-        return;
-    w->heartbeat_ms = now;
     payq_consumer_heartbeat(w->consumer);
     payq_outbox_heartbeat(w->dead_out);
     payq_outbox_heartbeat(w->result_out);

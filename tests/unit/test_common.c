@@ -1,5 +1,6 @@
 /* test_common: the small shared modules: strmap, pgarray, pgbarray, buf JSON
- * escaping, log redaction and account masking, metrics rendering. */
+ * escaping, log redaction and account masking, metrics rendering, the
+ * pacing of AMQP heartbeats. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "broker.h"
 #include "buf.h"
 #include "log.h"
 #include "metrics.h"
@@ -255,6 +257,22 @@ static void test_histogram_negative(void **state)
     payq_metrics_free(m);
 }
 
+/* A heartbeat is due once a connection has been silent for half its
+ * interval, never on one that negotiated none, and a send resets it. */
+static void test_heartbeat_due(void **state)
+{
+    (void)state;
+    assert_false(payq_amqp_heartbeat_due(0, 0, 1000000));
+    assert_false(payq_amqp_heartbeat_due(-1, 0, 1000000));
+    assert_false(payq_amqp_heartbeat_due(4, 10000, 10000));
+    assert_false(payq_amqp_heartbeat_due(4, 10000, 11999));
+    assert_true(payq_amqp_heartbeat_due(4, 10000, 12000));
+    assert_true(payq_amqp_heartbeat_due(1, 10000, 10500));
+    assert_false(payq_amqp_heartbeat_due(1, 10000, 10499));
+    /* Heartbeats of 0x7fffffff s must not overflow into "due". */
+    assert_false(payq_amqp_heartbeat_due(2147483647, 0, 1000000000));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -267,6 +285,7 @@ int main(void)
         cmocka_unit_test(test_account_masking),
         cmocka_unit_test(test_metrics_render),
         cmocka_unit_test(test_histogram_negative),
+        cmocka_unit_test(test_heartbeat_due),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
