@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -28,6 +29,29 @@ void payq_pg_set_alive_bounds(int silence, int probe)
 {
     silence_ms = silence;
     probe_ms = probe;
+}
+
+/* The calling thread's tick (payq_pg_set_wait_tick): per thread, because
+ * what it does belongs to the thread that set it. */
+static _Thread_local void (*wait_tick)(void *);
+static _Thread_local void *wait_tick_arg;
+static _Thread_local int wait_tick_ms;
+
+void payq_pg_set_wait_tick(void (*tick)(void *), void *arg, int every_ms)
+{
+    wait_tick = tick;
+    wait_tick_arg = arg;
+    wait_tick_ms = every_ms > 0 ? every_ms : 1;
+}
+
+/* The calling thread's stop predicate (payq_pg_set_wait_stop). */
+static _Thread_local bool (*wait_stop)(void *);
+static _Thread_local void *wait_stop_arg;
+
+void payq_pg_set_wait_stop(bool (*stop)(void *), void *arg)
+{
+    wait_stop = stop;
+    wait_stop_arg = arg;
 }
 
 /* The host a bounded connect last gave up on, while libpq was trying it.
@@ -75,12 +99,45 @@ static void join_last(char *const *item, size_t n, size_t k, char *out, size_t l
     }
 }
 
-/* The conninfo's host list (and its port list, if one port per host) with
- * the remembered hung host moved last, into host and port ("" for no port
- * override). False when there is nothing to move: no host remembered, one
- * host, hostaddr used, the host not listed, or a conninfo libpq cannot
- * parse (it will say why when connecting). */
-static bool hung_last(const char *conninfo, char *host, size_t hostlen, char *port, size_t portlen)
+/* What a conninfo says of where to connect: its host and port lists,
+ * whether it uses hostaddr, connect_timeout and target_session_attrs (""
+ * when not given). */
+struct conn_hosts {
+    char hosts[1024], ports[256], timeout[16], attrs[32];
+    bool addr;
+};
+
+/* False for a conninfo libpq cannot parse (it will say why when
+ * connecting). */
+static bool conn_hosts(const char *conninfo, struct conn_hosts *ch)
+{
+    memset(ch, 0, sizeof *ch);
+    PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
+    if (!opts)
+        return false;
+    for (PQconninfoOption *o = opts; o->keyword; o++) {
+        if (!o->val || !o->val[0])
+            continue;
+        if (strcmp(o->keyword, "host") == 0)
+            snprintf(ch->hosts, sizeof ch->hosts, "%s", o->val);
+        else if (strcmp(o->keyword, "port") == 0)
+            snprintf(ch->ports, sizeof ch->ports, "%s", o->val);
+        else if (strcmp(o->keyword, "connect_timeout") == 0)
+            snprintf(ch->timeout, sizeof ch->timeout, "%s", o->val);
+        else if (strcmp(o->keyword, "target_session_attrs") == 0)
+            snprintf(ch->attrs, sizeof ch->attrs, "%s", o->val);
+        else if (strcmp(o->keyword, "hostaddr") == 0)
+            ch->addr = true;
+    }
+    PQconninfoFree(opts);
+    return true;
+}
+
+/* The host list (and its port list, if one port per host) with the
+ * remembered hung host moved last, into ch. False when there is nothing
+ * to move: no host remembered, one host, hostaddr used, or the host not
+ * listed. */
+static bool hung_last(struct conn_hosts *ch)
 {
     char hh[256], hp[16];
     pthread_mutex_lock(&g_hung_lock);
@@ -89,25 +146,12 @@ static bool hung_last(const char *conninfo, char *host, size_t hostlen, char *po
     pthread_mutex_unlock(&g_hung_lock);
     if (!hh[0])
         return false;
-    PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
-    if (!opts)
-        return false;
-    char hosts[1024] = "", ports[256] = "";
-    bool addr = false;
-    for (PQconninfoOption *o = opts; o->keyword; o++) {
-        if (!o->val || !o->val[0])
-            continue;
-        if (strcmp(o->keyword, "host") == 0)
-            snprintf(hosts, sizeof hosts, "%s", o->val);
-        else if (strcmp(o->keyword, "port") == 0)
-            snprintf(ports, sizeof ports, "%s", o->val);
-        else if (strcmp(o->keyword, "hostaddr") == 0)
-            addr = true;
-    }
-    PQconninfoFree(opts);
+    char hosts[sizeof ch->hosts], ports[sizeof ch->ports];
+    memcpy(hosts, ch->hosts, sizeof hosts);
+    memcpy(ports, ch->ports, sizeof ports);
     char *h[HOSTS_MAX], *p[HOSTS_MAX];
     size_t nh = split_list(hosts, h, HOSTS_MAX), np = split_list(ports, p, HOSTS_MAX);
-    if (addr || nh < 2 || nh > HOSTS_MAX || (np != nh && np > 1))
+    if (ch->addr || nh < 2 || nh > HOSTS_MAX || (np != nh && np > 1))
         return false;
     size_t k = nh;
     for (size_t i = 0; i < nh && k == nh; i++)
@@ -115,41 +159,139 @@ static bool hung_last(const char *conninfo, char *host, size_t hostlen, char *po
             k = i;
     if (k >= nh - 1)
         return false; /* not listed, or already last */
-    join_last(h, nh, k, host, hostlen);
-    port[0] = '\0';
+    join_last(h, nh, k, ch->hosts, sizeof ch->hosts);
     if (np == nh)
-        join_last(p, np, k, port, portlen);
+        join_last(p, np, k, ch->ports, sizeof ch->ports);
     return true;
 }
 
-/* PQconnectStartParams polled until connected, failed or deadline (ms
- * from now); *timed_out says which, and a host that hung is remembered.
- * libpq enforces connect_timeout only in its blocking connect: here the
- * deadline is the whole attempt, every host of a multi-host conninfo
- * included. */
-static PGconn *connect_async(const char *const *keys, const char *const *vals, int ms,
-                             bool *timed_out)
+enum connect_end { CONNECT_OK, CONNECT_FAILED, CONNECT_TIMED_OUT, CONNECT_STOPPED };
+
+/* Appends libpq's message for conn (or what), without its newlines, to
+ * err. */
+static void add_error(char *err, size_t len, PGconn *conn, const char *what)
+{
+    const char *msg = what ? what : conn ? PQerrorMessage(conn) : "out of memory";
+    size_t n = strlen(msg);
+    while (n && msg[n - 1] == '\n')
+        n--;
+    size_t used = strlen(err);
+    if (used + 1 < len)
+        snprintf(err + used, len - used, "%s%.*s", used ? "; " : "", (int)n, msg);
+}
+
+/* PQconnectStartParams polled until connected, failed, stopped or ms
+ * (0: no deadline), calling the thread's wait tick on time and asking its
+ * stop predicate meanwhile (payq_pg_set_wait_tick, payq_pg_set_wait_stop),
+ * as a statement's wait does. A host that hung is remembered. The
+ * connection, or NULL with why added to err. */
+static PGconn *connect_polled(const char *const *keys, const char *const *vals, int ms,
+                              enum connect_end *end, char *err, size_t errlen)
 {
     PGconn *conn = PQconnectStartParams(keys, vals, 1);
-    if (!conn || PQstatus(conn) == CONNECTION_BAD)
-        return conn;
-    int64_t deadline = payq_clock_mono_ms() + ms;
-    PostgresPollingStatusType st = PGRES_POLLING_WRITING; /* as libpq's docs say to start */
+    *end = CONNECT_FAILED;
+    int64_t now = payq_clock_mono_ms();
+    int64_t deadline = ms > 0 ? now + ms : INT64_MAX;
+    int64_t tick_at = wait_tick ? now + wait_tick_ms : INT64_MAX;
+    /* Start as if PQconnectPoll had said writing, as libpq's docs say. */
+    PostgresPollingStatusType st =
+        conn && PQstatus(conn) != CONNECTION_BAD ? PGRES_POLLING_WRITING : PGRES_POLLING_FAILED;
     while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
-        int64_t left = deadline - payq_clock_mono_ms();
+        if (wait_stop && wait_stop(wait_stop_arg)) {
+            *end = CONNECT_STOPPED;
+            break;
+        }
+        now = payq_clock_mono_ms();
+        if (now >= tick_at) {
+            wait_tick(wait_tick_arg);
+            tick_at = now + wait_tick_ms;
+        }
+        int64_t left = deadline - now;
         if (left <= 0) {
-            *timed_out = true;
+            *end = CONNECT_TIMED_OUT;
             remember_hung(conn);
             break;
         }
+        if (left > tick_at - now)
+            left = tick_at - now;
+        if (wait_stop && left > PAYQ_PG_STOP_POLL_MS)
+            left = PAYQ_PG_STOP_POLL_MS;
         struct pollfd p = {PQsocket(conn), st == PGRES_POLLING_READING ? POLLIN : POLLOUT, 0};
-        int n = poll(&p, 1, (int)left);
+        int n = poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
         if (n < 0 && errno != EINTR)
             break;
         if (n > 0)
             st = PQconnectPoll(conn);
     }
-    return conn;
+    if (st == PGRES_POLLING_OK) {
+        *end = CONNECT_OK;
+        return conn;
+    }
+    char why[320];
+    if (*end == CONNECT_TIMED_OUT)
+        snprintf(why, sizeof why, "no connection within %d ms (%s:%s did not answer)", ms,
+                 PQhost(conn), PQport(conn));
+    else if (*end == CONNECT_STOPPED)
+        snprintf(why, sizeof why, "stopping: gave up connecting to %s:%s", PQhost(conn),
+                 PQport(conn));
+    add_error(err, errlen, conn, *end == CONNECT_FAILED ? NULL : why);
+    PQfinish(conn);
+    return NULL;
+}
+
+/* libpq's connect_timeout (seconds per host; 0 or less: none; below 2 is
+ * 2, as libpq rounds it) from the conninfo's value, else payq's default. */
+static int connect_timeout_ms(const struct conn_hosts *ch, const char *dflt)
+{
+    int s = atoi(ch->timeout[0] ? ch->timeout : dflt);
+    return s <= 0 ? 0 : s < 2 ? 2000 : s > INT_MAX / 1000 ? INT_MAX : s * 1000;
+}
+
+/* A connect the thread's tick and stop see, which libpq's blocking one
+ * does not: each host in turn, polled, for connect_timeout each, as libpq
+ * tries them (it cannot be told to move on from a polled connect), and
+ * prefer-standby as libpq does it, in two passes: a standby first, then
+ * any. A host that hung before is tried last, as in a bounded connect.
+ * keys and vals have room for three more entries after application_name. */
+static PGconn *connect_each_host(const char *conninfo, const char **keys, const char **vals,
+                                 const char *dflt_timeout, char *err, size_t errlen)
+{
+    struct conn_hosts ch;
+    enum connect_end end;
+    if (!conn_hosts(conninfo, &ch))
+        return connect_polled(keys, vals, 0, &end, err, errlen);
+    int per_host = connect_timeout_ms(&ch, dflt_timeout);
+    hung_last(&ch);
+    char *h[HOSTS_MAX], *p[HOSTS_MAX];
+    size_t nh = split_list(ch.hosts, h, HOSTS_MAX), np = split_list(ch.ports, p, HOSTS_MAX);
+    if (ch.addr || nh < 2 || nh > HOSTS_MAX || (np != nh && np > 1)) {
+        /* libpq's own order; the deadline as its blocking connect's worst. */
+        int n = nh < 1 ? 1 : nh > HOSTS_MAX ? HOSTS_MAX : (int)nh;
+        return connect_polled(keys, vals, per_host > INT_MAX / n ? INT_MAX : per_host * n, &end,
+                              err, errlen);
+    }
+    bool prefer = strcmp(ch.attrs, "prefer-standby") == 0;
+    for (int pass = prefer ? 0 : 1; pass < 2; pass++) {
+        for (size_t i = 0; i < nh; i++) {
+            /* After dbname: these override the conninfo's. */
+            size_t k = 7;
+            keys[k] = "host";
+            vals[k++] = h[i];
+            if (np == nh) {
+                keys[k] = "port";
+                vals[k++] = p[i];
+            }
+            if (prefer) {
+                keys[k] = "target_session_attrs";
+                vals[k++] = pass == 0 ? "standby" : "any";
+            }
+            keys[k] = vals[k] = NULL;
+            PGconn *conn = connect_polled(keys, vals, per_host, &end, err, errlen);
+            if (conn || end == CONNECT_STOPPED)
+                return conn;
+        }
+    }
+    return NULL;
 }
 
 PGconn *payq_pg_connect(const char *conninfo, const char *app)
@@ -174,23 +316,36 @@ PGconn *payq_pg_connect_within(const char *conninfo, const char *app, int ms)
                           "application_name",
                           NULL,
                           NULL,
+                          NULL,
                           NULL};
-    const char *vals[] = {"5", "15", "5", "3", "30000", conninfo, app, NULL, NULL, NULL};
-    /* After dbname: these override the conninfo's lists. */
-    char host[1024], port[256];
-    if (ms > 0 && hung_last(conninfo, host, sizeof host, port, sizeof port)) {
-        keys[7] = "host";
-        vals[7] = host;
-        if (port[0]) {
-            keys[8] = "port";
-            vals[8] = port;
+    const char *vals[] = {"5", "15", "5", "3", "30000", conninfo, app, NULL, NULL, NULL, NULL};
+    char err[1024] = "";
+    PGconn *conn;
+    if (ms > 0) {
+        /* After dbname: these override the conninfo's lists. */
+        struct conn_hosts ch;
+        if (conn_hosts(conninfo, &ch) && hung_last(&ch)) {
+            keys[7] = "host";
+            vals[7] = ch.hosts;
+            if (ch.ports[0]) {
+                keys[8] = "port";
+                vals[8] = ch.ports;
+            }
+        }
+        enum connect_end end;
+        conn = connect_polled(keys, vals, ms, &end, err, sizeof err);
+    } else if (wait_tick || wait_stop) {
+        conn = connect_each_host(conninfo, keys, vals, vals[0], err, sizeof err);
+    } else {
+        /* expand_dbname=1: the conninfo string supplies everything else. */
+        conn = PQconnectdbParams(keys, vals, 1);
+        if (!conn || PQstatus(conn) != CONNECTION_OK) {
+            add_error(err, sizeof err, conn, NULL);
+            PQfinish(conn);
+            conn = NULL;
         }
     }
-    bool timed_out = false;
-    /* expand_dbname=1: the conninfo string supplies everything else. */
-    PGconn *conn =
-        ms > 0 ? connect_async(keys, vals, ms, &timed_out) : PQconnectdbParams(keys, vals, 1);
-    if (conn && !timed_out && PQstatus(conn) == CONNECTION_OK) {
+    if (conn) {
         /* With a response timeout, sending must not block either
          * (wait_ready); PQexec still blocks, by libpq's design. */
         if (response_timeout_ms > 0 && PQsetnonblocking(conn, 1) != 0)
@@ -202,17 +357,8 @@ PGconn *payq_pg_connect_within(const char *conninfo, const char *app, int ms)
     struct payq_log_rec r;
     payq_log_begin(&r, PAYQ_LOG_WARN, "pg_connect_failed");
     payq_log_str(&r, "conninfo", shown);
-    char why[320];
-    if (timed_out)
-        snprintf(why, sizeof why, "no connection within %d ms (%s:%s did not answer)", ms,
-                 PQhost(conn), PQport(conn));
-    const char *msg = timed_out ? why : conn ? PQerrorMessage(conn) : "out of memory";
-    size_t n = strlen(msg);
-    while (n && msg[n - 1] == '\n')
-        n--;
-    payq_log_strn(&r, "error", msg, n);
+    payq_log_str(&r, "error", err);
     payq_log_end(&r);
-    PQfinish(conn);
     return NULL;
 }
 
@@ -260,29 +406,6 @@ enum payq_pg_fault payq_pg_check(PGconn *conn, PGresult *res, ExecStatusType exp
 enum payq_pg_fault payq_pg_exec(PGconn *conn, const char *sql, const char *what)
 {
     return payq_pg_exec_meanwhile(conn, sql, what, NULL, NULL);
-}
-
-/* The calling thread's tick (payq_pg_set_wait_tick): per thread, because
- * what it does belongs to the thread that set it. */
-static _Thread_local void (*wait_tick)(void *);
-static _Thread_local void *wait_tick_arg;
-static _Thread_local int wait_tick_ms;
-
-void payq_pg_set_wait_tick(void (*tick)(void *), void *arg, int every_ms)
-{
-    wait_tick = tick;
-    wait_tick_arg = arg;
-    wait_tick_ms = every_ms > 0 ? every_ms : 1;
-}
-
-/* The calling thread's stop predicate (payq_pg_set_wait_stop). */
-static _Thread_local bool (*wait_stop)(void *);
-static _Thread_local void *wait_stop_arg;
-
-void payq_pg_set_wait_stop(bool (*stop)(void *), void *arg)
-{
-    wait_stop = stop;
-    wait_stop_arg = arg;
 }
 
 /* True, with conn's socket shut, once the thread's stop predicate says so. */
@@ -425,10 +548,11 @@ static bool server_answers(PGconn *conn, int ms)
         vals[n++] = more[i][1];
     }
     keys[n] = vals[n] = NULL;
-    bool timed_out = false;
-    PQfinish(connect_async(keys, vals, ms, &timed_out));
+    enum connect_end end;
+    char err[8] = "";
+    PQfinish(connect_polled(keys, vals, ms, &end, err, sizeof err));
     PQconninfoFree(opts);
-    return !timed_out;
+    return end != CONNECT_TIMED_OUT;
 }
 
 /* Called after silence_ms of silence: false, with conn's socket

@@ -19,7 +19,11 @@ enum payq_pg_fault {
 /* Connects; on failure logs (password redacted) and returns NULL. The
  * caller frees with PQfinish. application_name is set to app. Unless the
  * conninfo says otherwise: connect_timeout 5 s (per host), TCP keepalives after 15 s
- * idle (3 probes 5 s apart), tcp_user_timeout 30 s. */
+ * idle (3 probes 5 s apart), tcp_user_timeout 30 s. On a thread with a
+ * wait tick or a stop predicate set (below), the connect is polled so that
+ * they run as in a statement's wait: each host in turn for connect_timeout,
+ * as libpq's blocking connect tries them, a host that hung before tried
+ * last, and a stop gives up (NULL). */
 PGconn *payq_pg_connect(const char *conninfo, const char *app);
 
 /* payq_pg_connect giving up after ms (0: as payq_pg_connect) for the whole
@@ -67,23 +71,25 @@ void payq_pg_set_response_timeout(int ms);
 
 /* Calls tick(arg) every every_ms (at least 1) while this thread waits for a
  * statement's results (payq_pg_take_results and every call over it, the
- * bounded and the alive ones; not a connect or payq_pg_copy_data_alive),
- * from the waiting thread, between libpq calls; NULL: none. For work that
- * must go on however long the database takes: the worker keeps its broker
- * connections alive (worker/main.c, keep_broker). tick must not use the
- * connection being waited on. */
+ * bounded and the alive ones; not payq_pg_copy_data_alive) or for a
+ * connection (payq_pg_connect and the bounded one), from the waiting thread,
+ * between libpq calls; NULL: none. For work that must go on however long the
+ * database takes: the worker keeps its broker connections alive
+ * (worker/main.c, keep_broker). tick must not use the connection being
+ * waited on. */
 void payq_pg_set_wait_tick(void (*tick)(void *), void *arg, int every_ms);
 
-/* Makes this thread's waits for a statement's results or a COPY's data
- * ask stop(arg) at least every PAYQ_PG_STOP_POLL_MS (and whenever a
- * signal interrupts them); once it says true, the statement is abandoned:
- * its connection's socket is shut (logged as pg_abandoned) and the call
- * returns what libpq gives a lost connection. The server sees the closed
- * socket at its next client_connection_check_interval, or when it next
- * writes to it, and rolls the transaction back. For a program that must
- * stop promptly on SIGTERM whatever its statement is waiting for (the
- * reconciler: a day's scan, the invariants behind a lock); never around a
- * COMMIT whose outcome matters. NULL: none. */
+/* Makes this thread's waits for a statement's results, a COPY's data or a
+ * connection ask stop(arg) at least every PAYQ_PG_STOP_POLL_MS (and whenever
+ * a signal interrupts them); once it says true, a connect gives up (NULL),
+ * and a statement is abandoned: its connection's socket is shut (logged as
+ * pg_abandoned) and the call returns what libpq gives a lost connection. The
+ * server sees the closed socket at its next
+ * client_connection_check_interval, or when it next writes to it, and rolls
+ * the transaction back. For a program that must stop promptly on SIGTERM
+ * whatever its statement is waiting for (the reconciler: a day's scan, the
+ * invariants behind a lock); never around a COMMIT whose outcome matters.
+ * NULL: none. */
 #define PAYQ_PG_STOP_POLL_MS 100
 void payq_pg_set_wait_stop(bool (*stop)(void *), void *arg);
 

@@ -24,6 +24,12 @@
 # publishing connection alive too, so that once the login is back the
 # pack's outcome events go out on it without a broker error (before, it
 # was closed by then, and the first events after an outage failed).
+#
+# Last, a reconnect waits on a host frozen before it answers the start-up,
+# first in the worker's host list, for its connect_timeout (7 s): the
+# connect heartbeats too, so the pack that found the worker's session gone
+# is booked once it reaches the primary, with no broker error (before, the
+# connect was libpq's blocking one and sent none).
 # shellcheck source=lib/common.sh
 source "$(dirname "$0")/lib/common.sh"
 P=lw$RUN_ID
@@ -139,5 +145,59 @@ check "worker stopped gracefully (exit 0)" "0" "$?"
 log=$(cat "$TMP"/worker-*.log | tail -n +$((seen + 1)))
 for ev in amqp_error result_events_failed outbox_retry; do
     check "after the outage: no $ev in the worker's log" "0" "$(grep -c "\"event\":\"$ev\"" <<<"$log")"
+done
+
+# 3. A reconnect that waits on a host frozen before it answers the
+# start-up. A listener first in the worker's host list refuses while the
+# worker starts (a bound socket that does not listen), then accepts and
+# never answers; the worker's session is ended and a pack arrives, so its
+# reconnect waits out that host's connect_timeout (7 s, three heartbeat
+# intervals) before it reaches the primary.
+python3 -c '
+import signal, socket, sys, time
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1])
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1], flush=True)
+signal.sigwait([signal.SIGUSR1])
+s.listen(16)
+time.sleep(600)' >"$TMP/hung.port" &
+HUNG=$!
+BG_PIDS+=("$HUNG")
+for ((i = 0; i < 50; i++)); do [ -s "$TMP/hung.port" ] && break; sleep 0.1; done
+hung_port=$(cat "$TMP/hung.port")
+[ -n "$hung_port" ] || fail "the frozen host's port"
+# shellcheck disable=SC2001 # patterns, not fixed strings
+conninfo3=$(sed -e "s/host=\([^ ]*\)/host=127.0.0.1,\1/" -e "s/port=\([^ ]*\)/port=$hung_port,\1/" \
+    -e "s/connect_timeout=[0-9]*//" <<<"$conninfo")" connect_timeout=7"
+PAYQ_PG_CONNINFO=$conninfo3 start_worker --config "$TMP/payq.yaml"
+WORKER=$LAST_PID
+wait_for "SELECT count(*) = 1 FROM pg_stat_activity WHERE usename = '$ROLE'" ||
+    fail "the third worker did not connect"
+sleep 1 # its consumer opens after its database session
+kill -USR1 "$HUNG"
+seen=$(cat "$TMP"/worker-*.log | wc -l)
+cut_at=$(q "SELECT extract(epoch FROM clock_timestamp())
+            FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '$ROLE') t
+            LIMIT 1")
+awk -v p="$P" 'BEGIN { for (i = 1; i <= 20; i++)
+    printf "transfer\t{\"id\":\"%s-h-%d\",\"debit_account\":\"%s-acct-%d\",\"credit_account\":\"%s-acct-%d\",\"amount\":\"3\",\"currency\":\"EUR\"}\n", p, i, p, i % 19 + 1, p, i % 19 + 2 }' |
+    "$BIN/payq-rawpub" >/dev/null || fail "publish after the cut"
+wait_transfers "id LIKE '$P-h-%'" 20 60 || fail "the pack after the cut was not booked"
+check "the pack after the cut: booked once" "20|60" \
+    "$(q "SELECT count(*) || '|' || sum(amount) FROM payq.transfers WHERE id LIKE '$P-h-%'")"
+check "its reconnect waited out the frozen host (6+ s)" "t" \
+    "$(q "SELECT min(extract(epoch FROM committed_at)) - $cut_at >= 6
+          FROM payq.transfers WHERE id LIKE '$P-h-%'")"
+# Idle a little before the stop: a worker whose consumer the broker closed
+# meanwhile reads that only on its next wait for deliveries.
+sleep 3
+kill -TERM "$WORKER"
+wait "$WORKER"
+check "third worker stopped gracefully (exit 0)" "0" "$?"
+log=$(cat "$TMP"/worker-*.log | tail -n +$((seen + 1)))
+for ev in amqp_error amqp_reconnected deliveries_given_back result_events_failed outbox_retry; do
+    check "while reconnecting past the frozen host: no $ev in the worker's log" "0" \
+        "$(grep -c "\"event\":\"$ev\"" <<<"$log")"
 done
 finish

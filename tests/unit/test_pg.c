@@ -494,6 +494,65 @@ static void test_wait_stop_copy(void **state)
     alive_stop(&f, conn);
 }
 
+/* On a thread with a wait tick, a connect is polled: the tick runs on time
+ * while the first host, frozen before it answers the start-up, holds it,
+ * and after that host's connect_timeout (2 s here) the connect moves on to
+ * the live second host, as libpq's blocking connect would. */
+static void test_connect_tick_each_host(void **state)
+{
+    (void)state;
+    struct fake hung, live;
+    fake_start(&hung, false);
+    hung.greet = false;
+    fake_start(&live, true);
+    char ci[240];
+    snprintf(ci, sizeof ci,
+             "host=127.0.0.1,127.0.0.1 port=%d,%d dbname=x user=u sslmode=disable "
+             "gssencmode=disable connect_timeout=2",
+             hung.port, live.port);
+    ticks = 0;
+    payq_pg_set_wait_tick(count_tick, NULL, 100);
+    int64_t t0 = payq_clock_mono_ms();
+    PGconn *conn = payq_pg_connect(ci, "test_pg");
+    int64_t waited = payq_clock_mono_ms() - t0;
+    payq_pg_set_wait_tick(NULL, NULL, 0);
+    assert_non_null(conn);
+    char port[16];
+    snprintf(port, sizeof port, "%d", live.port);
+    assert_string_equal(PQport(conn), port);
+    assert_true(waited >= 2000);
+    assert_true(waited < 4000);
+    assert_true(ticks >= 15); /* 2 s at 100 ms, with room for a slow machine */
+    assert_true(ticks <= 25);
+    fake_stop(&live, conn);
+    fake_stop(&hung, NULL);
+}
+
+/* A stop while a connect waits on a host frozen before it answers the
+ * start-up (connect_timeout 60 s): the connect gives up within a few stop
+ * polls. */
+static void test_connect_stop(void **state)
+{
+    (void)state;
+    struct fake f;
+    fake_start(&f, false);
+    f.greet = false;
+    char ci[200];
+    snprintf(ci, sizeof ci,
+             "host=127.0.0.1 port=%d dbname=x user=u sslmode=disable gssencmode=disable "
+             "connect_timeout=60",
+             f.port);
+    stop_at = payq_clock_mono_ms() + 300;
+    payq_pg_set_wait_stop(stop_after, NULL);
+    PGconn *conn = payq_pg_connect(ci, "test_pg");
+    int64_t late = payq_clock_mono_ms() - stop_at;
+    payq_pg_set_wait_stop(NULL, NULL);
+    assert_null(conn);
+    assert_true(late >= 0);
+    assert_true(late < 2000);
+    fake_stop(&f, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -512,6 +571,8 @@ int main(void)
         cmocka_unit_test(test_wait_tick_unbounded),
         cmocka_unit_test(test_wait_stop_results),
         cmocka_unit_test(test_wait_stop_copy),
+        cmocka_unit_test(test_connect_tick_each_host),
+        cmocka_unit_test(test_connect_stop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
