@@ -54,6 +54,11 @@ void payq_amqp_close(amqp_connection_state_t conn);
  * frame counts, so one a caller just used needs none. */
 bool payq_amqp_heartbeat_due(int heartbeat_s, int64_t sent_ms, int64_t now_ms);
 
+/* How often a caller that keeps a connection idle offers it a heartbeat
+ * (payq_amqp_heartbeat): a quarter interval, so that with the half above a
+ * connection is never silent for more than three quarters of one. */
+#define PAYQ_AMQP_HEARTBEAT_OFFER_MS(heartbeat_s) ((heartbeat_s)*250)
+
 /* Sends a heartbeat frame on conn if one is due (above); *sent_ms is when
  * the caller last sent anything on conn, and is set to now when it sends.
  * librabbitmq-c sends heartbeats only from inside its own calls: a caller

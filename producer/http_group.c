@@ -1,6 +1,7 @@
 /* http_group: outbox-backed sinks for the group commit. */
 #include "http_group.h"
 #include "alloc.h"
+#include "broker.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,10 +68,7 @@ int payq_http_group_start(struct payq_http_app *app)
         .pack_max = cfg->producer.pack_max,
         .linger_us = cfg->producer.group_linger_us,
         .npublishers = n,
-        /* A quarter interval: payq_amqp_heartbeat sends once the
-         * connection has been silent for half, so it never stays silent
-         * for more than three quarters. */
-        .idle_ms = cfg->amqp.heartbeat_s * 250,
+        .idle_ms = PAYQ_AMQP_HEARTBEAT_OFFER_MS(cfg->amqp.heartbeat_s),
     };
     struct payq_outbox_opts oo = {
         .target = &app->target,

@@ -671,7 +671,8 @@ int main(int argc, char **argv)
     w.target = (struct payq_amqp_target){w.cfg.amqp.url, &w.cfg.amqp.tls, w.cfg.amqp.heartbeat_s,
                                          w.cfg.amqp.connect_timeout_ms, "payq-worker"};
     if (w.cfg.amqp.heartbeat_s > 0)
-        payq_pg_set_wait_tick(keep_broker, &w, w.cfg.amqp.heartbeat_s * 250);
+        payq_pg_set_wait_tick(keep_broker, &w,
+                              PAYQ_AMQP_HEARTBEAT_OFFER_MS(w.cfg.amqp.heartbeat_s));
     int rc = 1;
     if (w.cfg.worker.metrics_listen[0] &&
         payq_metrics_serve(w.m.reg, w.cfg.worker.metrics_listen, &w.mhd) != 0)
