@@ -54,12 +54,10 @@ void payq_pg_set_wait_stop(bool (*stop)(void *), void *arg)
     wait_stop_arg = arg;
 }
 
-/* The host a bounded connect last gave up on, while libpq was trying it.
- * libpq applies connect_timeout per host only in its blocking connect: in
- * the polled one, a host frozen first in a multi-host conninfo takes the
- * whole deadline and the next host (a live standby) is never tried. So
- * later bounded connects try that host last (hung_last); libpq's own
- * rules (target_session_attrs) still pick among the hosts in that order. */
+/* The host a connect last gave up on while it was trying it (its
+ * connect_timeout or the connect's bound ran out): a frozen node. Later
+ * connects try it last (hung_last), so that a frozen host first in a
+ * multi-host conninfo does not cost every connect its wait. */
 static pthread_mutex_t g_hung_lock = PTHREAD_MUTEX_INITIALIZER;
 static char g_hung_host[256];
 static char g_hung_port[16];
@@ -247,32 +245,52 @@ static int connect_timeout_ms(const struct conn_hosts *ch, const char *dflt)
     return s <= 0 ? 0 : s < 2 ? 2000 : s > INT_MAX / 1000 ? INT_MAX : s * 1000;
 }
 
-/* A connect the thread's tick and stop see, which libpq's blocking one
- * does not: each host in turn, polled, for connect_timeout each, as libpq
- * tries them (it cannot be told to move on from a polled connect), and
- * prefer-standby as libpq does it, in two passes: a standby first, then
- * any. A host that hung before is tried last, as in a bounded connect.
- * keys and vals have room for three more entries after application_name. */
-static PGconn *connect_each_host(const char *conninfo, const char **keys, const char **vals,
-                                 const char *dflt_timeout, char *err, size_t errlen)
+/* The wait for one host: its connect_timeout (0: none), cut to what is
+ * left before deadline (INT64_MAX: none); -1 when nothing is left. */
+static int host_wait_ms(int per_host, int64_t deadline)
 {
+    if (deadline == INT64_MAX)
+        return per_host;
+    int64_t left = deadline - payq_clock_mono_ms();
+    if (left <= 0)
+        return -1;
+    return per_host > 0 && per_host < left ? per_host : left > INT_MAX ? INT_MAX : (int)left;
+}
+
+/* payq's one way to connect, polled so that the thread's tick and stop
+ * predicate run as in a statement's wait: each host in turn for its
+ * connect_timeout, as libpq's blocking connect tries them (a polled libpq
+ * connect cannot be told to move on, so it is given one host at a time);
+ * prefer-standby as libpq does it, in two passes, a standby first, then
+ * any; a host that hung before tried last; the whole attempt within ms (0:
+ * no bound beyond the hosts' own). keys and vals have room for three more
+ * entries after application_name. */
+static PGconn *connect_hosts(const char *conninfo, const char **keys, const char **vals, int ms,
+                             char *err, size_t errlen)
+{
+    int64_t deadline = ms > 0 ? payq_clock_mono_ms() + ms : INT64_MAX;
     struct conn_hosts ch;
     enum connect_end end;
     if (!conn_hosts(conninfo, &ch))
-        return connect_polled(keys, vals, 0, &end, err, errlen);
-    int per_host = connect_timeout_ms(&ch, dflt_timeout);
+        return connect_polled(keys, vals, ms, &end, err, errlen); /* libpq says why */
+    int per_host = connect_timeout_ms(&ch, vals[0]);
     hung_last(&ch);
     char *h[HOSTS_MAX], *p[HOSTS_MAX];
     size_t nh = split_list(ch.hosts, h, HOSTS_MAX), np = split_list(ch.ports, p, HOSTS_MAX);
     if (ch.addr || nh < 2 || nh > HOSTS_MAX || (np != nh && np > 1)) {
         /* libpq's own order; the deadline as its blocking connect's worst. */
         int n = nh < 1 ? 1 : nh > HOSTS_MAX ? HOSTS_MAX : (int)nh;
-        return connect_polled(keys, vals, per_host > INT_MAX / n ? INT_MAX : per_host * n, &end,
-                              err, errlen);
+        int wait = host_wait_ms(per_host > INT_MAX / n ? INT_MAX : per_host * n, deadline);
+        return connect_polled(keys, vals, wait < 0 ? 1 : wait, &end, err, errlen);
     }
     bool prefer = strcmp(ch.attrs, "prefer-standby") == 0;
     for (int pass = prefer ? 0 : 1; pass < 2; pass++) {
         for (size_t i = 0; i < nh; i++) {
+            int wait = host_wait_ms(per_host, deadline);
+            if (wait < 0) {
+                add_error(err, errlen, NULL, "no host left to try within the connect's bound");
+                return NULL;
+            }
             /* After dbname: these override the conninfo's. */
             size_t k = 7;
             keys[k] = "host";
@@ -286,7 +304,7 @@ static PGconn *connect_each_host(const char *conninfo, const char **keys, const 
                 vals[k++] = pass == 0 ? "standby" : "any";
             }
             keys[k] = vals[k] = NULL;
-            PGconn *conn = connect_polled(keys, vals, per_host, &end, err, errlen);
+            PGconn *conn = connect_polled(keys, vals, wait, &end, err, errlen);
             if (conn || end == CONNECT_STOPPED)
                 return conn;
         }
@@ -320,31 +338,7 @@ PGconn *payq_pg_connect_within(const char *conninfo, const char *app, int ms)
                           NULL};
     const char *vals[] = {"5", "15", "5", "3", "30000", conninfo, app, NULL, NULL, NULL, NULL};
     char err[1024] = "";
-    PGconn *conn;
-    if (ms > 0) {
-        /* After dbname: these override the conninfo's lists. */
-        struct conn_hosts ch;
-        if (conn_hosts(conninfo, &ch) && hung_last(&ch)) {
-            keys[7] = "host";
-            vals[7] = ch.hosts;
-            if (ch.ports[0]) {
-                keys[8] = "port";
-                vals[8] = ch.ports;
-            }
-        }
-        enum connect_end end;
-        conn = connect_polled(keys, vals, ms, &end, err, sizeof err);
-    } else if (wait_tick || wait_stop) {
-        conn = connect_each_host(conninfo, keys, vals, vals[0], err, sizeof err);
-    } else {
-        /* expand_dbname=1: the conninfo string supplies everything else. */
-        conn = PQconnectdbParams(keys, vals, 1);
-        if (!conn || PQstatus(conn) != CONNECTION_OK) {
-            add_error(err, sizeof err, conn, NULL);
-            PQfinish(conn);
-            conn = NULL;
-        }
-    }
+    PGconn *conn = connect_hosts(conninfo, keys, vals, ms, err, sizeof err);
     if (conn) {
         /* With a response timeout, sending must not block either
          * (wait_ready); PQexec still blocks, by libpq's design. */

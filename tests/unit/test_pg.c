@@ -208,6 +208,32 @@ static PGconn *fake_connect(const struct fake *f)
     return conn;
 }
 
+/* Two fakes: hung, frozen before it answers the start-up, and live. */
+static void fake_pair(struct fake *hung, struct fake *live)
+{
+    fake_start(hung, false);
+    hung->greet = false;
+    fake_start(live, true);
+}
+
+/* conn is connected to the fake f. */
+static void assert_on(PGconn *conn, const struct fake *f)
+{
+    char port[16];
+    snprintf(port, sizeof port, "%d", f->port);
+    assert_non_null(conn);
+    assert_string_equal(PQport(conn), port);
+}
+
+/* A conninfo for the two fakes' ports, in that order, with more options. */
+static void two_hosts(char *ci, size_t len, int first, int second, const char *more)
+{
+    snprintf(ci, len,
+             "host=127.0.0.1,127.0.0.1 port=%d,%d dbname=x user=u sslmode=disable "
+             "gssencmode=disable %s",
+             first, second, more);
+}
+
 static void fake_stop(struct fake *f, PGconn *conn)
 {
     PQfinish(conn); /* the server thread sees the client go */
@@ -267,28 +293,22 @@ static void test_connect_within(void **state)
 }
 
 /* Two hosts, the first frozen before it answers the start-up: the first
- * bounded connect gives up on it (libpq's polled connect never moves on),
- * and the next one tries it last, so it reaches the live second host. */
+ * bounded connect gives up on it (its bound, 300 ms, ends before the host's
+ * connect_timeout, 5 s), and the next one tries it last, so it reaches the
+ * live second host at once. */
 static void test_connect_within_skips_hung_host(void **state)
 {
     (void)state;
     struct fake hung, live;
-    fake_start(&hung, false);
-    hung.greet = false;
-    fake_start(&live, true);
+    fake_pair(&hung, &live);
     char ci[200];
-    snprintf(ci, sizeof ci,
-             "host=127.0.0.1,127.0.0.1 port=%d,%d dbname=x user=u sslmode=disable "
-             "gssencmode=disable",
-             hung.port, live.port);
+    two_hosts(ci, sizeof ci, hung.port, live.port, "");
     assert_null(payq_pg_connect_within(ci, "test_pg", 300));
     int64_t t0 = payq_clock_mono_ms();
     PGconn *conn = payq_pg_connect_within(ci, "test_pg", 3000);
     assert_non_null(conn);
     assert_true(payq_clock_mono_ms() - t0 < 3000);
-    char port[16];
-    snprintf(port, sizeof port, "%d", live.port);
-    assert_string_equal(PQport(conn), port);
+    assert_on(conn, &live);
     fake_stop(&live, conn);
     fake_stop(&hung, NULL);
 }
@@ -502,14 +522,9 @@ static void test_connect_tick_each_host(void **state)
 {
     (void)state;
     struct fake hung, live;
-    fake_start(&hung, false);
-    hung.greet = false;
-    fake_start(&live, true);
+    fake_pair(&hung, &live);
     char ci[240];
-    snprintf(ci, sizeof ci,
-             "host=127.0.0.1,127.0.0.1 port=%d,%d dbname=x user=u sslmode=disable "
-             "gssencmode=disable connect_timeout=2",
-             hung.port, live.port);
+    two_hosts(ci, sizeof ci, hung.port, live.port, "connect_timeout=2");
     ticks = 0;
     payq_pg_set_wait_tick(count_tick, NULL, 100);
     int64_t t0 = payq_clock_mono_ms();
@@ -517,9 +532,7 @@ static void test_connect_tick_each_host(void **state)
     int64_t waited = payq_clock_mono_ms() - t0;
     payq_pg_set_wait_tick(NULL, NULL, 0);
     assert_non_null(conn);
-    char port[16];
-    snprintf(port, sizeof port, "%d", live.port);
-    assert_string_equal(PQport(conn), port);
+    assert_on(conn, &live);
     assert_true(waited >= 2000);
     assert_true(waited < 4000);
     assert_true(ticks >= 15); /* 2 s at 100 ms, with room for a slow machine */
@@ -553,6 +566,55 @@ static void test_connect_stop(void **state)
     fake_stop(&f, NULL);
 }
 
+/* A bound longer than a frozen first host's connect_timeout (2 s): the
+ * connect moves on to the live second host within the bound, as an
+ * unbounded one does, rather than spending the bound on the first. */
+static void test_connect_within_moves_on(void **state)
+{
+    (void)state;
+    struct fake hung, live;
+    fake_pair(&hung, &live);
+    char ci[240];
+    two_hosts(ci, sizeof ci, hung.port, live.port, "connect_timeout=2");
+    int64_t t0 = payq_clock_mono_ms();
+    PGconn *conn = payq_pg_connect_within(ci, "test_pg", 8000);
+    int64_t waited = payq_clock_mono_ms() - t0;
+    assert_non_null(conn);
+    assert_on(conn, &live);
+    assert_true(waited >= 2000);
+    assert_true(waited < 6000);
+    fake_stop(&live, conn);
+    fake_stop(&hung, NULL);
+}
+
+/* On a thread with neither tick nor stop predicate, the same connect: a
+ * frozen first host costs the first connect its connect_timeout (2 s),
+ * and the next connect tries it last, so it reaches the live host at
+ * once. */
+static void test_connect_hung_host_last(void **state)
+{
+    (void)state;
+    struct fake hung, live, again;
+    fake_pair(&hung, &live);
+    char ci[240];
+    two_hosts(ci, sizeof ci, hung.port, live.port, "connect_timeout=2");
+    int64_t t0 = payq_clock_mono_ms();
+    PGconn *conn = payq_pg_connect(ci, "test_pg");
+    assert_non_null(conn);
+    assert_true(payq_clock_mono_ms() - t0 >= 2000);
+    fake_stop(&live, conn);
+    fake_start(&again, true);
+    two_hosts(ci, sizeof ci, hung.port, again.port, "connect_timeout=2");
+    t0 = payq_clock_mono_ms();
+    conn = payq_pg_connect(ci, "test_pg");
+    int64_t waited = payq_clock_mono_ms() - t0;
+    assert_non_null(conn);
+    assert_on(conn, &again);
+    assert_true(waited < 1000);
+    fake_stop(&again, conn);
+    fake_stop(&hung, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -564,6 +626,8 @@ int main(void)
         cmocka_unit_test(test_response_timeout_answered),
         cmocka_unit_test(test_connect_within),
         cmocka_unit_test(test_connect_within_skips_hung_host),
+        cmocka_unit_test(test_connect_within_moves_on),
+        cmocka_unit_test(test_connect_hung_host_last),
         cmocka_unit_test(test_alive_frozen),
         cmocka_unit_test(test_alive_slow),
         cmocka_unit_test(test_alive_copy_frozen),
