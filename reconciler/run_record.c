@@ -1,14 +1,21 @@
-/* run_record: one call of payq.record_reconciliation() per run. */
+/* run_record: a run recorded once through payq.record_reconciliation(),
+ * asked again while the answer is unknown. */
 #include "run_record.h"
 
 #include <libpq-fe.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 
+#include "backoff.h"
 #include "buf.h"
+#include "clock.h"
+#include "log.h"
 #include "pg.h"
 #include "pgarray.h"
 #include "report.h"
+#include "signals.h"
 
 static const char *table_result(enum payq_recon_result r)
 {
@@ -24,18 +31,27 @@ static const char *table_result(enum payq_recon_result r)
     return "failed";
 }
 
+/* How a call of a recording function ended. */
+enum recorded {
+    RECORDED,
+    REFUSED, /* the database said no: asking again gets the same answer */
+    UNKNOWN, /* no answer (no connection, the session lost or silent, a
+              * node demoted): it may or may not have committed */
+};
+
 /* Calls one of the reconciler's recording functions as payq_recon on a
- * connection of its own, waiting at most within_ms (0: while the server is
- * alive). A call given up on must not commit later, when whatever held it
- * (a lock) goes: the server checks for the closed session every second.
- * Returns 0, or -1 with err naming why. */
-static int call_recorder(const struct payq_config *cfg, int within_ms, const char *sql, int nparams,
-                         const char *const *params, const char *what, char *err, size_t errlen)
+ * connection of its own, waiting at most within_ms, the connect included
+ * (0: while the server is alive). A call given up on must not commit
+ * later, when whatever held it (a lock) goes: the server checks for the
+ * closed session every second. err names why when not RECORDED. */
+static enum recorded call_recorder(const struct payq_config *cfg, int within_ms, const char *sql,
+                                   int nparams, const char *const *params, const char *what,
+                                   char *err, size_t errlen)
 {
-    PGconn *c = payq_pg_connect(cfg->pg.recon_conninfo, "payq-reconciler");
+    PGconn *c = payq_pg_connect_within(cfg->pg.recon_conninfo, "payq-reconciler", within_ms);
     if (!c) {
         snprintf(err, errlen, "cannot connect with pg.recon_conninfo (see log)");
-        return -1;
+        return UNKNOWN;
     }
     PGresult *res = NULL;
     if (within_ms > 0) {
@@ -49,35 +65,75 @@ static int call_recorder(const struct payq_config *cfg, int within_ms, const cha
     } else {
         res = payq_pg_exec_params_alive(c, sql, nparams, params);
     }
-    int rc = payq_pg_check(c, res, PGRES_TUPLES_OK, what) == PAYQ_PG_OK ? 0 : -1;
-    if (rc != 0) {
+    enum payq_pg_fault f = payq_pg_check(c, res, PGRES_TUPLES_OK, what);
+    if (f != PAYQ_PG_OK) {
         const char *why = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-        snprintf(err, errlen, "the database refused it: %s", why ? why : PQerrorMessage(c));
+        snprintf(err, errlen, "%s: %s",
+                 f == PAYQ_PG_FATAL ? "the database refused it" : "no answer from the database",
+                 why ? why : PQerrorMessage(c));
         err[strcspn(err, "\n")] = '\0';
     }
     PQclear(res);
     PQfinish(c);
-    return rc;
+    return f == PAYQ_PG_OK ? RECORDED : f == PAYQ_PG_FATAL ? REFUSED : UNKNOWN;
+}
+
+/* A random (version 4) UUID naming the run, so that asking again records
+ * it once. -1 if the kernel gives no randomness. */
+static int new_run_id(char out[37])
+{
+    unsigned char b[16];
+    if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b)
+        return -1;
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof b; i++)
+        n += (size_t)snprintf(out + n, 37 - n, "%s%02x",
+                              i == 4 || i == 6 || i == 8 || i == 10 ? "-" : "", b[i]);
+    return 0;
 }
 
 int payq_run_record(const struct payq_recon_outcome *run, int within_ms, char *err, size_t errlen)
 {
+    char run_id[37];
+    if (new_run_id(run_id) != 0) {
+        snprintf(err, errlen, "no randomness for the run's id (getrandom failed)");
+        return -1;
+    }
     char started[32], finished[32], breaks[24];
     struct payq_buf counts = PAYQ_BUF_INIT;
     payq_recon_iso_time(run->started_ms, started);
     payq_recon_iso_time(run->finished_ms, finished);
     snprintf(breaks, sizeof breaks, "%llu", (unsigned long long)payq_breaks_total(&run->breaks));
     payq_report_counts(run, &counts);
-    const char *p[6] = {run->opts->date,           started, finished,
-                        table_result(run->result), breaks,  counts.data};
-    /* Through the SECURITY DEFINER function: payq_recon has no INSERT (see
-     * schemas/sql/003_reconciliation_record.sql). */
-    int rc = call_recorder(run->cfg, within_ms,
-                           "SELECT payq.record_reconciliation($1::date, $2::timestamptz, "
-                           "$3::timestamptz, $4, $5::bigint, $6::jsonb)",
-                           6, p, "record the run", err, errlen);
+    const char *p[7] = {run_id, run->opts->date, started, finished, table_result(run->result),
+                        breaks, counts.data};
+    /* Asked again while the answer is unknown, for as long as a failover
+     * takes (reconciler.record_retry_s); the run's id makes that safe.
+     * Stopped, within_ms bounds it all. */
+    int64_t deadline = payq_clock_mono_ms() +
+                       (within_ms > 0 ? within_ms : run->cfg->reconciler.record_retry_s * 1000LL);
+    struct payq_backoff b;
+    payq_backoff_init(&b, 500, 5000);
+    enum recorded r;
+    for (int attempt = 1;; attempt++) {
+        int64_t left = deadline - payq_clock_mono_ms();
+        /* Through the SECURITY DEFINER function: payq_recon has no INSERT
+         * (see schemas/sql/003_reconciliation_record.sql and 013). */
+        r = call_recorder(run->cfg, within_ms > 0 ? (int)(left > 1 ? left : 1) : 0,
+                          "SELECT payq.record_reconciliation($1::uuid, $2::date, "
+                          "$3::timestamptz, $4::timestamptz, $5, $6::bigint, $7::jsonb)",
+                          7, p, "record the run", err, errlen);
+        if (r != UNKNOWN || payq_clock_mono_ms() + b.cur_ms >= deadline)
+            break;
+        payq_log(PAYQ_LOG_WARN, "run_record_retry", "attempt %d of recording run %s: %s", attempt,
+                 run_id, err);
+        if (payq_backoff_sleep(&b, within_ms > 0 ? NULL : payq_signals_stop_requested) != 0)
+            break; /* stopped: run.c gave the record its own bound */
+    }
     payq_buf_free(&counts);
-    return rc;
+    return r == RECORDED ? 0 : -1;
 }
 
 int payq_run_record_index(const struct payq_config *cfg, int64_t from, int64_t to,
@@ -99,7 +155,9 @@ int payq_run_record_index(const struct payq_config *cfg, int64_t from, int64_t t
     int rc = call_recorder(cfg, 0,
                            "SELECT payq.record_audit_index($1::bigint, $2::bigint, "
                            "$3::date[], $4::bigint[])",
-                           4, p, "record the audit index", err, errlen);
+                           4, p, "record the audit index", err, errlen) == RECORDED
+                 ? 0
+                 : -1;
     payq_buf_free(&dates);
     payq_buf_free(&offsets);
     return rc;

@@ -1,7 +1,7 @@
 /* run_record: finance's history of runs, one row per run in
  * payq.reconciliations, written through pg.recon_conninfo (role payq_recon)
  * by the SECURITY DEFINER function payq.record_reconciliation(), which
- * refuses back-dated or self-contradicting records and stamps when, by whom
+ * records a run id once, refuses back-dated or self-contradicting records and stamps when, by whom
  * and against which ledger rows of the date the run was recorded.
  * payq_recon cannot INSERT into the table itself.
  *
@@ -17,9 +17,13 @@
 #include "outcome.h"
 
 /* Records the run (in_flight is recorded as "breaks", with
- * counts.result = "in_flight": the table allows balanced|breaks|failed),
- * waiting for the database at most within_ms (0: as long as it is alive).
- * Returns 0, or -1 (logged where detected) with a one-line reason in err. */
+ * counts.result = "in_flight": the table allows balanced|breaks|failed)
+ * under a random run id, asking again with that id while the answer is
+ * unknown (no connection, the session lost or silent) for up to
+ * reconciler.record_retry_s; the database records an id once. within_ms
+ * (0: none) bounds it all, each wait included; otherwise each wait lasts
+ * as long as the server is alive. Returns 0, or -1 (logged where
+ * detected) with a one-line reason in err. */
 int payq_run_record(const struct payq_recon_outcome *run, int within_ms, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 

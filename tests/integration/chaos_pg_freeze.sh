@@ -77,12 +77,7 @@ thaw_pg_nodes
 wait "$publisher"
 check "publisher succeeded" "0" "$?"
 # The thawed node finds its lease gone, demotes itself and rejoins.
-healthy=1
-for _ in $(seq 1 180); do
-    "$SRC/scripts/stack" status >/dev/null 2>&1 && { healthy=0; break; }
-    sleep 1
-done
-check "scripts/stack status exits 0 after the thaw" "0" "$healthy"
+check_healthy_after_thaw 180
 eval "$("$SRC/scripts/stack" env)"
 wait_queue_empty payq.transfers 60 || fail "payq.transfers not empty"
 kill -TERM "$worker"

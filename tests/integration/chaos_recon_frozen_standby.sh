@@ -134,10 +134,5 @@ grep -q '"event":"ledger_session_reopened"' "$TMP/$D.err" &&
     fail "the run logged no ledger_session_reopened"
 
 # The thawed node rejoins.
-healthy=1
-for _ in $(seq 1 90); do
-    "$SRC/scripts/stack" status >/dev/null 2>&1 && healthy=0 && break
-    sleep 1
-done
-check "the stack is healthy after the thaw" 0 "$healthy"
+check_healthy_after_thaw 90
 finish

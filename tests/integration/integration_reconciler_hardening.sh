@@ -85,14 +85,18 @@ check "mgmt refused: one line naming the refusal" 1 \
 check "mgmt: no password in any log line" 0 "$(cat "$TMP/mgmt.err" "$TMP/mgmt2.err" | grep -c -- "$MGMT_PASS")"
 
 # --- 3. a run that cannot be recorded -----------------------------------------
+# Asked again for reconciler.record_retry_s (4 s here) before it gives up.
+sed 's/^reconciler:$/reconciler:\n  record_retry_s: 4/' "$TMP/recon.yaml" >"$TMP/recon-retry.yaml"
 PAYQ_PG_RECON_CONNINFO="host=127.0.0.1 port=1 dbname=payq user=payq_recon connect_timeout=3" \
-    "$BIN/payq-reconciler" --config "$TMP/recon.yaml" --date "$D1" --audit-from "$RECON_START" \
+    "$BIN/payq-reconciler" --config "$TMP/recon-retry.yaml" --date "$D1" --audit-from "$RECON_START" \
     --format json --out "$TMP/unrec.json" 2>"$TMP/unrec.err"
 check "unrecorded: exit 2" 2 $?
 check "unrecorded: one line naming why" 1 \
     "$(grep -c '^payq-reconciler: ' "$TMP/unrec.err")"
 check "unrecorded: the line says the run was not recorded" 1 \
     "$(grep -c '^payq-reconciler: cannot record the run in payq.reconciliations: cannot connect' "$TMP/unrec.err")"
+check "unrecorded: asked again before giving up (run_record_retry)" t \
+    "$([ "$(grep -c '"event":"run_record_retry"' "$TMP/unrec.err")" -ge 1 ] && echo t || echo f)"
 check "unrecorded: the report keeps the verdict and says so" "balanced false" \
     "$(jq -r '"\(.result) \(.recorded)"' "$TMP/unrec.json")"
 
@@ -108,14 +112,29 @@ check "forged: payq_recon cannot INSERT a run record" 1 \
     "$(rq "INSERT INTO payq.reconciliations (business_date, started_at, finished_at, result)
            VALUES ('$D2', now(), now(), 'balanced')" | grep -c 'permission denied for table reconciliations')"
 check "forged: a back-dated run is refused" 1 \
-    "$(rq "SELECT payq.record_reconciliation('$D2', now() - interval '3 days',
+    "$(rq "SELECT payq.record_reconciliation(gen_random_uuid(), '$D2', now() - interval '3 days',
                now() - interval '2 days', 'balanced', 0, '{}')" | grep -c 'a run is recorded when it ends')"
 check "forged: balanced with breaks is refused" 1 \
-    "$(rq "SELECT payq.record_reconciliation('$D2', now(), now(), 'balanced', 2, '{}')" |
+    "$(rq "SELECT payq.record_reconciliation(gen_random_uuid(), '$D2', now(), now(), 'balanced', 2, '{}')" |
         grep -c 'contradicts its own figures')"
+check "forged: a run without an id is refused" 1 \
+    "$(rq "SELECT payq.record_reconciliation(NULL, '$D2', now(), now(), 'balanced', 0, '{}')" |
+        grep -c 'a run record needs every field')"
+# Asked again after an unknown outcome: one row, the first call's seq; the
+# same id with other figures is refused.
+RUN=$(rq "SELECT gen_random_uuid()")
+T=$(rq "SELECT now()")
+rec_again() { rq "SELECT payq.record_reconciliation('$RUN', '$D2', '$T', '$T', '$1', $2, '{}')"; }
+first=$(rec_again balanced 0)
+check "a run asked again: the first call's seq" "$first" "$(rec_again balanced 0)"
+check "a run asked again: one row" 1 "$(q "SELECT count(*) FROM payq.reconciliations WHERE run_id = '$RUN'")"
+check "a run asked again with other figures is refused" 1 \
+    "$(rec_again breaks 1 | grep -c "run $RUN is recorded already, with other figures")"
+check "the refusal left the first record alone" "1 balanced" \
+    "$(q "SELECT count(*) || ' ' || string_agg(result, ',') FROM payq.reconciliations WHERE run_id = '$RUN'")"
 # Every real run of D1 above that read the ledger claimed the rows it held; a
 # made-up one that claims otherwise is the only record of D1 that stands out.
-rq "SELECT payq.record_reconciliation('$D1', now(), now(), 'balanced', 0, '{\"ledger_rows\":5}')" >/dev/null
+rq "SELECT payq.record_reconciliation(gen_random_uuid(), '$D1', now(), now(), 'balanced', 0, '{\"ledger_rows\":5}')" >/dev/null
 check "forged: a made-up balanced run stands out against the ledger stamp" "1|5" \
     "$(q "SELECT count(*) || '|' || max(counts->>'ledger_rows') FROM payq.reconciliations
           WHERE business_date = '$D1' AND recorded_at IS NOT NULL AND result <> 'failed'

@@ -210,6 +210,18 @@ thaw_pg_nodes() {
     PG_FROZEN=()
 }
 
+# check_healthy_after_thaw SECONDS: checks that `scripts/stack status`
+# exits 0 within SECONDS of a thaw (a thawed leader finds its lease gone,
+# demotes itself and rejoins; a thawed standby catches up).
+check_healthy_after_thaw() {
+    local healthy=1
+    for _ in $(seq 1 "$1"); do
+        "$SRC/scripts/stack" status >/dev/null 2>&1 && { healthy=0; break; }
+        sleep 1
+    done
+    check "scripts/stack status exits 0 after the thaw" 0 "$healthy"
+}
+
 # publish_under_kills FILE CHUNKS PAUSE KILLS_MIN DEADLINE_S: publishes FILE
 # with publish_paced (CHUNKS parts PAUSE seconds apart, so the run
 # outlasts the kills), while three payq-worker processes consume and one of
