@@ -98,7 +98,7 @@ static const struct key keys[] = {
     KSTR("reconciler.spill_dir", reconciler.spill_dir, "/tmp", false, check_nonempty),
     KINT("reconciler.buckets", reconciler.buckets, 1, 4096, 256),
     KINT("reconciler.examples", reconciler.examples, 1, 10000, 10),
-    KINT("reconciler.record_retry_s", reconciler.record_retry_s, 0, 3600, 90),
+    KINT("reconciler.primary_wait_s", reconciler.primary_wait_s, 0, 3600, 90),
     KSTR("reconciler.metrics_textfile", reconciler.metrics_textfile, "", false, NULL),
 };
 

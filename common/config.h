@@ -108,7 +108,7 @@ struct payq_config {
         char spill_dir[PAYQ_CONFIG_STR_MAX]; /* reconciler.spill_dir, default "/tmp" */
         int buckets;                         /* reconciler.buckets: 1..4096, default 256 */
         int examples;                        /* reconciler.examples: 1..10000, default 10 */
-        int record_retry_s;                  /* reconciler.record_retry_s: 0..3600, default 90 */
+        int primary_wait_s;                  /* reconciler.primary_wait_s: 0..3600, default 90 */
         char metrics_textfile[PAYQ_CONFIG_STR_MAX]; /* reconciler.metrics_textfile, default "" */
     } reconciler;
 };

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "alloc.h"
+#include "backoff.h"
 #include "broker.h"
 #include "clock.h"
 #include "compare.h"
@@ -685,16 +686,39 @@ static enum payq_pg_fault invariants_read_once(struct payq_ledger_reader *r, PGr
     return f;
 }
 
-/* payq.verify_books() is rerun after a failure: what did not commit moved
- * nothing. */
+/* payq.verify_books() on the primary, rerun after a failure: what did not
+ * commit moved nothing. When pg.recon_conninfo gives no session (a
+ * failover under way), it is waited for, up to reconciler.primary_wait_s:
+ * checking every date read-only instead reads the whole ledger. */
+static enum payq_pg_fault invariants_on_primary(struct payq_ledger_reader *r, PGresult **res)
+{
+    int64_t deadline = payq_clock_mono_ms() + r->cfg->reconciler.primary_wait_s * 1000LL;
+    struct payq_backoff wait;
+    payq_backoff_init(&wait, 500, 5000);
+    enum payq_pg_fault f = PAYQ_PG_RETRY;
+    for (int attempt = 1; attempt <= LEDGER_ATTEMPTS &&
+                          (f == PAYQ_PG_RETRY || f == PAYQ_PG_RECONNECT) && !stopping(r);) {
+        r->recon_unreachable = false;
+        f = invariants_once(r, res);
+        if (!r->recon_unreachable) {
+            attempt++;
+            continue;
+        }
+        if (payq_clock_mono_ms() + wait.cur_ms >= deadline)
+            break;
+        payq_log(PAYQ_LOG_WARN, "invariants_wait_primary",
+                 "no session with pg.recon_conninfo: waiting for a primary");
+        if (payq_backoff_sleep(&wait, payq_signals_stop_requested) != 0)
+            break;
+        f = PAYQ_PG_RETRY;
+    }
+    return f;
+}
+
 static int check_invariants(struct payq_ledger_reader *r, struct payq_breaks *b)
 {
     PGresult *res = collect_invariants(r);
-    enum payq_pg_fault f = res ? PAYQ_PG_OK : PAYQ_PG_RETRY;
-    for (int attempt = 1; attempt <= LEDGER_ATTEMPTS &&
-                          (f == PAYQ_PG_RETRY || f == PAYQ_PG_RECONNECT) && !stopping(r);
-         attempt++)
-        f = invariants_once(r, &res);
+    enum payq_pg_fault f = res ? PAYQ_PG_OK : invariants_on_primary(r, &res);
     if (f != PAYQ_PG_OK && r->recon_unreachable && !stopping(r)) {
         payq_log(PAYQ_LOG_WARN, "invariants_without_checkpoints",
                  "pg.recon_conninfo unreachable: checking every date read-only instead");

@@ -110,10 +110,10 @@ int payq_run_record(const struct payq_recon_outcome *run, int within_ms, char *e
     const char *p[7] = {run_id, run->opts->date, started, finished, table_result(run->result),
                         breaks, counts.data};
     /* Asked again while the answer is unknown, for as long as a failover
-     * takes (reconciler.record_retry_s); the run's id makes that safe.
+     * takes (reconciler.primary_wait_s); the run's id makes that safe.
      * Stopped, within_ms bounds it all. */
     int64_t deadline = payq_clock_mono_ms() +
-                       (within_ms > 0 ? within_ms : run->cfg->reconciler.record_retry_s * 1000LL);
+                       (within_ms > 0 ? within_ms : run->cfg->reconciler.primary_wait_s * 1000LL);
     struct payq_backoff b;
     payq_backoff_init(&b, 500, 5000);
     enum recorded r;

@@ -20,7 +20,7 @@
  * counts.result = "in_flight": the table allows balanced|breaks|failed)
  * under a random run id, asking again with that id while the answer is
  * unknown (no connection, the session lost or silent) for up to
- * reconciler.record_retry_s; the database records an id once. within_ms
+ * reconciler.primary_wait_s; the database records an id once. within_ms
  * (0: none) bounds it all, each wait included; otherwise each wait lasts
  * as long as the server is alive. Returns 0, or -1 (logged where
  * detected) with a one-line reason in err. */

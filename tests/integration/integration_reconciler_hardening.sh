@@ -85,8 +85,8 @@ check "mgmt refused: one line naming the refusal" 1 \
 check "mgmt: no password in any log line" 0 "$(cat "$TMP/mgmt.err" "$TMP/mgmt2.err" | grep -c -- "$MGMT_PASS")"
 
 # --- 3. a run that cannot be recorded -----------------------------------------
-# Asked again for reconciler.record_retry_s (4 s here) before it gives up.
-sed 's/^reconciler:$/reconciler:\n  record_retry_s: 4/' "$TMP/recon.yaml" >"$TMP/recon-retry.yaml"
+# Asked again for reconciler.primary_wait_s (4 s here) before it gives up.
+sed 's/^reconciler:$/reconciler:\n  primary_wait_s: 4/' "$TMP/recon.yaml" >"$TMP/recon-retry.yaml"
 PAYQ_PG_RECON_CONNINFO="host=127.0.0.1 port=1 dbname=payq user=payq_recon connect_timeout=3" \
     "$BIN/payq-reconciler" --config "$TMP/recon-retry.yaml" --date "$D1" --audit-from "$RECON_START" \
     --format json --out "$TMP/unrec.json" 2>"$TMP/unrec.err"

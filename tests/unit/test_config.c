@@ -141,7 +141,7 @@ static void test_defaults_match_header(void **state)
     assert_int_equal(c.worker.reconnect_max_ms, 5000);
     assert_string_equal(c.worker.metrics_listen, "");
     assert_int_equal(c.reconciler.lookback_hours, 24);
-    assert_int_equal(c.reconciler.record_retry_s, 90);
+    assert_int_equal(c.reconciler.primary_wait_s, 90);
     assert_string_equal(c.reconciler.spill_dir, "/tmp");
     assert_int_equal(c.reconciler.buckets, 256);
     assert_int_equal(c.reconciler.examples, 10);
@@ -218,7 +218,7 @@ static void test_payq_yaml_documents_everything(void **state)
                                           "spill_dir: \"/tmp\"",
                                           "buckets: 256",
                                           "examples: 10",
-                                          "record_retry_s: 90"};
+                                          "primary_wait_s: 90"};
     char path[4096];
     size_t len;
     char *data, *text;

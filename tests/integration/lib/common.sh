@@ -210,16 +210,25 @@ thaw_pg_nodes() {
     PG_FROZEN=()
 }
 
-# check_healthy_after_thaw SECONDS: checks that `scripts/stack status`
-# exits 0 within SECONDS of a thaw (a thawed leader finds its lease gone,
-# demotes itself and rejoins; a thawed standby catches up).
+# check_healthy_after_thaw SECONDS: checks that within SECONDS of a thaw
+# `scripts/stack status` exits 0 and the primary streams to both standbys,
+# one of them synchronous (a thawed leader finds its lease gone, demotes
+# itself, is rewound and follows the new one; a thawed standby catches
+# up). Status alone is not enough: a node rewinding from a leader that is
+# frozen next would leave the new leader no synchronous standby, and every
+# commit waiting. Leaves the stack's environment current.
 check_healthy_after_thaw() {
-    local healthy=1
+    local healthy=1 streams=""
     for _ in $(seq 1 "$1"); do
-        "$SRC/scripts/stack" status >/dev/null 2>&1 && { healthy=0; break; }
+        if "$SRC/scripts/stack" status >/dev/null 2>&1; then
+            eval "$("$SRC/scripts/stack" env 2>/dev/null)"
+            streams=$(q "SELECT count(*) FILTER (WHERE state = 'streaming') || ' ' ||
+                                count(*) FILTER (WHERE sync_state = 'sync') FROM pg_stat_replication" 2>/dev/null)
+            [ "$streams" = "2 1" ] && { healthy=0; break; }
+        fi
         sleep 1
     done
-    check "scripts/stack status exits 0 after the thaw" 0 "$healthy"
+    check "after the thaw: stack healthy, both standbys streaming, one synchronous" 0 "$healthy"
 }
 
 # publish_under_kills FILE CHUNKS PAUSE KILLS_MIN DEADLINE_S: publishes FILE
