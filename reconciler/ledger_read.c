@@ -22,6 +22,7 @@
 #define LEDGER_ATTEMPTS 3
 #define LEDGER_LOOKUP_CHUNK 1000
 #define LEDGER_REPLAY_POLL_MS 20
+#define LEDGER_REMARK_MS 5000
 #define INVARIANTS_TIMEOUT "1h"
 
 struct payq_ledger_reader {
@@ -378,6 +379,39 @@ static int reopen(struct payq_ledger_reader *r)
     return 0;
 }
 
+/* Whether the read server holds everything up to lsn: it replayed that
+ * far, or it is a primary now (promoted: Patroni promotes only the
+ * synchronous standby, which holds every acknowledged commit). */
+static enum payq_pg_fault replayed(struct payq_ledger_reader *r, const char *lsn, bool *yes)
+{
+    PGresult *res = NULL;
+    const char *p[1] = {lsn};
+    enum payq_pg_fault f =
+        run(r, "SELECT NOT pg_is_in_recovery() OR pg_last_wal_replay_lsn() >= $1::pg_lsn", 1, p,
+            PGRES_TUPLES_OK, "check replay", &res);
+    if (f == PAYQ_PG_OK)
+        *yes = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    return f;
+}
+
+/* A mark not replayed for LEDGER_REMARK_MS is taken again: the primary
+ * that gave it may have been lost after flushing it and before sending it
+ * (frozen, crashed), and no standby will ever receive it then. A new mark
+ * from whichever primary answers now (the promoted one) is behind every
+ * commit acknowledged before the marker just as well. */
+static void remark(struct payq_ledger_reader *r, const struct payq_ledger_stats *st, char *lsn,
+                   size_t len, int64_t waited_ms)
+{
+    char was[64];
+    snprintf(was, sizeof was, "%s", lsn);
+    if (primary_mark(r, lsn, len) == 0)
+        payq_log(PAYQ_LOG_WARN, "ledger_replay_remark",
+                 "the standby %s had not replayed up to %s after %lld ms: waiting for %s, a mark "
+                 "from the primary answering now",
+                 st->server, was, (long long)waited_ms, lsn);
+}
+
 /* The read server's replay up to a mark taken now on the primary (or, without
  * one, up to what it received), by t0 + timeout_ms. */
 static enum step catch_up(struct payq_ledger_reader *r, int64_t t0, int timeout_ms,
@@ -407,17 +441,17 @@ static enum step catch_up(struct payq_ledger_reader *r, int64_t t0, int timeout_
         payq_log(PAYQ_LOG_ERROR, "ledger_standby_stale", "%s", r->err);
         return STEP_FAILED;
     }
-    const char *p[1] = {lsn};
-    for (;;) {
-        f = run(r, "SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn", 1, p, PGRES_TUPLES_OK,
-                "check replay", &res);
-        if (f != PAYQ_PG_OK)
+    for (int64_t marked = payq_clock_mono_ms();;) {
+        bool caught_up = false;
+        if ((f = replayed(r, lsn, &caught_up)) != PAYQ_PG_OK)
             return step_of(r, f);
-        bool caught_up = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-        PQclear(res);
-        st->replay_wait_ms = payq_clock_mono_ms() - t0;
-        if (caught_up)
+        int64_t now = payq_clock_mono_ms();
+        st->replay_wait_ms = now - t0;
+        if (caught_up) {
+            payq_log(PAYQ_LOG_INFO, "ledger_caught_up", "the read server %s holds %s (%lld ms)",
+                     st->server, lsn, (long long)st->replay_wait_ms);
             return STEP_OK;
+        }
         if (stopping(r))
             return STEP_FAILED;
         if (st->replay_wait_ms > timeout_ms) {
@@ -425,6 +459,10 @@ static enum step catch_up(struct payq_ledger_reader *r, int64_t t0, int timeout_
                      st->server, lsn, timeout_ms);
             payq_log(PAYQ_LOG_ERROR, "ledger_replay_timeout", "%s", r->err);
             return STEP_FAILED;
+        }
+        if (now - marked >= LEDGER_REMARK_MS) {
+            remark(r, st, lsn, sizeof lsn, st->replay_wait_ms);
+            marked = payq_clock_mono_ms();
         }
         sleep_ms(LEDGER_REPLAY_POLL_MS);
     }

@@ -13,16 +13,22 @@
 #     read-only, and checks on the promoted primary, its watermark moved;
 #  2. the run's record (payq.record_reconciliation()): given up the same
 #     way, its outcome unknown, it is asked again (run_record_retry) until
-#     the promoted primary answers, and recorded once.
+#     the promoted primary answers, and recorded once;
+#  3. the replay mark (the position a standby must replay before it
+#     answers for the day): flushed by the leader, never sent (its WAL
+#     senders stopped first), then the leader frozen. The run takes a new
+#     mark (ledger_replay_remark), from the promoted primary once there is
+#     one, or finds its read server promoted, and goes on.
 # Each run ends balanced, recorded once, while the old leader is still
 # frozen; the thawed old leader rejoins as a standby. Before, case 1 read
-# the whole ledger read-only and case 2 exited 2 ("cannot record the
-# run") with no row.
+# the whole ledger read-only, case 2 exited 2 ("cannot record the run")
+# with no row, and case 3 failed after 60 s ("did not replay up to").
 #
 # The moments are made certain, not raced: a transaction on the leader
 # holds a row lock on payq.recon_watermark (case 1), or
 # payq.reconciliations in SHARE mode (case 2: reads go on, the INSERT
-# waits), and the run is found waiting there before the freeze. Needs the
+# waits), and the run is found waiting there before the freeze, its
+# replay mark on every standby (or, case 3, found waiting for it). Needs the
 # stack up (three PostgreSQL nodes); leaves it up and healthy.
 # shellcheck source=lib/common.sh
 # shellcheck disable=SC2015 # `cond && ok .. || fail ..` is safe: ok() always succeeds
@@ -48,61 +54,85 @@ release_lock() {
 }
 # The other nodes' Patroni, stopped to hold the promotion back (case 1).
 HELD=()
-# shellcheck disable=SC2317 # runs from the EXIT trap and freeze_during
+# shellcheck disable=SC2317 # runs from the EXIT trap and freeze_leader
 release_promotion() {
     [ ${#HELD[@]} -gt 0 ] && kill -CONT "${HELD[@]}" 2>/dev/null
     HELD=()
 }
-trap 'release_promotion; thaw_pg_nodes; release_lock; cleanup_common' EXIT
+# The leader's WAL senders, stopped before the rest of it (case 3).
+SENDERS=()
+# shellcheck disable=SC2317 # runs from the EXIT trap and freeze_leader
+release_senders() {
+    [ ${#SENDERS[@]} -gt 0 ] && kill -CONT "${SENDERS[@]}" 2>/dev/null
+    SENDERS=()
+}
+trap 'release_promotion; release_senders; thaw_pg_nodes; release_lock; cleanup_common' EXIT
 
-# freeze_during CASE LOCK_SQL APP [HOLD_UNTIL]: reconciles a fresh day
-# while LOCK_SQL, held on the leader, makes the run's session APP wait
-# there; freezes the leader whole until the run ends; thaws it and waits
-# for the stack to heal. With HOLD_UNTIL, the other nodes' Patroni is
-# stopped too (their PostgreSQL serving on, as standbys), so that no node
-# is promoted until the run logs the event HOLD_UNTIL (up to 60 s): the
-# run meets a cluster without a primary for certain, not by a race with
-# Patroni's lease. Leaves the run's exit code in RC, its log in $TMP/$CASE.err, its
-# report in $TMP/$CASE.json and the old leader's name in OLD.
-freeze_during() {
-    local case=$1 lock=$2 app=$3 hold=${4:-} locked=0 waiting=0 t0 t_end t_promoted="" frozen
+# new_day CASE: a fresh day of N transfers, its audit and its manifests;
+# the leader's name in OLD, the last record's seq in SEQ0, the watermark in
+# WM0.
+new_day() {
     OLD=$PAYQ_PG_PRIMARY_NODE
     fresh_date
     PYTHONPATH="$SRC/scripts/bench.d" /usr/bin/python3 -m payqbench.reconday \
-        "$P-$case-c" "$P-$case" "$D" "$N" 2>>"$TMP/fastday.log" >/dev/null ||
-        fail "$case: reconday failed (see fastday.log): $(tail -3 "$TMP/fastday.log")"
+        "$P-$1-c" "$P-$1" "$D" "$N" 2>>"$TMP/fastday.log" >/dev/null ||
+        fail "$1: reconday failed (see fastday.log): $(tail -3 "$TMP/fastday.log")"
     SEQ0=$(q "SELECT coalesce(max(seq), 0) FROM payq.reconciliations")
     WM0=$(q "SELECT coalesce((SELECT verified_at FROM payq.recon_watermark), '-infinity')")
-    # The lock, in a session of its own on the leader: it goes with the
-    # frozen node (the promoted one never saw it).
+}
+
+# hold_lock CASE SQL: SQL held in a transaction of its own on the leader
+# (it goes with the frozen node: the promoted one never saw it).
+hold_lock() {
+    local locked=0
     PGAPPNAME=$LOCKER psql "$PAYQ_PG_PRIMARY" -X -q -v ON_ERROR_STOP=1 \
-        -c "BEGIN; $lock; SELECT pg_sleep(600)" >/dev/null 2>&1 &
+        -c "BEGIN; $2; SELECT pg_sleep(600)" >/dev/null 2>&1 &
     BG_PIDS+=($!)
     for _ in $(seq 1 100); do
         locked=$(q "SELECT count(*) FROM pg_stat_activity WHERE application_name = '$LOCKER' AND state = 'active' AND query LIKE '%pg_sleep%'")
         [ "$locked" = 1 ] && break
         sleep 0.1
     done
-    check "$case: the lock is held on leader $OLD" 1 "$locked"
+    check "$1: the lock is held on leader $OLD" 1 "$locked"
+}
 
+# start_run CASE: reconciles the day in the background (pid in RUN_PID).
+start_run() {
     "$BIN/payq-reconciler" --config "$TMP/recon.yaml" --date "$D" --audit-from "$RECON_START" \
-        --format json --out "$TMP/$case.json" 2>"$TMP/$case.err" &
-    local pid=$!
+        --format json --out "$TMP/$1.json" 2>"$TMP/$1.err" &
+    RUN_PID=$!
+}
+
+# await CASE WHAT COND: waits (30 s at most) until the shell condition COND
+# holds; if it never does, or the run ends first, fails naming WHAT, kills
+# the run and returns 1.
+await() {
     for _ in $(seq 1 300); do
-        waiting=$(q "SELECT count(*) FROM pg_stat_activity WHERE application_name = '$app' AND wait_event_type = 'Lock'")
-        [ "$waiting" = 1 ] || ! kill -0 "$pid" 2>/dev/null && break
+        eval "$3" && return 0
+        kill -0 "$RUN_PID" 2>/dev/null || break
         sleep 0.1
     done
-    if [ "$waiting" != 1 ]; then
-        fail "$case: the run never waited on the leader"
-        why_failed "$TMP/$case.err"
-        kill -9 "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-        RC=none
-        release_lock
-        return
-    fi
+    fail "$1: $2 never happened"
+    why_failed "$TMP/$1.err"
+    kill -9 "$RUN_PID" 2>/dev/null
+    wait "$RUN_PID" 2>/dev/null
+    return 1
+}
+# shellcheck disable=SC2317 # called through await's eval
+waiting_on_lock() {
+    [ "$(q "SELECT count(*) FROM pg_stat_activity WHERE application_name = '$1' AND wait_event_type = 'Lock'")" = 1 ]
+}
+has_logged() { grep -q "\"event\":\"$2\"" "$TMP/$1.err"; }
 
+# freeze_leader CASE [HOLD_UNTIL]: freezes the leader whole until the run
+# ends; thaws it and waits for the stack to heal. With HOLD_UNTIL, the
+# other nodes' Patroni is stopped too (their PostgreSQL serving on, as
+# standbys), so that no node is promoted until the run logs the event
+# HOLD_UNTIL (up to 60 s): the run meets a cluster without a primary for
+# certain, not by a race with Patroni's lease. Leaves the run's exit code
+# in RC, its log in $TMP/$CASE.err and its report in $TMP/$CASE.json.
+freeze_leader() {
+    local case=$1 hold=${2:-} t0 t_end t_promoted="" frozen
     t0=$(date +%s)
     if [ -n "$hold" ]; then
         mapfile -t HELD < <(pgrep -f "patroni $SRC/.run/pg/patroni/[a-z]+.yml" |
@@ -113,14 +143,14 @@ freeze_during() {
     echo "# $case: froze leader $OLD (${#PG_FROZEN[@]} processes) while the run waited there"
     if [ -n "$hold" ]; then
         for _ in $(seq 1 600); do
-            grep -q "\"event\":\"$hold\"" "$TMP/$case.err" && break
+            has_logged "$case" "$hold" && break
             sleep 0.1
         done
         echo "# $case: promotion held back $(($(date +%s) - t0)) s, until the run logged $hold"
         release_promotion
     fi
     # Patroni's lease (PAYQ_PATRONI_TTL, 15 s) runs out, a standby is promoted.
-    while kill -0 "$pid" 2>/dev/null && [ $(($(date +%s) - t0)) -lt "$FREEZE_MAX" ]; do
+    while kill -0 "$RUN_PID" 2>/dev/null && [ $(($(date +%s) - t0)) -lt "$FREEZE_MAX" ]; do
         if [ -z "$t_promoted" ]; then
             eval "$("$SRC/scripts/stack" env 2>/dev/null)"
             [ "${PAYQ_PG_PRIMARY_NODE:-$OLD}" != "$OLD" ] && t_promoted=$(($(date +%s) - t0))
@@ -128,10 +158,11 @@ freeze_during() {
         sleep 1
     done
     t_end=$(($(date +%s) - t0))
-    kill -0 "$pid" 2>/dev/null && fail "$case: the run still waits after ${FREEZE_MAX} s of freeze"
+    kill -0 "$RUN_PID" 2>/dev/null && fail "$case: the run still waits after ${FREEZE_MAX} s of freeze"
     frozen=${#PG_FROZEN[@]}
     thaw_pg_nodes
-    wait "$pid"
+    SENDERS=() # thawed with the rest
+    wait "$RUN_PID"
     RC=$?
     [ "$RC" = 0 ] || why_failed "$TMP/$case.err"
     [ "$RC" = 0 ] || grep -v '^{' "$TMP/$case.err" | tail -n 2 | sed 's/^/# /'
@@ -143,7 +174,6 @@ freeze_during() {
     check "$case: the run's exit code" 0 "$RC"
     check "$case: the run's result" balanced "$(jq -r .result "$TMP/$case.json" 2>/dev/null)"
     check "$case: the day's rows compared" "$N" "$(jq -r '.sources.ledger.rows' "$TMP/$case.json" 2>/dev/null)"
-    logged "$case" pg_unresponsive "gave up the frozen leader's session"
 
     # The thawed node finds its lease gone, demotes itself and rejoins.
     check_healthy_after_thaw 180
@@ -154,17 +184,71 @@ freeze_during() {
 
 # logged CASE EVENT WHAT: checks that the case's run logged EVENT.
 logged() {
-    grep -q "\"event\":\"$2\"" "$TMP/$1.err" && ok "$1: the run $3 ($2)" || fail "$1: the run logged no $2"
+    has_logged "$1" "$2" && ok "$1: the run $3 ($2)" || fail "$1: the run logged no $2"
 }
 
-freeze_during invariants "SELECT * FROM payq.recon_watermark FOR UPDATE" payq-reconciler-invariants \
-    invariants_wait_primary
-logged invariants invariants_wait_primary "waited for a primary"
-check "invariants: checked on the primary, not every date read-only" 0 \
-    "$(grep -c '"event":"invariants_without_checkpoints"' "$TMP/invariants.err")"
-check "invariants: the watermark moved on the promoted primary" t \
-    "$(q "SELECT verified_at > '$WM0' FROM payq.recon_watermark")"
+# 1. The invariants wait on the watermark's row lock. The run's replay mark
+# (taken after its scan) must be on every standby before the freeze: a
+# mark lost with the leader is case 3.
+new_day invariants
+hold_lock invariants "SELECT * FROM payq.recon_watermark FOR UPDATE"
+start_run invariants
+if await invariants "a wait on the leader" "waiting_on_lock payq-reconciler-invariants" &&
+    await invariants "the replay mark" "has_logged invariants ledger_caught_up"; then
+    wait_replayed "the run's replay mark"
+    freeze_leader invariants invariants_wait_primary
+    logged invariants pg_unresponsive "gave up the frozen leader's session"
+    logged invariants invariants_wait_primary "waited for a primary"
+    check "invariants: checked on the primary, not every date read-only" 0 \
+        "$(grep -c '"event":"invariants_without_checkpoints"' "$TMP/invariants.err")"
+    check "invariants: the watermark moved on the promoted primary" t \
+        "$(q "SELECT verified_at > '$WM0' FROM payq.recon_watermark")"
+fi
+release_lock
 
-freeze_during record "LOCK TABLE payq.reconciliations IN SHARE MODE" payq-reconciler
-logged record run_record_retry "asked again for its record"
+# 2. The record's INSERT waits on the table's SHARE lock (reads go on).
+new_day record
+hold_lock record "LOCK TABLE payq.reconciliations IN SHARE MODE"
+start_run record
+if await record "a wait on the leader" "waiting_on_lock payq-reconciler"; then
+    wait_replayed "the run's replay mark"
+    freeze_leader record
+    logged record pg_unresponsive "gave up the frozen leader's session"
+    logged record run_record_retry "asked again for its record"
+fi
+release_lock
+
+# 3. The leader's WAL senders stop first: the replay mark the run takes is
+# flushed there and never sent. The rest of the leader freezes as soon as
+# the mark's session is gone (committed): the standbys then lack only
+# what was written since the senders stopped, well under Patroni's
+# maximum_lag_on_failover, so one of them is promoted.
+new_day mark
+wait_replayed "the day"
+MARK_SQL="query LIKE '%pg_current_wal_insert_lsn%'"
+marks() { q "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE $MARK_SQL"; }
+# shellcheck disable=SC2317 # called through await's eval
+mark_taken() {
+    [ "$(marks)" -gt "$MARKS0" ] &&
+        [ "$(q "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'payq-reconciler-replay'")" = 0 ]
+}
+MARKS0=$(marks)
+pm=$(pgrep -f "postgres -D $SRC/.run/pg/$OLD " | head -n1)
+for pid in $(pgrep -P "$pm"); do
+    grep -qa walsender "/proc/$pid/cmdline" 2>/dev/null && SENDERS+=("$pid")
+done
+check "mark: the leader's WAL senders found" 2 "${#SENDERS[@]}"
+kill -STOP "${SENDERS[@]}"
+start_run mark
+if await mark "a replay mark on the leader" mark_taken; then
+    freeze_leader mark
+    # Which way the run went on depends on which standby it read from.
+    if has_logged mark ledger_replay_remark; then
+        echo "# mark: the run read from the standby not promoted and took a new mark"
+    else
+        echo "# mark: the run read from the standby promoted"
+    fi
+    logged mark ledger_caught_up "reached its mark after the failover"
+fi
+release_senders
 finish

@@ -151,16 +151,7 @@ q 'SELECT pg_current_xact_id()' >/dev/null || fail "commit on the primary"
 # Every standby must have replayed the lock before the run starts, or a
 # standby still catching up (after an earlier test froze it) scans the day
 # unhindered and the run ends on its own.
-LOCK_LSN=$(q 'SELECT pg_current_wal_flush_lsn()')
-for port in $PG_PORTS; do
-    replayed=""
-    for _ in $(seq 1 300); do
-        replayed=$(node_sql "$port" "SELECT NOT pg_is_in_recovery() OR pg_last_wal_replay_lsn() >= '$LOCK_LSN'" 2>/dev/null)
-        [ "$replayed" = t ] && break
-        sleep 0.1
-    done
-    [ "$replayed" = t ] || fail "the node on port $port did not replay the lock within 30 s"
-done
+wait_replayed "the lock"
 # The run's record reads payq.transfers too: it gives up after its bound
 # for a stopped run (5 s) and must not commit later, once the lock goes.
 # shellcheck disable=SC2016 # expanded by stop_run's eval

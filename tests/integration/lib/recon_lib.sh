@@ -229,3 +229,19 @@ node_sql() {
 # Every PostgreSQL node's port, from the read conninfo's list (for the tests).
 # shellcheck disable=SC2034 # used by the tests that source this file
 PG_PORTS=$(sed -n 's/.* port=\([0-9,]*\) .*/\1/p' <<<"$PAYQ_PG_READ_CONNINFO" | tr , ' ')
+
+# wait_replayed WHAT: waits (30 s at most per node) until every node has
+# replayed what the primary has flushed now; fails naming WHAT otherwise.
+wait_replayed() {
+    local lsn port replayed
+    lsn=$(q 'SELECT pg_current_wal_flush_lsn()')
+    for port in $PG_PORTS; do
+        replayed=""
+        for _ in $(seq 1 300); do
+            replayed=$(node_sql "$port" "SELECT NOT pg_is_in_recovery() OR pg_last_wal_replay_lsn() >= '$lsn'" 2>/dev/null)
+            [ "$replayed" = t ] && break
+            sleep 0.1
+        done
+        [ "$replayed" = t ] || fail "the node on port $port did not replay $1 within 30 s"
+    done
+}
