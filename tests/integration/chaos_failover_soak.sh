@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # chaos_failover_soak: payq-producer publishes batches continuously and two
 # payq-workers drain them while `scripts/stack failover` kills the Patroni
-# leader hard (Patroni and postmaster, SIGKILL) five times in a row, each
-# time as soon as the cluster is whole again; the killed node changes every
-# time. Then every transfer of every confirmed batch is in the ledger
-# exactly once, every account's balance equals the sum of its posted
-# transfers (and the model of the confirmed batches), and payq-reconciler
-# reconciles the day `balanced`. Prints each failover's write outage (time
-# until a write commits again) with p50 and max. Needs the stack up; leaves
-# it up and healthy.
+# leader hard (Patroni and postmaster, SIGKILL) three times in a row (set
+# SOAK_FAILOVERS for more), each time as soon as the cluster is whole
+# again; the killed node changes every time. Then every transfer of every
+# confirmed batch is in the ledger exactly once, every account's balance
+# equals the sum of its posted transfers (and the model of the confirmed
+# batches), and payq-reconciler reconciles the day `balanced`. Prints each
+# failover's write outage (time until a write commits again) with p50 and
+# max. Needs the stack up; leaves it up and healthy.
 source "$(dirname "$0")/lib/common.sh"
 P=soak$RUN_ID
-FAILOVERS=${SOAK_FAILOVERS:-5}
+FAILOVERS=${SOAK_FAILOVERS:-3}
 CHUNK=200          # transfers per batch file
 ACCOUNTS=100
 # A date of its own, far ahead: the reconciliation sees only this run.
