@@ -34,6 +34,11 @@ int payq_backoff_next_ms(struct payq_backoff *b)
     return delay;
 }
 
+bool payq_backoff_fits(const struct payq_backoff *b, int64_t deadline_ms)
+{
+    return payq_clock_mono_ms() + b->cur_ms < deadline_ms;
+}
+
 int payq_backoff_sleep(struct payq_backoff *b, bool (*stop)(void))
 {
     int left = payq_backoff_next_ms(b);

@@ -10,6 +10,7 @@
 #define PAYQ_BACKOFF_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 struct payq_backoff {
     int first_ms, max_ms;
@@ -27,6 +28,11 @@ void payq_backoff_reset(struct payq_backoff *b);
 
 /* The next delay in ms (in [cur/2, cur]); cur then doubles up to max_ms. */
 int payq_backoff_next_ms(struct payq_backoff *b);
+
+/* Whether the next delay, however long its jitter makes it, ends before
+ * deadline_ms (payq_clock_mono_ms): a retry bounded by a deadline is given
+ * up when it does not, rather than slept into. */
+bool payq_backoff_fits(const struct payq_backoff *b, int64_t deadline_ms);
 
 /* Sleeps the next delay. Returns 0 after the whole delay, or -1 as soon as
  * stop (when not NULL) returns true, e.g. payq_signals_stop_requested. */

@@ -742,7 +742,7 @@ static enum payq_pg_fault invariants_on_primary(struct payq_ledger_reader *r, PG
             attempt++;
             continue;
         }
-        if (payq_clock_mono_ms() + wait.cur_ms >= deadline)
+        if (!payq_backoff_fits(&wait, deadline))
             break;
         payq_log(PAYQ_LOG_WARN, "invariants_wait_primary",
                  "no session with pg.recon_conninfo: waiting for a primary");

@@ -125,7 +125,7 @@ int payq_run_record(const struct payq_recon_outcome *run, int within_ms, char *e
                           "SELECT payq.record_reconciliation($1::uuid, $2::date, "
                           "$3::timestamptz, $4::timestamptz, $5, $6::bigint, $7::jsonb)",
                           7, p, "record the run", err, errlen);
-        if (r != UNKNOWN || payq_clock_mono_ms() + b.cur_ms >= deadline)
+        if (r != UNKNOWN || !payq_backoff_fits(&b, deadline))
             break;
         payq_log(PAYQ_LOG_WARN, "run_record_retry", "attempt %d of recording run %s: %s", attempt,
                  run_id, err);

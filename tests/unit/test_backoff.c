@@ -115,6 +115,25 @@ static void test_sleep_whole_delay(void **state)
     assert_in_range(payq_clock_mono_ms() - t0, 120, 1000);
 }
 
+/* The next delay fits before a deadline only when its longest draw (the
+ * nominal delay) ends first; it doubles after each draw. */
+static void test_fits_deadline(void **state)
+{
+    (void)state;
+    struct payq_backoff b;
+    payq_backoff_init(&b, 500, 5000);
+    int64_t now = payq_clock_mono_ms();
+    assert_true(payq_backoff_fits(&b, now + 2000));
+    assert_false(payq_backoff_fits(&b, now + 500));
+    assert_false(payq_backoff_fits(&b, now - 1));
+    (void)payq_backoff_next_ms(&b); /* next nominal: 1000 */
+    (void)payq_backoff_next_ms(&b); /* 2000 */
+    assert_false(payq_backoff_fits(&b, payq_clock_mono_ms() + 2000));
+    assert_true(payq_backoff_fits(&b, payq_clock_mono_ms() + 2500));
+    payq_backoff_reset(&b);
+    assert_true(payq_backoff_fits(&b, payq_clock_mono_ms() + 1000));
+}
+
 static void test_clock(void **state)
 {
     (void)state;
@@ -128,9 +147,13 @@ static void test_clock(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_doubles_to_cap_with_jitter), cmocka_unit_test(test_jitter_spreads),
-        cmocka_unit_test(test_reset_and_bounds),           cmocka_unit_test(test_sleep_stops_early),
-        cmocka_unit_test(test_sleep_whole_delay),          cmocka_unit_test(test_clock),
+        cmocka_unit_test(test_doubles_to_cap_with_jitter),
+        cmocka_unit_test(test_jitter_spreads),
+        cmocka_unit_test(test_reset_and_bounds),
+        cmocka_unit_test(test_sleep_stops_early),
+        cmocka_unit_test(test_sleep_whole_delay),
+        cmocka_unit_test(test_fits_deadline),
+        cmocka_unit_test(test_clock),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
