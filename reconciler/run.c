@@ -182,9 +182,6 @@ static void index_stream(struct run_ctx *x, const struct payq_audit_req *req)
         0)
         payq_log(PAYQ_LOG_WARN, "audit_index_not_recorded", "%s", why);
 }
-/* How long a stopped run's record may wait for the database. */
-#define RECORD_AFTER_STOP_MS 5000
-
 /* Reads of the audit stream when the broker goes away mid-read (a cluster
  * node lost): each starts over on the next node that answers. */
 #define AUDIT_READS 3
@@ -410,11 +407,7 @@ int payq_recon_run(const struct payq_config *cfg, const struct payq_recon_opts *
         snprintf(run.error, sizeof run.error, "stopped by SIGTERM or SIGINT before it finished");
     run.finished_ms = payq_clock_wall_ms();
     char unrecorded[512] = "";
-    /* Stopped, the record waits only briefly: whoever stopped the run
-     * gives it a grace period for everything (30 s in Kubernetes by
-     * default), and the report and the metrics come after it. */
-    run.recorded = payq_run_record(&run, payq_signals_stop_requested() ? RECORD_AFTER_STOP_MS : 0,
-                                   unrecorded, sizeof unrecorded) == 0;
+    run.recorded = payq_run_record(&run, unrecorded, sizeof unrecorded) == 0;
     int rc = payq_recon_exit_code(run.result);
     /* The CSV list of breaks lives in the spill directory: report first. */
     bool written = payq_report_write(&run, &out) == 0;

@@ -94,7 +94,17 @@ static int new_run_id(char out[37])
     return 0;
 }
 
-int payq_run_record(const struct payq_recon_outcome *run, int within_ms, char *err, size_t errlen)
+/* How long a run stopped before or during its record may wait for it. */
+#define RECORD_AFTER_STOP_MS 5000
+
+/* Notes when a stop (SIGTERM, SIGINT) is first seen; 0 until then. */
+static void note_stop(int64_t *stopped_at)
+{
+    if (!*stopped_at && payq_signals_stop_requested())
+        *stopped_at = payq_clock_mono_ms();
+}
+
+int payq_run_record(const struct payq_recon_outcome *run, char *err, size_t errlen)
 {
     char run_id[37];
     if (new_run_id(run_id) != 0) {
@@ -110,27 +120,32 @@ int payq_run_record(const struct payq_recon_outcome *run, int within_ms, char *e
     const char *p[7] = {run_id, run->opts->date, started, finished, table_result(run->result),
                         breaks, counts.data};
     /* Asked again while the answer is unknown, for as long as a failover
-     * takes (reconciler.primary_wait_s); the run's id makes that safe.
-     * Stopped, within_ms bounds it all. */
-    int64_t deadline = payq_clock_mono_ms() +
-                       (within_ms > 0 ? within_ms : run->cfg->reconciler.primary_wait_s * 1000LL);
+     * takes; the run's id makes that safe. A stop, before or during the
+     * retries, bounds the rest rather than giving the record up. */
+    int64_t retry_until = payq_clock_mono_ms() + run->cfg->reconciler.primary_wait_s * 1000LL;
+    int64_t stopped_at = 0;
     struct payq_backoff b;
     payq_backoff_init(&b, 500, 5000);
     enum recorded r;
     for (int attempt = 1;; attempt++) {
-        int64_t left = deadline - payq_clock_mono_ms();
+        note_stop(&stopped_at);
+        int64_t stop_until = stopped_at + RECORD_AFTER_STOP_MS;
+        int64_t left = stop_until - payq_clock_mono_ms();
         /* Through the SECURITY DEFINER function: payq_recon has no INSERT
          * (see schemas/sql/003_reconciliation_record.sql and 013). */
-        r = call_recorder(run->cfg, within_ms > 0 ? (int)(left > 1 ? left : 1) : 0,
+        r = call_recorder(run->cfg, stopped_at ? (int)(left > 1 ? left : 1) : 0,
                           "SELECT payq.record_reconciliation($1::uuid, $2::date, "
                           "$3::timestamptz, $4::timestamptz, $5, $6::bigint, $7::jsonb)",
                           7, p, "record the run", err, errlen);
+        note_stop(&stopped_at);
+        stop_until = stopped_at + RECORD_AFTER_STOP_MS;
+        int64_t deadline = stopped_at && stop_until < retry_until ? stop_until : retry_until;
         if (r != UNKNOWN || !payq_backoff_fits(&b, deadline))
             break;
         payq_log(PAYQ_LOG_WARN, "run_record_retry", "attempt %d of recording run %s: %s", attempt,
                  run_id, err);
-        if (payq_backoff_sleep(&b, within_ms > 0 ? NULL : payq_signals_stop_requested) != 0)
-            break; /* stopped: run.c gave the record its own bound */
+        /* A stop cuts the sleep short; the next attempt is bounded. */
+        (void)payq_backoff_sleep(&b, stopped_at ? NULL : payq_signals_stop_requested);
     }
     payq_buf_free(&counts);
     return r == RECORDED ? 0 : -1;

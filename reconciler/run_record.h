@@ -20,11 +20,13 @@
  * counts.result = "in_flight": the table allows balanced|breaks|failed)
  * under a random run id, asking again with that id while the answer is
  * unknown (no connection, the session lost or silent) for up to
- * reconciler.primary_wait_s; the database records an id once. within_ms
- * (0: none) bounds it all, each wait included; otherwise each wait lasts
- * as long as the server is alive. Returns 0, or -1 (logged where
- * detected) with a one-line reason in err. */
-int payq_run_record(const struct payq_recon_outcome *run, int within_ms, char *err, size_t errlen)
+ * reconciler.primary_wait_s; the database records an id once. Each wait
+ * lasts as long as the server is alive, until SIGTERM or SIGINT: from
+ * then on, the record is asked for 5 s more at most, each wait included
+ * (whoever stopped the run gives it a grace period for everything, and
+ * the report and the metrics come after the record). Returns 0, or -1
+ * (logged where detected) with a one-line reason in err. */
+int payq_run_record(const struct payq_recon_outcome *run, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
 /* Notes, through payq.record_audit_index(), the first stream offset of

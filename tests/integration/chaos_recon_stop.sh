@@ -17,8 +17,9 @@
 #  - the main thread waits: a row lock on payq.recon_watermark holds
 #    payq.verify_books() once the stream is read (the run's broker and
 #    management connections closed) and the scan has ended.
-# Then the lock goes, and a run of the same day is balanced. Needs the
-# stack up; leaves it as it was.
+# Then the lock goes, and a run of the same day is balanced. A third case
+# stops a run while its record waits: the record is asked again within
+# the stop's bound, not given up. Needs the stack up; leaves it as it was.
 # shellcheck source=lib/common.sh
 # shellcheck disable=SC2015 # `cond && ok .. || fail ..` is safe: ok() always succeeds
 source "$(dirname "$0")/lib/common.sh"
@@ -169,7 +170,48 @@ stop_run invariants '[ "$(waiting_on_lock payq-reconciler-invariants)" = 1 ] && 
 check "the invariants' watermark did not move" "$WM0" "$(q "SELECT row(r.*)::text FROM payq.recon_watermark r")"
 release_lock
 
-# 3. Nothing left behind: the same day reconciles.
+# 3. The stop comes while the run's record waits (a SHARE lock holds its
+# INSERT); the waiting session is then ended, its answer unknown as in a
+# failover, and the lock goes. The record is asked again within a stopped
+# run's bound (5 s) rather than given up: recorded once, exit 0. Before,
+# the stop ended the retry and the run exited 2, unrecorded.
+hold_lock "LOCK TABLE payq.reconciliations IN SHARE MODE"
+sleep 1
+SEQ0=$(q "SELECT coalesce(max(seq), 0) FROM payq.reconciliations")
+"$BIN/payq-reconciler" --config "$TMP/recon.yaml" --date "$D" --audit-from "$RECON_START" \
+    --format json --out "$TMP/record.json" 2>"$TMP/record.err" &
+pid=$!
+ready=""
+for _ in $(seq 1 300); do
+    [ "$(waiting_on_lock payq-reconciler)" = 1 ] && ready=1 && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+done
+if [ -n "$ready" ]; then
+    kill -TERM "$pid"
+    sleep 1 # the stop is seen by now: what follows is asked under its bound
+    q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+       WHERE application_name = 'payq-reconciler' AND wait_event_type = 'Lock'" >/dev/null
+    release_lock
+    wait "$pid"
+    rc=$?
+    check "record: exit code" 0 "$rc"
+    [ "$rc" = 0 ] || cut -c1-400 "$TMP/record.err" | tail -n 6 | sed 's/^/# /'
+    check "record: the report says recorded, balanced" "balanced true" \
+        "$(jq -r '"\(.result) \(.recorded)"' "$TMP/record.json" 2>/dev/null)"
+    check "record: recorded once, balanced" "1 balanced" \
+        "$(q "SELECT count(*) || ' ' || string_agg(result, ',') FROM payq.reconciliations WHERE business_date = '$D' AND seq > $SEQ0")"
+    check "record: asked again after the stop (run_record_retry)" 1 \
+        "$(grep -c '"event":"run_record_retry"' "$TMP/record.err")"
+else
+    fail "record: the run never waited on the lock"
+    why_failed "$TMP/record.err"
+    kill -9 "$pid" 2>/dev/null
+    release_lock
+fi
+SEQ0=$(q "SELECT coalesce(max(seq), 0) FROM payq.reconciliations")
+
+# 4. Nothing left behind: the same day reconciles.
 recon "$D"
 check "the day's run after the stops: exit code" 0 "$RC"
 check "the day's run after the stops: result" balanced "$(jq -r .result "$TMP/$D.json" 2>/dev/null)"
