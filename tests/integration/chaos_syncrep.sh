@@ -213,7 +213,7 @@ run_case() {
     # The first worker's retry, still waiting when it was killed, committed
     # once the standby caught up: its journal row says attempt 2.
     check "$how: the retry is journaled as a second attempt" 2 \
-        "$(q "SELECT max(attempt) FROM payq.batches WHERE worker LIKE '%:$worker'")"
+        "$(q "SELECT max(attempt) FROM payq.batches WHERE $(by_worker "$worker")")"
 }
 
 # The recheck case: the first batch starts with a transfer booked before,
@@ -231,7 +231,7 @@ run_recheck_case() {
         "$(grep -c '"event":"batch_recheck"' "$wlog")"
     kill_then_thaw "$how" "$P" "$worker"
     check "$how: the killed worker's recheck committed once the standby caught up, as attempt 2" \
-        "2|1" "$(q "SELECT max(attempt) || '|' || count(*) FROM payq.batches WHERE worker LIKE '%:$worker'")"
+        "2|1" "$(q "SELECT max(attempt) || '|' || count(*) FROM payq.batches WHERE $(by_worker "$worker")")"
     check "$how: the booked transfer was a duplicate, nothing booked twice" "1|$N" \
         "$(q "SELECT count(*) FILTER (WHERE id = '$P-t-1') || '|' || count(*) FROM payq.transfers
               WHERE id LIKE '$P-t-%'")"
@@ -296,7 +296,7 @@ run_backlog_case() {
     # The batch's journal row, written in its transaction, tells its size:
     # past batch_max only under the backlog (payq_worker_backlog_batches_total
     # counts a batch once acked, which this one never was).
-    size=$(q "SELECT count(*) || '|' || max(messages) FROM payq.batches WHERE worker LIKE '%:$worker'")
+    size=$(q "SELECT count(*) || '|' || max(messages) FROM payq.batches WHERE $(by_worker "$worker")")
     if [ "${size%%|*}" = 1 ] && [ "${size#*|}" -gt 4000 ] 2>/dev/null && [ "${size#*|}" -le 8000 ]; then
         ok "$how: the killed worker's one batch, grown past batch_max (count|messages $size), committed once the standby caught up"
     else

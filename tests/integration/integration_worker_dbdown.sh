@@ -57,7 +57,7 @@ stop_within() {
 }
 
 # booked_by PID: transfers a worker process committed (the batch journal).
-booked_by() { q "SELECT coalesce(sum(posted + rejected), 0) FROM payq.batches WHERE worker LIKE '%:$1'"; }
+booked_by() { q "SELECT coalesce(sum(posted + rejected), 0) FROM payq.batches WHERE $(by_worker "$1")"; }
 
 [ "$(depth)" = 0 ] || fail "payq.transfers is not empty at the start ($(depth))"
 P=dd$RUN_ID

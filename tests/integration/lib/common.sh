@@ -35,6 +35,13 @@ finish() {
 # psql on the current primary as superuser, unaligned, tuples only.
 q() { psql "$PAYQ_PG_PRIMARY" -X -qAt -v ON_ERROR_STOP=1 -c "$1"; }
 
+# The batch journal (payq.batches) outlives tests and pids are reused, so
+# a test's rows of worker process PID are only those journaled after it
+# began: by_worker PID is that condition.
+BATCH_SEQ0=$(q "SELECT coalesce(max(seq), 0) FROM payq.batches" 2>/dev/null)
+[ -n "$BATCH_SEQ0" ] || BATCH_SEQ0=0
+by_worker() { echo "worker LIKE '%:$1' AND seq > $BATCH_SEQ0"; }
+
 # Live ready+unacked count of a queue.
 queue_depth() {
     "$PAYQ_RABBITMQCTL" list_queues -q -p payq name messages 2>/dev/null |
@@ -163,7 +170,7 @@ committed_once() {
     local i
     for ((i = 0; i < 50; i++)); do
         kill -0 "$2" 2>/dev/null || return 0
-        [ "$(q "SELECT count(*) > 0 FROM payq.batches WHERE worker LIKE '%:$1'")" = t ] && return 0
+        [ "$(q "SELECT count(*) > 0 FROM payq.batches WHERE $(by_worker "$1")")" = t ] && return 0
         kill -0 "$1" 2>/dev/null || return 0
         sleep 0.2
     done
