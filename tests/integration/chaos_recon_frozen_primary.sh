@@ -42,16 +42,6 @@ CUR=EUR # the fast path's days are in EUR
 CUR2=EUR
 FREEZE_MAX=90 # seconds the leader stays frozen at most
 
-LOCKER=payq-test-locker-$RUN_ID
-# release_lock: ends the locker's session wherever it still runs (a thaw
-# before any promotion leaves it on the old leader, holding the lock).
-# shellcheck disable=SC2317 # runs from the EXIT trap
-release_lock() {
-    local port
-    for port in $PG_PORTS; do
-        node_sql "$port" "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '$LOCKER'" >/dev/null 2>&1
-    done
-}
 # The other nodes' Patroni, stopped to hold the promotion back (case 1).
 HELD=()
 # shellcheck disable=SC2317 # runs from the EXIT trap and freeze_leader
@@ -81,21 +71,6 @@ new_day() {
     WM0=$(q "SELECT coalesce((SELECT verified_at FROM payq.recon_watermark), '-infinity')")
 }
 
-# hold_lock CASE SQL: SQL held in a transaction of its own on the leader
-# (it goes with the frozen node: the promoted one never saw it).
-hold_lock() {
-    local locked=0
-    PGAPPNAME=$LOCKER psql "$PAYQ_PG_PRIMARY" -X -q -v ON_ERROR_STOP=1 \
-        -c "BEGIN; $2; SELECT pg_sleep(600)" >/dev/null 2>&1 &
-    BG_PIDS+=($!)
-    for _ in $(seq 1 100); do
-        locked=$(q "SELECT count(*) FROM pg_stat_activity WHERE application_name = '$LOCKER' AND state = 'active' AND query LIKE '%pg_sleep%'")
-        [ "$locked" = 1 ] && break
-        sleep 0.1
-    done
-    check "$1: the lock is held on leader $OLD" 1 "$locked"
-}
-
 # start_run CASE: reconciles the day in the background (pid in RUN_PID).
 start_run() {
     "$BIN/payq-reconciler" --config "$TMP/recon.yaml" --date "$D" --audit-from "$RECON_START" \
@@ -117,10 +92,6 @@ await() {
     kill -9 "$RUN_PID" 2>/dev/null
     wait "$RUN_PID" 2>/dev/null
     return 1
-}
-# shellcheck disable=SC2317 # called through await's eval
-waiting_on_lock() {
-    [ "$(q "SELECT count(*) FROM pg_stat_activity WHERE application_name = '$1' AND wait_event_type = 'Lock'")" = 1 ]
 }
 has_logged() { grep -q "\"event\":\"$2\"" "$TMP/$1.err"; }
 
@@ -191,9 +162,11 @@ logged() {
 # (taken after its scan) must be on every standby before the freeze: a
 # mark lost with the leader is case 3.
 new_day invariants
-hold_lock invariants "SELECT * FROM payq.recon_watermark FOR UPDATE"
+hold_lock "SELECT * FROM payq.recon_watermark FOR UPDATE"
+check "invariants: the lock is held on leader $OLD" 0 $?
 start_run invariants
-if await invariants "a wait on the leader" "waiting_on_lock payq-reconciler-invariants" &&
+# shellcheck disable=SC2016 # expanded by await's eval
+if await invariants "a wait on the leader" '[ "$(waiting_on_lock payq-reconciler-invariants)" = 1 ]' &&
     await invariants "the replay mark" "has_logged invariants ledger_caught_up"; then
     wait_replayed "the run's replay mark"
     freeze_leader invariants invariants_wait_primary
@@ -208,9 +181,11 @@ release_lock
 
 # 2. The record's INSERT waits on the table's SHARE lock (reads go on).
 new_day record
-hold_lock record "LOCK TABLE payq.reconciliations IN SHARE MODE"
+hold_lock "LOCK TABLE payq.reconciliations IN SHARE MODE"
+check "record: the lock is held on leader $OLD" 0 $?
 start_run record
-if await record "a wait on the leader" "waiting_on_lock payq-reconciler"; then
+# shellcheck disable=SC2016 # expanded by await's eval
+if await record "a wait on the leader" '[ "$(waiting_on_lock payq-reconciler)" = 1 ]'; then
     wait_replayed "the run's replay mark"
     freeze_leader record
     logged record pg_unresponsive "gave up the frozen leader's session"

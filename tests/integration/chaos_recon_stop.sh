@@ -30,24 +30,10 @@ P=rs$RUN_ID
 N=2000
 CUR=EUR # the fast path's days are in EUR
 CUR2=EUR
-HOLD=120   # seconds a lock is held at most
 STOP_MAX=20 # seconds the run may take to stop (a poll is 0.1 s)
 
-# sessions_on_nodes WHERE: pg_stat_activity's rows matching WHERE, on
-# every node together.
-sessions_on_nodes() {
-    local port n total=0
-    for port in $PG_PORTS; do
-        n=$(node_sql "$port" "SELECT count(*) FROM pg_stat_activity WHERE $1" 2>/dev/null) || n=0
-        total=$((total + n))
-    done
-    echo "$total"
-}
 # The run's sessions still on any node.
 run_sessions() { sessions_on_nodes "application_name LIKE 'payq-reconciler%'"; }
-# shellcheck disable=SC2317 # waiting_on_lock and on_broker run through stop_run's eval
-# waiting_on_lock APP: how many of APP's sessions wait on a lock.
-waiting_on_lock() { sessions_on_nodes "application_name = '$1' AND wait_event_type = 'Lock'"; }
 
 # shellcheck disable=SC2317
 # on_broker PID: whether PID holds a connection to the broker or its
@@ -58,19 +44,6 @@ on_broker() {
 amqp_ports=$(tr , '\n' <<<"$PAYQ_AMQP_URL,$PAYQ_AMQP_MGMT_URL" |
     sed -nE 's#.*:([0-9]+)(/.*)?$#\1#p' | sort -u | paste -sd'|')
 
-locker=""
-release_lock() {
-    [ -n "$locker" ] || return 0
-    q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'payq-test-locker'" >/dev/null 2>&1
-    wait "$locker" 2>/dev/null
-    locker=""
-}
-# hold_lock SQL: runs SQL in a transaction that then sleeps, until release_lock.
-hold_lock() {
-    PGAPPNAME=payq-test-locker psql "$PAYQ_PG_PRIMARY" -X -q -v ON_ERROR_STOP=1 \
-        -c "BEGIN; $1; SELECT pg_sleep($HOLD)" >/dev/null 2>&1 &
-    locker=$!
-}
 trap 'release_lock; cleanup_common' EXIT
 
 fresh_date
@@ -130,7 +103,7 @@ stop_run() {
         sleep 0.1
     done
     check "$case: the run's sessions gone from every node within 10 s" 0 "$remaining"
-    [ -n "$locker" ] && ok "$case: the lock was held throughout" || fail "$case: the lock went early"
+    [ -n "$LOCKER_PID" ] && ok "$case: the lock was held throughout" || fail "$case: the lock went early"
 }
 
 # records: the day's runs recorded since the last call.

@@ -245,3 +245,44 @@ wait_replayed() {
         [ "$replayed" = t ] || fail "the node on port $port did not replay $1 within 30 s"
     done
 }
+
+# sessions_on_nodes WHERE: pg_stat_activity's rows matching WHERE, on
+# every node together.
+sessions_on_nodes() {
+    local port n total=0
+    for port in $PG_PORTS; do
+        n=$(node_sql "$port" "SELECT count(*) FROM pg_stat_activity WHERE $1" 2>/dev/null) || n=0
+        total=$((total + n))
+    done
+    echo "$total"
+}
+# waiting_on_lock APP: how many of APP's sessions wait on a lock, on any node.
+waiting_on_lock() { sessions_on_nodes "application_name = '$1' AND wait_event_type = 'Lock'"; }
+
+# hold_lock SQL: runs SQL on the primary in a transaction of its own that
+# then sleeps (two minutes at most) until release_lock; returns once that
+# session sleeps (0), or 1 after 10 s. LOCKER_PID is its psql.
+LOCKER_APP=payq-test-locker-$RUN_ID
+LOCKER_PID=""
+hold_lock() {
+    PGAPPNAME=$LOCKER_APP psql "$PAYQ_PG_PRIMARY" -X -q -v ON_ERROR_STOP=1 \
+        -c "BEGIN; $1; SELECT pg_sleep(120)" >/dev/null 2>&1 &
+    LOCKER_PID=$!
+    BG_PIDS+=("$LOCKER_PID")
+    for _ in $(seq 1 100); do
+        [ "$(q "SELECT count(*) FROM pg_stat_activity WHERE application_name = '$LOCKER_APP' AND state = 'active' AND query LIKE '%pg_sleep%'")" = 1 ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+# release_lock: ends the locker's session on whichever node still runs it
+# (a leader frozen and thawed before any promotion keeps it).
+release_lock() {
+    [ -n "$LOCKER_PID" ] || return 0
+    local port
+    for port in $PG_PORTS; do
+        node_sql "$port" "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '$LOCKER_APP'" >/dev/null 2>&1
+    done
+    wait "$LOCKER_PID" 2>/dev/null
+    LOCKER_PID=""
+}
