@@ -49,6 +49,7 @@ struct payq_outbox {
     /* When the last confirm came, or the first awaited message was put:
      * the stall limit counts from here, across reconnects. */
     int64_t progress_ms;
+    int64_t conn_ms;   /* when the current connection opened */
     bool nacked;       /* some pending entry was nacked: publish it again */
     int64_t nacked_ms; /* when nacked entries were last published again */
     bool failed;
@@ -161,19 +162,53 @@ static void grow(struct payq_outbox *o)
     o->cap *= 2;
 }
 
+/* When the current connection is due to be replaced for want of confirms
+ * (resend_ms), or 0. */
+static int64_t resend_at(const struct payq_outbox *o)
+{
+    if (o->opts.resend_ms <= 0)
+        return 0;
+    return (o->progress_ms > o->conn_ms ? o->progress_ms : o->conn_ms) + o->opts.resend_ms;
+}
+
+/* True (and the connection given up) when messages are awaited and the
+ * connection confirmed none of them for resend_ms. Seen with RabbitMQ 3.10:
+ * a cluster member frozen, then restarted, and a channel's publishes to the
+ * stream it led were never confirmed, while new connections were. Publishing
+ * them again is safe: message ids are idempotency keys. */
+static bool overdue(struct payq_outbox *o)
+{
+    int64_t due = resend_at(o);
+    if (!o->connected || o->head == o->tail || due == 0 || payq_clock_mono_ms() < due)
+        return false;
+    payq_log(PAYQ_LOG_WARN, "confirm_overdue",
+             "no confirm on this connection for %d ms: publishing the %lld unconfirmed again on "
+             "a new one",
+             o->opts.resend_ms, (long long)(o->tail - o->head));
+    o->connected = false;
+    o->retrying = true; /* not a loss: recover() need not log one */
+    return true;
+}
+
 /* Publishes entry n on the current connection. Returns 0, or -1 when the
- * connection failed (logged by the publisher). */
+ * connection failed (logged by the publisher) or was given up (overdue). */
 static int publish_entry(struct payq_outbox *o, uint64_t n)
 {
     struct entry *e = at(o, n);
     struct payq_publish_props props = {
         .message_id = e->id, .timestamp_ms = e->ts, .headers = e->hdr, .n_headers = e->nh};
-    /* Waiting for window room ends where the stall limit does (stalled). */
-    if (o->opts.stall_ms > 0)
-        payq_publisher_set_give_up(o->pub, o->progress_ms + o->opts.stall_ms);
+    /* Waiting for window room ends where the stall limit does (stalled), or
+     * sooner where the connection is overdue. */
+    int64_t give_up = o->opts.stall_ms > 0 ? o->progress_ms + o->opts.stall_ms : 0;
+    int64_t resend = resend_at(o);
+    if (resend && (give_up == 0 || resend < give_up))
+        give_up = resend;
+    if (give_up)
+        payq_publisher_set_give_up(o->pub, give_up);
     uint64_t seq = payq_publisher_publish(o->pub, o->opts.exchange, e->rk, e->body, e->len, &props);
     if (seq == 0) {
-        o->connected = false;
+        if (!overdue(o))
+            o->connected = false;
         return -1;
     }
     /* While waiting for window space the publish may have settled (and
@@ -189,6 +224,7 @@ static int connect_once(struct payq_outbox *o)
 {
     int rc = payq_publisher_reconnect(o->pub);
     o->connected = rc == 0;
+    o->conn_ms = payq_clock_mono_ms();
     return rc;
 }
 
@@ -351,6 +387,7 @@ static int settle(struct payq_outbox *o, size_t keep)
     while (o->head < o->tail && (keep == 0 || o->held > keep)) {
         if (stop_now(o) || stalled(o))
             return -1;
+        (void)overdue(o);
         if (!o->connected && recover(o) != 0)
             return -1;
         /* Waiting for room needs only some confirms: look again soon. */

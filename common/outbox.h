@@ -31,6 +31,9 @@ struct payq_outbox_opts {
     int retry_ms;            /* how long to keep reconnecting after a failure (0: try once) */
     int stall_ms;            /* give up when messages are awaited and no confirm arrived for
                               * this long: waiting, reconnecting, or waiting for window room */
+    int resend_ms;           /* when messages are awaited and this connection confirmed none
+                              * for this long, publish them again on a new one: a cluster may
+                              * never confirm what a failed member held (0 = never) */
     size_t max_bytes;        /* send waits for confirms while more is held; 0 = no limit */
     bool stop_on_signal;     /* give up when SIGTERM/SIGINT arrived (batch files) */
     void (*tick)(void *ctx); /* called now and then while waiting; may be NULL */

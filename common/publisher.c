@@ -184,7 +184,8 @@ uint64_t payq_publisher_publish(struct payq_publisher *p, const char *exchange,
         if (read_one(p, 1000) < 0)
             return 0;
         if (payq_clock_mono_ms() > give_up) {
-            payq_log(PAYQ_LOG_ERROR, "confirm_timeout", "no publisher confirm in time");
+            payq_log(PAYQ_LOG_WARN, "confirm_timeout",
+                     "no publisher confirm in time: dropping the connection");
             drop_connection(p);
             return 0;
         }

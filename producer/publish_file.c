@@ -15,6 +15,11 @@
 /* Stall limit while waiting for confirms, and how long to keep
  * reconnecting after the broker went away. */
 #define FILE_RETRY_MS 120000
+/* A connection that confirms nothing for this long while messages are
+ * awaited is replaced, and they are published again (outbox.h). Far above
+ * a healthy cluster's confirm latency (milliseconds) and a node's failure
+ * detection (seconds), so it fires only when confirms are owed for good. */
+#define FILE_RESEND_MS 30000
 /* Most unconfirmed bytes held for republishing: a full window of 4 MiB
  * packs would be 2 GiB. 64 MiB still keeps dozens of packs in flight. */
 #define FILE_MAX_HELD (64u * 1024 * 1024)
@@ -217,6 +222,7 @@ static int publish_all(const struct payq_config *cfg, struct run *r)
         .window = cfg->producer.confirm_window,
         .retry_ms = FILE_RETRY_MS,
         .stall_ms = FILE_RETRY_MS,
+        .resend_ms = FILE_RESEND_MS,
         .max_bytes = FILE_MAX_HELD,
         .stop_on_signal = true,
         .tick = tick,

@@ -29,6 +29,9 @@
  * keep coming the read is making progress, so only silence counts. */
 #define AUDIT_IDLE_TIMEOUT_MS 120000
 #define AUDIT_CONFIRM_TIMEOUT_MS 30000
+/* The marker is published again on a new connection after this long
+ * without its confirm (outbox.h); the read stops at its first copy. */
+#define AUDIT_RESEND_MS 10000
 
 struct reader {
     const struct payq_audit_req *req;
@@ -119,8 +122,11 @@ static int publish_marker(struct reader *rd)
     const struct payq_config *cfg = rd->req->cfg;
     struct payq_amqp_target t = {cfg->amqp.url, &cfg->amqp.tls, cfg->amqp.heartbeat_s,
                                  cfg->amqp.connect_timeout_ms, "payq-reconciler-marker"};
-    struct payq_outbox_opts oo = {
-        .target = &t, .window = 1, .stall_ms = AUDIT_CONFIRM_TIMEOUT_MS, .stop_on_signal = true};
+    struct payq_outbox_opts oo = {.target = &t,
+                                  .window = 1,
+                                  .stall_ms = AUDIT_CONFIRM_TIMEOUT_MS,
+                                  .resend_ms = AUDIT_RESEND_MS,
+                                  .stop_on_signal = true};
     struct payq_outbox *ob = payq_outbox_new(&oo);
     char body[256];
     int n = snprintf(body, sizeof body, "{\"marker\":\"%s\",\"business_date\":\"%s\"}",

@@ -37,6 +37,7 @@ struct fake {
     int qh, qt;
     bool lose_when_drained; /* the connection dies once q is empty */
     bool auto_ack;          /* then acks everything (multiple) */
+    int ack_from_conn;      /* ... from this connection on (0 or 1: the first) */
     bool nack_all;          /* then nacks everything (multiple) */
     int die_on_publish;     /* the publish after this many dies (0 = none) */
 };
@@ -107,7 +108,7 @@ static int fake_next_event(void *io, int timeout_ms, struct payq_broker_event *e
         f->up = false;
         return -1;
     }
-    if ((f->auto_ack || f->nack_all) && f->acked < f->seq) {
+    if ((f->auto_ack || f->nack_all) && f->acked < f->seq && f->opens >= f->ack_from_conn) {
         *ev = (struct payq_broker_event){f->nack_all ? PAYQ_BROKER_NACK : PAYQ_BROKER_ACK, f->seq,
                                          true, ""};
         f->acked = f->seq;
@@ -274,16 +275,22 @@ static void test_lost_connection(void **state)
     payq_publisher_free(p);
 }
 
-static struct payq_outbox *outbox(struct fake *f, int window, int retry_ms)
+static struct payq_outbox *outbox_resend(struct fake *f, int window, int retry_ms, int resend_ms)
 {
     memset(f, 0, sizeof *f);
     struct payq_outbox_opts oo = {.exchange = "payq.dlx",
                                   .window = window,
                                   .retry_ms = retry_ms,
                                   .stall_ms = 2000,
+                                  .resend_ms = resend_ms,
                                   .ops = &fake_ops,
                                   .io = f};
     return payq_outbox_new(&oo);
+}
+
+static struct payq_outbox *outbox(struct fake *f, int window, int retry_ms)
+{
+    return outbox_resend(f, window, retry_ms, 0);
 }
 
 static void send_ids(struct payq_outbox *o, int from, int to)
@@ -456,6 +463,65 @@ static void test_outbox_window_stall_fails(void **state)
     payq_outbox_free(o);
 }
 
+/* A connection that stays up and never confirms (a cluster member frozen,
+ * then restarted, owing the confirms): after resend_ms the outbox publishes
+ * the awaited messages again on a new connection, which confirms them. */
+static void test_outbox_resends_overdue(void **state)
+{
+    (void)state;
+    struct fake f;
+    struct payq_outbox *o = outbox_resend(&f, 8, 5000, 300);
+    f.auto_ack = true;
+    f.ack_from_conn = 2;
+    send_ids(o, 1, 2);
+    assert_int_equal(payq_outbox_wait(o), 0);
+    char got[128];
+    published(&f, got, sizeof got);
+    assert_string_equal(got, "m1@1 m2@1 m1@2 m2@2");
+    struct payq_outbox_stats st;
+    payq_outbox_stats(o, &st);
+    assert_int_equal(st.confirmed, 2);
+    assert_int_equal(st.reconnects, 1);
+    payq_outbox_free(o);
+}
+
+/* The same while a put waits for room in a full window: the wait ends at
+ * resend_ms, and the new connection carries the awaited messages, then the
+ * new one. */
+static void test_outbox_resends_from_full_window(void **state)
+{
+    (void)state;
+    struct fake f;
+    struct payq_outbox *o = outbox_resend(&f, 2, 5000, 300);
+    f.auto_ack = true;
+    f.ack_from_conn = 2;
+    send_ids(o, 1, 3);
+    assert_int_equal(payq_outbox_wait(o), 0);
+    char got[128];
+    published(&f, got, sizeof got);
+    assert_string_equal(got, "m1@1 m2@1 m1@2 m2@2 m3@2");
+    struct payq_outbox_stats st;
+    payq_outbox_stats(o, &st);
+    assert_int_equal(st.confirmed, 3);
+    payq_outbox_free(o);
+}
+
+/* Resending does not reset the stall limit: a broker that confirms on no
+ * connection still fails the outbox once nothing was confirmed for
+ * stall_ms (2 s), after publishing again on new connections meanwhile. */
+static void test_outbox_resend_still_stalls(void **state)
+{
+    (void)state;
+    struct fake f;
+    struct payq_outbox *o = outbox_resend(&f, 8, 5000, 300);
+    send_ids(o, 1, 1);
+    assert_int_equal(payq_outbox_wait(o), -1);
+    assert_string_equal(payq_outbox_error(o), "the broker did not confirm in time");
+    assert_true(f.opens >= 3);
+    assert_true(f.opens <= 8);
+    payq_outbox_free(o);
+}
+
 static void test_outbox_return_fails(void **state)
 {
     (void)state;
@@ -545,6 +611,9 @@ int main(void)
         cmocka_unit_test(test_outbox_nack_republishes),
         cmocka_unit_test(test_outbox_nack_forever_fails),
         cmocka_unit_test(test_outbox_window_stall_fails),
+        cmocka_unit_test(test_outbox_resends_overdue),
+        cmocka_unit_test(test_outbox_resends_from_full_window),
+        cmocka_unit_test(test_outbox_resend_still_stalls),
         cmocka_unit_test(test_outbox_return_fails),
         cmocka_unit_test(test_outbox_unreachable),
         cmocka_unit_test(test_outbox_retry_after_failure),
