@@ -406,11 +406,6 @@ static int scan_step(struct scan *sc, char c)
     return fail_at(sc, sc->i, "not valid JSON");
 }
 
-static bool is_ws(char c)
-{
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
 int payq_json_scan_check(const char *s, size_t len, struct payq_msg_error *err)
 {
     struct scan sc = {.s = s, .len = len, .i = 0, .depth = 0, .state = EXPECT_VALUE, .err = err};
@@ -421,7 +416,7 @@ int payq_json_scan_check(const char *s, size_t len, struct payq_msg_error *err)
         return fail_at(&sc, bad, "invalid UTF-8");
     while (sc.i < len) {
         char c = s[sc.i];
-        if (is_ws(c)) {
+        if (payq_json_is_ws(c)) {
             sc.i++;
             continue;
         }
@@ -439,9 +434,9 @@ int payq_json_scan_check(const char *s, size_t len, struct payq_msg_error *err)
     return fail_at(&sc, len, "not valid JSON");
 }
 
-static size_t skip_ws(const char *s, size_t len, size_t i)
+size_t payq_json_skip_ws(const char *s, size_t len, size_t i)
 {
-    while (i < len && is_ws(s[i]))
+    while (i < len && payq_json_is_ws(s[i]))
         i++;
     return i;
 }
@@ -460,8 +455,7 @@ static bool skip_string(const char *s, size_t len, size_t *i)
     return false;
 }
 
-/* Moves *i past one value of any kind, trusting only quotes and brackets. */
-static bool skip_value(const char *s, size_t len, size_t *i)
+bool payq_json_skip_value(const char *s, size_t len, size_t *i)
 {
     size_t j = *i, depth = 0;
 
@@ -469,7 +463,7 @@ static bool skip_value(const char *s, size_t len, size_t *i)
         return skip_string(s, len, i);
     if (s[j] != '{' && s[j] != '[') {
         /* A scalar: up to the next separator (strchr also stops at NUL). */
-        while (j < len && !is_ws(s[j]) && !strchr(",}]", s[j]))
+        while (j < len && !payq_json_is_ws(s[j]) && !strchr(",}]", s[j]))
             j++;
         if (j == *i)
             return false;
@@ -497,23 +491,23 @@ bool payq_json_scan_peek_string(const char *s, size_t len, const char *key, cons
                                 size_t *val_len)
 {
     size_t klen = strlen(key);
-    size_t i = skip_ws(s, len, 0);
+    size_t i = payq_json_skip_ws(s, len, 0);
 
     if (i >= len || s[i] != '{')
         return false;
     i++;
     for (;;) {
-        i = skip_ws(s, len, i);
+        i = payq_json_skip_ws(s, len, i);
         if (i >= len || s[i] != '"')
             return false;
         size_t kstart = i + 1;
         if (!skip_string(s, len, &i))
             return false;
         bool match = i - 1 - kstart == klen && memcmp(s + kstart, key, klen) == 0;
-        i = skip_ws(s, len, i);
+        i = payq_json_skip_ws(s, len, i);
         if (i >= len || s[i] != ':')
             return false;
-        i = skip_ws(s, len, i + 1);
+        i = payq_json_skip_ws(s, len, i + 1);
         if (i >= len)
             return false;
         if (match) {
@@ -526,9 +520,9 @@ bool payq_json_scan_peek_string(const char *s, size_t len, const char *key, cons
             *val_len = i - 1 - vstart;
             return true;
         }
-        if (!skip_value(s, len, &i))
+        if (!payq_json_skip_value(s, len, &i))
             return false;
-        i = skip_ws(s, len, i);
+        i = payq_json_skip_ws(s, len, i);
         if (i >= len || s[i] != ',')
             return false;
         i++;

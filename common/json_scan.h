@@ -5,7 +5,9 @@
  * of message.h, no "\u0000" escape (it would silently cut a C string short)
  * and no unpaired surrogate escape. Nothing here allocates.
  *
- * Used by message.c only; errors use its struct payq_msg_error. */
+ * The check is message.c's; errors use its struct payq_msg_error. The
+ * skipping helpers at the end serve the best-effort scanners that trust
+ * only quotes and brackets (peek_string here, producer/json_items.c). */
 #ifndef PAYQ_JSON_SCAN_H
 #define PAYQ_JSON_SCAN_H
 
@@ -32,5 +34,20 @@ bool payq_json_scan_peek_string(const char *s, size_t len, const char *key, cons
  * When it does not fit, cuts at a UTF-8 character boundary and ends the
  * path with "..."; later appends are then ignored. */
 void payq_json_scan_path_add(char *field, size_t cap, size_t *len, const char *seg, size_t n);
+
+/* JSON's four whitespace bytes. */
+static inline bool payq_json_is_ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* The first index at or after i that is not whitespace (len if none). */
+size_t payq_json_skip_ws(const char *s, size_t len, size_t i);
+
+/* Moves *i (at a value's first byte) just past that value, trusting only
+ * quotes, escapes and brackets: a string, a container (brackets counted,
+ * not matched), or a scalar up to the next whitespace, ',', '}' or ']'.
+ * False, *i unchanged, when the value is empty or runs past len. */
+bool payq_json_skip_value(const char *s, size_t len, size_t *i);
 
 #endif
