@@ -25,7 +25,8 @@
 #         library and creates the extension in the payq database)
 # Prints: extra=E transfers=N seconds=S rate=R/s backend_cpu=C, where S is
 # first to last committed_at of the run's transfers (publishing and start-up
-# excluded) and C the CPU time of the workers' PostgreSQL backends.
+# excluded) and C the CPU time of the workers' PostgreSQL backends; then the
+# batches and the rate over whole batch cycles (unbiased by batch size).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${PAYQ_BUILD_DIR:-$ROOT/build}
@@ -126,6 +127,15 @@ q "SELECT 'workers=$W skew=$SKEW extra=$X transfers=' || count(*) || ' posted=' 
           || ' backend_cpu=' || round($bticks / $(getconf CLK_TCK).0, 2) || 's ('
           || round($bticks * 1000000.0 / $(getconf CLK_TCK).0 / count(*), 1) || ' us/transfer)'
    FROM payq.transfers WHERE id LIKE '$P:t:%'"
+# The same over whole batch cycles, as scripts/bench's drain_whole_batches_tps:
+# the rows written from the first batch's start to the last one's
+# (payqbench/latency.py, whole_batches, says why).
+q "WITH r AS (SELECT xmin::text AS tx, committed_at FROM payq.transfers WHERE id LIKE '$P:t:%'),
+        s AS (SELECT min(committed_at) AS t FROM r GROUP BY tx),
+        w AS (SELECT min(t) AS t0, max(t) AS t1, count(*) AS batches FROM s)
+   SELECT 'batches=' || batches || ' rate_whole_batches='
+          || round((SELECT count(*) FROM r WHERE committed_at >= t0 AND committed_at < t1)
+                   / nullif(extract(epoch FROM t1 - t0), 0)::numeric) || '/s' FROM w"
 if [ "$RATE" != 0 ]; then
     q "WITH t AS (SELECT extract(epoch FROM committed_at - published_at) * 1000 AS ms
                   FROM payq.transfers WHERE id LIKE '$P:t:%'

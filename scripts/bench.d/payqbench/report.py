@@ -113,7 +113,8 @@ def jq_num(v):
 ROWS = [
     ("transfers", "transfers"), ("clean (no other consumer)", "clean"),
     ("business_date", "business_date"), ("e2e_tps", "e2e_tps"), ("publish_tps", "publish_tps"),
-    ("drain_tps", "drain_tps"), ("pack (transfers per message)", "pack"),
+    ("drain_tps", "drain_tps"), ("drain_whole_batches_tps", "drain_whole_batches_tps"),
+    ("pack (transfers per message)", "pack"),
     ("broker_ceiling_tps", "broker_ceiling_tps"),
     ("broker_ceiling_1_per_msg_tps", "broker_ceiling_one_per_message_tps"),
     ("textbook_tps", "textbook_tps"), ("ratio_vs_broker", "ratio_vs_broker"),

@@ -90,9 +90,9 @@ def rows_where(stack, where):
                              extract(epoch FROM committed_at) * 1000,
                              extract(epoch FROM committed_at - published_at) * 1000,
                              status, coalesce(reason, ''),
-                             date_trunc('second', published_at) = published_at
+                             date_trunc('second', published_at) = published_at, xmin
                       FROM payq.transfers WHERE %s""" % where)
-    return [latency.Row(float(r[0]), float(r[1]), float(r[2]), r[3], r[4], r[5] == "t")
+    return [latency.Row(float(r[0]), float(r[1]), float(r[2]), r[3], r[4], r[5] == "t", r[6])
             for r in rows]
 
 
@@ -654,10 +654,12 @@ def run_object(kind, skew, w, n, date, batch, pfx, e2e, e2e_s, pub, drain, m, cp
     the order of the bash bench."""
     payq = kind == "payq"
     rnd = latency.round_half_away
+    wb = m.get("whole_batches")
     return {
         "kind": kind, "skew": skew, "workers": w, "transfers": n, "business_date": date,
         "batch_id": batch, "id_prefix": pfx,
         "e2e_tps": e2e, "e2e_seconds": e2e_s, "publish_tps": pub, "drain_tps": drain,
+        "drain_whole_batches_tps": fdiv(wb[0], fdiv(wb[1], 1000, 3), 0) if wb else None,
         "latency_p50_ms": m["p50"], "latency_p99_ms": m["p99"], "latency_max_ms": m["max"],
         "published_at_whole_seconds": bool(m["seconds_only"]),
         "rejected": m["rejected"],
