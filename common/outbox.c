@@ -191,7 +191,8 @@ static bool overdue(struct payq_outbox *o)
 }
 
 /* Publishes entry n on the current connection. Returns 0, or -1 when the
- * connection failed (logged by the publisher) or was given up (overdue). */
+ * connection failed or its wait for window room ran out (both logged by the
+ * publisher; recover() then publishes the awaited entries again). */
 static int publish_entry(struct payq_outbox *o, uint64_t n)
 {
     struct entry *e = at(o, n);
@@ -207,8 +208,7 @@ static int publish_entry(struct payq_outbox *o, uint64_t n)
         payq_publisher_set_give_up(o->pub, give_up);
     uint64_t seq = payq_publisher_publish(o->pub, o->opts.exchange, e->rk, e->body, e->len, &props);
     if (seq == 0) {
-        if (!overdue(o))
-            o->connected = false;
+        o->connected = false;
         return -1;
     }
     /* While waiting for window space the publish may have settled (and

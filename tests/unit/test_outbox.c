@@ -463,47 +463,42 @@ static void test_outbox_window_stall_fails(void **state)
     payq_outbox_free(o);
 }
 
-/* A connection that stays up and never confirms (a cluster member frozen,
- * then restarted, owing the confirms): after resend_ms the outbox publishes
- * the awaited messages again on a new connection, which confirms them. */
-static void test_outbox_resends_overdue(void **state)
+/* Sends m1..m<last> through a window of window to a broker that confirms
+ * nothing on the first connection and everything on later ones: after
+ * resend_ms (300) the outbox publishes the awaited messages again on a new
+ * connection. Checks what went on which connection and the counts. */
+static void check_resend(int window, int last, const char *expect)
 {
-    (void)state;
     struct fake f;
-    struct payq_outbox *o = outbox_resend(&f, 8, 5000, 300);
+    struct payq_outbox *o = outbox_resend(&f, window, 5000, 300);
     f.auto_ack = true;
     f.ack_from_conn = 2;
-    send_ids(o, 1, 2);
+    send_ids(o, 1, last);
     assert_int_equal(payq_outbox_wait(o), 0);
     char got[128];
     published(&f, got, sizeof got);
-    assert_string_equal(got, "m1@1 m2@1 m1@2 m2@2");
+    assert_string_equal(got, expect);
     struct payq_outbox_stats st;
     payq_outbox_stats(o, &st);
-    assert_int_equal(st.confirmed, 2);
+    assert_int_equal(st.confirmed, last);
     assert_int_equal(st.reconnects, 1);
     payq_outbox_free(o);
 }
 
-/* The same while a put waits for room in a full window: the wait ends at
- * resend_ms, and the new connection carries the awaited messages, then the
- * new one. */
+/* A connection that stays up and never confirms (a cluster member frozen,
+ * then restarted, owing the confirms): the wait for them ends at resend_ms. */
+static void test_outbox_resends_overdue(void **state)
+{
+    (void)state;
+    check_resend(8, 2, "m1@1 m2@1 m1@2 m2@2");
+}
+
+/* The same while a put waits for room in a full window: the new connection
+ * carries the awaited messages, then the new one. */
 static void test_outbox_resends_from_full_window(void **state)
 {
     (void)state;
-    struct fake f;
-    struct payq_outbox *o = outbox_resend(&f, 2, 5000, 300);
-    f.auto_ack = true;
-    f.ack_from_conn = 2;
-    send_ids(o, 1, 3);
-    assert_int_equal(payq_outbox_wait(o), 0);
-    char got[128];
-    published(&f, got, sizeof got);
-    assert_string_equal(got, "m1@1 m2@1 m1@2 m2@2 m3@2");
-    struct payq_outbox_stats st;
-    payq_outbox_stats(o, &st);
-    assert_int_equal(st.confirmed, 3);
-    payq_outbox_free(o);
+    check_resend(2, 3, "m1@1 m2@1 m1@2 m2@2 m3@2");
 }
 
 /* Resending does not reset the stall limit: a broker that confirms on no
