@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +12,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "pg_hosts.h"
 
 /* payq_pg_set_response_timeout: 0, wait as long as the server takes. */
 static int response_timeout_ms;
@@ -54,113 +54,12 @@ void payq_pg_set_wait_stop(bool (*stop)(void *), void *arg)
     wait_stop_arg = arg;
 }
 
-/* The host a connect last gave up on while it was trying it (its
- * connect_timeout or the connect's bound ran out): a frozen node. Later
- * connects try it last (hung_last), so that a frozen host first in a
- * multi-host conninfo does not cost every connect its wait. */
-static pthread_mutex_t g_hung_lock = PTHREAD_MUTEX_INITIALIZER;
-static char g_hung_host[256];
-static char g_hung_port[16];
-
+/* Remembers the address a connect gave up on while it was trying it (its
+ * connect_timeout or the connect's bound ran out: a frozen node), so that
+ * later connects try it last (pg_hosts.h). */
 static void remember_hung(PGconn *conn)
 {
-    const char *h = PQhost(conn), *p = PQport(conn);
-    pthread_mutex_lock(&g_hung_lock);
-    snprintf(g_hung_host, sizeof g_hung_host, "%s", h ? h : "");
-    snprintf(g_hung_port, sizeof g_hung_port, "%s", p ? p : "");
-    pthread_mutex_unlock(&g_hung_lock);
-}
-
-#define HOSTS_MAX 16
-
-/* Splits a comma-separated list in place; returns the count (0..max), or
- * max + 1 when there are more. */
-static size_t split_list(char *s, char **item, size_t max)
-{
-    size_t n = 0;
-    for (char *save = NULL, *t = strtok_r(s, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        if (n == max)
-            return max + 1;
-        item[n++] = t;
-    }
-    return n;
-}
-
-/* Joins the n items into out with item k (k < n - 1) moved last. */
-static void join_last(char *const *item, size_t n, size_t k, char *out, size_t len)
-{
-    size_t used = 0;
-    out[0] = '\0';
-    for (size_t i = 0; i < n && used < len; i++) {
-        size_t j = i == n - 1 ? k : i < k ? i : i + 1;
-        used += (size_t)snprintf(out + used, len - used, "%s%s", i ? "," : "", item[j]);
-    }
-}
-
-/* What a conninfo says of where to connect: its host and port lists,
- * whether it uses hostaddr, connect_timeout and target_session_attrs (""
- * when not given). */
-struct conn_hosts {
-    char hosts[1024], ports[256], timeout[16], attrs[32];
-    bool addr;
-};
-
-/* False for a conninfo libpq cannot parse (it will say why when
- * connecting). */
-static bool conn_hosts(const char *conninfo, struct conn_hosts *ch)
-{
-    memset(ch, 0, sizeof *ch);
-    PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
-    if (!opts)
-        return false;
-    for (PQconninfoOption *o = opts; o->keyword; o++) {
-        if (!o->val || !o->val[0])
-            continue;
-        if (strcmp(o->keyword, "host") == 0)
-            snprintf(ch->hosts, sizeof ch->hosts, "%s", o->val);
-        else if (strcmp(o->keyword, "port") == 0)
-            snprintf(ch->ports, sizeof ch->ports, "%s", o->val);
-        else if (strcmp(o->keyword, "connect_timeout") == 0)
-            snprintf(ch->timeout, sizeof ch->timeout, "%s", o->val);
-        else if (strcmp(o->keyword, "target_session_attrs") == 0)
-            snprintf(ch->attrs, sizeof ch->attrs, "%s", o->val);
-        else if (strcmp(o->keyword, "hostaddr") == 0)
-            ch->addr = true;
-    }
-    PQconninfoFree(opts);
-    return true;
-}
-
-/* The host list (and its port list, if one port per host) with the
- * remembered hung host moved last, into ch. False when there is nothing
- * to move: no host remembered, one host, hostaddr used, or the host not
- * listed. */
-static bool hung_last(struct conn_hosts *ch)
-{
-    char hh[256], hp[16];
-    pthread_mutex_lock(&g_hung_lock);
-    memcpy(hh, g_hung_host, sizeof hh);
-    memcpy(hp, g_hung_port, sizeof hp);
-    pthread_mutex_unlock(&g_hung_lock);
-    if (!hh[0])
-        return false;
-    char hosts[sizeof ch->hosts], ports[sizeof ch->ports];
-    memcpy(hosts, ch->hosts, sizeof hosts);
-    memcpy(ports, ch->ports, sizeof ports);
-    char *h[HOSTS_MAX], *p[HOSTS_MAX];
-    size_t nh = split_list(hosts, h, HOSTS_MAX), np = split_list(ports, p, HOSTS_MAX);
-    if (ch->addr || nh < 2 || nh > HOSTS_MAX || (np != nh && np > 1))
-        return false;
-    size_t k = nh;
-    for (size_t i = 0; i < nh && k == nh; i++)
-        if (strcmp(h[i], hh) == 0 && (np == 0 || strcmp(p[np == nh ? i : 0], hp) == 0))
-            k = i;
-    if (k >= nh - 1)
-        return false; /* not listed, or already last */
-    join_last(h, nh, k, ch->hosts, sizeof ch->hosts);
-    if (np == nh)
-        join_last(p, np, k, ch->ports, sizeof ch->ports);
-    return true;
+    payq_pg_hosts_hung(PQhost(conn), PQhostaddr(conn), PQport(conn));
 }
 
 enum connect_end { CONNECT_OK, CONNECT_FAILED, CONNECT_TIMED_OUT, CONNECT_STOPPED };
@@ -225,24 +124,18 @@ static PGconn *connect_polled(const char *const *keys, const char *const *vals, 
         *end = CONNECT_OK;
         return conn;
     }
-    char why[320];
+    char why[400];
+    const char *addr = PQhostaddr(conn);
+    bool named = addr && addr[0] && strcmp(addr, PQhost(conn)) != 0;
     if (*end == CONNECT_TIMED_OUT)
-        snprintf(why, sizeof why, "no connection within %d ms (%s:%s did not answer)", ms,
-                 PQhost(conn), PQport(conn));
+        snprintf(why, sizeof why, "no connection within %d ms (%s:%s%s%s did not answer)", ms,
+                 PQhost(conn), PQport(conn), named ? " at " : "", named ? addr : "");
     else if (*end == CONNECT_STOPPED)
         snprintf(why, sizeof why, "stopping: gave up connecting to %s:%s", PQhost(conn),
                  PQport(conn));
     add_error(err, errlen, conn, *end == CONNECT_FAILED ? NULL : why);
     PQfinish(conn);
     return NULL;
-}
-
-/* libpq's connect_timeout (seconds per host; 0 or less: none; below 2 is
- * 2, as libpq rounds it) from the conninfo's value, else payq's default. */
-static int connect_timeout_ms(const struct conn_hosts *ch, const char *dflt)
-{
-    int s = atoi(ch->timeout[0] ? ch->timeout : dflt);
-    return s <= 0 ? 0 : s < 2 ? 2000 : s > INT_MAX / 1000 ? INT_MAX : s * 1000;
 }
 
 /* The wait for one host: its connect_timeout (0: none), cut to what is
@@ -257,59 +150,92 @@ static int host_wait_ms(int per_host, int64_t deadline)
     return per_host > 0 && per_host < left ? per_host : left > INT_MAX ? INT_MAX : (int)left;
 }
 
-/* payq's one way to connect, polled so that the thread's tick and stop
- * predicate run as in a statement's wait: each host in turn for its
- * connect_timeout, as libpq's blocking connect tries them (a polled libpq
- * connect cannot be told to move on, so it is given one host at a time);
- * prefer-standby as libpq does it, in two passes, a standby first, then
- * any; a host that hung before tried last; the whole attempt within ms (0:
- * no bound beyond the hosts' own). keys and vals have room for three more
- * entries after application_name. */
-static PGconn *connect_hosts(const char *conninfo, const char **keys, const char **vals, int ms,
-                             char *err, size_t errlen)
+/* Connects to host h at addr ("": by its name), after dbname in keys and
+ * vals, so that these override the conninfo's, as target_session_attrs
+ * attrs (NULL: the conninfo's), for at most wait ms. */
+static PGconn *connect_at(const char **keys, const char **vals, const struct payq_pg_host *h,
+                          const char *addr, const char *attrs, int wait, enum connect_end *end,
+                          char *err, size_t errlen)
 {
-    int64_t deadline = ms > 0 ? payq_clock_mono_ms() + ms : INT64_MAX;
-    struct conn_hosts ch;
-    enum connect_end end;
-    if (!conn_hosts(conninfo, &ch))
-        return connect_polled(keys, vals, ms, &end, err, errlen); /* libpq says why */
-    int per_host = connect_timeout_ms(&ch, vals[0]);
-    hung_last(&ch);
-    char *h[HOSTS_MAX], *p[HOSTS_MAX];
-    size_t nh = split_list(ch.hosts, h, HOSTS_MAX), np = split_list(ch.ports, p, HOSTS_MAX);
-    if (ch.addr || nh < 2 || nh > HOSTS_MAX || (np != nh && np > 1)) {
-        /* libpq's own order; the deadline as its blocking connect's worst. */
-        int n = nh < 1 ? 1 : nh > HOSTS_MAX ? HOSTS_MAX : (int)nh;
-        int wait = host_wait_ms(per_host > INT_MAX / n ? INT_MAX : per_host * n, deadline);
-        return connect_polled(keys, vals, wait < 0 ? 1 : wait, &end, err, errlen);
+    size_t k = 7;
+    keys[k] = "host";
+    vals[k++] = h->name;
+    if (addr[0]) {
+        keys[k] = "hostaddr";
+        vals[k++] = addr;
     }
-    bool prefer = strcmp(ch.attrs, "prefer-standby") == 0;
-    for (int pass = prefer ? 0 : 1; pass < 2; pass++) {
-        for (size_t i = 0; i < nh; i++) {
-            int wait = host_wait_ms(per_host, deadline);
+    if (h->port[0]) {
+        keys[k] = "port";
+        vals[k++] = h->port;
+    }
+    if (attrs) {
+        keys[k] = "target_session_attrs";
+        vals[k++] = attrs;
+    }
+    keys[k] = vals[k] = NULL;
+    return connect_polled(keys, vals, wait, end, err, errlen);
+}
+
+/* One pass over the hosts (as attrs, see connect_at), each address of
+ * each for its connect_timeout, all within deadline. The connection, or
+ * NULL, with *over set when no more passes may follow (stopped, or the
+ * deadline passed). */
+static PGconn *connect_pass(const char **keys, const char **vals, const struct payq_pg_hosts *hs,
+                            const char *attrs, int64_t deadline, bool *over, char *err,
+                            size_t errlen)
+{
+    char addr[PAYQ_PG_ADDRS_MAX][PAYQ_PG_ADDR_LEN];
+    enum connect_end end;
+    for (size_t i = 0; i < hs->n; i++) {
+        size_t na = payq_pg_host_addrs(&hs->host[i], addr);
+        for (size_t a = 0; a < (na ? na : 1); a++) {
+            int wait = host_wait_ms(hs->per_host_ms, deadline);
             if (wait < 0) {
                 add_error(err, errlen, NULL, "no host left to try within the connect's bound");
+                *over = true;
                 return NULL;
             }
-            /* After dbname: these override the conninfo's. */
-            size_t k = 7;
-            keys[k] = "host";
-            vals[k++] = h[i];
-            if (np == nh) {
-                keys[k] = "port";
-                vals[k++] = p[i];
-            }
-            if (prefer) {
-                keys[k] = "target_session_attrs";
-                vals[k++] = pass == 0 ? "standby" : "any";
-            }
-            keys[k] = vals[k] = NULL;
-            PGconn *conn = connect_polled(keys, vals, wait, &end, err, errlen);
-            if (conn || end == CONNECT_STOPPED)
+            PGconn *conn = connect_at(keys, vals, &hs->host[i], na ? addr[a] : "", attrs, wait,
+                                      &end, err, errlen);
+            *over = end == CONNECT_STOPPED;
+            if (conn || *over)
                 return conn;
         }
     }
     return NULL;
+}
+
+/* payq's one way to connect, polled so that the thread's tick and stop
+ * predicate run as in a statement's wait: each address of each host in
+ * turn for its connect_timeout, as libpq's blocking connect tries them (a
+ * polled libpq connect cannot be told to move on, so it is given one
+ * address at a time, pg_hosts.h); prefer-standby as libpq does it, in two
+ * passes, a standby first, then any; a host and an address that hung
+ * before tried last; the whole attempt within ms (0: no bound beyond the
+ * hosts' own). keys and vals have room for four more entries after
+ * application_name. */
+static PGconn *connect_hosts(const char *conninfo, const char **keys, const char **vals, int ms,
+                             char *err, size_t errlen)
+{
+    int64_t deadline = ms > 0 ? payq_clock_mono_ms() + ms : INT64_MAX;
+    struct payq_pg_hosts hs;
+    enum connect_end end;
+    if (!payq_pg_hosts(conninfo, vals[0], &hs))
+        return connect_polled(keys, vals, ms, &end, err, errlen); /* libpq says why */
+    if (hs.n == 0) {
+        /* libpq's own order; the deadline as its blocking connect's worst. */
+        int n = (int)hs.libpq_hosts;
+        int per = hs.per_host_ms;
+        int wait = host_wait_ms(per > INT_MAX / n ? INT_MAX : per * n, deadline);
+        return connect_polled(keys, vals, wait < 0 ? 1 : wait, &end, err, errlen);
+    }
+    PGconn *conn = NULL;
+    bool over = false;
+    for (int pass = hs.prefer_standby ? 0 : 1; pass < 2 && !conn && !over; pass++) {
+        const char *attrs = !hs.prefer_standby ? NULL : pass == 0 ? "standby" : "any";
+        conn = connect_pass(keys, vals, &hs, attrs, deadline, &over, err, errlen);
+    }
+    return conn;
 }
 
 PGconn *payq_pg_connect(const char *conninfo, const char *app)
@@ -335,8 +261,10 @@ PGconn *payq_pg_connect_within(const char *conninfo, const char *app, int ms)
                           NULL,
                           NULL,
                           NULL,
+                          NULL,
                           NULL};
-    const char *vals[] = {"5", "15", "5", "3", "30000", conninfo, app, NULL, NULL, NULL, NULL};
+    const char *vals[] = {"5", "15", "5",  "3",  "30000", conninfo,
+                          app, NULL, NULL, NULL, NULL,    NULL};
     char err[1024] = "";
     PGconn *conn = connect_hosts(conninfo, keys, vals, ms, err, sizeof err);
     if (conn) {
@@ -513,14 +441,14 @@ PGresult *payq_pg_exec_params_within(PGconn *conn, int ms, const char *sql, int 
 
 /* Whether the server conn is connected to gives any answer to a new
  * session within ms (see payq_pg_take_results_alive). The session is
- * conn's own options (PQconninfo: credentials, TLS) on the one host and
+ * conn's own options (PQconninfo: credentials, TLS) on the one address and
  * port conn uses, any role. */
 static bool server_answers(PGconn *conn, int ms)
 {
     PQconninfoOption *opts = PQconninfo(conn);
     if (!opts)
         return true; /* out of memory: no sign of a silent server */
-    const char *keys[PROBE_KEYS_MAX + 5], *vals[PROBE_KEYS_MAX + 5];
+    const char *keys[PROBE_KEYS_MAX + 6], *vals[PROBE_KEYS_MAX + 6];
     size_t n = 0;
     for (PQconninfoOption *o = opts; o->keyword && n < PROBE_KEYS_MAX; o++) {
         static const char *const replaced[] = {"host", "hostaddr", "port", "target_session_attrs",
@@ -533,11 +461,14 @@ static bool server_answers(PGconn *conn, int ms)
             vals[n++] = o->val;
         }
     }
+    /* hostaddr: the address conn uses, of the several its name may have
+     * ("" for a socket: libpq ignores empty values). */
     const char *const more[][2] = {{"host", PQhost(conn)},
+                                   {"hostaddr", PQhostaddr(conn)},
                                    {"port", PQport(conn)},
                                    {"target_session_attrs", "any"},
                                    {"application_name", "payq-probe"}};
-    for (size_t i = 0; i < 4; i++) {
+    for (size_t i = 0; i < 5; i++) {
         keys[n] = more[i][0];
         vals[n++] = more[i][1];
     }

@@ -19,18 +19,18 @@ enum payq_pg_fault {
 /* Connects; on failure logs (password redacted) and returns NULL. The
  * caller frees with PQfinish. application_name is set to app. Unless the
  * conninfo says otherwise: connect_timeout 5 s (per host), TCP keepalives
- * after 15 s idle (3 probes 5 s apart), tcp_user_timeout 30 s. Each host is
- * tried in turn for its connect_timeout, as libpq's blocking connect tries
- * them, and prefer-standby in libpq's two passes; but a host that hung
- * before is tried last, and the connect is polled, so that the thread's
- * wait tick runs and its stop predicate is heeded (below) as in a
- * statement's wait: a stop gives up (NULL). */
+ * after 15 s idle (3 probes 5 s apart), tcp_user_timeout 30 s. Each address
+ * of each host is tried in turn for its connect_timeout, as libpq's blocking
+ * connect tries them (pg_hosts.h), and prefer-standby in libpq's two passes;
+ * but an address that hung before is tried last, and the connect is polled,
+ * so that the thread's wait tick runs and its stop predicate is heeded
+ * (below) as in a statement's wait: a stop gives up (NULL). */
 PGconn *payq_pg_connect(const char *conninfo, const char *app);
 
 /* payq_pg_connect giving up after ms (0: no bound beyond the hosts'
  * connect_timeout) for the whole attempt, every host included: for a
  * caller that must answer in time whatever a frozen host does (an intake
- * read). A host that hung past the bound is tried last the next time. */
+ * read). An address that hung past the bound is tried last the next time. */
 PGconn *payq_pg_connect_within(const char *conninfo, const char *app, int ms);
 
 /* Checks res for the expected status; on mismatch logs `what` with the

@@ -23,6 +23,7 @@
 
 #include "clock.h"
 #include "pg.h"
+#include "pg_hosts.h"
 
 static const char DETAIL[] = "The transaction has already committed locally, but might not have "
                              "been replicated to the standby.";
@@ -181,7 +182,8 @@ static void *fake_probes(void *arg)
     return NULL;
 }
 
-static void fake_start(struct fake *f, bool answer)
+/* A fake listening on addr (a loopback address) and port (0: any). */
+static void fake_start_at(struct fake *f, bool answer, const char *addr, int port)
 {
     memset(f, 0, sizeof *f);
     for (int i = 0; i < 8; i++)
@@ -189,13 +191,21 @@ static void fake_start(struct fake *f, bool answer)
     f->answer = answer;
     f->greet = true;
     f->listener = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int one = 1;
+    assert_int_equal(setsockopt(f->listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one), 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    assert_int_equal(inet_pton(AF_INET, addr, &a.sin_addr), 1);
     assert_int_equal(bind(f->listener, (struct sockaddr *)&a, sizeof a), 0);
     assert_int_equal(listen(f->listener, 8), 0);
     socklen_t len = sizeof a;
     assert_int_equal(getsockname(f->listener, (struct sockaddr *)&a, &len), 0);
     f->port = ntohs(a.sin_port);
     assert_int_equal(pthread_create(&f->thread, NULL, fake_serve, f), 0);
+}
+
+static void fake_start(struct fake *f, bool answer)
+{
+    fake_start_at(f, answer, "127.0.0.1", 0);
 }
 
 static PGconn *fake_connect(const struct fake *f)
@@ -615,6 +625,56 @@ static void test_connect_hung_host_last(void **state)
     fake_stop(&hung, NULL);
 }
 
+/* db.test: two loopback addresses, the first one first. */
+static size_t two_addresses(const char *host, char (*addr)[PAYQ_PG_ADDR_LEN], size_t max)
+{
+    if (strcmp(host, "db.test") != 0 || max < 2)
+        return 0;
+    snprintf(addr[0], PAYQ_PG_ADDR_LEN, "127.0.0.2");
+    snprintf(addr[1], PAYQ_PG_ADDR_LEN, "127.0.0.1");
+    return 2;
+}
+
+/* One host name with two addresses (as a DNS name for every node has), the
+ * first frozen before it answers the start-up: the connect gives that
+ * address its connect_timeout (2 s) and moves on to the second, as libpq's
+ * blocking connect would; the next connect tries the frozen one last and
+ * gets through at once. Before payq resolved names itself, the polled
+ * connect spent the name's whole wait on its first address and failed. */
+static void test_connect_name_moves_on(void **state)
+{
+    (void)state;
+    struct fake hung, live, again;
+    fake_start_at(&hung, false, "127.0.0.2", 0);
+    hung.greet = false;
+    fake_start_at(&live, true, "127.0.0.1", hung.port);
+    payq_pg_hosts_set_resolve(two_addresses);
+    char ci[200];
+    snprintf(ci, sizeof ci,
+             "host=db.test port=%d connect_timeout=2 dbname=x user=u sslmode=disable "
+             "gssencmode=disable",
+             hung.port);
+    int64_t t0 = payq_clock_mono_ms();
+    PGconn *conn = payq_pg_connect_within(ci, "test_pg", 8000);
+    int64_t waited = payq_clock_mono_ms() - t0;
+    assert_non_null(conn);
+    assert_string_equal(PQhost(conn), "db.test");
+    assert_string_equal(PQhostaddr(conn), "127.0.0.1");
+    assert_true(waited >= 2000);
+    assert_true(waited < 6000);
+    fake_stop(&live, conn);
+    fake_start_at(&again, true, "127.0.0.1", hung.port);
+    t0 = payq_clock_mono_ms();
+    conn = payq_pg_connect(ci, "test_pg");
+    waited = payq_clock_mono_ms() - t0;
+    assert_non_null(conn);
+    assert_string_equal(PQhostaddr(conn), "127.0.0.1");
+    assert_true(waited < 1000);
+    fake_stop(&again, conn);
+    fake_stop(&hung, NULL);
+    payq_pg_hosts_set_resolve(NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -628,6 +688,7 @@ int main(void)
         cmocka_unit_test(test_connect_within_skips_hung_host),
         cmocka_unit_test(test_connect_within_moves_on),
         cmocka_unit_test(test_connect_hung_host_last),
+        cmocka_unit_test(test_connect_name_moves_on),
         cmocka_unit_test(test_alive_frozen),
         cmocka_unit_test(test_alive_slow),
         cmocka_unit_test(test_alive_copy_frozen),
