@@ -74,6 +74,7 @@ static const struct key keys[] = {
     KINT("producer.http_body_timeout_ms", producer.http_body_timeout_ms, 100, 3600000, 30000),
     KINT("producer.http_drain_ms", producer.http_drain_ms, 0, 600000, 2000),
     KINT("producer.max_request_bytes", producer.max_request_bytes, 1024, 67108864, 4194304),
+    KINT("producer.body_memory_bytes", producer.body_memory_bytes, 1024, 2147483647, 134217728),
     KINT("producer.max_batch_items", producer.max_batch_items, 1, 1000, 1000),
     KINT("producer.pack_max", producer.pack_max, 1, 1000, 100),
     KINT("producer.spool_max_mib", producer.spool_max_mib, 1, 1048576, 16384),
@@ -833,9 +834,10 @@ static void judge_at_least(struct loader *ld, const char *small, int vs, const c
           vs, big, vb);
 }
 
-/* The worker asks the broker for prefetch messages at most: a smaller prefetch than the
- * batch size means no batch is ever full. A batch grows under a backlog, never shrinks. */
-static void judge_batch_sizes(struct loader *ld)
+/* Sizes that must cover others. The worker asks the broker for prefetch messages at most:
+ * a smaller prefetch than the batch size means no batch is ever full. A batch grows under a
+ * backlog, never shrinks. */
+static void judge_sizes(struct loader *ld)
 {
     const struct payq_config *c = ld->cfg;
 
@@ -843,6 +845,9 @@ static void judge_batch_sizes(struct loader *ld)
                    c->worker.batch_max);
     judge_at_least(ld, "worker.backlog_batch_max", c->worker.backlog_batch_max, "worker.batch_max",
                    c->worker.batch_max);
+    /* Else no request of the largest size could ever be taken in. */
+    judge_at_least(ld, "producer.body_memory_bytes", c->producer.body_memory_bytes,
+                   "producer.max_request_bytes", c->producer.max_request_bytes);
 }
 
 /* Loads into a copy of the defaults, so on error *cfg is left untouched. */
@@ -868,7 +873,7 @@ int payq_config_load_buffer(struct payq_config *cfg, const char *name, const voi
     yaml_parser_set_input_string(&ld.parser, ld.data, ld.len);
     rc = walk_stream(&ld);
     if (rc == 0 && !ld.failed)
-        judge_batch_sizes(&ld);
+        judge_sizes(&ld);
     yaml_event_delete(&ld.ev);
     yaml_parser_delete(&ld.parser);
     if (rc < 0 || ld.failed)

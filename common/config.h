@@ -66,7 +66,11 @@ struct payq_config {
          * listener closes, 0..600000, default 2000 */
         int http_drain_ms;
         int max_request_bytes; /* producer.max_request_bytes: 1024..67108864, default 4194304 */
-        int max_batch_items;   /* producer.max_batch_items: 1..1000, default 1000 */
+        /* producer.body_memory_bytes: request bodies held in memory at once, every connection
+         * together; a request that would go over is answered 503, 1024..2147483647 (at least
+         * max_request_bytes), default 134217728 */
+        int body_memory_bytes;
+        int max_batch_items; /* producer.max_batch_items: 1..1000, default 1000 */
         /* producer.pack_max: transfers per broker message, 1..1000 (PAYQ_PACK_MAX_ITEMS),
          * default 100; 1 publishes one "transfer" message per transfer */
         int pack_max;

@@ -42,7 +42,9 @@ struct request {
     char param[PAYQ_ID_MAX + 2]; /* copied: longer than an id is invalid anyway */
     size_t param_len;
     struct payq_buf body;
+    size_t reserved; /* of the body budget (g_body_bytes), given back when the request ends */
     bool too_large;
+    bool shed;                  /* the body budget was spent: answered 503, its body dropped */
     struct payq_http_reply rep; /* status 0 until decided */
     bool queued;                /* a response was queued: ignore the rest */
     int64_t started_ns;
@@ -50,6 +52,11 @@ struct request {
 };
 
 static _Atomic long g_in_flight;
+/* Bytes of request bodies held in memory, every connection together: at most
+ * producer.body_memory_bytes. A body is read whole before it is checked, so
+ * without this bound slow uploads on many connections could take the
+ * process's memory. */
+static _Atomic long long g_body_bytes;
 /* Set at SIGTERM: /readyz fails and every response closes its connection,
  * while requests are still served (drain_then_stop). */
 static _Atomic bool g_draining;
@@ -81,6 +88,34 @@ static void reply_too_large(struct payq_http_app *app, struct request *rq)
     snprintf(detail, sizeof detail, "the body must be at most %d bytes",
              app->cfg->producer.max_request_bytes);
     payq_http_reply_error(&rq->rep, 413, "request body too large", detail);
+}
+
+/* Takes n more bytes of the body budget for rq; false (nothing taken) when
+ * they would go over it. */
+static bool body_reserve(struct payq_http_app *app, struct request *rq, size_t n)
+{
+    long long limit = app->cfg->producer.body_memory_bytes;
+    long long now = atomic_fetch_add(&g_body_bytes, (long long)n) + (long long)n;
+    if (now > limit) {
+        atomic_fetch_sub(&g_body_bytes, (long long)n);
+        return false;
+    }
+    rq->reserved += n;
+    return true;
+}
+
+static void body_release(struct request *rq)
+{
+    atomic_fetch_sub(&g_body_bytes, (long long)rq->reserved);
+    rq->reserved = 0;
+}
+
+static void reply_shed(struct request *rq)
+{
+    payq_http_reply_error(&rq->rep, 503, "too many request bodies at once",
+                          "this server holds as many request bodies as producer.body_memory_bytes "
+                          "allows; try again");
+    rq->rep.retry_after_s = 1;
 }
 
 /* Decides what can be decided from the request line and headers alone.
@@ -119,8 +154,15 @@ static bool early_answer(struct payq_http_app *app, struct request *rq, struct M
         return true;
     }
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-    if (cl && strtoull(cl, NULL, 10) > (unsigned long long)app->cfg->producer.max_request_bytes) {
+    unsigned long long len = cl ? strtoull(cl, NULL, 10) : 0;
+    if (len > (unsigned long long)app->cfg->producer.max_request_bytes) {
         reply_too_large(app, rq);
+        return true;
+    }
+    /* The whole body's room now, before a byte of it is read; a body
+     * without Content-Length (chunked) takes it as it arrives. */
+    if (len > 0 && !body_reserve(app, rq, (size_t)len)) {
+        reply_shed(rq);
         return true;
     }
     return false;
@@ -130,6 +172,10 @@ static void dispatch(struct payq_http_app *app, struct request *rq)
 {
     if (rq->too_large) {
         reply_too_large(app, rq);
+        return;
+    }
+    if (rq->shed) {
+        reply_shed(rq);
         return;
     }
     switch (rq->m.route->id) {
@@ -228,12 +274,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         size_t max = (size_t)app->cfg->producer.max_request_bytes;
         /* Counted while it arrives: a body without Content-Length (chunked)
          * is held to the same limit, and dropped once over it. */
-        if (!rq->too_large && rq->m.route->json_body) {
-            if (rq->body.len + *upload_data_size > max) {
+        if (!rq->too_large && !rq->shed && rq->m.route->json_body) {
+            size_t want = rq->body.len + *upload_data_size;
+            if (want > max) {
                 rq->too_large = true;
-                payq_buf_free(&rq->body);
+            } else if (want > rq->reserved && !body_reserve(app, rq, want - rq->reserved)) {
+                rq->shed = true;
             } else {
                 payq_buf_append(&rq->body, upload_data, *upload_data_size);
+            }
+            if (rq->too_large || rq->shed) {
+                payq_buf_free(&rq->body);
+                body_release(rq);
             }
         }
         *upload_data_size = 0;
@@ -255,6 +307,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     payq_http_guard_request_done(app->guard, rq->guarded, mono_ns());
     payq_buf_free(&rq->body);
+    body_release(rq);
     payq_buf_free(&rq->rep.body);
     free(rq);
     *con_cls = NULL;

@@ -32,7 +32,8 @@ static void check_loaded(const struct payq_config *c)
             abort();
     }
     if (c->worker.batch_max < 1 || c->worker.batch_max > 8189 ||
-        c->worker.prefetch < c->worker.batch_max || c->amqp.heartbeat_s < 0 ||
+        c->worker.prefetch < c->worker.batch_max ||
+        c->producer.body_memory_bytes < c->producer.max_request_bytes || c->amqp.heartbeat_s < 0 ||
         c->amqp.heartbeat_s > 600)
         abort();
 }

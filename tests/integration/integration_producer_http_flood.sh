@@ -28,13 +28,7 @@ producer:
   http_header_timeout_ms: 3000
   http_body_timeout_ms: 3000
 YAML
-PORT=$(free_port 17281)
-PAYQ_AMQP_URL=$(pv_url "$V") "$PRODUCER" serve --listen "127.0.0.1:$PORT" \
-    --config "$TMP/producer.yaml" >/dev/null 2>>"$TMP/serve.log" &
-SPID=$!
-BG_PIDS+=("$SPID")
-wait_http "http://127.0.0.1:$PORT/healthz" ||
-    { fail "server did not start: $(tail -3 "$TMP/serve.log")"; finish; }
+start_serve "$V" 17281 "$TMP/producer.yaml" || finish
 
 /usr/bin/python3 "$SRC/tests/tools/http_flood.py" --port "$PORT" --token "$PAYQ_API_TOKEN" \
     --id-prefix "$P" --idle 2000 --sources 4 --trickle-ms 200 --rounds 3 --wait-s 8 \

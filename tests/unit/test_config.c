@@ -129,6 +129,7 @@ static void test_defaults_match_header(void **state)
     assert_int_equal(c.producer.confirm_window, 500);
     assert_int_equal(c.producer.http_threads, 4);
     assert_int_equal(c.producer.max_request_bytes, 4194304);
+    assert_int_equal(c.producer.body_memory_bytes, 134217728);
     assert_int_equal(c.producer.max_batch_items, 1000);
     assert_int_equal(c.producer.pack_max, 100);
     assert_int_equal(c.producer.n_api_tokens, 0);
@@ -195,6 +196,7 @@ static void test_payq_yaml_documents_everything(void **state)
                                           "confirm_window: 500",
                                           "http_threads: 4",
                                           "max_request_bytes: 4194304",
+                                          "body_memory_bytes: 134217728",
                                           "max_batch_items: 1000",
                                           "pack_max: 100",
                                           "spool_max_mib: 16384",

@@ -147,6 +147,19 @@ wait_http() {
     return 1
 }
 
+# start_serve VHOST BASEPORT CONFIG: payq-producer serve on a free port from
+# BASEPORT, publishing to VHOST, with CONFIG; sets PORT and SPID. Returns 1,
+# with a failed check, when it does not answer /healthz.
+start_serve() {
+    PORT=$(free_port "$2")
+    PAYQ_AMQP_URL=$(pv_url "$1") "$PRODUCER" serve --listen "127.0.0.1:$PORT" \
+        --config "$3" >/dev/null 2>>"$TMP/serve.log" &
+    SPID=$!
+    BG_PIDS+=("$SPID")
+    wait_http "http://127.0.0.1:$PORT/healthz" ||
+        { fail "server did not start: $(tail -3 "$TMP/serve.log")"; return 1; }
+}
+
 cleanup_producer() {
     pv_delete_all
     cleanup_common
