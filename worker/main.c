@@ -7,6 +7,7 @@
  * broker's confirm round trip overlaps the database's work (settle_held).
  * Without its database it holds no deliveries (ensure_pg). Start as many
  * as you like, anywhere: they compete for messages. */
+#include <errno.h>
 #include <getopt.h>
 #include <malloc.h>
 #include <microhttpd.h>
@@ -590,6 +591,23 @@ static int run(struct worker *w)
     return 0;
 }
 
+/* --exit-when-idle: whole milliseconds, 1 to 86400000 (a day). */
+static int parse_idle_ms(const char *s, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < 1 || v > 86400000) {
+        fprintf(stderr,
+                "payq-worker: invalid --exit-when-idle \"%s\": must be whole milliseconds, 1 to "
+                "86400000\n",
+                s);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
 static int parse_args(struct worker *w, int argc, char **argv)
 {
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
@@ -609,7 +627,8 @@ static int parse_args(struct worker *w, int argc, char **argv)
             metrics = optarg;
             break;
         case 'i':
-            w->exit_when_idle_ms = atoi(optarg);
+            if (parse_idle_ms(optarg, &w->exit_when_idle_ms) != 0)
+                return -1;
             break;
         case 'h':
             usage(stdout);

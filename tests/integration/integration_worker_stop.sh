@@ -2,12 +2,19 @@
 # integration_worker_stop: SIGTERM in the middle of a run finishes and acks
 # the current batch and exits 0: nothing committed is left unacked, so the
 # next worker redelivers nothing that was already applied. A second signal
-# exits at once. Also checks the Prometheus endpoint.
+# exits at once. Also checks the Prometheus endpoint, and that a bad
+# --exit-when-idle is refused before the worker takes anything.
 # shellcheck source=lib/common.sh
 # shellcheck disable=SC2015 # `cond && ok .. || fail ..` is safe: ok() always succeeds
 source "$(dirname "$0")/lib/common.sh"
 P=st$RUN_ID
 N=50000
+for bad in 5s 0 -1 99999999999; do
+    "$BIN/payq-worker" --exit-when-idle "$bad" 2>"$TMP/bad.log"
+    check "--exit-when-idle $bad: exit 2" "2" "$?"
+    grep -q "invalid --exit-when-idle \"$bad\": must be whole milliseconds" "$TMP/bad.log" &&
+        ok "--exit-when-idle $bad: named in the error" || fail "--exit-when-idle $bad: $(cat "$TMP/bad.log")"
+done
 gen_accounts "$P" 50 | "$BIN/payq-rawpub" >/dev/null
 gen_transfers "$P" "$N" 50 3 >"$TMP/transfers"
 "$BIN/payq-rawpub" <"$TMP/transfers" >/dev/null
