@@ -210,7 +210,8 @@ static PGconn *connect_pass(const char **keys, const char **vals, const struct p
  * turn for its connect_timeout, as libpq's blocking connect tries them (a
  * polled libpq connect cannot be told to move on, so it is given one
  * address at a time, pg_hosts.h); prefer-standby as libpq does it, in two
- * passes, a standby first, then any; a host and an address that hung
+ * passes, a standby first, then any (each pass looks its names up again,
+ * as libpq's second pass does); a host and an address that hung
  * before tried last; the whole attempt within ms (0: no bound beyond the
  * hosts' own). keys and vals have room for four more entries after
  * application_name. */
