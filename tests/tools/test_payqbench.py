@@ -569,9 +569,28 @@ class Http(unittest.TestCase):
                                "packs of 100": None})
         self.assertIn("| replicas | transfers/request | connections |", t)
         self.assertIn("CPU s replica-1 | CPU s haproxy |", t)
-        self.assertIn("| 1 | 1 | 64 | 900.5 | 900.5 | 60 | 200 | 300 | 0 | 0 | 3.2 | 0.4 |", t)
+        self.assertIn("| errors | replica peak RSS MiB | CPU s", t)
+        self.assertIn("| 1 | 1 | 64 | 900.5 | 900.5 | 60 | 200 | 300 | 0 | 0 | - | 3.2 | 0.4 |", t)
         self.assertIn("raw-broker ceiling, 1 transfer per message: 4719 transfers/s", t)
         self.assertIn("raw-broker ceiling, packs of 100: failed\n", t)
+
+
+    def test_peak_rss(self):
+        cell = {"replica_peak_rss_kb": {"replica-1": 20480, "replica-2": 31744, "replica-3": None},
+                "replica_peak_rss_since_start": False}
+        self.assertEqual(http.peak_rss_mib(cell), "31.0")
+        cell["replica_peak_rss_since_start"] = True
+        self.assertEqual(http.peak_rss_mib(cell), "<=31.0")
+        self.assertEqual(http.peak_rss_mib({"replica_peak_rss_kb": {"replica-1": None}}), "-")
+        # This process: a peak at least its RSS now, and one that can start again.
+        me = os.getpid()
+        before = http.peak_rss_kb(me)
+        self.assertGreater(before, 0)
+        self.assertTrue(http.reset_peak_rss(me))
+        self.assertLessEqual(http.peak_rss_kb(me), before)
+        self.assertIsNone(http.peak_rss_kb(2 ** 22 + 7))
+        self.assertFalse(http.reset_peak_rss(2 ** 22 + 7))
+        self.assertEqual(http.replica_pids({"replica-1": 5, "haproxy": 6}), {"replica-1": 5})
 
 
 class Failover(unittest.TestCase):

@@ -6,8 +6,9 @@ serve` replicas behind HAProxy on the API port), each request size (1 or
 /v1/transfers through HAProxy for --http-seconds with unique ids
 (scripts/bench.d/http.lua), while one payq-worker books what arrives.
 Reported per cell: requests/s, transfers/s, latency p50/p99/max, non-202
-answers and socket errors, and the CPU seconds each process used during
-the cell (the replicas, HAProxy, the broker, PostgreSQL, the worker, wrk).
+answers and socket errors, the CPU seconds each process used during the
+cell (the replicas, HAProxy, the broker, PostgreSQL, the worker, wrk), and
+each replica's peak RSS during the cell (what sizes its memory request).
 Beside them the raw-broker ceilings of the same invocation: payq-producer
 -> payq-ackdrain with one message per transfer and in packs of 100.
 
@@ -134,6 +135,33 @@ def sample(pids):
     return {k: tree_ticks(v) for k, v in pids.items()}
 
 
+def reset_peak_rss(pid):
+    """Starts pid's peak RSS (VmHWM) again from its RSS now (Linux's
+    clear_refs 5); False when that is not allowed."""
+    try:
+        with open("/proc/%d/clear_refs" % pid, "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_kb(pid):
+    """pid's peak RSS in KiB (VmHWM), or None."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def replica_pids(pids):
+    return {k: v for k, v in pids.items() if k.startswith("replica-")}
+
+
 # ------------------------------------------------------------ wrk
 
 def wrk_argv(url, conns, seconds, script, threads=None):
@@ -167,6 +195,16 @@ def cell_figures(w, size, cpu):
             "max_ms": round(w["max_us"] / 1000, 2), "cpu_s": cpu}
 
 
+def peak_rss_mib(cell):
+    """The largest replica peak RSS of a cell in MiB ("-" if none was read;
+    "<=" when it counts from the replica's start)."""
+    vals = [v for v in (cell.get("replica_peak_rss_kb") or {}).values() if v]
+    if not vals:
+        return "-"
+    return ("<=" if cell.get("replica_peak_rss_since_start") else "") + \
+        "%.1f" % (max(vals) / 1024)
+
+
 def table(cells, ceilings):
     """Markdown table of the cells, then the ceilings."""
     procs = []
@@ -175,12 +213,13 @@ def table(cells, ceilings):
             if k not in procs:
                 procs.append(k)
     head = ["replicas", "transfers/request", "connections", "requests/s", "transfers/s",
-            "p50 ms", "p99 ms", "max ms", "non-202", "errors"] + ["CPU s " + p for p in procs]
+            "p50 ms", "p99 ms", "max ms", "non-202", "errors", "replica peak RSS MiB"] + \
+        ["CPU s " + p for p in procs]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for c in cells:
         row = [c["replicas"], c["size"], c["connections"], c["requests_per_s"],
                c["transfers_per_s"], c["p50_ms"], c["p99_ms"], c["max_ms"], c["non_2xx"],
-               c["socket_errors"]] + [c["cpu_s"].get(p, "-") for p in procs]
+               c["socket_errors"], peak_rss_mib(c)] + [c["cpu_s"].get(p, "-") for p in procs]
         lines.append("| " + " | ".join(str(x) for x in row) + " |")
     for name, fig in ceilings.items():
         lines.append("")
@@ -254,6 +293,7 @@ def run(b, runner):
                 pids = stack_pids(b.stack.env.get("PAYQ_RUN_DIR", os.path.join(b.root, ".run")),
                                   replicas)
                 pids["worker"] = ws[0][0].pid
+                reset = all([reset_peak_rss(p) for p in replica_pids(pids).values()])
                 before = sample(pids)
                 env["PAYQ_BENCH_SIZE"] = str(size)
                 env["PAYQ_BENCH_RUN"] = "r%ds%dc%d" % (replicas, size, conns)
@@ -273,6 +313,10 @@ def run(b, runner):
                 cpu["wrk"] = round(t1.children_user + t1.children_system -
                                    t0.children_user - t0.children_system, 2)
                 fig = cell_figures(w, size, cpu)
+                rss = {k: peak_rss_kb(v) for k, v in replica_pids(pids).items()}
+                # Without the reset, VmHWM is the peak since the replica started.
+                fig["replica_peak_rss_kb"] = rss
+                fig["replica_peak_rss_since_start"] = not reset
                 fig.update({"replicas": replicas, "size": size, "connections": conns,
                             "seconds": round(time.monotonic() - w0, 1)})
                 cells.append(fig)
