@@ -55,8 +55,9 @@ void payq_pg_set_wait_stop(bool (*stop)(void *), void *arg)
 }
 
 /* Remembers the address a connect gave up on while it was trying it (its
- * connect_timeout or the connect's bound ran out: a frozen node), so that
- * later connects try it last (pg_hosts.h). */
+ * connect_timeout or the connect's bound ran out: a frozen node), or a
+ * connection's server that stopped answering, so that later connects try
+ * it last (pg_hosts.h). */
 static void remember_hung(PGconn *conn)
 {
     payq_pg_hosts_hung(PQhost(conn), PQhostaddr(conn), PQport(conn));
@@ -415,6 +416,7 @@ PGresult *payq_pg_take_results_within(PGconn *conn, int ms)
              * on conn from here on fails at once, this PQgetResult first. */
             payq_log(PAYQ_LOG_WARN, "pg_unresponsive",
                      "no answer from the database in %d ms: closing the connection", ms);
+            remember_hung(conn);
             shutdown(PQsocket(conn), SHUT_RDWR);
             wait = false;
         }
@@ -491,6 +493,7 @@ static bool still_alive(PGconn *conn)
              "no answer from the database %s:%s in %d ms, nor to a new session in %d ms: "
              "closing the connection",
              PQhost(conn), PQport(conn), silence_ms, probe_ms);
+    remember_hung(conn);
     shutdown(PQsocket(conn), SHUT_RDWR);
     return false;
 }

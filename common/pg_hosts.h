@@ -48,8 +48,9 @@ bool payq_pg_hosts(const char *conninfo, const char *dflt_timeout, struct payq_p
  * resolve, which libpq will say, or one with more addresses than fit). */
 size_t payq_pg_host_addrs(const struct payq_pg_host *h, char (*addr)[PAYQ_PG_ADDR_LEN]);
 
-/* Remembers where a connect gave up waiting (a frozen node): the host as
- * named, its numeric address ("" if none), the port. Thread-safe. */
+/* Remembers where a connect gave up waiting, or where a connection's
+ * server stopped answering (a frozen node): the host as named, its numeric
+ * address ("" if none), the port. Thread-safe. */
 void payq_pg_hosts_hung(const char *host, const char *addr, const char *port);
 
 /* Writes up to max numeric addresses of host into addr; returns how many

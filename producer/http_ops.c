@@ -52,7 +52,10 @@ static bool probe_database(struct payq_http_app *app)
         PQclear(res);
         if (f == PAYQ_PG_OK)
             return true;
-        payq_http_thread_pg_drop(th);
+        if (f == PAYQ_PG_RECONNECT)
+            payq_http_thread_pg_unanswered(app, th);
+        else
+            payq_http_thread_pg_drop(th);
     }
     return false;
 }

@@ -19,8 +19,10 @@
 # the rate before the freeze), HAProxy took no replica out, every attempt
 # answered 202 (none needed a retry), every GET answered 200 or 503 within
 # 10 s, 200s again before the thaw (a bounded connect that gave up on the
-# frozen node tries it last, so reads move to the other standby) and within
-# 30 s of the thaw, and every id that
+# frozen node, or a read that got no answer from it, tries it last, so reads
+# move to the other standby), no GET begun from 3 s into the freeze waiting
+# 1.8 s (the other threads dropped their connections to the frozen node),
+# 200s within 30 s of the thaw, and every id that
 # got a 202 is in the ledger exactly once with its amount (as in
 # chaos_intake_kill). Before the fix of the replay check it waited for the
 # frozen node: no 202 for the whole freeze, and /readyz hung, so HAProxy
@@ -112,6 +114,16 @@ echo "# GETs while frozen: $(awk -v a="$f0" -v b="$f1" '$4 >= a && $4 < b { n[$2
 check "GETs answered 200 again in the freeze's last 10 s (from another standby)" true \
     "$(awk -v a="$f1" '$2 == 200 && $4 >= a - 10 && $4 < a' "$TMP/reads" | wc -l |
         awk '{ print ($1 > 0) ? "true" : "false" }')"
+# Once a read got no answer from the frozen node (by 2 s into the freeze: a
+# GET in flight then waits out read_timeout_ms, a POST's replay check 0.5
+# s), a replica's other threads drop their connections to it before their
+# next read, instead of each waiting out its 2 s there once: no GET begun
+# from 3 s into the freeze on waits that long. Before, each thread that
+# still held a connection to the frozen node waited 2 s once.
+slow=$(awk -v a="$f0" -v b="$f1" '$4 - $3 / 1000 >= a + 3 && $4 < b && $3 >= 1800' "$TMP/reads" | wc -l)
+after=$(awk -v a="$f0" -v b="$f1" '$4 - $3 / 1000 >= a + 3 && $4 < b' "$TMP/reads" | wc -l)
+echo "# GETs begun from 3 s into the freeze: $after, $slow of them 1.8 s or longer"
+check "no GET begun from 3 s into the freeze waited 1.8 s or longer" 0 "$slow"
 # Reads pause for up to 8 s after a failure, then one probes: the first 200
 # after the thaw, from the GETs of the load or, after it stopped, polled.
 back=$(awk -v b="$f1" '$2 == 200 && $4 >= b { print $4 - b; exit }' "$TMP/reads")
