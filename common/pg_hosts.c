@@ -6,15 +6,19 @@
 #include <limits.h>
 #include <netdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
+#include "clock.h"
+
 /* Where a connect last gave up waiting (payq_pg_hosts_hung). */
 static pthread_mutex_t g_hung_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct payq_pg_host g_hung;
 static char g_hung_addr[PAYQ_PG_ADDR_LEN];
+static _Atomic int64_t g_hung_at_ns; /* when, payq_clock_mono_ns; 0: never */
 
 void payq_pg_hosts_hung(const char *host, const char *addr, const char *port)
 {
@@ -22,7 +26,21 @@ void payq_pg_hosts_hung(const char *host, const char *addr, const char *port)
     snprintf(g_hung.name, sizeof g_hung.name, "%s", host ? host : "");
     snprintf(g_hung_addr, sizeof g_hung_addr, "%s", addr ? addr : "");
     snprintf(g_hung.port, sizeof g_hung.port, "%s", port ? port : "");
+    atomic_store(&g_hung_at_ns, payq_clock_mono_ns());
     pthread_mutex_unlock(&g_hung_lock);
+}
+
+bool payq_pg_hosts_hung_since(const char *host, const char *addr, const char *port,
+                              int64_t since_ns)
+{
+    if (atomic_load(&g_hung_at_ns) <= since_ns)
+        return false;
+    pthread_mutex_lock(&g_hung_lock);
+    bool same = strcmp(g_hung.name, host ? host : "") == 0 &&
+                strcmp(g_hung.port, port ? port : "") == 0 &&
+                (!g_hung_addr[0] || !addr || !addr[0] || strcmp(g_hung_addr, addr) == 0);
+    pthread_mutex_unlock(&g_hung_lock);
+    return same;
 }
 
 static void hung_get(struct payq_pg_host *h, char *addr)

@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define PAYQ_PG_HOSTS_MAX 16
 #define PAYQ_PG_ADDRS_MAX 16
@@ -52,6 +53,13 @@ size_t payq_pg_host_addrs(const struct payq_pg_host *h, char (*addr)[PAYQ_PG_ADD
  * server stopped answering (a frozen node): the host as named, its numeric
  * address ("" if none), the port. Thread-safe. */
 void payq_pg_hosts_hung(const char *host, const char *addr, const char *port);
+
+/* Whether host, addr ("" if none) and port are where payq_pg_hosts_hung was
+ * last told, after since_ns (payq_clock_mono_ns): a connection opened
+ * before its server stopped answering. One atomic load when nothing was
+ * remembered since. */
+bool payq_pg_hosts_hung_since(const char *host, const char *addr, const char *port,
+                              int64_t since_ns);
 
 /* Writes up to max numeric addresses of host into addr; returns how many
  * it has (more than max: they did not fit; 0: it does not resolve). */

@@ -9,7 +9,6 @@
 
 #include <libpq-fe.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -36,10 +35,6 @@ struct payq_http_app {
     pthread_mutex_t threads_lock; /* guards threads */
     struct payq_http_thread *threads;
     struct payq_read_pause reads; /* every read of the ledger on the request path */
-    /* The server (payq_http_thread's pg_server) of the last read that got
-     * no answer, and when (payq_clock_mono_ns; 0: none). */
-    _Atomic uint64_t unanswered_server;
-    _Atomic int64_t unanswered_ns;
 };
 
 struct payq_http_thread {
@@ -49,7 +44,6 @@ struct payq_http_thread {
     pthread_mutex_t outbox_lock;
     PGconn *pg;           /* NULL until first needed or after a failure */
     int64_t pg_opened_ns; /* when pg was opened (payq_clock_mono_ns) */
-    uint64_t pg_server;   /* pg's host and port, hashed */
     struct payq_http_thread *next;
 };
 
@@ -84,12 +78,6 @@ void payq_http_threads_heartbeat(struct payq_http_app *app);
 PGconn *payq_http_thread_pg(struct payq_http_app *app, struct payq_http_thread *th, int wait_ms);
 /* Drops the thread's connection after a failure so the next use reconnects. */
 void payq_http_thread_pg_drop(struct payq_http_thread *th);
-/* Drops it after a read on it got no answer in time, and remembers its
- * server: the other threads' connections to that server opened before
- * now are dropped at their next payq_http_read_begin, instead of each
- * waiting out its own bound on a standby that stopped answering (their
- * new connections try that server last, pg_hosts.h). */
-void payq_http_thread_pg_unanswered(struct payq_http_app *app, struct payq_http_thread *th);
 
 /* A read of the ledger on th's connection, under app->reads' pause
  * (read_pause.h), the one rule for every reader on the request path:

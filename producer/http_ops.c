@@ -52,10 +52,7 @@ static bool probe_database(struct payq_http_app *app)
         PQclear(res);
         if (f == PAYQ_PG_OK)
             return true;
-        if (f == PAYQ_PG_RECONNECT)
-            payq_http_thread_pg_unanswered(app, th);
-        else
-            payq_http_thread_pg_drop(th);
+        payq_http_thread_pg_drop(th);
     }
     return false;
 }

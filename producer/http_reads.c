@@ -44,9 +44,7 @@ static enum payq_lookup read_within(struct payq_http_app *app, const char *key, 
         left = (int)(deadline - payq_clock_mono_ms());
         payq_buf_reset(body);
         r = fn(pg, left > 0 ? left : 1, key, body);
-        if (r == PAYQ_LOOKUP_FAILED)
-            payq_http_thread_pg_unanswered(app, th);
-        else if (r == PAYQ_LOOKUP_ERROR)
+        if (r == PAYQ_LOOKUP_FAILED || r == PAYQ_LOOKUP_ERROR)
             payq_http_thread_pg_drop(th);
     }
     return r;

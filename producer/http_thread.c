@@ -8,6 +8,7 @@
 #include "clock.h"
 #include "log.h"
 #include "pg.h"
+#include "pg_hosts.h"
 
 /* How long a request keeps trying to reach the broker, and how long it
  * waits without any confirm, before it answers 503. */
@@ -73,20 +74,6 @@ void payq_http_threads_heartbeat(struct payq_http_app *app)
     pthread_mutex_unlock(&app->threads_lock);
 }
 
-/* A connection's server: its host as the conninfo names it and its port,
- * hashed (FNV-1a), so that threads can compare it through one atomic. */
-static uint64_t server_of(PGconn *pg)
-{
-    uint64_t h = 14695981039346656037ULL;
-    const char *parts[2] = {PQhost(pg), PQport(pg)};
-    for (int i = 0; i < 2; i++) {
-        for (const char *c = parts[i] ? parts[i] : ""; *c; c++)
-            h = (h ^ (unsigned char)*c) * 1099511628211ULL;
-        h = (h ^ ':') * 1099511628211ULL;
-    }
-    return h;
-}
-
 PGconn *payq_http_thread_pg(struct payq_http_app *app, struct payq_http_thread *th, int wait_ms)
 {
     if (th->pg && PQstatus(th->pg) == CONNECTION_OK)
@@ -108,7 +95,6 @@ PGconn *payq_http_thread_pg(struct payq_http_app *app, struct payq_http_thread *
     }
     th->pg = pg;
     th->pg_opened_ns = payq_clock_mono_ns();
-    th->pg_server = server_of(pg);
     return pg;
 }
 
@@ -118,23 +104,15 @@ void payq_http_thread_pg_drop(struct payq_http_thread *th)
     th->pg = NULL;
 }
 
-void payq_http_thread_pg_unanswered(struct payq_http_app *app, struct payq_http_thread *th)
-{
-    if (th->pg) {
-        atomic_store(&app->unanswered_server, th->pg_server);
-        atomic_store(&app->unanswered_ns, payq_clock_mono_ns());
-    }
-    payq_http_thread_pg_drop(th);
-}
-
 int64_t payq_http_read_begin(struct payq_http_app *app, struct payq_http_thread *th,
                              struct payq_http_read *rd)
 {
     int64_t now = payq_clock_mono_ns();
-    /* A connection to a server that has since let a read go unanswered
-     * would most likely wait out its own bound too. */
-    if (th->pg && th->pg_opened_ns < atomic_load(&app->unanswered_ns) &&
-        th->pg_server == atomic_load(&app->unanswered_server))
+    /* A connection to a server that has since stopped answering another
+     * thread's read (or a connect) would most likely wait out its own
+     * bound too: reconnect, trying that server last (pg_hosts.h). */
+    if (th->pg && payq_pg_hosts_hung_since(PQhost(th->pg), PQhostaddr(th->pg), PQport(th->pg),
+                                           th->pg_opened_ns))
         payq_http_thread_pg_drop(th);
     rd->pause = &app->reads;
     rd->started_ns = th->pg && th->pg_opened_ns < now ? th->pg_opened_ns : now;

@@ -205,9 +205,7 @@ static int lookup_replays(struct payq_http_app *app, struct payq_http_thread *th
         if (!pg)
             break;
         r = payq_ledger_lookup_many(pg, REPLAY_WAIT_MS, ids, n, on_stored, &rp);
-        if (r == PAYQ_LOOKUP_FAILED)
-            payq_http_thread_pg_unanswered(app, th);
-        else if (r == PAYQ_LOOKUP_ERROR)
+        if (r == PAYQ_LOOKUP_FAILED || r == PAYQ_LOOKUP_ERROR)
             payq_http_thread_pg_drop(th);
     }
     free(ids);

@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "clock.h"
 #include "pg_hosts.h"
 
 /* db.test has three addresses, one.test one, many.test seventeen; nothing
@@ -160,6 +161,26 @@ static void test_hung_last(void **state)
                         "one.test:2 nowhere.test:1");
 }
 
+/* A connection opened before its server was remembered as hung is named
+ * (its thread reconnects); one opened after, or to another server, is not. */
+static void test_hung_since(void **state)
+{
+    (void)state;
+    int64_t before = payq_clock_mono_ns() - 1;
+    payq_pg_hosts_hung("db.test", "10.0.0.1", "5432");
+    int64_t after = payq_clock_mono_ns();
+    assert_true(payq_pg_hosts_hung_since("db.test", "10.0.0.1", "5432", before));
+    assert_false(payq_pg_hosts_hung_since("db.test", "10.0.0.1", "5432", after));
+    assert_false(payq_pg_hosts_hung_since("db.test", "10.0.0.2", "5432", before));
+    assert_false(payq_pg_hosts_hung_since("db.test", "10.0.0.1", "6432", before));
+    assert_false(payq_pg_hosts_hung_since("one.test", "10.0.0.1", "5432", before));
+    /* A socket, or a name remembered without an address: by name and port. */
+    assert_true(payq_pg_hosts_hung_since("db.test", "", "5432", before));
+    payq_pg_hosts_hung("/run/pg", "", "5432");
+    assert_true(payq_pg_hosts_hung_since("/run/pg", "", "5432", after));
+    assert_false(payq_pg_hosts_hung_since("db.test", "10.0.0.1", "5432", before));
+}
+
 /* connect_timeout in ms as libpq reads it, and prefer-standby. */
 static void test_timeout_and_attrs(void **state)
 {
@@ -186,6 +207,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_left_to_libpq, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hung_last, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout_and_attrs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hung_since, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
