@@ -35,7 +35,8 @@ for k in $REQUIRED; do
         "$(jq --arg k "$k" '[.[] | select(has($k) | not)] | length' "$R" 2>/dev/null || echo error)"
 done
 # Figures that must be numbers > 0, and those that must be numbers >= 0.
-for k in e2e_tps broker_ceiling_tps textbook_tps publish_tps drain_tps drain_whole_batches_tps worker_peak_rss_kb \
+for k in e2e_tps broker_ceiling_tps textbook_tps publish_tps drain_tps drain_whole_batches_tps backlog_drain_tps \
+    backlog_drain_whole_batches_tps backlog_backend_cpu_us_per_transfer worker_peak_rss_kb \
     reconcile_seconds reconcile_peak_rss_kb ratio_vs_broker ratio_vs_textbook workers; do
     check "$k is a number > 0 in every run" 0 \
         "$(jq --arg k "$k" '[.[] | select((.[$k] | type) != "number" or .[$k] <= 0)] | length' "$R" 2>/dev/null || echo error)"

@@ -16,6 +16,9 @@ from . import dbwork, events, latency, ledger, procs, reconcile, wal
 from .stack import QueryError
 
 HALF_WARMUP_MS = 3000
+# The figures of a payq run's backlog drain (Runner._backlog_drain).
+BACKLOG_KEYS = ("backlog_drain_tps", "backlog_drain_whole_batches_tps",
+                "backlog_backend_cpu_us_per_transfer")
 # How often wait_rows counts the ledger while the workers' metrics say the
 # run is not done (only then: each count costs the database real time).
 LEDGER_POLL_S = 10
@@ -191,8 +194,9 @@ class Runner:
 
     def wait_rows(self, label, total, where, t0, stall, pub, ws):
         """Waits until the ledger holds total rows WHERE ..., and the
-        publisher pub finished; False when nothing moved for stall seconds
-        or the publisher exited non-zero. A progress line meanwhile.
+        publisher pub finished (None: published before); False when nothing
+        moved for stall seconds or the publisher exited non-zero. A progress
+        line meanwhile.
 
         Progress comes from the workers' /metrics, not from the ledger:
         counting a run's rows costs the database about 1 ms per thousand
@@ -203,7 +207,7 @@ class Runner:
         LEDGER_POLL_S in case another consumer books some of the run."""
         ui = self.b.ui
         ui.progress_reset()
-        last, last_t, state = -1, time.monotonic(), "running"
+        last, last_t, state = -1, time.monotonic(), "running" if pub is not None else "done"
         counted, counted_t = 0, 0.0
         while True:
             booked = scrape_sum(self.worker_metrics(ws))[0]
@@ -502,15 +506,18 @@ class Runner:
 
         half = {"hm": None, "hrate": None, "hreal": None, "h50": None, "h99": None,
                 "hmax": None, "hs50": None, "hs99": None, "hsmax": None, "hwal": None}
+        backlog = dict.fromkeys(BACKLOG_KEYS)
         rec = {"secs": None, "rss": None, "exit": None, "result": None}
         if kind == "payq":
+            if not self._backlog_drain(spec, run_dir, pfx, date, cfg, backlog):
+                return None
             if not self._half_load(spec, run_dir, pfx, date, cfg, e2e, half):
                 return None
             rec = self._reconcile(tag, run_dir, pfx, date, run_start_iso)
 
         fig = run_object(kind, skew, w, n, date, batch, pfx, e2e, e2e_s, pub_tps, drain, m,
                          cpu, rss, mine, foreign, batches, mean_batch, mean_commit, half, rec,
-                         run_start_iso, wal_ahead, work)
+                         run_start_iso, wal_ahead, work, backlog)
         fig.update({k: v for k, v in spec.values.items() if k not in ("skew", "workers")})
         if present is not None:
             fig["ledger_accounts_present"] = present
@@ -519,6 +526,62 @@ class Runner:
             f.write("\n")
         self.remove(run_dir, "transfers.jsonl", "half.tsv", "accounts.jsonl", "funding.jsonl")
         return fig
+
+    def _backlog_drain(self, spec, run_dir, pfx, date, cfg, out):
+        """The drain of a backlog: as many transfers again (ids PFX:q:I,
+        batch PFX-bq), all published and confirmed before the workers start,
+        so that nothing but the workers, their backends and what the ledger
+        replicates shares the machine while it is timed. The full-load run
+        times its drain while payq-producer and the broker's intake still
+        run for its first second or so; this is issue 16's "drain". Fills
+        out (BACKLOG_KEYS); False on failure."""
+        b, ui = self.b, self.b.ui
+        tag, w, n = spec.tag(), spec.workers, spec.n
+        ui.log("  settled: no autovacuum after %d s" % b.stack.settle())
+        self.steady_wal(tag + " backlog")
+        path = os.path.join(run_dir, "backlog.jsonl")
+        self.gen(path, "transfers", pfx, A=b.A, R=b.R, N=n, skew=spec.skew,
+                 seed=b.opts.seed + 3000 + b.date_i, tid="q")
+        batch = pfx + "-bq"
+        ui.log("  backlog: publishing %d transfers (batch %s) before %d worker(s) start"
+               % (n, batch, w))
+        if self.producer(["publish", path, "--batch-id", batch, "--business-date", date,
+                          "--json"], run_dir, cfg,
+                         json_out=os.path.join(run_dir, "backlog-publish.json")) != 0:
+            ui.err("%s backlog: publish failed (see %s/producer.log)" % (tag, run_dir))
+            return False
+        self.remove(run_dir, "backlog.jsonl")
+        where = "business_date = '%s' AND batch_id = '%s'" % (date, batch)
+        work0 = dbwork.statements(b.stack)
+        ws = self.start_workers(w, cfg, run_dir, "backlog-worker")
+        if ws is None:
+            return False
+        if not self.wait_rows(tag + " backlog", n, where, now_ms(), 120,
+                              None, ws):
+            self.stop_workers(ws)
+            return False
+        mine = self.scrape_workers(ws, run_dir, "backlog-worker")[0]
+        backend_s = dbwork.backend_cpu_s(b.stack)
+        self.stop_workers(ws)
+        if mine < n:
+            ui.warn("%s backlog: the bench's workers handled %d of %d transfers (another "
+                    "consumer took the rest)" % (tag, mine, n))
+        work = dbwork.per_transfer(dbwork.delta(work0, dbwork.statements(b.stack)),
+                                   backend_s, n)
+        m = latency.measure(rows_where(b.stack, where))
+        wb = m["whole_batches"]
+        out.update({
+            "backlog_drain_tps": fdiv(n, fdiv(m["last_committed_ms"] - m["first_committed_ms"],
+                                              1000, 3), 0),
+            "backlog_drain_whole_batches_tps": fdiv(wb[0], fdiv(wb[1], 1000, 3), 0) if wb
+            else None,
+            "backlog_backend_cpu_us_per_transfer": work.get("backend_cpu_us_per_transfer"),
+        })
+        ui.log("  %s backlog: drain %s/s, %s/s over whole batch cycles, backend CPU %s us a "
+               "transfer" % (tag, txt(out["backlog_drain_tps"]),
+                             txt(out["backlog_drain_whole_batches_tps"]),
+                             txt(out["backlog_backend_cpu_us_per_transfer"])))
+        return True
 
     def _half_load(self, spec, run_dir, pfx, date, cfg, e2e, half):
         """Latency at about half load, on a settled system: the full-load run
@@ -649,7 +712,8 @@ def txt(v):
 
 
 def run_object(kind, skew, w, n, date, batch, pfx, e2e, e2e_s, pub, drain, m, cpu, rss, mine,
-               foreign, batches, mean_batch, mean_commit, half, rec, rec_from, wal_ahead, work):
+               foreign, batches, mean_batch, mean_commit, half, rec, rec_from, wal_ahead, work,
+               backlog=None):
     """The per-run object of results.json (before the comparisons), keys in
     the order of the bash bench."""
     payq = kind == "payq"
@@ -660,6 +724,7 @@ def run_object(kind, skew, w, n, date, batch, pfx, e2e, e2e_s, pub, drain, m, cp
         "batch_id": batch, "id_prefix": pfx,
         "e2e_tps": e2e, "e2e_seconds": e2e_s, "publish_tps": pub, "drain_tps": drain,
         "drain_whole_batches_tps": fdiv(wb[0], fdiv(wb[1], 1000, 3), 0) if wb else None,
+        **{k: (backlog or {}).get(k) for k in BACKLOG_KEYS},
         "latency_p50_ms": m["p50"], "latency_p99_ms": m["p99"], "latency_max_ms": m["max"],
         "published_at_whole_seconds": bool(m["seconds_only"]),
         "rejected": m["rejected"],
