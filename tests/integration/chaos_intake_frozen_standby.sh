@@ -98,6 +98,10 @@ check "202s kept coming while the standby was frozen (at least half the rate bef
 check "HAProxy took no replica out (chkdown of r1 r2)" "$down_before" "$(chkdown 1) $(chkdown 2)"
 check "every attempt answered 202 (none failed)" 0 \
     "$(awk '$2 != 202' "$TMP/attempts" | wc -l)"
+# Which ones, when (seconds from the freeze) and after how long: what a
+# failure here needs to be told apart (a POST behind a read, a reset).
+awk -v a="$f0" '$2 != 202 { printf "#   %s %s after %.0f ms, at freeze%+.2f s\n", $1, $2, $3, $4 - a }' \
+    "$TMP/attempts" | head -n 20
 grep -q '"event":"pg_unresponsive"' "$SRC"/.run/intake/*.log 2>/dev/null &&
     ok "a replica gave up the frozen node's connection (pg_unresponsive)" ||
     echo "# note: no replica log under .run/intake names pg_unresponsive"

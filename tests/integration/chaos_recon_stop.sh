@@ -67,6 +67,13 @@ stop_run() {
     done
     if [ -z "$ready" ]; then
         fail "$case: the run never reached its wait"
+        if kill -0 "$pid" 2>/dev/null; then
+            echo "# $case: the run is still going"
+        else
+            wait "$pid"
+            echo "# $case: the run had ended on its own, exit $?"
+        fi
+        tail -n 5 "$TMP/$case.err" | sed 's/^/#   /'
         why_failed "$TMP/$case.err"
         kill -9 "$pid" 2>/dev/null
         wait "$pid" 2>/dev/null
