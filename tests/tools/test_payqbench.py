@@ -505,6 +505,14 @@ class Figures(unittest.TestCase):
         self.assertEqual(runs.scrape_sum([m1, m1]), (200, 8, 25.0, 3.33))
         self.assertEqual(runs.scrape_sum([""]), (0, 0, None, None))
 
+    def test_drain_rates(self):
+        # Two batches (transactions) of two rows: 4 rows over 1.1 s; whole
+        # batch cycles are the first batch's 2 rows over the 1 s to the next.
+        rows = [latency.Row(0, c, 1, "posted", "", False, txid=t)
+                for c, t in ((0, "1"), (100, "1"), (1000, "2"), (1100, "2"))]
+        self.assertEqual(runs.drain_rates(latency.measure(rows), 4), (4, 2))
+        self.assertEqual(runs.drain_rates(latency.measure([]), 0), (None, None))
+
     def test_fdiv_and_funding(self):
         self.assertEqual(runs.fdiv(2000, 1.718, 0), 1164)
         self.assertEqual(runs.fdiv(1718, 1000, 3), 1.718)

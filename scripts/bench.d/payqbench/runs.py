@@ -485,7 +485,7 @@ class Runner:
             return None
         e2e_s = fdiv(m["last_committed_ms"] - t0, 1000, 3)
         e2e = fdiv(n, e2e_s, 0)
-        drain = fdiv(n, fdiv(m["last_committed_ms"] - m["first_committed_ms"], 1000, 3), 0)
+        drain = drain_rates(m, n)[0]
         pub_tps = read_rate(os.path.join(run_dir, "publish.json"))
         cpu, rss = worker_usage([path for _, _, path in ws])
         if m["seconds_only"]:
@@ -568,13 +568,9 @@ class Runner:
                     "consumer took the rest)" % (tag, mine, n))
         work = dbwork.per_transfer(dbwork.delta(work0, dbwork.statements(b.stack)),
                                    backend_s, n)
-        m = latency.measure(rows_where(b.stack, where))
-        wb = m["whole_batches"]
+        drain, whole = drain_rates(latency.measure(rows_where(b.stack, where)), n)
         out.update({
-            "backlog_drain_tps": fdiv(n, fdiv(m["last_committed_ms"] - m["first_committed_ms"],
-                                              1000, 3), 0),
-            "backlog_drain_whole_batches_tps": fdiv(wb[0], fdiv(wb[1], 1000, 3), 0) if wb
-            else None,
+            "backlog_drain_tps": drain, "backlog_drain_whole_batches_tps": whole,
             "backlog_backend_cpu_us_per_transfer": work.get("backend_cpu_us_per_transfer"),
         })
         ui.log("  %s backlog: drain %s/s, %s/s over whole batch cycles, backend CPU %s us a "
@@ -694,6 +690,16 @@ class Runner:
         return reconcile.scaling_entry(size, size + b.R, date, secs, rss, rc, result)
 
 
+def drain_rates(m, n):
+    """(drain_tps, drain_whole_batches_tps) of n rows measured by
+    latency.measure: n over the first to the last committed_at, and the
+    rows of whole batch cycles over their time (latency.whole_batches)."""
+    wb = m.get("whole_batches")
+    first, last = m.get("first_committed_ms"), m.get("last_committed_ms")
+    drain = fdiv(n, fdiv(last - first, 1000, 3), 0) if first is not None else None
+    return drain, fdiv(wb[0], fdiv(wb[1], 1000, 3), 0) if wb else None
+
+
 def worker_usage(time_files):
     """(CPU seconds, user + system, summed; the largest peak RSS in KB) of
     the workers' /usr/bin/time files ('%e %U %S %M %x')."""
@@ -718,12 +724,11 @@ def run_object(kind, skew, w, n, date, batch, pfx, e2e, e2e_s, pub, drain, m, cp
     the order of the bash bench."""
     payq = kind == "payq"
     rnd = latency.round_half_away
-    wb = m.get("whole_batches")
     return {
         "kind": kind, "skew": skew, "workers": w, "transfers": n, "business_date": date,
         "batch_id": batch, "id_prefix": pfx,
         "e2e_tps": e2e, "e2e_seconds": e2e_s, "publish_tps": pub, "drain_tps": drain,
-        "drain_whole_batches_tps": fdiv(wb[0], fdiv(wb[1], 1000, 3), 0) if wb else None,
+        "drain_whole_batches_tps": drain_rates(m, n)[1],
         **{k: (backlog or {}).get(k) for k in BACKLOG_KEYS},
         "latency_p50_ms": m["p50"], "latency_p99_ms": m["p99"], "latency_max_ms": m["max"],
         "published_at_whole_seconds": bool(m["seconds_only"]),
