@@ -90,7 +90,14 @@ check "bench.png is a PNG (file magic)" 89504e470d0a1a0a \
 check "table.txt lists every run" 1 \
     "$(grep -c '^figure  *uniform/1w  *uniform/2w$' "$OUT/table.txt" 2>/dev/null)"
 check "the table is printed on stdout" 1 "$(grep -c '^e2e_tps ' "$TMP/bench.out")"
+# The bench consumes the outcome events as upstream would (payqbench/upstream.py).
+check "the bench consumed payq.results.all during its runs" 1 \
+    "$(grep -c 'events: payq-ackdrain consumes payq.results.all' "$TMP/bench.err")"
+check "its events consumer logged no error" 0 \
+    "$(if [ -e "$OUT/events-consumer.log" ]; then wc -c <"$OUT/events-consumer.log"; else echo missing; fi)"
 # The bench stops every process it started (its workers read $OUT/payq*.yaml).
 check "no process of the bench is left running" 0 \
     "$(pgrep -fc -- "$OUT/")"
+check "no events consumer of the bench is left running" 0 \
+    "$(pgrep -fc -- "--queue payq.results.all")"
 finish

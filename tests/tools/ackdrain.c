@@ -3,8 +3,12 @@
  * multiple-ack per batch) but does nothing with the messages: what it
  * reaches is the most any consumer could reach on this machine.
  * Usage: payq-ackdrain [--batch N] [--prefetch N] [--expect N] [--idle-ms MS]
- *                      [--bind EXCHANGE --dump FILE]
- * Exits when --expect messages were taken, or after --idle-ms without one.
+ *                      [--queue NAME] [--bind EXCHANGE --dump FILE]
+ * Exits when --expect messages were taken, or after --idle-ms without one
+ * (--idle-ms 0: never; it then runs until a signal stops it).
+ * --queue consumes NAME instead of payq.transfers: scripts/bench consumes
+ * payq.results.all, as upstream would, so that outcome events do not pile up
+ * in the broker while it measures.
  * Prints "drained N in S s" on stdout. PAYQ_AMQP_URL names the broker.
  * --bind consumes instead an exclusive server-named queue bound to EXCHANGE
  * with key "#" (a consumer of payq.results); --dump writes each message as
@@ -55,7 +59,7 @@ int main(int argc, char **argv)
 {
     int batch = 1000, prefetch = 2000, idle_ms = 3000;
     long expect = 0;
-    const char *bind = NULL, *dump = NULL;
+    const char *bind = NULL, *dump = NULL, *queue = PAYQ_QUEUE_TRANSFERS;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--batch") == 0)
             batch = atoi(argv[i + 1]);
@@ -65,6 +69,8 @@ int main(int argc, char **argv)
             expect = atol(argv[i + 1]);
         else if (strcmp(argv[i], "--idle-ms") == 0)
             idle_ms = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--queue") == 0)
+            queue = argv[i + 1];
         else if (strcmp(argv[i], "--bind") == 0)
             bind = argv[i + 1];
         else if (strcmp(argv[i], "--dump") == 0)
@@ -80,7 +86,8 @@ int main(int argc, char **argv)
     if (payq_amqp_connect(&t, &cursor, &c) != 0 || payq_amqp_channel_open(c, 1) != 0)
         return 1;
     amqp_basic_qos(c, 1, 0, (uint16_t)prefetch, 0);
-    char qname[256] = PAYQ_QUEUE_TRANSFERS;
+    char qname[256];
+    snprintf(qname, sizeof qname, "%s", queue);
     if (bind && bind_queue(c, bind, qname, sizeof qname) != 0)
         return 1;
     FILE *out = dump ? fopen(dump, "w") : NULL;
@@ -123,7 +130,7 @@ int main(int argc, char **argv)
         }
         if (out)
             fflush(out); /* idle: a test may read the dump while this runs */
-        if (payq_clock_mono_ms() - last >= idle_ms)
+        if (idle_ms > 0 && payq_clock_mono_ms() - last >= idle_ms)
             break;
         if (r.reply_type != AMQP_RESPONSE_LIBRARY_EXCEPTION ||
             r.library_error != AMQP_STATUS_TIMEOUT) {

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 
-from . import cli, events, failover, http, ledger, matrix, reconcile, report
+from . import cli, events, failover, http, ledger, matrix, reconcile, report, upstream
 from .procs import Ports, Procs
 from .runs import Runner
 from .stack import QueryError, Stack, write_configs, yaml_value
@@ -265,19 +265,24 @@ def run_group(b, runner, specs, group_dims):
     ceiling1 = None
     brokers = specs[0].values.get("brokers") if specs else None
     pfx = "" if brokers is None else "%db-" % brokers  # a tag as the runs' (3b-uniform-1w)
-    if b.opts.pack > 1:
-        # One message per transfer: the broker's own limit, which packs lift.
-        ceiling1 = runner.ceiling(b.cfg_pack1, pfx + "ceiling-pack1", 1)
-    ceiling = runner.ceiling(b.cfg, pfx + "ceiling", b.opts.pack)
-    payq_runs, textbook = [], {}
-    for spec in specs:
-        fig = runner.payq(spec)
-        if fig is None:
-            return payq_runs, textbook, ceiling, ceiling1, True
-        if spec.kind == "textbook":
-            textbook[tuple(spec.values[d] for d in group_dims)] = fig
-        else:
-            payq_runs.append(fig)
+    consumer = upstream.EventsConsumer(b, b.out)
+    consumer.start()
+    try:
+        if b.opts.pack > 1:
+            # One message per transfer: the broker's own limit, which packs lift.
+            ceiling1 = runner.ceiling(b.cfg_pack1, pfx + "ceiling-pack1", 1)
+        ceiling = runner.ceiling(b.cfg, pfx + "ceiling", b.opts.pack)
+        payq_runs, textbook = [], {}
+        for spec in specs:
+            fig = runner.payq(spec)
+            if fig is None:
+                return payq_runs, textbook, ceiling, ceiling1, True
+            if spec.kind == "textbook":
+                textbook[tuple(spec.values[d] for d in group_dims)] = fig
+            else:
+                payq_runs.append(fig)
+    finally:
+        consumer.stop()
     return payq_runs, ledger.share_textbook(textbook, group_dims), ceiling, ceiling1, False
 
 

@@ -82,9 +82,9 @@ class Stack:
         """The single value of a one-row, one-column query."""
         return self.q(sql)[0][0]
 
-    def queue_state(self):
-        """(messages, consumers) of payq.transfers, live (~1 s per call);
-        ('?', '?') when the broker does not answer."""
+    def queue_state(self, queue="payq.transfers"):
+        """(messages, consumers) of queue, live (~1 s per call); ('?', '?')
+        when the broker does not answer."""
         try:
             out = subprocess.run([self.env["PAYQ_RABBITMQCTL"], "list_queues", "-q", "-p", "payq",
                                   "name", "messages", "consumers"], capture_output=True,
@@ -93,7 +93,7 @@ class Stack:
             return "?", "?"
         for line in out.splitlines():
             f = line.split()
-            if len(f) >= 3 and f[0] == "payq.transfers":
+            if len(f) >= 3 and f[0] == queue:
                 return f[1], f[2]
         return "?", "?"
 
