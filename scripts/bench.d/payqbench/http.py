@@ -26,6 +26,7 @@ import re
 import subprocess
 import time
 
+from . import upstream
 from .ui import Fatal
 
 DEFAULTS = {"http_seconds": "20", "http_conns": "8,64,256", "http_replicas": "1,2",
@@ -268,6 +269,8 @@ def run(b, runner):
     os.makedirs(run_dir, exist_ok=True)
     b.n = min(b.n, CEILING_TRANSFERS)
     b.dates = b.stack.unused_dates(2)
+    consumer = upstream.EventsConsumer(b, b.out)  # the worker's outcome events
+    consumer.start()
     ceilings = {"1 transfer per message": runner.ceiling(b.cfg_pack1, "ceiling-pack1", 1),
                 "packs of 100": runner.ceiling(b.cfg, "ceiling", 100)}
     pfx = "bh%s" % b.stamp
@@ -326,6 +329,7 @@ def run(b, runner):
                                                   fig["p99_ms"], fig["max_ms"], fig["non_2xx"],
                                                   fig["socket_errors"]))
     runner.stop_workers(ws)
+    consumer.stop()
     with open(os.path.join(b.out, "http.json"), "w") as f:
         json.dump({"cells": cells, "ceilings": ceilings, "seconds_per_cell": ho.seconds}, f,
                   indent=1)

@@ -20,7 +20,8 @@ QUEUE = "payq.results.all"
 class EventsConsumer:
     """start() launches payq-ackdrain on payq.results.all and waits until
     the queue is empty (what earlier runs left there included); stop()
-    ends it. One per stack shape: a reshape recreates the broker."""
+    ends it. One per stack shape (a reshape recreates the broker), and one
+    for --http."""
 
     def __init__(self, b, log_dir):
         self.b = b
