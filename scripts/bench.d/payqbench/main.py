@@ -265,9 +265,7 @@ def run_group(b, runner, specs, group_dims):
     ceiling1 = None
     brokers = specs[0].values.get("brokers") if specs else None
     pfx = "" if brokers is None else "%db-" % brokers  # a tag as the runs' (3b-uniform-1w)
-    consumer = upstream.EventsConsumer(b, b.out)
-    consumer.start()
-    try:
+    with upstream.EventsConsumer(b):
         if b.opts.pack > 1:
             # One message per transfer: the broker's own limit, which packs lift.
             ceiling1 = runner.ceiling(b.cfg_pack1, pfx + "ceiling-pack1", 1)
@@ -281,8 +279,6 @@ def run_group(b, runner, specs, group_dims):
                 textbook[tuple(spec.values[d] for d in group_dims)] = fig
             else:
                 payq_runs.append(fig)
-    finally:
-        consumer.stop()
     return payq_runs, ledger.share_textbook(textbook, group_dims), ceiling, ceiling1, False
 
 
