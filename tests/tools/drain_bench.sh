@@ -48,11 +48,16 @@ while getopts "n:a:x:w:k:esc:r:" o; do
 done
 q() { psql "$PAYQ_PG_PRIMARY" -X -qAt -v ON_ERROR_STOP=1 -c "$1"; }
 P=db$(date +%s)$RANDOM
-# Nobody consumes payq.results.all on the local stack: each run leaves its
-# outcome events there, and after some hundred runs (9 GB) a restarted
-# broker took minutes to recover the queue, confirming no event meanwhile.
-# Every run starts with it empty.
+# Upstream consumes the outcome events (README, "Outcome events"); here
+# payq-ackdrain stands in for it, as in scripts/bench (payqbench/upstream.py
+# says what an unconsumed payq.results.all does to the broker's Raft log and
+# so to the workers' commits). What earlier runs left there is purged first,
+# so that consuming it does not load this run.
 "$PAYQ_RABBITMQCTL" purge_queue -q -p payq payq.results.all >/dev/null
+"$BIN/payq-ackdrain" --queue payq.results.all --batch 50 --prefetch 100 --idle-ms 0 \
+    >/dev/null 2>"${TMPDIR:-/tmp}/drain_bench.$P.events.log" &
+epid=$!
+trap 'kill "$epid" 2>/dev/null || true' EXIT
 
 have=$(q "SELECT count(*) FROM payq.accounts WHERE id LIKE 'xtra:%'")
 if [ "$have" -lt "$X" ]; then
