@@ -9,12 +9,13 @@ python3 -m unittest discover -s tests/tools -p test_payqbench.py"""
 import io
 import json
 import os
+import subprocess
 import tempfile
 import time
 import unittest
 
-from payqbench import (cli, dbwork, events, failover, http, latency, ledger, main, matrix,
-                       reconcile, reconday, report, runs, ui, wal)
+from payqbench import (cli, dbwork, events, failover, history, http, latency, ledger, main,
+                       matrix, reconcile, reconday, report, runs, ui, wal)
 
 SRC = os.environ.get("PAYQ_SOURCE_DIR",
                      os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -777,6 +778,49 @@ class DbWork(unittest.TestCase):
         self.assertEqual(w["backend_cpu_us_per_transfer"], 1000.0)
         self.assertEqual(dbwork.per_transfer(dbwork.delta(self.BEFORE, self.AFTER), 1.0, 0),
                          dict.fromkeys(dbwork.KEYS))
+
+class History(unittest.TestCase):
+    RUN = {"kind": "payq", "skew": "uniform", "workers": 1, "e2e_tps": 29099.4,
+           "drain_tps": 31148, "backlog_drain_tps": None,
+           "half_load_steady_latency_p99_ms": 41.66, "broker_ceiling_one_per_message_tps": 14045,
+           "textbook_tps": 238.2,
+           "machine": {"date": "2026-12-06T04:31:48Z", "cpu": "Intel(R) Xeon(R) Processor",
+                       "loadavg_at_start": "1.55 2.00 2.07"},
+           "params": {"git_revision": "cdc6421"},
+           "recon_scaling": [{"size": 100000, "seconds": 3.64}, {"size": 1000000, "seconds": 8.74}]}
+
+    def test_row_from_the_one_worker_uniform_run(self):
+        other = dict(self.RUN, skew="hot", half_load_steady_latency_p99_ms=140.0)
+        textbook = dict(self.RUN, kind="textbook", half_load_steady_latency_p99_ms=None)
+        self.assertEqual(history.row([self.RUN, other, textbook]),
+                         ["2026-12-06", "Intel Xeon", "cdc6421", "1.55", "29,099", "31,148", "-",
+                          "41.7", "1 of 2", "8.7", "14,045", "238"])
+        # A run without the steady p99 (older benches): not counted as met.
+        old = dict(self.RUN, half_load_steady_latency_p99_ms=None, recon_scaling=[])
+        self.assertEqual(history.row([old])[7:10], ["-", "-", "-"])
+        self.assertIsNone(history.row([other]))
+
+    def test_render_newest_first(self):
+        older = dict(self.RUN, machine=dict(self.RUN["machine"], date="2026-12-05T21:21:50Z"))
+        doc = history.render([[self.RUN], [older], [dict(self.RUN, workers=2)]])
+        rows = [line for line in doc.splitlines() if line.startswith("| 2026")]
+        self.assertEqual([r.split(" | ")[0] for r in rows], ["| 2026-12-06", "| 2026-12-05"])
+        self.assertIn("| " + " | ".join(history.COLUMNS) + " |", doc)
+
+    def test_published_document_is_current(self):
+        # docs/bench-history.md is what the module writes from the git
+        # history of docs/bench-results.json: publishing a run without
+        # regenerating it fails here. Needs the whole history.
+        try:
+            shallow = subprocess.run(["git", "-C", SRC, "rev-parse", "--is-shallow-repository"],
+                                     capture_output=True, text=True, check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            self.skipTest("not a git checkout")
+        if shallow == "true":
+            self.skipTest("a shallow clone has not the whole history")
+        with open(os.path.join(SRC, "docs", "bench-history.md")) as f:
+            self.assertEqual(f.read(), history.render(history.published(SRC)))
+
 
 if __name__ == "__main__":
     unittest.main()
