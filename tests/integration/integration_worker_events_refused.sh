@@ -50,7 +50,8 @@ wait_log() {
 count_log() { grep -c "\"event\":\"$2\"" "$1"; }
 readyz() { curl -s -o /dev/null -w '%{http_code}' "http://$1/readyz"; }
 
-check "payq.transfers is empty at the start" 0 "$(queue_depth payq.transfers)"
+wait_queue_empty payq.transfers 15 && ok "payq.transfers is empty at the start" ||
+    fail "payq.transfers holds $(queue_depth payq.transfers) at the start"
 P=er$RUN_ID
 gen_accounts "$P" 20 | "$BIN/payq-rawpub" >/dev/null || fail "open accounts"
 "$BIN/payq-worker" --exit-when-idle 1000 2>>"$TMP/w0.log"

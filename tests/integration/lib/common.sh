@@ -42,17 +42,31 @@ BATCH_SEQ0=$(q "SELECT coalesce(max(seq), 0) FROM payq.batches" 2>/dev/null)
 [ -n "$BATCH_SEQ0" ] || BATCH_SEQ0=0
 by_worker() { echo "worker LIKE '%:$1' AND seq > $BATCH_SEQ0"; }
 
-# Live ready+unacked count of a queue.
+# queue_depth QUEUE: ready+unacked count of a queue in vhost payq, as
+# rabbitmqctl reports it. For a quorum queue that is a metric the queue
+# refreshes once per Ra tick (5 s): a read can show the count of up to 5 s
+# ago, in either direction (seen: 6 messages acked seconds before, and 0
+# right after a publish). Assert emptiness with wait_queue_empty.
 queue_depth() {
     "$PAYQ_RABBITMQCTL" list_queues -q -p payq name messages 2>/dev/null |
         awk -v n="$1" '$1 == n { print $2 }'
 }
 
-# Waits until a queue is empty (up to $2 seconds, default 120).
+STREAM_READ=$SRC/tests/tools/producer_stream_read.py
+# live_ready QUEUE: ready count of a queue in vhost payq from a passive
+# queue.declare, which the queue's leader answers (live; unacked excluded).
+live_ready() {
+    /usr/bin/python3 "$STREAM_READ" "${PAYQ_AMQP_URL%%,*}" --depth "$1" 2>/dev/null
+}
+
+# wait_queue_empty QUEUE [SECONDS]: until nothing is ready (live) and the
+# ready+unacked metric reads 0 (up to SECONDS, default 120). Neither alone
+# will do: the metric may be a tick old, the live count misses what a
+# consumer holds unacked.
 wait_queue_empty() {
     local deadline=$((SECONDS + ${2:-120}))
     while [ $SECONDS -lt $deadline ]; do
-        [ "$(queue_depth "$1")" = "0" ] && return 0
+        [ "$(live_ready "$1")" = "0" ] && [ "$(queue_depth "$1")" = "0" ] && return 0
         sleep 1
     done
     return 1

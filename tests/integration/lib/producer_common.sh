@@ -12,7 +12,6 @@
 
 # shellcheck disable=SC2034 # PRODUCER and PACK are used by the tests that source this file
 PRODUCER=$BIN/payq-producer
-STREAM_READ=$SRC/tests/tools/producer_stream_read.py
 PV_VHOSTS=()
 
 pv_api() { # METHOD PATH [curl args]: management API as payq-admin
