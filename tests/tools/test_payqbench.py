@@ -779,6 +779,7 @@ class DbWork(unittest.TestCase):
         self.assertEqual(dbwork.per_transfer(dbwork.delta(self.BEFORE, self.AFTER), 1.0, 0),
                          dict.fromkeys(dbwork.KEYS))
 
+
 class History(unittest.TestCase):
     RUN = {"kind": "payq", "skew": "uniform", "workers": 1, "e2e_tps": 29099.4,
            "drain_tps": 31148, "backlog_drain_tps": None,
