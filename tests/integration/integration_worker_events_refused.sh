@@ -33,11 +33,6 @@ refuse_events() {
     "$PAYQ_RABBITMQCTL" set_policy -p payq --apply-to queues --priority 100 "$POLICY" \
         '^payq\.(results\.all|dead)$' '{"max-length":0,"overflow":"reject-publish"}' >/dev/null
 }
-# ready_depth: ready messages in payq.transfers (held ones excluded).
-ready_depth() {
-    "$PAYQ_RABBITMQCTL" list_queues -q -p payq name messages_ready 2>/dev/null |
-        awk '$1 == "payq.transfers" { print $2 }'
-}
 # wait_log FILE EVENT SECONDS: until the worker's log has EVENT.
 wait_log() {
     local i
@@ -79,7 +74,7 @@ check "refused events: given back once in 25 s" 1 "$(count_log "$W1LOG" deliveri
 check "refused events: the consumer did not consume again" 0 "$(count_log "$W1LOG" amqp_reconnected)"
 [ "$(count_log "$W1LOG" outbox_retry)" -ge 1 ] && ok "refused events: publishing them again" ||
     fail "refused events: no outbox_retry in the log"
-check "refused events: every message waits ready in payq.transfers" 21 "$(ready_depth)"
+check "refused events: every message waits ready in payq.transfers" 21 "$(live_ready payq.transfers)"
 check "refused events: /readyz answers 503" 503 "$(readyz "127.0.0.1:$port")"
 
 # 2. SIGTERM during the wait.
@@ -93,7 +88,7 @@ fi
 wait "$w1"
 check "SIGTERM while waiting: exits 0" 0 "$?"
 echo "# stopped in about $((SECONDS - t0)) s"
-check "SIGTERM while waiting: the messages stay queued" 21 "$(ready_depth)"
+check "SIGTERM while waiting: the messages stay queued" 21 "$(live_ready payq.transfers)"
 
 # 3. The broker takes the events again.
 W2LOG=$TMP/worker-${#BG_PIDS[@]}.log
