@@ -18,71 +18,7 @@
 #include <cmocka.h>
 
 #include "balances.h"
-#include "message.h"
-#include "rules.h"
-
-#define MAXMSG 16
-
-struct fx {
-    struct payq_wmsg m[MAXMSG];
-    struct payq_wmsg *p[MAXMSG];
-    size_t n;
-    struct payq_rules r;
-    char hex[65];
-};
-
-static int fx_setup(void **state)
-{
-    struct fx *f = calloc(1, sizeof *f);
-    assert_non_null(f);
-    *state = f;
-    return 0;
-}
-
-static int fx_teardown(void **state)
-{
-    struct fx *f = *state;
-    payq_rules_free(&f->r);
-    free(f);
-    return 0;
-}
-
-static struct payq_wmsg *add(struct fx *f, enum wmsg_kind kind)
-{
-    assert_true(f->n < MAXMSG);
-    struct payq_wmsg *m = &f->m[f->n];
-    memset(m, 0, sizeof *m);
-    m->kind = kind;
-    f->p[f->n++] = m;
-    return m;
-}
-
-static struct payq_wmsg *xfer(struct fx *f, const char *id, const char *debit, const char *credit,
-                              int64_t amount)
-{
-    struct payq_wmsg *m = add(f, WMSG_TRANSFER);
-    struct payq_transfer *t = &m->u.transfer;
-    snprintf(t->id, sizeof t->id, "%s", id);
-    snprintf(t->debit_account, sizeof t->debit_account, "%s", debit);
-    snprintf(t->credit_account, sizeof t->credit_account, "%s", credit);
-    t->amount = amount;
-    snprintf(t->currency, sizeof t->currency, "EUR");
-    snprintf(t->business_date, sizeof t->business_date, "2026-01-02");
-    snprintf(m->business_date, sizeof m->business_date, "2026-01-02");
-    payq_transfer_hash(t, m->hash);
-    return m;
-}
-
-static void in_db(struct fx *f, const char *id, unsigned flags, int64_t debits, int64_t credits)
-{
-    struct payq_rules_acct *a = payq_rules_acct(&f->r, id);
-    assert_non_null(a);
-    a->in_db = true;
-    snprintf(a->currency, sizeof a->currency, "EUR");
-    a->flags = flags;
-    a->debits = debits;
-    a->credits = credits;
-}
+#include "batch_fixture.h"
 
 /* What update_balances does with RETURNING: the row's balances after the
  * batch's deltas, as committed history has them. */
@@ -118,13 +54,13 @@ static void assert_before(struct fx *f, const char *id, int64_t debits, int64_t 
 static void test_in_order(void **state)
 {
     struct fx *f = *state;
-    xfer(f, "T-1", "A", "B", 100);
-    xfer(f, "T-2", "B", "C", 30);
-    xfer(f, "T-3", "A", "C", 5);
+    fx_xfer(f, "T-1", "A", "B", 100);
+    fx_xfer(f, "T-2", "B", "C", 30);
+    fx_xfer(f, "T-3", "A", "C", 5);
     payq_rules_reset(&f->r, f->p, f->n);
-    in_db(f, "A", 0, 0, 1000);
-    in_db(f, "B", 0, 0, 0);
-    in_db(f, "C", 0, 7, 0);
+    fx_in_db(f, "A", "EUR", 0, 0, 1000);
+    fx_in_db(f, "B", "EUR", 0, 0, 0);
+    fx_in_db(f, "C", "EUR", 0, 7, 0);
     payq_rules_decide_batch(&f->r, f->p, f->n);
     returned(f, "A", 105, 1000);
     returned(f, "B", 30, 100);
@@ -144,12 +80,12 @@ static void test_in_order(void **state)
 static void test_stale_read(void **state)
 {
     struct fx *f = *state;
-    xfer(f, "T-1", "A", "B", 100);
-    xfer(f, "T-2", "B", "A", 40);
-    xfer(f, "T-3", "A", "B", 10);
+    fx_xfer(f, "T-1", "A", "B", 100);
+    fx_xfer(f, "T-2", "B", "A", 40);
+    fx_xfer(f, "T-3", "A", "B", 10);
     payq_rules_reset(&f->r, f->p, f->n);
-    in_db(f, "A", 0, 0, 1000); /* really 0 / 1500 by the UPDATE */
-    in_db(f, "B", 0, 50, 50);
+    fx_in_db(f, "A", "EUR", 0, 0, 1000); /* really 0 / 1500 by the UPDATE */
+    fx_in_db(f, "B", "EUR", 0, 50, 50);
     payq_rules_decide_batch(&f->r, f->p, f->n);
     returned(f, "A", 110, 1540);
     returned(f, "B", 90, 160);
@@ -165,17 +101,17 @@ static void test_stale_read(void **state)
 static void test_only_posted(void **state)
 {
     struct fx *f = *state;
-    xfer(f, "T-1", "A", "B", 100);
-    xfer(f, "T-2", "L", "B", 1);   /* L may not go below zero: rejected */
-    xfer(f, "T-3", "A", "X", 1);   /* X unknown: rejected */
-    xfer(f, "T-1", "A", "B", 100); /* duplicate in the batch */
-    xfer(f, "T-1", "A", "B", 101); /* conflicting reuse */
-    struct payq_wmsg *dead = add(f, WMSG_INVALID);
-    xfer(f, "T-4", "B", "A", 60);
+    fx_xfer(f, "T-1", "A", "B", 100);
+    fx_xfer(f, "T-2", "L", "B", 1);   /* L may not go below zero: rejected */
+    fx_xfer(f, "T-3", "A", "X", 1);   /* X unknown: rejected */
+    fx_xfer(f, "T-1", "A", "B", 100); /* duplicate in the batch */
+    fx_xfer(f, "T-1", "A", "B", 101); /* conflicting reuse */
+    struct payq_wmsg *dead = fx_add(f, WMSG_INVALID);
+    fx_xfer(f, "T-4", "B", "A", 60);
     payq_rules_reset(&f->r, f->p, f->n);
-    in_db(f, "A", 0, 0, 0);
-    in_db(f, "B", 0, 0, 0);
-    in_db(f, "L", PAYQ_ACCT_DEBITS_MUST_NOT_EXCEED_CREDITS, 0, 0);
+    fx_in_db(f, "A", "EUR", 0, 0, 0);
+    fx_in_db(f, "B", "EUR", 0, 0, 0);
+    fx_in_db(f, "L", "EUR", PAYQ_ACCT_DEBITS_MUST_NOT_EXCEED_CREDITS, 0, 0);
     payq_rules_decide_batch(&f->r, f->p, f->n);
     assert_int_equal(dead->outcome, WOUT_DEAD);
     returned(f, "A", 100, 60);
@@ -194,15 +130,15 @@ static void test_only_posted(void **state)
 static void test_opened_in_batch(void **state)
 {
     struct fx *f = *state;
-    struct payq_wmsg *o = add(f, WMSG_ACCOUNT);
+    struct payq_wmsg *o = fx_add(f, WMSG_ACCOUNT);
     snprintf(o->u.account.id, sizeof o->u.account.id, "N");
     snprintf(o->u.account.currency, sizeof o->u.account.currency, "EUR");
-    xfer(f, "T-1", "A", "N", 25);
-    xfer(f, "T-2", "N", "A", 5);
+    fx_xfer(f, "T-1", "A", "N", 25);
+    fx_xfer(f, "T-2", "N", "A", 5);
     payq_rules_reset(&f->r, f->p, f->n);
     payq_rules_opened(&f->r, "N", f->p, f->n);
-    in_db(f, "N", 0, 0, 0);
-    in_db(f, "A", 0, 0, 0);
+    fx_in_db(f, "N", "EUR", 0, 0, 0);
+    fx_in_db(f, "A", "EUR", 0, 0, 0);
     payq_rules_decide_batch(&f->r, f->p, f->n);
     returned(f, "A", 25, 5);
     returned(f, "N", 5, 25);

@@ -16,81 +16,16 @@
 
 #include <cmocka.h>
 
-#include "message.h"
+#include "batch_fixture.h"
 #include "money.h"
-#include "rules.h"
 
-#define MAXMSG 32
 #define DBT PAYQ_ACCT_DEBITS_MUST_NOT_EXCEED_CREDITS
 #define CRD PAYQ_ACCT_CREDITS_MUST_NOT_EXCEED_DEBITS
-
-struct fx {
-    struct payq_wmsg m[MAXMSG];
-    struct payq_wmsg *p[MAXMSG];
-    size_t n;
-    struct payq_rules r;
-    char hex[MAXMSG][65]; /* fingerprints of "booked" rows */
-};
-
-static int fx_setup(void **state)
-{
-    struct fx *f = calloc(1, sizeof *f);
-    assert_non_null(f);
-    *state = f;
-    return 0;
-}
-
-static int fx_teardown(void **state)
-{
-    struct fx *f = *state;
-    payq_rules_free(&f->r);
-    free(f);
-    return 0;
-}
-
-static struct payq_wmsg *add(struct fx *f, enum wmsg_kind kind)
-{
-    assert_true(f->n < MAXMSG);
-    struct payq_wmsg *m = &f->m[f->n];
-    memset(m, 0, sizeof *m);
-    m->kind = kind;
-    f->p[f->n++] = m;
-    return m;
-}
-
-/* Appends a transfer as the decoder leaves it: fields, effective business
- * date and canonical hash. */
-static struct payq_wmsg *xfer_full(struct fx *f, const char *id, const char *debit,
-                                   const char *credit, int64_t amount, const char *currency,
-                                   const char *batch_id, const char *date, const char *reference,
-                                   char *metadata)
-{
-    struct payq_wmsg *m = add(f, WMSG_TRANSFER);
-    struct payq_transfer *t = &m->u.transfer;
-    snprintf(t->id, sizeof t->id, "%s", id);
-    snprintf(t->debit_account, sizeof t->debit_account, "%s", debit);
-    snprintf(t->credit_account, sizeof t->credit_account, "%s", credit);
-    t->amount = amount;
-    snprintf(t->currency, sizeof t->currency, "%s", currency);
-    snprintf(t->batch_id, sizeof t->batch_id, "%s", batch_id);
-    snprintf(t->business_date, sizeof t->business_date, "%s", date);
-    snprintf(t->reference, sizeof t->reference, "%s", reference);
-    t->metadata = metadata;
-    snprintf(m->business_date, sizeof m->business_date, "%s", date);
-    payq_transfer_hash(t, m->hash);
-    return m;
-}
-
-static struct payq_wmsg *xfer(struct fx *f, const char *id, const char *debit, const char *credit,
-                              int64_t amount)
-{
-    return xfer_full(f, id, debit, credit, amount, "EUR", "B-1", "2026-01-02", "", NULL);
-}
 
 static struct payq_wmsg *acct_msg(struct fx *f, const char *id, const char *currency,
                                   unsigned flags)
 {
-    struct payq_wmsg *m = add(f, WMSG_ACCOUNT);
+    struct payq_wmsg *m = fx_add(f, WMSG_ACCOUNT);
     snprintf(m->u.account.id, sizeof m->u.account.id, "%s", id);
     snprintf(m->u.account.currency, sizeof m->u.account.currency, "%s", currency);
     m->u.account.flags = flags;
@@ -103,27 +38,13 @@ static void begin(struct fx *f)
     payq_rules_reset(&f->r, f->p, f->n);
 }
 
-/* What reading payq.accounts says about id (as ledger.c's take_account). */
-static struct payq_rules_acct *in_db(struct fx *f, const char *id, const char *currency,
-                                     unsigned flags, int64_t debits, int64_t credits)
-{
-    struct payq_rules_acct *a = payq_rules_acct(&f->r, id);
-    assert_non_null(a);
-    a->in_db = true;
-    snprintf(a->currency, sizeof a->currency, "%s", currency);
-    a->flags = flags;
-    a->debits = debits;
-    a->credits = credits;
-    return a;
-}
-
 /* The account messages' INSERT created id (RETURNING id), then the read
  * found its new row. */
 static struct payq_rules_acct *opened_here(struct fx *f, const char *id, const char *currency,
                                            unsigned flags)
 {
     payq_rules_opened(&f->r, id, f->p, f->n);
-    return in_db(f, id, currency, flags, 0, 0);
+    return fx_in_db(f, id, currency, flags, 0, 0);
 }
 
 /* Transfer message i is already booked, exactly as it is. */
@@ -186,10 +107,10 @@ static void assert_acct(struct fx *f, const char *id, int64_t debits, int64_t cr
 static void test_posted(void **state)
 {
     struct fx *f = *state;
-    xfer(f, "T-1", "A", "B", 250);
+    fx_xfer(f, "T-1", "A", "B", 250);
     begin(f);
-    in_db(f, "A", "EUR", 0, 1000, 0);
-    in_db(f, "B", "EUR", 0, 0, 7);
+    fx_in_db(f, "A", "EUR", 0, 1000, 0);
+    fx_in_db(f, "B", "EUR", 0, 0, 7);
     decide(f);
     assert_posted(f->p[0]);
     assert_acct(f, "A", 1250, 0, 250, 0);
@@ -199,12 +120,12 @@ static void test_posted(void **state)
 static void test_account_not_found(void **state)
 {
     struct fx *f = *state;
-    xfer(f, "T-1", "NODEBIT", "B", 1);
-    xfer(f, "T-2", "A", "NOCREDIT", 1);
-    xfer(f, "T-3", "NONE1", "NONE2", 1);
+    fx_xfer(f, "T-1", "NODEBIT", "B", 1);
+    fx_xfer(f, "T-2", "A", "NOCREDIT", 1);
+    fx_xfer(f, "T-3", "NONE1", "NONE2", 1);
     begin(f);
-    in_db(f, "A", "EUR", 0, 0, 0);
-    in_db(f, "B", "EUR", 0, 0, 0);
+    fx_in_db(f, "A", "EUR", 0, 0, 0);
+    fx_in_db(f, "B", "EUR", 0, 0, 0);
     decide(f);
     for (size_t i = 0; i < 3; i++)
         assert_rejected(f->p[i], "account_not_found");
@@ -215,15 +136,15 @@ static void test_account_not_found(void **state)
 static void test_currency_mismatch(void **state)
 {
     struct fx *f = *state;
-    xfer(f, "T-1", "USD1", "B", 1);                                            /* debit differs */
-    xfer(f, "T-2", "A", "USD1", 1);                                            /* credit differs */
-    xfer_full(f, "T-3", "A", "B", 1, "GBP", "B-1", "2026-01-02", "", NULL);    /* both differ */
-    xfer_full(f, "T-4", "USD1", "USD2", 1, "USD", "", "2026-01-02", "", NULL); /* all USD */
+    fx_xfer(f, "T-1", "USD1", "B", 1);                                         /* debit differs */
+    fx_xfer(f, "T-2", "A", "USD1", 1);                                         /* credit differs */
+    fx_xfer_full(f, "T-3", "A", "B", 1, "GBP", "B-1", "2026-01-02", "", NULL); /* both differ */
+    fx_xfer_full(f, "T-4", "USD1", "USD2", 1, "USD", "", "2026-01-02", "", NULL); /* all USD */
     begin(f);
-    in_db(f, "A", "EUR", 0, 0, 0);
-    in_db(f, "B", "EUR", 0, 0, 0);
-    in_db(f, "USD1", "USD", 0, 0, 0);
-    in_db(f, "USD2", "USD", 0, 0, 0);
+    fx_in_db(f, "A", "EUR", 0, 0, 0);
+    fx_in_db(f, "B", "EUR", 0, 0, 0);
+    fx_in_db(f, "USD1", "USD", 0, 0, 0);
+    fx_in_db(f, "USD2", "USD", 0, 0, 0);
     decide(f);
     assert_rejected(f->p[0], "currency_mismatch");
     assert_rejected(f->p[1], "currency_mismatch");
@@ -238,13 +159,13 @@ static void test_currency_mismatch(void **state)
 static void test_reason_precedence(void **state)
 {
     struct fx *f = *state;
-    xfer(f, "T-1", "USD1", "NONE", 5);
-    xfer(f, "T-2", "RD", "USD1", 5);
-    xfer_full(f, "T-3", "RD", "RC", INT64_C(10), "EUR", "", "2026-01-02", "", NULL);
+    fx_xfer(f, "T-1", "USD1", "NONE", 5);
+    fx_xfer(f, "T-2", "RD", "USD1", 5);
+    fx_xfer_full(f, "T-3", "RD", "RC", INT64_C(10), "EUR", "", "2026-01-02", "", NULL);
     begin(f);
-    in_db(f, "USD1", "USD", 0, 0, 0);
-    in_db(f, "RD", "EUR", DBT, 0, 0);             /* no funds */
-    in_db(f, "RC", "EUR", CRD, 0, INT64_MAX - 1); /* would overflow */
+    fx_in_db(f, "USD1", "USD", 0, 0, 0);
+    fx_in_db(f, "RD", "EUR", DBT, 0, 0);             /* no funds */
+    fx_in_db(f, "RC", "EUR", CRD, 0, INT64_MAX - 1); /* would overflow */
     decide(f);
     assert_rejected(f->p[0], "account_not_found");
     assert_rejected(f->p[1], "currency_mismatch");
@@ -254,12 +175,12 @@ static void test_reason_precedence(void **state)
 static void test_insufficient_funds(void **state)
 {
     struct fx *f = *state;
-    xfer(f, "T-1", "R", "B", 101); /* one more than it holds */
-    xfer(f, "T-2", "R", "B", 100); /* exactly what it holds */
-    xfer(f, "T-3", "R", "B", 1);   /* now empty */
+    fx_xfer(f, "T-1", "R", "B", 101); /* one more than it holds */
+    fx_xfer(f, "T-2", "R", "B", 100); /* exactly what it holds */
+    fx_xfer(f, "T-3", "R", "B", 1);   /* now empty */
     begin(f);
-    in_db(f, "R", "EUR", DBT, 0, 100);
-    in_db(f, "B", "EUR", 0, 0, 0);
+    fx_in_db(f, "R", "EUR", DBT, 0, 100);
+    fx_in_db(f, "B", "EUR", 0, 0, 0);
     decide(f);
     assert_rejected(f->p[0], "insufficient_funds");
     assert_posted(f->p[1]);
@@ -271,12 +192,12 @@ static void test_insufficient_funds(void **state)
 static void test_credit_limit(void **state)
 {
     struct fx *f = *state;
-    xfer(f, "T-1", "A", "L", 51);
-    xfer(f, "T-2", "A", "L", 50);
-    xfer(f, "T-3", "A", "L", 1);
+    fx_xfer(f, "T-1", "A", "L", 51);
+    fx_xfer(f, "T-2", "A", "L", 50);
+    fx_xfer(f, "T-3", "A", "L", 1);
     begin(f);
-    in_db(f, "A", "EUR", 0, 0, 0);
-    in_db(f, "L", "EUR", CRD, 50, 0);
+    fx_in_db(f, "A", "EUR", 0, 0, 0);
+    fx_in_db(f, "L", "EUR", CRD, 50, 0);
     decide(f);
     assert_rejected(f->p[0], "credit_limit");
     assert_posted(f->p[1]);
@@ -291,12 +212,12 @@ static void test_credit_limit(void **state)
 static void test_restricted_on_other_side(void **state)
 {
     struct fx *f = *state;
-    xfer(f, "T-1", "A", "RD", 500); /* credit a debit-restricted account: no limit */
-    xfer(f, "T-2", "RC", "A", 500); /* debit a credit-restricted account: no funds needed */
+    fx_xfer(f, "T-1", "A", "RD", 500); /* credit a debit-restricted account: no limit */
+    fx_xfer(f, "T-2", "RC", "A", 500); /* debit a credit-restricted account: no funds needed */
     begin(f);
-    in_db(f, "A", "EUR", 0, 0, 0);
-    in_db(f, "RD", "EUR", DBT, 0, 0);
-    in_db(f, "RC", "EUR", CRD, 0, 0);
+    fx_in_db(f, "A", "EUR", 0, 0, 0);
+    fx_in_db(f, "RD", "EUR", DBT, 0, 0);
+    fx_in_db(f, "RC", "EUR", CRD, 0, 0);
     decide(f);
     assert_posted(f->p[0]);
     assert_posted(f->p[1]);
@@ -309,13 +230,13 @@ static void test_restricted_on_other_side(void **state)
 static void test_restricted_both_sides(void **state)
 {
     struct fx *f = *state;
-    xfer(f, "T-1", "RD", "RC", 70); /* RD has 100, RC may take 60: credit_limit */
-    xfer(f, "T-2", "RD", "RC", 60); /* fits both */
-    xfer(f, "T-3", "RD", "RC", 50); /* RD has 40 left: insufficient_funds first */
-    xfer(f, "T-4", "RD", "RC", 40); /* RD has 40, RC has 0 left: credit_limit */
+    fx_xfer(f, "T-1", "RD", "RC", 70); /* RD has 100, RC may take 60: credit_limit */
+    fx_xfer(f, "T-2", "RD", "RC", 60); /* fits both */
+    fx_xfer(f, "T-3", "RD", "RC", 50); /* RD has 40 left: insufficient_funds first */
+    fx_xfer(f, "T-4", "RD", "RC", 40); /* RD has 40, RC has 0 left: credit_limit */
     begin(f);
-    in_db(f, "RD", "EUR", DBT, 0, 100);
-    in_db(f, "RC", "EUR", CRD, 60, 0);
+    fx_in_db(f, "RD", "EUR", DBT, 0, 100);
+    fx_in_db(f, "RC", "EUR", CRD, 60, 0);
     decide(f);
     assert_rejected(f->p[0], "credit_limit");
     assert_posted(f->p[1]);
@@ -330,12 +251,12 @@ static void test_restricted_both_sides(void **state)
 static void test_overflow_debit_bound(void **state)
 {
     struct fx *f = *state;
-    xfer(f, "T-1", "A", "B", 6); /* INT64_MAX - 5 + 6: one past the bound */
-    xfer(f, "T-2", "A", "B", 5); /* exactly INT64_MAX */
-    xfer(f, "T-3", "A", "B", 1); /* past it again, on the running balance */
+    fx_xfer(f, "T-1", "A", "B", 6); /* INT64_MAX - 5 + 6: one past the bound */
+    fx_xfer(f, "T-2", "A", "B", 5); /* exactly INT64_MAX */
+    fx_xfer(f, "T-3", "A", "B", 1); /* past it again, on the running balance */
     begin(f);
-    in_db(f, "A", "EUR", 0, INT64_MAX - 5, 0);
-    in_db(f, "B", "EUR", 0, 0, 0);
+    fx_in_db(f, "A", "EUR", 0, INT64_MAX - 5, 0);
+    fx_in_db(f, "B", "EUR", 0, 0, 0);
     decide(f);
     assert_rejected(f->p[0], "overflow");
     assert_posted(f->p[1]);
@@ -347,12 +268,12 @@ static void test_overflow_debit_bound(void **state)
 static void test_overflow_credit_bound(void **state)
 {
     struct fx *f = *state;
-    xfer(f, "T-1", "A", "B", PAYQ_MONEY_AMOUNT_MAX);
-    xfer(f, "T-2", "A", "C", 1);
+    fx_xfer(f, "T-1", "A", "B", PAYQ_MONEY_AMOUNT_MAX);
+    fx_xfer(f, "T-2", "A", "C", 1);
     begin(f);
-    in_db(f, "A", "EUR", 0, 0, 0);
-    in_db(f, "B", "EUR", 0, 0, INT64_MAX - PAYQ_MONEY_AMOUNT_MAX + 1);
-    in_db(f, "C", "EUR", 0, 0, INT64_MAX);
+    fx_in_db(f, "A", "EUR", 0, 0, 0);
+    fx_in_db(f, "B", "EUR", 0, 0, INT64_MAX - PAYQ_MONEY_AMOUNT_MAX + 1);
+    fx_in_db(f, "C", "EUR", 0, 0, INT64_MAX);
     decide(f);
     assert_rejected(f->p[0], "overflow");
     assert_rejected(f->p[1], "overflow");
@@ -369,11 +290,11 @@ static void test_overflow_running(void **state)
     char id[12][8];
     for (k = 0; k < 12; k++) {
         snprintf(id[k], sizeof id[k], "T-%zu", k);
-        xfer(f, id[k], "HOT", "SINK", PAYQ_MONEY_AMOUNT_MAX);
+        fx_xfer(f, id[k], "HOT", "SINK", PAYQ_MONEY_AMOUNT_MAX);
     }
     begin(f);
-    in_db(f, "HOT", "EUR", 0, 0, 0);
-    in_db(f, "SINK", "EUR", 0, 0, 0);
+    fx_in_db(f, "HOT", "EUR", 0, 0, 0);
+    fx_in_db(f, "SINK", "EUR", 0, 0, 0);
     decide(f);
     /* INT64_MAX / 999999999999999999 = 9 */
     for (k = 0; k < 9; k++)
@@ -390,13 +311,13 @@ static void test_overflow_running(void **state)
 static void test_order_funds_next(void **state)
 {
     struct fx *f = *state;
-    xfer(f, "T-1", "R", "B", 100); /* nothing to spend yet */
-    xfer(f, "T-2", "A", "R", 100); /* funds R */
-    xfer(f, "T-3", "R", "B", 100); /* now it can */
+    fx_xfer(f, "T-1", "R", "B", 100); /* nothing to spend yet */
+    fx_xfer(f, "T-2", "A", "R", 100); /* funds R */
+    fx_xfer(f, "T-3", "R", "B", 100); /* now it can */
     begin(f);
-    in_db(f, "R", "EUR", DBT, 0, 0);
-    in_db(f, "A", "EUR", 0, 0, 0);
-    in_db(f, "B", "EUR", 0, 0, 0);
+    fx_in_db(f, "R", "EUR", DBT, 0, 0);
+    fx_in_db(f, "A", "EUR", 0, 0, 0);
+    fx_in_db(f, "B", "EUR", 0, 0, 0);
     decide(f);
     assert_rejected(f->p[0], "insufficient_funds");
     assert_posted(f->p[1]);
@@ -410,12 +331,12 @@ static void test_order_funds_next(void **state)
 static void test_order_drains(void **state)
 {
     struct fx *f = *state;
-    xfer(f, "T-1", "R", "B", 80);
-    xfer(f, "T-2", "R", "B", 30);
-    xfer(f, "T-3", "R", "B", 20);
+    fx_xfer(f, "T-1", "R", "B", 80);
+    fx_xfer(f, "T-2", "R", "B", 30);
+    fx_xfer(f, "T-3", "R", "B", 20);
     begin(f);
-    in_db(f, "R", "EUR", DBT, 0, 100);
-    in_db(f, "B", "EUR", 0, 0, 0);
+    fx_in_db(f, "R", "EUR", DBT, 0, 100);
+    fx_in_db(f, "B", "EUR", 0, 0, 0);
     decide(f);
     assert_posted(f->p[0]);
     assert_rejected(f->p[1], "insufficient_funds");
@@ -428,12 +349,12 @@ static void test_order_drains(void **state)
 static void test_order_limit_raised(void **state)
 {
     struct fx *f = *state;
-    xfer(f, "T-1", "A", "L", 30);
-    xfer(f, "T-2", "L", "A", 30);
-    xfer(f, "T-3", "A", "L", 30);
+    fx_xfer(f, "T-1", "A", "L", 30);
+    fx_xfer(f, "T-2", "L", "A", 30);
+    fx_xfer(f, "T-3", "A", "L", 30);
     begin(f);
-    in_db(f, "A", "EUR", 0, 0, 0);
-    in_db(f, "L", "EUR", CRD, 0, 0);
+    fx_in_db(f, "A", "EUR", 0, 0, 0);
+    fx_in_db(f, "L", "EUR", CRD, 0, 0);
     decide(f);
     assert_rejected(f->p[0], "credit_limit");
     assert_posted(f->p[1]);
@@ -447,15 +368,15 @@ static void test_order_limit_raised(void **state)
 static void test_opened_in_batch(void **state)
 {
     struct fx *f = *state;
-    xfer(f, "T-1", "A", "NEW", 5); /* before the opening */
+    fx_xfer(f, "T-1", "A", "NEW", 5); /* before the opening */
     acct_msg(f, "NEW", "EUR", 0);
-    xfer(f, "T-2", "A", "NEW", 5);  /* after it */
-    xfer(f, "T-3", "NEW", "A", 5);  /* the new account debited */
-    acct_msg(f, "NEW", "EUR", 0);   /* same fields again: no effect */
-    acct_msg(f, "NEW", "USD", 0);   /* other currency */
-    acct_msg(f, "NEW", "EUR", DBT); /* other flags */
+    fx_xfer(f, "T-2", "A", "NEW", 5); /* after it */
+    fx_xfer(f, "T-3", "NEW", "A", 5); /* the new account debited */
+    acct_msg(f, "NEW", "EUR", 0);     /* same fields again: no effect */
+    acct_msg(f, "NEW", "USD", 0);     /* other currency */
+    acct_msg(f, "NEW", "EUR", DBT);   /* other flags */
     begin(f);
-    in_db(f, "A", "EUR", 0, 0, 0);
+    fx_in_db(f, "A", "EUR", 0, 0, 0);
     opened_here(f, "NEW", "EUR", 0);
     decide(f);
     assert_rejected(f->p[0], "account_not_found");
@@ -474,11 +395,11 @@ static void test_opened_restricted(void **state)
 {
     struct fx *f = *state;
     acct_msg(f, "W", "EUR", DBT);
-    xfer(f, "T-1", "W", "A", 1);
-    xfer(f, "T-2", "A", "W", 10);
-    xfer(f, "T-3", "W", "A", 10);
+    fx_xfer(f, "T-1", "W", "A", 1);
+    fx_xfer(f, "T-2", "A", "W", 10);
+    fx_xfer(f, "T-3", "W", "A", 10);
     begin(f);
-    in_db(f, "A", "EUR", 0, 0, 0);
+    fx_in_db(f, "A", "EUR", 0, 0, 0);
     opened_here(f, "W", "EUR", DBT);
     decide(f);
     assert_int_equal(f->p[0]->outcome, WOUT_OPENED);
@@ -497,7 +418,7 @@ static void test_account_exists_before(void **state)
     acct_msg(f, "OLD", "EUR", 0);
     acct_msg(f, "OLD", "GBP", CRD);
     begin(f);
-    in_db(f, "OLD", "EUR", CRD, 3, 2);
+    fx_in_db(f, "OLD", "EUR", CRD, 3, 2);
     decide(f);
     assert_int_equal(f->p[0]->outcome, WOUT_DUPLICATE);
     assert_conflict(f->p[1], "exists_with_different_flags");
@@ -512,16 +433,16 @@ static void test_account_exists_before(void **state)
 static void test_duplicates_in_batch(void **state)
 {
     struct fx *f = *state;
-    xfer(f, "T-1", "A", "B", 10);
-    xfer(f, "T-1", "A", "B", 10);
-    xfer(f, "T-1", "A", "B", 11);
-    xfer(f, "T-2", "R", "B", 10); /* rejected: R is empty */
-    xfer(f, "T-3", "A", "R", 10); /* funds R */
-    xfer(f, "T-2", "R", "B", 10); /* same payload: still its first outcome */
+    fx_xfer(f, "T-1", "A", "B", 10);
+    fx_xfer(f, "T-1", "A", "B", 10);
+    fx_xfer(f, "T-1", "A", "B", 11);
+    fx_xfer(f, "T-2", "R", "B", 10); /* rejected: R is empty */
+    fx_xfer(f, "T-3", "A", "R", 10); /* funds R */
+    fx_xfer(f, "T-2", "R", "B", 10); /* same payload: still its first outcome */
     begin(f);
-    in_db(f, "A", "EUR", 0, 0, 0);
-    in_db(f, "B", "EUR", 0, 0, 0);
-    in_db(f, "R", "EUR", DBT, 0, 0);
+    fx_in_db(f, "A", "EUR", 0, 0, 0);
+    fx_in_db(f, "B", "EUR", 0, 0, 0);
+    fx_in_db(f, "R", "EUR", DBT, 0, 0);
     decide(f);
     assert_posted(f->p[0]);
     assert_int_equal(f->p[1]->outcome, WOUT_DUPLICATE);
@@ -540,19 +461,19 @@ static void test_conflict_fields_in_batch(void **state)
 {
     struct fx *f = *state;
     static char meta[] = "{\"k\":1}";
-    xfer_full(f, "T-1", "A", "B", 10, "EUR", "B-1", "2026-01-02", "r", NULL);
-    xfer_full(f, "T-1", "A", "B", 99, "USD", "B-2", "2026-01-03", "s", NULL);
-    xfer_full(f, "T-1", "C", "B", 10, "EUR", "B-1", "2026-01-02", "r", NULL);
-    xfer_full(f, "T-1", "A", "C", 10, "EUR", "B-1", "2026-01-02", "r", NULL);
-    xfer_full(f, "T-1", "A", "B", 10, "USD", "B-1", "2026-01-02", "r", NULL);
-    xfer_full(f, "T-1", "A", "B", 10, "EUR", "B-2", "2026-01-02", "r", NULL);
-    xfer_full(f, "T-1", "A", "B", 10, "EUR", "B-1", "2026-01-03", "r", NULL);
-    xfer_full(f, "T-1", "A", "B", 10, "EUR", "B-1", "2026-01-02", "x", NULL);
-    xfer_full(f, "T-1", "A", "B", 10, "EUR", "B-1", "2026-01-02", "r", meta);
+    fx_xfer_full(f, "T-1", "A", "B", 10, "EUR", "B-1", "2026-01-02", "r", NULL);
+    fx_xfer_full(f, "T-1", "A", "B", 99, "USD", "B-2", "2026-01-03", "s", NULL);
+    fx_xfer_full(f, "T-1", "C", "B", 10, "EUR", "B-1", "2026-01-02", "r", NULL);
+    fx_xfer_full(f, "T-1", "A", "C", 10, "EUR", "B-1", "2026-01-02", "r", NULL);
+    fx_xfer_full(f, "T-1", "A", "B", 10, "USD", "B-1", "2026-01-02", "r", NULL);
+    fx_xfer_full(f, "T-1", "A", "B", 10, "EUR", "B-2", "2026-01-02", "r", NULL);
+    fx_xfer_full(f, "T-1", "A", "B", 10, "EUR", "B-1", "2026-01-03", "r", NULL);
+    fx_xfer_full(f, "T-1", "A", "B", 10, "EUR", "B-1", "2026-01-02", "x", NULL);
+    fx_xfer_full(f, "T-1", "A", "B", 10, "EUR", "B-1", "2026-01-02", "r", meta);
     begin(f);
-    in_db(f, "A", "EUR", 0, 0, 0);
-    in_db(f, "B", "EUR", 0, 0, 0);
-    in_db(f, "C", "EUR", 0, 0, 0);
+    fx_in_db(f, "A", "EUR", 0, 0, 0);
+    fx_in_db(f, "B", "EUR", 0, 0, 0);
+    fx_in_db(f, "C", "EUR", 0, 0, 0);
     decide(f);
     assert_posted(f->p[0]);
     assert_conflict(f->p[1], "exists_with_different_amount");
@@ -573,14 +494,14 @@ static void test_conflict_fields_in_batch(void **state)
 static void test_against_ledger(void **state)
 {
     struct fx *f = *state;
-    xfer(f, "T-OLD", "R", "B", 10);
-    xfer(f, "T-OLD", "R", "B", 12);
-    xfer_full(f, "T-OLD", "R", "B", 10, "EUR", "B-1", "2026-01-05", "", NULL);
-    xfer(f, "T-NEW", "R", "B", 10);
+    fx_xfer(f, "T-OLD", "R", "B", 10);
+    fx_xfer(f, "T-OLD", "R", "B", 12);
+    fx_xfer_full(f, "T-OLD", "R", "B", 10, "EUR", "B-1", "2026-01-05", "", NULL);
+    fx_xfer(f, "T-NEW", "R", "B", 10);
     begin(f);
     booked(f, 0);
-    in_db(f, "R", "EUR", DBT, 10, 10); /* T-OLD spent all it had */
-    in_db(f, "B", "EUR", 0, 0, 10);
+    fx_in_db(f, "R", "EUR", DBT, 10, 10); /* T-OLD spent all it had */
+    fx_in_db(f, "B", "EUR", 0, 0, 10);
     decide(f);
     assert_int_equal(f->p[0]->outcome, WOUT_DUPLICATE);
     assert_conflict(f->p[1], "exists_with_different_amount");
@@ -593,12 +514,12 @@ static void test_against_ledger(void **state)
 static void test_invalid_is_dead(void **state)
 {
     struct fx *f = *state;
-    add(f, WMSG_INVALID);
-    xfer(f, "T-1", "A", "B", 1);
-    add(f, WMSG_INVALID);
+    fx_add(f, WMSG_INVALID);
+    fx_xfer(f, "T-1", "A", "B", 1);
+    fx_add(f, WMSG_INVALID);
     begin(f);
-    in_db(f, "A", "EUR", 0, 0, 0);
-    in_db(f, "B", "EUR", 0, 0, 0);
+    fx_in_db(f, "A", "EUR", 0, 0, 0);
+    fx_in_db(f, "B", "EUR", 0, 0, 0);
     decide(f);
     assert_int_equal(f->p[0]->outcome, WOUT_DEAD);
     assert_posted(f->p[1]);
@@ -610,18 +531,18 @@ static void test_invalid_is_dead(void **state)
 static void test_aggregated_deltas(void **state)
 {
     struct fx *f = *state;
-    char id[MAXMSG][8];
+    char id[FX_MAXMSG][8];
     for (size_t k = 0; k < 20; k++) {
         snprintf(id[k], sizeof id[k], "T-%zu", k);
         if (k % 2)
-            xfer(f, id[k], "HOT", "X", (int64_t)k);
+            fx_xfer(f, id[k], "HOT", "X", (int64_t)k);
         else
-            xfer(f, id[k], "Y", "HOT", (int64_t)k + 1);
+            fx_xfer(f, id[k], "Y", "HOT", (int64_t)k + 1);
     }
     begin(f);
-    struct payq_rules_acct *hot = in_db(f, "HOT", "EUR", DBT, 0, 0);
-    in_db(f, "X", "EUR", 0, 0, 0);
-    in_db(f, "Y", "EUR", 0, 0, 0);
+    struct payq_rules_acct *hot = fx_in_db(f, "HOT", "EUR", DBT, 0, 0);
+    fx_in_db(f, "X", "EUR", 0, 0, 0);
+    fx_in_db(f, "Y", "EUR", 0, 0, 0);
     decide(f);
     for (size_t k = 0; k < 20; k++)
         assert_posted(f->p[k]);
@@ -636,14 +557,14 @@ static void test_aggregated_deltas(void **state)
 static void test_reset_between_batches(void **state)
 {
     struct fx *f = *state;
-    xfer(f, "T-1", "A", "B", 5);
+    fx_xfer(f, "T-1", "A", "B", 5);
     begin(f);
-    in_db(f, "A", "EUR", 0, 0, 0);
-    in_db(f, "B", "EUR", 0, 0, 0);
+    fx_in_db(f, "A", "EUR", 0, 0, 0);
+    fx_in_db(f, "B", "EUR", 0, 0, 0);
     decide(f);
     assert_posted(f->p[0]);
     f->n = 0;
-    xfer(f, "T-1", "A", "B", 5); /* not booked in this batch's view */
+    fx_xfer(f, "T-1", "A", "B", 5); /* not booked in this batch's view */
     begin(f);
     assert_null(payq_rules_acct(&f->r, "C"));
     decide(f);
