@@ -160,10 +160,9 @@ logged() {
 
 # 1. The invariants wait on the watermark's row lock. The run's replay mark
 # (taken after its scan) must be on every standby before the freeze: a
-# mark lost with the leader is case 3.
-# The lock stops the run only if the watermark has its row; a stack purged
-# since its last reconciliation has none (the run would insert it, held by
-# nothing). One verification makes it.
+# mark lost with the leader is case 3. The lock holds the run only if the
+# watermark has its row, which a stack purged since its last reconciliation
+# lacks (the run would insert it, unhindered): one verification makes it.
 if [ "$(q "SELECT count(*) FROM payq.recon_watermark")" != 1 ]; then
     q "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM payq.verify_books(false); COMMIT" \
         >/dev/null || fail "invariants: cannot make the watermark's row"

@@ -61,6 +61,16 @@ struct payq_wmsg *fx_xfer(struct fx *f, const char *id, const char *debit, const
     return fx_xfer_full(f, id, debit, credit, amount, "EUR", "B-1", "2026-01-02", "", NULL);
 }
 
+void fx_begin(struct fx *f)
+{
+    payq_rules_reset(&f->r, f->p, f->n);
+}
+
+void fx_decide(struct fx *f)
+{
+    payq_rules_decide_batch(&f->r, f->p, f->n);
+}
+
 struct payq_rules_acct *fx_in_db(struct fx *f, const char *id, const char *currency, unsigned flags,
                                  int64_t debits, int64_t credits)
 {

@@ -38,8 +38,15 @@ struct payq_wmsg *fx_xfer_full(struct fx *f, const char *id, const char *debit, 
 struct payq_wmsg *fx_xfer(struct fx *f, const char *id, const char *debit, const char *credit,
                           int64_t amount);
 
+/* Registers the batch's accounts (payq_rules_reset): call after adding
+ * every message. */
+void fx_begin(struct fx *f);
+
+/* Decides the whole batch (payq_rules_decide_batch). */
+void fx_decide(struct fx *f);
+
 /* What reading payq.accounts says about id (as ledger.c's take_account).
- * Call after payq_rules_reset has registered the batch's accounts. */
+ * Call after fx_begin. */
 struct payq_rules_acct *fx_in_db(struct fx *f, const char *id, const char *currency, unsigned flags,
                                  int64_t debits, int64_t credits);
 

@@ -57,11 +57,11 @@ static void test_in_order(void **state)
     fx_xfer(f, "T-1", "A", "B", 100);
     fx_xfer(f, "T-2", "B", "C", 30);
     fx_xfer(f, "T-3", "A", "C", 5);
-    payq_rules_reset(&f->r, f->p, f->n);
+    fx_begin(f);
     fx_in_db(f, "A", "EUR", 0, 0, 1000);
     fx_in_db(f, "B", "EUR", 0, 0, 0);
     fx_in_db(f, "C", "EUR", 0, 7, 0);
-    payq_rules_decide_batch(&f->r, f->p, f->n);
+    fx_decide(f);
     returned(f, "A", 105, 1000);
     returned(f, "B", 30, 100);
     returned(f, "C", 7, 35);
@@ -83,10 +83,10 @@ static void test_stale_read(void **state)
     fx_xfer(f, "T-1", "A", "B", 100);
     fx_xfer(f, "T-2", "B", "A", 40);
     fx_xfer(f, "T-3", "A", "B", 10);
-    payq_rules_reset(&f->r, f->p, f->n);
+    fx_begin(f);
     fx_in_db(f, "A", "EUR", 0, 0, 1000); /* really 0 / 1500 by the UPDATE */
     fx_in_db(f, "B", "EUR", 0, 50, 50);
-    payq_rules_decide_batch(&f->r, f->p, f->n);
+    fx_decide(f);
     returned(f, "A", 110, 1540);
     returned(f, "B", 90, 160);
     payq_balances_after(&f->r, f->p, f->n);
@@ -108,11 +108,11 @@ static void test_only_posted(void **state)
     fx_xfer(f, "T-1", "A", "B", 101); /* conflicting reuse */
     struct payq_wmsg *dead = fx_add(f, WMSG_INVALID);
     fx_xfer(f, "T-4", "B", "A", 60);
-    payq_rules_reset(&f->r, f->p, f->n);
+    fx_begin(f);
     fx_in_db(f, "A", "EUR", 0, 0, 0);
     fx_in_db(f, "B", "EUR", 0, 0, 0);
     fx_in_db(f, "L", "EUR", PAYQ_ACCT_DEBITS_MUST_NOT_EXCEED_CREDITS, 0, 0);
-    payq_rules_decide_batch(&f->r, f->p, f->n);
+    fx_decide(f);
     assert_int_equal(dead->outcome, WOUT_DEAD);
     returned(f, "A", 100, 60);
     returned(f, "B", 60, 100);
@@ -135,11 +135,11 @@ static void test_opened_in_batch(void **state)
     snprintf(o->u.account.currency, sizeof o->u.account.currency, "EUR");
     fx_xfer(f, "T-1", "A", "N", 25);
     fx_xfer(f, "T-2", "N", "A", 5);
-    payq_rules_reset(&f->r, f->p, f->n);
+    fx_begin(f);
     payq_rules_opened(&f->r, "N", f->p, f->n);
     fx_in_db(f, "N", "EUR", 0, 0, 0);
     fx_in_db(f, "A", "EUR", 0, 0, 0);
-    payq_rules_decide_batch(&f->r, f->p, f->n);
+    fx_decide(f);
     returned(f, "A", 25, 5);
     returned(f, "N", 5, 25);
     payq_balances_after(&f->r, f->p, f->n);

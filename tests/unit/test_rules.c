@@ -32,12 +32,6 @@ static struct payq_wmsg *acct_msg(struct fx *f, const char *id, const char *curr
     return m;
 }
 
-/* Registers the batch's accounts: call after adding every message. */
-static void begin(struct fx *f)
-{
-    payq_rules_reset(&f->r, f->p, f->n);
-}
-
 /* The account messages' INSERT created id (RETURNING id), then the read
  * found its new row. */
 static struct payq_rules_acct *opened_here(struct fx *f, const char *id, const char *currency,
@@ -64,11 +58,6 @@ static void booked(struct fx *f, size_t i)
         .reference = t->reference,
     };
     payq_rules_add_existing(&f->r, t->id, &e);
-}
-
-static void decide(struct fx *f)
-{
-    payq_rules_decide_batch(&f->r, f->p, f->n);
 }
 
 static void assert_posted(const struct payq_wmsg *m)
@@ -108,10 +97,10 @@ static void test_posted(void **state)
 {
     struct fx *f = *state;
     fx_xfer(f, "T-1", "A", "B", 250);
-    begin(f);
+    fx_begin(f);
     fx_in_db(f, "A", "EUR", 0, 1000, 0);
     fx_in_db(f, "B", "EUR", 0, 0, 7);
-    decide(f);
+    fx_decide(f);
     assert_posted(f->p[0]);
     assert_acct(f, "A", 1250, 0, 250, 0);
     assert_acct(f, "B", 0, 257, 0, 250);
@@ -123,10 +112,10 @@ static void test_account_not_found(void **state)
     fx_xfer(f, "T-1", "NODEBIT", "B", 1);
     fx_xfer(f, "T-2", "A", "NOCREDIT", 1);
     fx_xfer(f, "T-3", "NONE1", "NONE2", 1);
-    begin(f);
+    fx_begin(f);
     fx_in_db(f, "A", "EUR", 0, 0, 0);
     fx_in_db(f, "B", "EUR", 0, 0, 0);
-    decide(f);
+    fx_decide(f);
     for (size_t i = 0; i < 3; i++)
         assert_rejected(f->p[i], "account_not_found");
     assert_acct(f, "A", 0, 0, 0, 0);
@@ -140,12 +129,12 @@ static void test_currency_mismatch(void **state)
     fx_xfer(f, "T-2", "A", "USD1", 1);                                         /* credit differs */
     fx_xfer_full(f, "T-3", "A", "B", 1, "GBP", "B-1", "2026-01-02", "", NULL); /* both differ */
     fx_xfer_full(f, "T-4", "USD1", "USD2", 1, "USD", "", "2026-01-02", "", NULL); /* all USD */
-    begin(f);
+    fx_begin(f);
     fx_in_db(f, "A", "EUR", 0, 0, 0);
     fx_in_db(f, "B", "EUR", 0, 0, 0);
     fx_in_db(f, "USD1", "USD", 0, 0, 0);
     fx_in_db(f, "USD2", "USD", 0, 0, 0);
-    decide(f);
+    fx_decide(f);
     assert_rejected(f->p[0], "currency_mismatch");
     assert_rejected(f->p[1], "currency_mismatch");
     assert_rejected(f->p[2], "currency_mismatch");
@@ -162,11 +151,11 @@ static void test_reason_precedence(void **state)
     fx_xfer(f, "T-1", "USD1", "NONE", 5);
     fx_xfer(f, "T-2", "RD", "USD1", 5);
     fx_xfer_full(f, "T-3", "RD", "RC", INT64_C(10), "EUR", "", "2026-01-02", "", NULL);
-    begin(f);
+    fx_begin(f);
     fx_in_db(f, "USD1", "USD", 0, 0, 0);
     fx_in_db(f, "RD", "EUR", DBT, 0, 0);             /* no funds */
     fx_in_db(f, "RC", "EUR", CRD, 0, INT64_MAX - 1); /* would overflow */
-    decide(f);
+    fx_decide(f);
     assert_rejected(f->p[0], "account_not_found");
     assert_rejected(f->p[1], "currency_mismatch");
     assert_rejected(f->p[2], "overflow");
@@ -178,10 +167,10 @@ static void test_insufficient_funds(void **state)
     fx_xfer(f, "T-1", "R", "B", 101); /* one more than it holds */
     fx_xfer(f, "T-2", "R", "B", 100); /* exactly what it holds */
     fx_xfer(f, "T-3", "R", "B", 1);   /* now empty */
-    begin(f);
+    fx_begin(f);
     fx_in_db(f, "R", "EUR", DBT, 0, 100);
     fx_in_db(f, "B", "EUR", 0, 0, 0);
-    decide(f);
+    fx_decide(f);
     assert_rejected(f->p[0], "insufficient_funds");
     assert_posted(f->p[1]);
     assert_rejected(f->p[2], "insufficient_funds");
@@ -195,10 +184,10 @@ static void test_credit_limit(void **state)
     fx_xfer(f, "T-1", "A", "L", 51);
     fx_xfer(f, "T-2", "A", "L", 50);
     fx_xfer(f, "T-3", "A", "L", 1);
-    begin(f);
+    fx_begin(f);
     fx_in_db(f, "A", "EUR", 0, 0, 0);
     fx_in_db(f, "L", "EUR", CRD, 50, 0);
-    decide(f);
+    fx_decide(f);
     assert_rejected(f->p[0], "credit_limit");
     assert_posted(f->p[1]);
     assert_rejected(f->p[2], "credit_limit");
@@ -214,11 +203,11 @@ static void test_restricted_on_other_side(void **state)
     struct fx *f = *state;
     fx_xfer(f, "T-1", "A", "RD", 500); /* credit a debit-restricted account: no limit */
     fx_xfer(f, "T-2", "RC", "A", 500); /* debit a credit-restricted account: no funds needed */
-    begin(f);
+    fx_begin(f);
     fx_in_db(f, "A", "EUR", 0, 0, 0);
     fx_in_db(f, "RD", "EUR", DBT, 0, 0);
     fx_in_db(f, "RC", "EUR", CRD, 0, 0);
-    decide(f);
+    fx_decide(f);
     assert_posted(f->p[0]);
     assert_posted(f->p[1]);
     assert_acct(f, "RD", 0, 500, 0, 500);
@@ -234,10 +223,10 @@ static void test_restricted_both_sides(void **state)
     fx_xfer(f, "T-2", "RD", "RC", 60); /* fits both */
     fx_xfer(f, "T-3", "RD", "RC", 50); /* RD has 40 left: insufficient_funds first */
     fx_xfer(f, "T-4", "RD", "RC", 40); /* RD has 40, RC has 0 left: credit_limit */
-    begin(f);
+    fx_begin(f);
     fx_in_db(f, "RD", "EUR", DBT, 0, 100);
     fx_in_db(f, "RC", "EUR", CRD, 60, 0);
-    decide(f);
+    fx_decide(f);
     assert_rejected(f->p[0], "credit_limit");
     assert_posted(f->p[1]);
     assert_rejected(f->p[2], "insufficient_funds");
@@ -254,10 +243,10 @@ static void test_overflow_debit_bound(void **state)
     fx_xfer(f, "T-1", "A", "B", 6); /* INT64_MAX - 5 + 6: one past the bound */
     fx_xfer(f, "T-2", "A", "B", 5); /* exactly INT64_MAX */
     fx_xfer(f, "T-3", "A", "B", 1); /* past it again, on the running balance */
-    begin(f);
+    fx_begin(f);
     fx_in_db(f, "A", "EUR", 0, INT64_MAX - 5, 0);
     fx_in_db(f, "B", "EUR", 0, 0, 0);
-    decide(f);
+    fx_decide(f);
     assert_rejected(f->p[0], "overflow");
     assert_posted(f->p[1]);
     assert_rejected(f->p[2], "overflow");
@@ -270,11 +259,11 @@ static void test_overflow_credit_bound(void **state)
     struct fx *f = *state;
     fx_xfer(f, "T-1", "A", "B", PAYQ_MONEY_AMOUNT_MAX);
     fx_xfer(f, "T-2", "A", "C", 1);
-    begin(f);
+    fx_begin(f);
     fx_in_db(f, "A", "EUR", 0, 0, 0);
     fx_in_db(f, "B", "EUR", 0, 0, INT64_MAX - PAYQ_MONEY_AMOUNT_MAX + 1);
     fx_in_db(f, "C", "EUR", 0, 0, INT64_MAX);
-    decide(f);
+    fx_decide(f);
     assert_rejected(f->p[0], "overflow");
     assert_rejected(f->p[1], "overflow");
     assert_acct(f, "A", 0, 0, 0, 0);
@@ -292,10 +281,10 @@ static void test_overflow_running(void **state)
         snprintf(id[k], sizeof id[k], "T-%zu", k);
         fx_xfer(f, id[k], "HOT", "SINK", PAYQ_MONEY_AMOUNT_MAX);
     }
-    begin(f);
+    fx_begin(f);
     fx_in_db(f, "HOT", "EUR", 0, 0, 0);
     fx_in_db(f, "SINK", "EUR", 0, 0, 0);
-    decide(f);
+    fx_decide(f);
     /* INT64_MAX / 999999999999999999 = 9 */
     for (k = 0; k < 9; k++)
         assert_posted(f->p[k]);
@@ -314,11 +303,11 @@ static void test_order_funds_next(void **state)
     fx_xfer(f, "T-1", "R", "B", 100); /* nothing to spend yet */
     fx_xfer(f, "T-2", "A", "R", 100); /* funds R */
     fx_xfer(f, "T-3", "R", "B", 100); /* now it can */
-    begin(f);
+    fx_begin(f);
     fx_in_db(f, "R", "EUR", DBT, 0, 0);
     fx_in_db(f, "A", "EUR", 0, 0, 0);
     fx_in_db(f, "B", "EUR", 0, 0, 0);
-    decide(f);
+    fx_decide(f);
     assert_rejected(f->p[0], "insufficient_funds");
     assert_posted(f->p[1]);
     assert_posted(f->p[2]);
@@ -334,10 +323,10 @@ static void test_order_drains(void **state)
     fx_xfer(f, "T-1", "R", "B", 80);
     fx_xfer(f, "T-2", "R", "B", 30);
     fx_xfer(f, "T-3", "R", "B", 20);
-    begin(f);
+    fx_begin(f);
     fx_in_db(f, "R", "EUR", DBT, 0, 100);
     fx_in_db(f, "B", "EUR", 0, 0, 0);
-    decide(f);
+    fx_decide(f);
     assert_posted(f->p[0]);
     assert_rejected(f->p[1], "insufficient_funds");
     assert_posted(f->p[2]);
@@ -352,10 +341,10 @@ static void test_order_limit_raised(void **state)
     fx_xfer(f, "T-1", "A", "L", 30);
     fx_xfer(f, "T-2", "L", "A", 30);
     fx_xfer(f, "T-3", "A", "L", 30);
-    begin(f);
+    fx_begin(f);
     fx_in_db(f, "A", "EUR", 0, 0, 0);
     fx_in_db(f, "L", "EUR", CRD, 0, 0);
-    decide(f);
+    fx_decide(f);
     assert_rejected(f->p[0], "credit_limit");
     assert_posted(f->p[1]);
     assert_posted(f->p[2]);
@@ -375,10 +364,10 @@ static void test_opened_in_batch(void **state)
     acct_msg(f, "NEW", "EUR", 0);     /* same fields again: no effect */
     acct_msg(f, "NEW", "USD", 0);     /* other currency */
     acct_msg(f, "NEW", "EUR", DBT);   /* other flags */
-    begin(f);
+    fx_begin(f);
     fx_in_db(f, "A", "EUR", 0, 0, 0);
     opened_here(f, "NEW", "EUR", 0);
-    decide(f);
+    fx_decide(f);
     assert_rejected(f->p[0], "account_not_found");
     assert_int_equal(f->p[1]->outcome, WOUT_OPENED);
     assert_posted(f->p[2]);
@@ -398,10 +387,10 @@ static void test_opened_restricted(void **state)
     fx_xfer(f, "T-1", "W", "A", 1);
     fx_xfer(f, "T-2", "A", "W", 10);
     fx_xfer(f, "T-3", "W", "A", 10);
-    begin(f);
+    fx_begin(f);
     fx_in_db(f, "A", "EUR", 0, 0, 0);
     opened_here(f, "W", "EUR", DBT);
-    decide(f);
+    fx_decide(f);
     assert_int_equal(f->p[0]->outcome, WOUT_OPENED);
     assert_rejected(f->p[1], "insufficient_funds");
     assert_posted(f->p[2]);
@@ -417,9 +406,9 @@ static void test_account_exists_before(void **state)
     acct_msg(f, "OLD", "EUR", CRD);
     acct_msg(f, "OLD", "EUR", 0);
     acct_msg(f, "OLD", "GBP", CRD);
-    begin(f);
+    fx_begin(f);
     fx_in_db(f, "OLD", "EUR", CRD, 3, 2);
-    decide(f);
+    fx_decide(f);
     assert_int_equal(f->p[0]->outcome, WOUT_DUPLICATE);
     assert_conflict(f->p[1], "exists_with_different_flags");
     assert_conflict(f->p[2], "exists_with_different_currency");
@@ -439,11 +428,11 @@ static void test_duplicates_in_batch(void **state)
     fx_xfer(f, "T-2", "R", "B", 10); /* rejected: R is empty */
     fx_xfer(f, "T-3", "A", "R", 10); /* funds R */
     fx_xfer(f, "T-2", "R", "B", 10); /* same payload: still its first outcome */
-    begin(f);
+    fx_begin(f);
     fx_in_db(f, "A", "EUR", 0, 0, 0);
     fx_in_db(f, "B", "EUR", 0, 0, 0);
     fx_in_db(f, "R", "EUR", DBT, 0, 0);
-    decide(f);
+    fx_decide(f);
     assert_posted(f->p[0]);
     assert_int_equal(f->p[1]->outcome, WOUT_DUPLICATE);
     assert_conflict(f->p[2], "exists_with_different_amount");
@@ -470,11 +459,11 @@ static void test_conflict_fields_in_batch(void **state)
     fx_xfer_full(f, "T-1", "A", "B", 10, "EUR", "B-1", "2026-01-03", "r", NULL);
     fx_xfer_full(f, "T-1", "A", "B", 10, "EUR", "B-1", "2026-01-02", "x", NULL);
     fx_xfer_full(f, "T-1", "A", "B", 10, "EUR", "B-1", "2026-01-02", "r", meta);
-    begin(f);
+    fx_begin(f);
     fx_in_db(f, "A", "EUR", 0, 0, 0);
     fx_in_db(f, "B", "EUR", 0, 0, 0);
     fx_in_db(f, "C", "EUR", 0, 0, 0);
-    decide(f);
+    fx_decide(f);
     assert_posted(f->p[0]);
     assert_conflict(f->p[1], "exists_with_different_amount");
     assert_conflict(f->p[2], "exists_with_different_debit_account");
@@ -498,11 +487,11 @@ static void test_against_ledger(void **state)
     fx_xfer(f, "T-OLD", "R", "B", 12);
     fx_xfer_full(f, "T-OLD", "R", "B", 10, "EUR", "B-1", "2026-01-05", "", NULL);
     fx_xfer(f, "T-NEW", "R", "B", 10);
-    begin(f);
+    fx_begin(f);
     booked(f, 0);
     fx_in_db(f, "R", "EUR", DBT, 10, 10); /* T-OLD spent all it had */
     fx_in_db(f, "B", "EUR", 0, 0, 10);
-    decide(f);
+    fx_decide(f);
     assert_int_equal(f->p[0]->outcome, WOUT_DUPLICATE);
     assert_conflict(f->p[1], "exists_with_different_amount");
     assert_conflict(f->p[2], "exists_with_different_business_date");
@@ -517,10 +506,10 @@ static void test_invalid_is_dead(void **state)
     fx_add(f, WMSG_INVALID);
     fx_xfer(f, "T-1", "A", "B", 1);
     fx_add(f, WMSG_INVALID);
-    begin(f);
+    fx_begin(f);
     fx_in_db(f, "A", "EUR", 0, 0, 0);
     fx_in_db(f, "B", "EUR", 0, 0, 0);
-    decide(f);
+    fx_decide(f);
     assert_int_equal(f->p[0]->outcome, WOUT_DEAD);
     assert_posted(f->p[1]);
     assert_int_equal(f->p[2]->outcome, WOUT_DEAD);
@@ -539,11 +528,11 @@ static void test_aggregated_deltas(void **state)
         else
             fx_xfer(f, id[k], "Y", "HOT", (int64_t)k + 1);
     }
-    begin(f);
+    fx_begin(f);
     struct payq_rules_acct *hot = fx_in_db(f, "HOT", "EUR", DBT, 0, 0);
     fx_in_db(f, "X", "EUR", 0, 0, 0);
     fx_in_db(f, "Y", "EUR", 0, 0, 0);
-    decide(f);
+    fx_decide(f);
     for (size_t k = 0; k < 20; k++)
         assert_posted(f->p[k]);
     /* credits 1+3+...+19 = 100; debits 1+3+...+19 = 100 */
@@ -558,16 +547,16 @@ static void test_reset_between_batches(void **state)
 {
     struct fx *f = *state;
     fx_xfer(f, "T-1", "A", "B", 5);
-    begin(f);
+    fx_begin(f);
     fx_in_db(f, "A", "EUR", 0, 0, 0);
     fx_in_db(f, "B", "EUR", 0, 0, 0);
-    decide(f);
+    fx_decide(f);
     assert_posted(f->p[0]);
     f->n = 0;
     fx_xfer(f, "T-1", "A", "B", 5); /* not booked in this batch's view */
-    begin(f);
+    fx_begin(f);
     assert_null(payq_rules_acct(&f->r, "C"));
-    decide(f);
+    fx_decide(f);
     assert_rejected(f->p[0], "account_not_found"); /* no in_db carried over */
     assert_acct(f, "A", 0, 0, 0, 0);
 }
