@@ -75,6 +75,18 @@ stop_run() {
         fi
         tail -n 5 "$TMP/$case.err" | sed 's/^/#   /'
         why_failed "$TMP/$case.err"
+        # Where it waits instead (seen twice in CI: still going, after one
+        # ledger_caught_up, no session of it waiting on a lock).
+        local port
+        for port in $PG_PORTS; do
+            node_sql "$port" "SELECT '$port ' || pg_is_in_recovery() || ' replayed ' ||
+                    coalesce(pg_last_wal_replay_lsn()::text, '-') || ' ' ||
+                    coalesce(string_agg(application_name || ' ' || state || ' ' ||
+                        coalesce(wait_event_type || ':' || wait_event, 'on cpu') || ' ' ||
+                        left(regexp_replace(query, '\s+', ' ', 'g'), 70), ' | '), 'no run session')
+                FROM pg_stat_activity WHERE application_name LIKE 'payq-reconciler%'" 2>&1 |
+                sed 's/^/#   node /'
+        done
         kill -9 "$pid" 2>/dev/null
         wait "$pid" 2>/dev/null
         return
